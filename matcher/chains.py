@@ -1,0 +1,291 @@
+"""Chain maps (region, chains, segments, declared gaps) and the analysis of local strength.
+
+A local enterprise belongs to a segment when its profile is close enough to the segment text:
+similarity at least ``threshold`` and within ``margin`` of its best segment (so a firm that spans
+two or three segments counts in each, and a generic firm counts in none). A segment's local
+strength is the number of local enterprises assigned to it; a segment with none is *missing*, one
+below ``max(weak_min_count, weak_median_ratio * median strength of its chain)`` is *weak*. Missing
+and weak segments plus staff-declared gaps form the gap list. The threshold and margin are
+calibrated against the sample generator's segment labels (benchmarks/calibrate_segments.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from matcher import schemas as S
+from matcher.errors import ConfigError, UnknownEntityError
+
+MAX_SEGMENTS_PER_ENTERPRISE = 3
+PRIORITY_SEVERITY = {"high": 0.9, "medium": 0.6, "low": 0.3}
+
+
+class Policy(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    id: str
+    name: str
+    name_zh: str = ""
+    requires_qualifications: list[str] = []
+    chains: list[str] = []
+
+
+class Region(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    id: str
+    name: str
+    name_zh: str = ""
+    city: str
+    province: str
+    country: str
+    lat: float = Field(ge=-90, le=90)
+    lon: float = Field(ge=-180, le=180)
+    metro_area: list[str] = []
+    nearby_provinces: list[str] = []
+    policies: list[Policy] = []
+
+
+class Segment(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
+    name: str
+    name_zh: str = ""
+    stage: Literal["upstream", "midstream", "downstream"]
+    description: str = Field(min_length=20)
+    keywords: list[str] = []
+    supplies: list[str] = []
+
+    @property
+    def text(self) -> str:
+        """The text a segment is matched by (embedded and lexically searched)."""
+        keywords = f" Keywords: {', '.join(self.keywords)}." if self.keywords else ""
+        return f"{self.name}. {self.description.strip()}{keywords}"
+
+
+class DeclaredGap(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
+    segment: str | None = None
+    text: str | None = None
+    priority: Literal["high", "medium", "low"] = "medium"
+    note: str = ""
+
+    @model_validator(mode="after")
+    def _segment_or_text(self) -> "DeclaredGap":
+        if (self.segment is None) == (self.text is None):
+            raise ValueError("give exactly one of 'segment' or 'text'")
+        return self
+
+
+class Chain(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
+    name: str
+    name_zh: str = ""
+    kind: Literal["pillar", "emerging"]
+    leader: str
+    segments: list[Segment] = Field(min_length=1)
+    gaps: list[DeclaredGap] = []
+
+    @model_validator(mode="after")
+    def _references(self) -> "Chain":
+        ids = [s.id for s in self.segments]
+        dup = sorted({i for i in ids if ids.count(i) > 1})
+        if dup:
+            raise ValueError(f"duplicate segment ids {dup}")
+        for segment in self.segments:
+            unknown = sorted(set(segment.supplies) - set(ids))
+            if unknown:
+                raise ValueError(f"segment '{segment.id}' supplies unknown segments {unknown}")
+        for gap in self.gaps:
+            if gap.segment is not None and gap.segment not in ids:
+                raise ValueError(f"declared gap '{gap.id}' names unknown segment '{gap.segment}'")
+        return self
+
+
+class ChainMap(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    region: Region
+    chains: list[Chain] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique(self) -> "ChainMap":
+        for what, ids in (
+            ("chain", [c.id for c in self.chains]),
+            ("segment", [s.id for c in self.chains for s in c.segments]),
+            ("declared gap", [g.id for c in self.chains for g in c.gaps]),
+        ):
+            dup = sorted({i for i in ids if ids.count(i) > 1})
+            if dup:
+                raise ValueError(f"duplicate {what} ids {dup}")
+        return self
+
+    def chain(self, chain_id: str) -> Chain:
+        for chain in self.chains:
+            if chain.id == chain_id:
+                return chain
+        raise UnknownEntityError(
+            f"chain '{chain_id}' not found; known chains: {', '.join(c.id for c in self.chains)}"
+        )
+
+    def segments(self) -> list[tuple[Chain, Segment]]:
+        return [(c, s) for c in self.chains for s in c.segments]
+
+
+def load_chain_map(path: str | Path) -> ChainMap:
+    """Read and validate a chain map YAML; errors name the file and the offending key."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: chain map not found")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        return ChainMap.model_validate(raw)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "(top level)"
+        raise ConfigError(f"{path}: {where}: {first['msg']}") from None
+
+
+@dataclass
+class ChainAnalysis:
+    """Segment strengths, assignments and the gap list of a region."""
+
+    segments: pd.DataFrame  # one row per segment
+    assignments: pd.DataFrame  # enterprise_id, chain_id, segment_id, similarity
+    gaps: list[dict] = field(default_factory=list)
+
+
+def assign_segments(
+    similarities: np.ndarray, threshold: float, margin: float, max_per_row: int = MAX_SEGMENTS_PER_ENTERPRISE
+) -> np.ndarray:
+    """Boolean (n_enterprises, n_segments) membership from similarities (see module docstring)."""
+    if similarities.size == 0:
+        return np.zeros(similarities.shape, dtype=bool)
+    best = similarities.max(axis=1, keepdims=True)
+    member = (similarities >= threshold) & (similarities >= best - margin)
+    if max_per_row < similarities.shape[1]:
+        rank = np.argsort(np.argsort(-similarities, axis=1), axis=1)
+        member &= rank < max_per_row
+    return member
+
+
+def analyse_chains(
+    chain_map: ChainMap,
+    local: pd.DataFrame,
+    local_vectors: np.ndarray,
+    segment_vectors: np.ndarray,
+    threshold: float,
+    margin: float,
+    weak_min_count: int,
+    weak_median_ratio: float,
+) -> ChainAnalysis:
+    """Assign local enterprises to segments, measure strength, and list the gaps.
+
+    Parameters
+    ----------
+    local : DataFrame
+        Local, non-closed enterprises (``enterprise_id``, ``name``, ``employees``).
+    local_vectors : ndarray of shape (len(local), dim), float32
+    segment_vectors : ndarray of shape (n_segments, dim), float32
+        In the order of ``chain_map.segments()``.
+    """
+    pairs = chain_map.segments()
+    sims = local_vectors @ segment_vectors.T if len(local) else np.zeros((0, len(pairs)), np.float32)
+    member = assign_segments(sims, threshold, margin)
+    rows, cols = np.nonzero(member)
+    assignments = pd.DataFrame(
+        {
+            S.ENTERPRISE_ID: local[S.ENTERPRISE_ID].to_numpy()[rows],
+            "name": local[S.NAME].to_numpy()[rows],
+            "chain_id": [pairs[j][0].id for j in cols],
+            "segment_id": [pairs[j][1].id for j in cols],
+            "similarity": sims[rows, cols].astype(float),
+        }
+    )
+    counts = member.sum(axis=0)
+    segments = pd.DataFrame(
+        {
+            "chain_id": [c.id for c, _ in pairs],
+            "segment_id": [s.id for _, s in pairs],
+            "name": [s.name for _, s in pairs],
+            "name_zh": [s.name_zh for _, s in pairs],
+            "stage": [s.stage for _, s in pairs],
+            "strength": counts.astype(int),
+        }
+    )
+    medians = segments.groupby("chain_id")["strength"].transform("median")
+    segments["weak_below"] = np.maximum(weak_min_count, np.ceil(weak_median_ratio * medians)).astype(int)
+    segments["status"] = np.select(
+        [segments["strength"] == 0, segments["strength"] < segments["weak_below"]],
+        ["missing", "weak"],
+        "strong",
+    )
+    return ChainAnalysis(segments=segments, assignments=assignments, gaps=_gap_list(chain_map, segments))
+
+
+def _gap_list(chain_map: ChainMap, segments: pd.DataFrame) -> list[dict]:
+    by_segment = segments.set_index("segment_id")
+    declared_by_segment = {
+        g.segment: g for c in chain_map.chains for g in c.gaps if g.segment is not None
+    }
+    gaps = []
+    for chain, segment in chain_map.segments():
+        row = by_segment.loc[segment.id]
+        declared = declared_by_segment.get(segment.id)
+        if row["status"] == "strong" and declared is None:
+            continue
+        if row["status"] == "missing":
+            kind, severity = "missing", 1.0
+        elif row["status"] == "weak":
+            kind = "weak"
+            severity = round(0.5 + 0.4 * (1 - row["strength"] / row["weak_below"]), 3)
+        else:
+            kind, severity = "declared", 0.0
+        if declared is not None:
+            severity = max(severity, PRIORITY_SEVERITY[declared.priority])
+        gaps.append(
+            {
+                "gap_id": f"{chain.id}.{segment.id}",
+                "chain_id": chain.id,
+                "segment_id": segment.id,
+                "kind": kind,
+                "severity": severity,
+                "text": segment.text,
+                "title": segment.name,
+                "stage": segment.stage,
+                "strength": int(row["strength"]),
+                "declared": declared is not None,
+                "priority": declared.priority if declared else None,
+                "note": declared.note if declared else "",
+            }
+        )
+    for chain in chain_map.chains:
+        for gap in chain.gaps:
+            if gap.text is None:
+                continue
+            gaps.append(
+                {
+                    "gap_id": f"{chain.id}.{gap.id}",
+                    "chain_id": chain.id,
+                    "segment_id": None,
+                    "kind": "declared",
+                    "severity": PRIORITY_SEVERITY[gap.priority],
+                    "text": gap.text,
+                    "title": gap.text.split(".")[0][:80],
+                    "stage": None,
+                    "strength": None,
+                    "declared": True,
+                    "priority": gap.priority,
+                    "note": gap.note,
+                }
+            )
+    gaps.sort(key=lambda g: (-g["severity"], g["chain_id"], g["gap_id"]))
+    return gaps

@@ -1,0 +1,155 @@
+"""FAISS inner-product index over L2-normalised float32 vectors, with stable enterprise ids.
+
+The index is ``IDMap2`` around the factory's index, so each vector carries a stable 63-bit id
+derived from its ``enterprise_id`` (a refresh can remove and add by id). Internally, position
+``i`` of the wrapped index is row ``i`` of the artifact's enterprise table; searches run on
+positions so filters are a bitmap over that table.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import faiss
+import numpy as np
+
+from matcher.errors import ArtifactCorruptError, ConfigError
+
+EXACT_FACTORY = "IDMap2,Flat"
+APPROXIMATE_FACTORY = "IDMap2,HNSW32,Flat"
+# Below this share of allowed enterprises an approximate filtered search loses recall; an exact
+# scan of the allowed rows is then both exact and cheap.
+SELECTIVE_FILTER_SHARE = 0.2
+
+
+def enterprise_faiss_ids(enterprise_ids) -> np.ndarray:
+    """Stable int64 ids: the first 8 bytes of sha256(enterprise_id), top bit cleared."""
+    out = np.empty(len(enterprise_ids), dtype=np.int64)
+    for i, eid in enumerate(enterprise_ids):
+        digest = hashlib.sha256(str(eid).encode("utf-8")).digest()[:8]
+        out[i] = int.from_bytes(digest, "big") & 0x7FFF_FFFF_FFFF_FFFF
+    return out
+
+
+def choose_factory(n_vectors: int, exact_max: int, override: str | None = None) -> str:
+    """The FAISS factory string: the setting when given, else exact up to ``exact_max`` vectors."""
+    if override:
+        return override if override.startswith("IDMap") else f"IDMap2,{override}"
+    return EXACT_FACTORY if n_vectors <= exact_max else APPROXIMATE_FACTORY
+
+
+def build_index(vectors: np.ndarray, ids: np.ndarray, factory: str, ef_search: int = 128) -> faiss.Index:
+    """Build an inner-product index.
+
+    Parameters
+    ----------
+    vectors : ndarray of shape (n, dim), float32, L2-normalised
+    ids : ndarray of shape (n,), int64
+    factory : str
+        FAISS factory string, ``IDMap2,...``.
+    """
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    try:
+        index = faiss.index_factory(vectors.shape[1], factory, faiss.METRIC_INNER_PRODUCT)
+    except RuntimeError as exc:
+        raise ConfigError(f"index_factory '{factory}' is not a valid FAISS factory string: {exc}") from None
+    if not index.is_trained:
+        index.train(vectors)
+    index.add_with_ids(vectors, np.asarray(ids, dtype=np.int64))
+    set_search_params(index, ef_search)
+    return index
+
+
+def set_search_params(index: faiss.Index, ef_search: int) -> None:
+    inner = faiss.downcast_index(index.index) if hasattr(index, "index") else index
+    if isinstance(inner, faiss.IndexHNSW):
+        inner.hnsw.efSearch = ef_search
+    if isinstance(inner, faiss.IndexIVF):
+        inner.nprobe = max(1, ef_search // 4)
+
+
+def save_index(index: faiss.Index, path: Path) -> None:
+    faiss.write_index(index, str(path))
+
+
+def load_index(path: Path, ef_search: int = 128) -> faiss.Index:
+    try:
+        index = faiss.read_index(str(path))
+    except RuntimeError as exc:
+        raise ArtifactCorruptError(f"{path}: not a readable FAISS index ({str(exc).splitlines()[0]})") from None
+    set_search_params(index, ef_search)
+    return index
+
+
+class VectorSearcher:
+    """Exact-count top-k inner-product search over index positions, with an optional filter.
+
+    Parameters
+    ----------
+    index : faiss.Index
+        ``IDMap2`` index whose position ``i`` is row ``i`` of ``vectors``.
+    vectors : ndarray of shape (n, dim), float32
+        The same vectors, for exact scans of filtered subsets.
+    """
+
+    def __init__(self, index: faiss.Index, vectors: np.ndarray):
+        self.index = index
+        self.inner = faiss.downcast_index(index.index)
+        self.vectors = vectors
+        self.exact = isinstance(self.inner, faiss.IndexFlat)
+
+    def __len__(self) -> int:
+        return int(self.index.ntotal)
+
+    def search(self, query: np.ndarray, k: int, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Top ``k`` positions by inner product among ``allowed`` ones.
+
+        Returns ``min(k, number allowed)`` results, best first: (positions int64, scores float32).
+        """
+        query = np.ascontiguousarray(query, dtype=np.float32).reshape(1, -1)
+        n = len(self)
+        n_allowed = n if allowed is None else int(allowed.sum())
+        k = min(k, n_allowed)
+        if k <= 0:
+            return np.zeros(0, np.int64), np.zeros(0, np.float32)
+        if allowed is not None and (self.exact or n_allowed < SELECTIVE_FILTER_SHARE * n):
+            return self._scan(query[0], k, np.flatnonzero(allowed))
+        params = None
+        if allowed is not None:
+            bitmap = np.packbits(allowed.astype(np.uint8), bitorder="little")
+            selector = faiss.IDSelectorBitmap(n, faiss.swig_ptr(bitmap))
+            if isinstance(self.inner, faiss.IndexHNSW):
+                params = faiss.SearchParametersHNSW(sel=selector, efSearch=max(self.inner.hnsw.efSearch, k))
+            else:
+                params = faiss.SearchParameters(sel=selector)
+        elif isinstance(self.inner, faiss.IndexHNSW) and self.inner.hnsw.efSearch < k:
+            params = faiss.SearchParametersHNSW(efSearch=k)
+        scores, positions = self.inner.search(query, k, params=params)
+        found = positions[0] >= 0
+        if found.sum() < k:
+            # The graph ran dry under this filter: fall back to an exact scan so the caller still
+            # gets k results whenever k allowed enterprises exist.
+            candidates = np.flatnonzero(allowed) if allowed is not None else np.arange(n)
+            return self._scan(query[0], k, candidates)
+        return positions[0].astype(np.int64), scores[0]
+
+    def _scan(self, query: np.ndarray, k: int, candidates: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if len(candidates) == len(self.vectors):
+            scores = self.vectors @ query
+        else:
+            scores = self.vectors[candidates] @ query
+        top = top_k(scores, k)
+        return candidates[top].astype(np.int64), scores[top].astype(np.float32)
+
+
+def top_k(scores: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the ``k`` largest scores, best first (ties: lower index first)."""
+    k = min(k, len(scores))
+    if k <= 0:
+        return np.zeros(0, np.int64)
+    if k < len(scores):
+        part = np.argpartition(-scores, k - 1)[:k]
+    else:
+        part = np.arange(len(scores))
+    return part[np.lexsort((part, -scores[part]))]

@@ -1,0 +1,54 @@
+"""The one settings object. Only entry points build it; the library takes plain arguments."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    """Every field can be overridden by ``MATCHER_<FIELD>`` or a CLI option."""
+
+    model_config = SettingsConfigDict(env_prefix="MATCHER_", extra="ignore")
+
+    home: Path = Field(Path("."), description="workspace: snapshots, artifacts, caches")
+    chain_map: Path = Field(PROJECT_ROOT / "data" / "chains" / "yangpu.yaml")
+    embedding_model: str = Field(
+        "all-MiniLM-L6-v2", description="packaged model name or a local directory"
+    )
+    embedding_precision: Literal["auto", "fp32", "bf16"] = "auto"
+    embedding_batch_size: int = Field(64, ge=1, le=4096)
+    index_factory: str | None = Field(None, description="FAISS factory string; None: by size")
+    exact_index_max: int = Field(
+        50_000, ge=0, description="largest universe served by an exact (flat) index"
+    )
+    hnsw_ef_search: int = Field(128, ge=8)
+    keep_versions: int = Field(5, ge=1)
+    max_bad_row_share: float = Field(0.05, ge=0.0, le=1.0)
+    retrieval_depth: int = Field(200, ge=10, description="candidates taken from each signal")
+    rrf_k: int = Field(60, ge=1)
+    segment_threshold: float = Field(0.40, ge=-1.0, le=1.0)
+    segment_margin: float = Field(0.06, ge=0.0, le=2.0)
+    weak_min_count: int = Field(3, ge=1)
+    weak_median_ratio: float = Field(0.25, ge=0.0, le=1.0)
+
+    @property
+    def snapshots_dir(self) -> Path:
+        return self.home / "models" / "snapshots"
+
+    @property
+    def artifacts_dir(self) -> Path:
+        return self.home / "models" / "matcher"
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.home / "models" / "cache"
+
+    @property
+    def samples_dir(self) -> Path:
+        return self.home / "data" / "samples"

@@ -1,0 +1,1 @@
+"""Pipeline steps (a function each, named for what it produces) and the ``matcher`` CLI."""

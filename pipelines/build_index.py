@@ -1,0 +1,201 @@
+"""Build step: snapshot -> embeddings -> FAISS + BM25 indexes -> chain analysis -> published version."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import faiss
+import numpy as np
+import pandas as pd
+
+import matcher
+from matcher import artifacts, catalog as C, schemas as S
+from matcher.chains import analyse_chains, load_chain_map
+from matcher.errors import ArtifactCorruptError
+from matcher.embedding import EmbeddingCache, Encoder, encode_cached
+from matcher.index import build_index, choose_factory, enterprise_faiss_ids, save_index
+from matcher.lexical import LexicalIndex
+from matcher.snapshot import find_snapshot, load_enterprises, profile_texts
+
+Progress = Callable[[str, int], Callable[[int], None]]
+
+
+@dataclass(frozen=True)
+class BuildConfig:
+    """Plain values a build needs (the CLI fills them from Settings)."""
+
+    snapshots_dir: Path
+    artifacts_dir: Path
+    cache_dir: Path
+    chain_map: Path
+    embedding_model: str = "all-MiniLM-L6-v2"
+    embedding_precision: str = "auto"
+    embedding_batch_size: int = 64
+    index_factory: str | None = None
+    exact_index_max: int = 50_000
+    hnsw_ef_search: int = 128
+    keep_versions: int = 5
+    segment_threshold: float = 0.40
+    segment_margin: float = 0.06
+    weak_min_count: int = 3
+    weak_median_ratio: float = 0.25
+
+
+def library_versions() -> dict[str, str]:
+    import sentence_transformers
+    import sklearn
+    import torch
+
+    return {
+        "matcher": matcher.__version__,
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "pandas": pd.__version__,
+        "faiss": faiss.__version__,
+        "torch": torch.__version__,
+        "sentence_transformers": sentence_transformers.__version__,
+        "scikit_learn": sklearn.__version__,
+    }
+
+
+def _no_progress(_label: str, _total: int) -> Callable[[int], None]:
+    return lambda _n: None
+
+
+def build(
+    config: BuildConfig,
+    snapshot_id: str | None = None,
+    encoder: Encoder | None = None,
+    progress: Progress = _no_progress,
+    now: datetime | None = None,
+) -> tuple[str, dict]:
+    """Build and publish a new artifact version from a snapshot (the newest by default).
+
+    Returns
+    -------
+    version : str
+    manifest : dict
+    """
+    started = time.perf_counter()
+    now = now or datetime.now(timezone.utc)
+    timings: dict[str, float] = {}
+    snapshot = find_snapshot(config.snapshots_dir, snapshot_id)
+    chain_map = load_chain_map(config.chain_map)
+    enterprises = load_enterprises(snapshot)
+    enterprises.insert(0, S.FAISS_ID, enterprise_faiss_ids(enterprises[S.ENTERPRISE_ID]))
+    texts = profile_texts(enterprises)
+
+    t = time.perf_counter()
+    encoder = encoder or Encoder(config.embedding_model, config.embedding_precision, config.embedding_batch_size)
+    cache = EmbeddingCache(config.cache_dir / "embeddings" / encoder.key, encoder.dim)
+    hashes = list(enterprises[S.PROFILE_HASH])
+    todo = len({hashes[i] for i in cache.missing(hashes)})
+    vectors, embedded = encode_cached(
+        encoder, cache, texts, hashes, progress=progress("embedding profiles", todo)
+    )
+    timings["embed_s"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    factory = choose_factory(len(enterprises), config.exact_index_max, config.index_factory)
+    index = build_index(vectors, enterprises[S.FAISS_ID].to_numpy(), factory, config.hnsw_ef_search)
+    timings["index_s"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    lexical = LexicalIndex.build(texts)
+    timings["lexical_s"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    pairs = chain_map.segments()
+    segment_vectors = encoder.encode([s.text for _, s in pairs])
+    local_mask = enterprises[S.IS_LOCAL].to_numpy(dtype=bool) & ~enterprises[S.STATUS_CLASS].isin(S.NOT_PROSPECTS).to_numpy()
+    analysis = analyse_chains(
+        chain_map, enterprises[local_mask], vectors[local_mask], segment_vectors,
+        config.segment_threshold, config.segment_margin, config.weak_min_count, config.weak_median_ratio,
+    )
+    segment_row = {s.id: i for i, (_, s) in enumerate(pairs)}
+    free_text = [g["text"] for g in analysis.gaps if g["segment_id"] is None]
+    free_vectors = iter(encoder.encode(free_text)) if free_text else iter(())
+    gap_vectors = np.stack(
+        [segment_vectors[segment_row[g["segment_id"]]] if g["segment_id"] else next(free_vectors) for g in analysis.gaps]
+    ) if analysis.gaps else np.zeros((0, encoder.dim), np.float32)
+    timings["chains_s"] = time.perf_counter() - t
+
+    chain_sha = hashlib.sha256(config.chain_map.read_bytes()).hexdigest()
+    fingerprint = hashlib.sha256(
+        f"{snapshot.manifest['data_sha256']}|{chain_sha}|{encoder.key}|{factory}".encode()
+    ).hexdigest()
+    version = artifacts.new_version(now, fingerprint)
+    while (config.artifacts_dir / version).exists():
+        now = datetime.fromtimestamp(now.timestamp() + 1, timezone.utc)
+        version = artifacts.new_version(now, fingerprint)
+
+    staged = artifacts.staging_dir(config.artifacts_dir, version)
+    try:
+        save_index(index, staged / C.INDEX_FILE)
+        np.save(staged / C.VECTORS_FILE, vectors)
+        enterprises.to_parquet(staged / C.ENTERPRISES_FILE, index=False)
+        lexical.save(staged / C.LEXICAL_DIR)
+        shutil.copyfile(config.chain_map, staged / C.CHAIN_MAP_FILE)
+        analysis.segments.to_parquet(staged / C.SEGMENTS_FILE, index=False)
+        analysis.assignments.to_parquet(staged / C.ASSIGNMENTS_FILE, index=False)
+        (staged / C.GAPS_FILE).write_text(json.dumps(analysis.gaps, indent=2, ensure_ascii=False))
+        np.save(staged / C.GAP_VECTORS_FILE, gap_vectors.astype(np.float32))
+        timings["total_s"] = time.perf_counter() - started
+        manifest = {
+            "created_at": now.isoformat(timespec="seconds"),
+            "snapshot": {
+                "snapshot_id": snapshot.snapshot_id,
+                "data_sha256": snapshot.manifest["data_sha256"],
+                "source": snapshot.manifest["source"],
+            },
+            "chain_map": {"path": str(config.chain_map), "sha256": chain_sha, "region": chain_map.region.id},
+            "embedding": {
+                "model": encoder.model_name,
+                "model_path": str(encoder.model_path),
+                "precision": encoder.precision,
+                "dim": encoder.dim,
+                "key": encoder.key,
+                "batch_size": encoder.batch_size,
+            },
+            "index": {
+                "factory": factory,
+                "ntotal": int(index.ntotal),
+                "exact": factory == "IDMap2,Flat",
+                "hnsw_ef_search": config.hnsw_ef_search,
+            },
+            "counts": {
+                "enterprises": len(enterprises),
+                "local": int(enterprises[S.IS_LOCAL].sum()),
+                "embedded": embedded,
+                "reused_vectors": len(enterprises) - embedded,
+                "segments": len(pairs),
+                "gaps": len(analysis.gaps),
+                "assigned_local": int(analysis.assignments[S.ENTERPRISE_ID].nunique()),
+            },
+            "segment_assignment": {
+                "threshold": config.segment_threshold,
+                "margin": config.segment_margin,
+                "weak_min_count": config.weak_min_count,
+                "weak_median_ratio": config.weak_median_ratio,
+            },
+            "timings": {k: round(v, 3) for k, v in timings.items()},
+            "libraries": library_versions(),
+        }
+        manifest = artifacts.write_manifest(staged, version, manifest)
+        # Reload everything that was written, checked against the manifest, before it is visible.
+        check = C.Catalog.load(staged)
+        if len(check.enterprises) != check.searcher.index.ntotal or len(check.gaps) != len(check.gap_vectors):
+            raise ArtifactCorruptError(f"{staged}: index, enterprise table and gaps disagree")
+        artifacts.publish(config.artifacts_dir, staged, version, config.keep_versions)
+    except BaseException:
+        shutil.rmtree(staged, ignore_errors=True)
+        raise
+    return version, manifest

@@ -1,0 +1,98 @@
+"""The ``matcher`` command line. Thin: it builds Settings, calls pipeline steps, prints results."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.table import Table
+
+from matcher.errors import ConfigError, MatcherError
+from matcher.settings import PROJECT_ROOT, Settings
+
+app = typer.Typer(
+    help="Chain Matcher: find enterprises outside the district that would fill its industrial-chain gaps.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+out = Console()
+err = Console(stderr=True)
+
+HomeOption = Annotated[
+    Optional[Path],
+    typer.Option("--home", help="Workspace for snapshots and artifacts [env: MATCHER_HOME; default: .]"),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+TopOption = Annotated[int, typer.Option("--top", min=1, max=1000, help="How many results.")]
+
+
+def settings_for(home: Path | None, **overrides) -> Settings:
+    """Settings from MATCHER_* variables, with CLI options on top."""
+    values = {k: v for k, v in overrides.items() if v is not None}
+    if home is not None:
+        values["home"] = home
+    try:
+        return Settings(**values)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        name = str(first["loc"][0]) if first["loc"] else "?"
+        raise ConfigError(f"setting {name} (MATCHER_{name.upper()}): {first['msg']}") from None
+
+
+def progress_factory(label_prefix: str = ""):
+    """Progress bars on a terminal, periodic log lines otherwise."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    def make(label: str, total: int):
+        if total <= 0:
+            return lambda _n: None
+        if err.is_terminal:
+            bar = Progress(TextColumn(label_prefix + label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=err, transient=True)
+            task = bar.add_task(label, total=total)
+            bar.start()
+            state = {"done": 0}
+
+            def advance(n: int) -> None:
+                state["done"] += n
+                bar.update(task, advance=n)
+                if state["done"] >= total:
+                    bar.stop()
+
+            return advance
+        state = {"done": 0, "next": 0.0}
+
+        def log(n: int) -> None:
+            state["done"] += n
+            share = state["done"] / total
+            if share >= state["next"] or state["done"] >= total:
+                err.print(json.dumps({"event": "progress", "step": label, "done": state["done"], "total": total}))
+                state["next"] = share + 0.1
+
+        return log
+
+    return make
+
+
+def emit_json(payload) -> None:
+    sys.stdout.write(json.dumps(payload, ensure_ascii=False, default=str) + "\n")
+
+
+from pipelines import commands  # noqa: E402,F401  (registers the commands)
+
+
+def main() -> None:
+    """Console-script entry: one readable line and a non-zero exit for every MatcherError."""
+    try:
+        app()
+    except MatcherError as exc:
+        err.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        err.print("interrupted", markup=False)
+        sys.exit(130)

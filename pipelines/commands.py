@@ -1,0 +1,348 @@
+"""The ``matcher`` subcommands."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.table import Table
+
+from matcher import artifacts
+from matcher.catalog import Catalog
+from matcher.errors import SchemaError
+from matcher.mapping import load_mapping
+from matcher.retrieval import Filters, records
+from matcher.settings import PROJECT_ROOT, Settings
+from matcher.snapshot import ingest as ingest_snapshot
+from pipelines.build_index import BuildConfig, build as build_version
+from pipelines.cli import HomeOption, JsonOption, TopOption, app, emit_json, err, out, progress_factory, settings_for
+
+SAMPLE_MAPPING = PROJECT_ROOT / "data" / "mappings" / "sample.yaml"
+
+CountryOpt = Annotated[Optional[list[str]], typer.Option("--country", help="Only these countries (ISO code as in the data); repeatable.")]
+ProvinceOpt = Annotated[Optional[list[str]], typer.Option("--province", help="Only these provinces/states; repeatable.")]
+MinEmpOpt = Annotated[Optional[int], typer.Option("--min-employees", min=0, help="At least this many employees (unknown counts are excluded).")]
+MaxEmpOpt = Annotated[Optional[int], typer.Option("--max-employees", min=0, help="At most this many employees (unknown counts are excluded).")]
+FoundedOpt = Annotated[Optional[int], typer.Option("--founded-after", help="Founded after this year (exclusive).")]
+QualOpt = Annotated[Optional[list[str]], typer.Option("--qualification", help="Must hold this qualification; repeatable (all required).")]
+LocalOpt = Annotated[bool, typer.Option("--include-local", help="Also return enterprises inside the region.")]
+ClosedOpt = Annotated[bool, typer.Option("--include-closed", help="Also return closed enterprises.")]
+
+
+def make_filters(country, province, min_employees, max_employees, founded_after, qualification, include_local, include_closed) -> Filters:
+    return Filters(
+        countries=tuple(country or ()),
+        provinces=tuple(province or ()),
+        min_employees=min_employees,
+        max_employees=max_employees,
+        founded_after=founded_after,
+        qualifications=tuple(qualification or ()),
+        include_local=include_local,
+        include_closed=include_closed,
+    )
+
+
+def load_catalog(settings: Settings, version: str | None = None) -> Catalog:
+    return Catalog.load(
+        artifacts.version_dir(settings.artifacts_dir, version),
+        ef_search=settings.hnsw_ef_search,
+        depth=settings.retrieval_depth,
+        rrf_k=settings.rrf_k,
+    )
+
+
+def build_config(settings: Settings, chain_map: Path | None = None) -> BuildConfig:
+    return BuildConfig(
+        snapshots_dir=settings.snapshots_dir,
+        artifacts_dir=settings.artifacts_dir,
+        cache_dir=settings.cache_dir,
+        chain_map=chain_map or settings.chain_map,
+        embedding_model=settings.embedding_model,
+        embedding_precision=settings.embedding_precision,
+        embedding_batch_size=settings.embedding_batch_size,
+        index_factory=settings.index_factory,
+        exact_index_max=settings.exact_index_max,
+        hnsw_ef_search=settings.hnsw_ef_search,
+        keep_versions=settings.keep_versions,
+        segment_threshold=settings.segment_threshold,
+        segment_margin=settings.segment_margin,
+        weak_min_count=settings.weak_min_count,
+        weak_median_ratio=settings.weak_median_ratio,
+    )
+
+
+@app.command()
+def sample(
+    n: Annotated[int, typer.Option("--n", min=100, max=2_000_000, help="Number of enterprises.")] = 20_000,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed (same seed, same data).")] = 7,
+    out_dir: Annotated[Optional[Path], typer.Option("--out", help="Output directory [default: HOME/data/samples].")] = None,
+    home: HomeOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Generate the synthetic enterprise universe of the sample region (Yangpu, Shanghai)."""
+    from pipelines.make_sample import write_sample
+
+    settings = settings_for(home)
+    target = out_dir or settings.samples_dir
+    files = write_sample(target, n=n, seed=seed, chain_map_path=settings.chain_map)
+    if as_json:
+        emit_json({k: str(v) for k, v in files.items()})
+    else:
+        for what, path in files.items():
+            out.print(f"{what}: {path}")
+
+
+@app.command()
+def ingest(
+    source: Annotated[Path, typer.Argument(help="CSV, Parquet or JSONL file of enterprises.")],
+    mapping: Annotated[Path, typer.Option("--mapping", help="YAML column mapping (see data/mappings/).")],
+    home: HomeOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Validate a source into a new dated snapshot; bad rows go to its quarantine file."""
+    settings = settings_for(home)
+    info = ingest_snapshot(source, load_mapping(mapping), settings.snapshots_dir, settings.max_bad_row_share, mapping_path=mapping)
+    counts = info.manifest["counts"]
+    if as_json:
+        emit_json({"snapshot_id": info.snapshot_id, "path": str(info.path), "counts": counts})
+        return
+    out.print(
+        f"snapshot {info.snapshot_id}: {counts['enterprises']} enterprises "
+        f"({counts['local']} local), {counts['quarantined_rows']} of {counts['rows_in']} rows quarantined"
+    )
+    if counts["quarantined_rows"]:
+        out.print(f"quarantine: {info.path / 'quarantine.csv'}")
+
+
+@app.command()
+def build(
+    snapshot: Annotated[Optional[str], typer.Option("--snapshot", help="Snapshot id [default: newest].")] = None,
+    chain_map: Annotated[Optional[Path], typer.Option("--chain-map", help="Chain map YAML [env: MATCHER_CHAIN_MAP].")] = None,
+    model: Annotated[Optional[str], typer.Option("--model", help="Embedding model name or local path [env: MATCHER_EMBEDDING_MODEL].")] = None,
+    index_factory: Annotated[Optional[str], typer.Option("--index-factory", help="FAISS factory string [default: by size].")] = None,
+    home: HomeOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Embed a snapshot, build the indexes and chain analysis, and publish a new version."""
+    settings = settings_for(home, embedding_model=model, index_factory=index_factory)
+    version, manifest = build_version(build_config(settings, chain_map), snapshot, progress=progress_factory())
+    if as_json:
+        emit_json(manifest)
+        return
+    c, t = manifest["counts"], manifest["timings"]
+    out.print(
+        f"published {version}: {c['enterprises']} enterprises, {c['embedded']} embedded "
+        f"({c['reused_vectors']} reused), index {manifest['index']['factory']}, "
+        f"{c['gaps']} gaps, {t['total_s']:.1f} s"
+    )
+
+
+@app.command()
+def versions(home: HomeOption = None, as_json: JsonOption = False) -> None:
+    """List published artifact versions (the current one marked)."""
+    settings = settings_for(home)
+    found = artifacts.list_versions(settings.artifacts_dir)
+    current = artifacts.current_version(settings.artifacts_dir) if found else None
+    if as_json:
+        emit_json({"current": current, "versions": found})
+        return
+    for version in found:
+        out.print(("* " if version == current else "  ") + version)
+
+
+@app.command()
+def chains(
+    home: HomeOption = None,
+    version: Annotated[Optional[str], typer.Option("--version", help="Artifact version [default: current].")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """The region's chains and segments with local strength and status."""
+    catalog = load_catalog(settings_for(home), version)
+    segments = catalog.segments
+    if as_json:
+        payload = []
+        for chain in catalog.chain_map.chains:
+            rows = segments[segments["chain_id"] == chain.id]
+            payload.append(
+                {
+                    "chain_id": chain.id, "name": chain.name, "name_zh": chain.name_zh, "kind": chain.kind,
+                    "leader": chain.leader,
+                    "segments": rows.drop(columns=["chain_id"]).to_dict(orient="records"),
+                }
+            )
+        emit_json({"region": catalog.chain_map.region.model_dump(), "version": catalog.version, "chains": payload})
+        return
+    for chain in catalog.chain_map.chains:
+        table = Table(title=f"{chain.name} ({chain.kind}) — chain leader: {chain.leader}", title_justify="left")
+        for column in ("segment", "stage", "local strength", "status"):
+            table.add_column(column)
+        for row in segments[segments["chain_id"] == chain.id].itertuples():
+            style = {"missing": "red", "weak": "yellow"}.get(row.status, "")
+            table.add_row(row.name, row.stage, str(row.strength), f"[{style}]{row.status}[/]" if style else row.status)
+        out.print(table)
+
+
+@app.command()
+def gaps(
+    chain: Annotated[Optional[str], typer.Option("--chain", help="Only this chain id.")] = None,
+    home: HomeOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """The gap list: missing and weak segments plus staff-declared gaps, most severe first."""
+    catalog = load_catalog(settings_for(home))
+    if chain is not None:
+        catalog.chain_map.chain(chain)  # unknown chain: clear error
+    found = [g for g in catalog.gaps if chain is None or g["chain_id"] == chain]
+    if as_json:
+        emit_json(found)
+        return
+    table = Table(title=f"Gaps ({catalog.version})", title_justify="left")
+    for column in ("gap_id", "kind", "severity", "local strength", "title"):
+        table.add_column(column)
+    for gap in found:
+        strength = "" if gap["strength"] is None else str(gap["strength"])
+        table.add_row(gap["gap_id"], gap["kind"], f"{gap['severity']:.2f}", strength, gap["title"])
+    out.print(table)
+
+
+def print_results(title: str, rows: list[dict]) -> None:
+    table = Table(title=title, title_justify="left")
+    for column in ("#", "enterprise", "location", "employees", "score", "similarity"):
+        table.add_column(column, overflow="fold")
+    for rank, row in enumerate(rows, start=1):
+        place = ", ".join(x for x in (row["city"], row["province"], row["country"]) if x)
+        employees = "" if row["employees"] is None else str(row["employees"])
+        table.add_row(str(rank), row["name"], place, employees, f"{row['score']:.3f}", f"{row['similarity']:.3f}")
+    out.print(table)
+
+
+@app.command()
+def prospects(
+    gap: Annotated[str, typer.Option("--gap", help="Gap id (see 'matcher gaps').")],
+    top: TopOption = 20,
+    country: CountryOpt = None, province: ProvinceOpt = None, min_employees: MinEmpOpt = None,
+    max_employees: MaxEmpOpt = None, founded_after: FoundedOpt = None, qualification: QualOpt = None,
+    include_local: LocalOpt = False, include_closed: ClosedOpt = False,
+    home: HomeOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Outside enterprises that would fill a gap, best first."""
+    catalog = load_catalog(settings_for(home))
+    filters = make_filters(country, province, min_employees, max_employees, founded_after, qualification, include_local, include_closed)
+    gap_info, _ = catalog.gap(gap)
+    rows = records(catalog.prospects(gap, top, filters))
+    if as_json:
+        emit_json({"query": {"gap_id": gap, "text": gap_info["text"], "top": top, "version": catalog.version}, "results": rows})
+    else:
+        print_results(f"Prospects for {gap} — {gap_info['title']}", rows)
+
+
+@app.command()
+def search(
+    text: Annotated[Optional[str], typer.Argument(help="Free-text description of the need.")] = None,
+    batch: Annotated[Optional[Path], typer.Option("--batch", help='JSONL of needs: {"id", "text", <filters>} per line.')] = None,
+    top: TopOption = 20,
+    country: CountryOpt = None, province: ProvinceOpt = None, min_employees: MinEmpOpt = None,
+    max_employees: MaxEmpOpt = None, founded_after: FoundedOpt = None, qualification: QualOpt = None,
+    include_local: LocalOpt = False, include_closed: ClosedOpt = False,
+    home: HomeOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Enterprises matching a free-text need (or many needs with --batch), best first."""
+    if (text is None) == (batch is None):
+        raise typer.BadParameter("give either TEXT or --batch FILE")
+    catalog = load_catalog(settings_for(home))
+    filters = make_filters(country, province, min_employees, max_employees, founded_after, qualification, include_local, include_closed)
+    if text is not None:
+        rows = records(catalog.search(text, top, filters))
+        if as_json:
+            emit_json({"query": {"text": text, "top": top, "version": catalog.version}, "results": rows})
+        else:
+            print_results(f"Search: {text[:80]}", rows)
+        return
+    needs, failures = read_needs(batch, filters)
+    valid = [n for n in needs if "error" not in n]
+    answers = iter(catalog.search_many([n["text"] for n in valid], top, [n["filters"] for n in valid]))
+    for need in needs:
+        if "error" in need:
+            emit_json({"id": need["id"], "error": need["error"]})
+        else:
+            emit_json({"id": need["id"], "results": records(next(answers))})
+    if failures:
+        err.print(f"error: {failures} of {len(needs)} needs in {batch} were invalid (see their 'error' lines)", markup=False)
+        raise typer.Exit(1)
+
+
+FILTER_KEYS = {
+    "country": "countries", "countries": "countries", "province": "provinces", "provinces": "provinces",
+    "min_employees": "min_employees", "max_employees": "max_employees", "founded_after": "founded_after",
+    "qualification": "qualifications", "qualifications": "qualifications",
+    "include_local": "include_local", "include_closed": "include_closed",
+}
+
+
+def read_needs(path: Path, defaults: Filters) -> tuple[list[dict], int]:
+    """Parse a JSONL file of needs; invalid lines become error entries, never silently skipped."""
+    if not path.is_file():
+        raise SchemaError(f"{path}: batch file not found")
+    needs, failures = [], 0
+    for line_no, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        need_id = f"line-{line_no}"
+        try:
+            item = json.loads(line)
+            if not isinstance(item, dict):
+                raise ValueError("not a JSON object")
+            need_id = str(item.get("id", need_id))
+            text = item.get("text")
+            if not isinstance(text, str) or not text.strip():
+                raise ValueError("field 'text' missing or empty")
+            overrides = {}
+            for key, value in item.items():
+                if key in ("id", "text"):
+                    continue
+                if key not in FILTER_KEYS:
+                    raise ValueError(f"unknown field '{key}'")
+                target = FILTER_KEYS[key]
+                if target in ("countries", "provinces", "qualifications"):
+                    value = tuple([value] if isinstance(value, str) else value)
+                overrides[target] = value
+            filters = Filters(**{**defaults.__dict__, **overrides})
+            needs.append({"id": need_id, "text": text, "filters": filters})
+        except (ValueError, TypeError) as exc:
+            failures += 1
+            needs.append({"id": need_id, "error": f"{path.name} line {line_no}: {exc}"})
+    return needs, failures
+
+
+@app.command()
+def demo(
+    n: Annotated[int, typer.Option("--n", min=100, max=2_000_000, help="Enterprises to generate.")] = 20_000,
+    seed: Annotated[int, typer.Option("--seed")] = 7,
+    top: TopOption = 5,
+    home: HomeOption = None,
+) -> None:
+    """The whole sample flow: generate -> ingest -> build, then print gaps and prospects."""
+    from pipelines.make_sample import write_sample
+
+    settings = settings_for(home)
+    out.rule("1/4 generate the sample region")
+    files = write_sample(settings.samples_dir, n=n, seed=seed, chain_map_path=settings.chain_map)
+    out.print(f"{n} enterprises -> {files['enterprises']}")
+    out.rule("2/4 ingest")
+    info = ingest_snapshot(files["enterprises"], load_mapping(SAMPLE_MAPPING), settings.snapshots_dir, settings.max_bad_row_share, mapping_path=SAMPLE_MAPPING)
+    c = info.manifest["counts"]
+    out.print(f"snapshot {info.snapshot_id}: {c['enterprises']} enterprises ({c['local']} local), {c['quarantined_rows']} rows quarantined")
+    out.rule("3/4 build")
+    version, manifest = build_version(build_config(settings), info.snapshot_id, progress=progress_factory())
+    out.print(f"published {version} in {manifest['timings']['total_s']:.1f} s ({manifest['counts']['embedded']} profiles embedded)")
+    out.rule("4/4 gaps and prospects")
+    catalog = load_catalog(settings, version)
+    gaps(chain=None, home=settings.home, as_json=False)
+    for gap in catalog.gaps[:3]:
+        rows = records(catalog.prospects(gap["gap_id"], top, Filters()))
+        print_results(f"Prospects for {gap['gap_id']} — {gap['title']}", rows)
+    out.print(f"Artifacts: {settings.artifacts_dir}  ·  try: matcher prospects --gap {catalog.gaps[0]['gap_id']} --top 20")
