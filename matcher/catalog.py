@@ -16,7 +16,7 @@ from matcher.embedding import Encoder
 from matcher.errors import UnknownEntityError
 from matcher.index import VectorSearcher, load_index
 from matcher.lexical import LexicalIndex
-from matcher.retrieval import Filters, retrieve
+from matcher.retrieval import Filters, corpus_sample, retrieve
 
 INDEX_FILE = "index.faiss"
 VECTORS_FILE = "vectors.npy"
@@ -27,6 +27,7 @@ SEGMENTS_FILE = "segments.parquet"
 ASSIGNMENTS_FILE = "assignments.parquet"
 GAPS_FILE = "gaps.json"
 GAP_VECTORS_FILE = "gap_vectors.npy"
+SEGMENT_VECTORS_FILE = "segment_vectors.npy"  # rows in chain_map.segments() order
 
 
 @dataclass
@@ -43,16 +44,18 @@ class Catalog:
     assignments: pd.DataFrame
     gaps: list[dict]
     gap_vectors: np.ndarray
+    segment_vectors: np.ndarray
     depth: int = 200
-    rrf_k: int = 60
+    dense_weight: float = 0.5
     _encoder: Encoder | None = None
+    _dense_sample: np.ndarray | None = None
 
     @property
     def version(self) -> str:
         return self.manifest["version"]
 
     @classmethod
-    def load(cls, path: Path, ef_search: int = 128, depth: int = 200, rrf_k: int = 60, check: bool = True) -> "Catalog":
+    def load(cls, path: Path, ef_search: int = 128, depth: int = 200, dense_weight: float = 0.5, check: bool = True) -> "Catalog":
         """Load a version directory (verifying file hashes against its manifest by default)."""
         manifest = verify(path) if check else json.loads((path / "manifest.json").read_text())
         enterprises = pd.read_parquet(path / ENTERPRISES_FILE)
@@ -71,8 +74,9 @@ class Catalog:
             assignments=pd.read_parquet(path / ASSIGNMENTS_FILE),
             gaps=json.loads((path / GAPS_FILE).read_text()),
             gap_vectors=np.load(path / GAP_VECTORS_FILE),
+            segment_vectors=np.load(path / SEGMENT_VECTORS_FILE),
             depth=depth,
-            rrf_k=rrf_k,
+            dense_weight=dense_weight,
         )
 
     @property
@@ -109,5 +113,11 @@ class Catalog:
     def _retrieve(self, vector: np.ndarray, text: str, k: int, filters: Filters) -> pd.DataFrame:
         return retrieve(
             self.enterprises, self.searcher, self.lexical, vector, self.lexical.query_tokens(text),
-            k, filters, self.depth, self.rrf_k,
+            k, filters, depth=self.depth, dense_weight=self.dense_weight, dense_sample=self.dense_sample,
         )
+
+    @property
+    def dense_sample(self) -> np.ndarray:
+        if self._dense_sample is None:
+            self._dense_sample = corpus_sample(self.searcher.vectors)
+        return self._dense_sample

@@ -31,11 +31,13 @@ class Settings(BaseSettings):
     keep_versions: int = Field(5, ge=1)
     max_bad_row_share: float = Field(0.05, ge=0.0, le=1.0)
     retrieval_depth: int = Field(200, ge=10, description="candidates taken from each signal")
-    rrf_k: int = Field(60, ge=1)
-    segment_threshold: float = Field(0.40, ge=-1.0, le=1.0)
-    segment_margin: float = Field(0.06, ge=0.0, le=2.0)
+    dense_weight: float = Field(
+        0.5, ge=0.0, le=1.0, description="weight of the dense signal in the fused score (rest: BM25)"
+    )
+    segment_threshold: float = Field(2.5, description="standardised similarity to join a segment")
+    segment_margin: float = Field(0.25, ge=0.0, description="how far below its best segment a firm may join another")
     weak_min_count: int = Field(3, ge=1)
-    weak_median_ratio: float = Field(0.25, ge=0.0, le=1.0)
+    weak_median_ratio: float = Field(0.35, ge=0.0, le=1.0)
 
     @property
     def snapshots_dir(self) -> Path:

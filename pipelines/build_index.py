@@ -18,7 +18,7 @@ import pandas as pd
 
 import matcher
 from matcher import artifacts, catalog as C, schemas as S
-from matcher.chains import analyse_chains, load_chain_map
+from matcher.chains import analyse_chains, load_chain_map, segment_stats
 from matcher.errors import ArtifactCorruptError
 from matcher.embedding import EmbeddingCache, Encoder, encode_cached
 from matcher.index import build_index, choose_factory, enterprise_faiss_ids, save_index
@@ -43,10 +43,10 @@ class BuildConfig:
     exact_index_max: int = 50_000
     hnsw_ef_search: int = 128
     keep_versions: int = 5
-    segment_threshold: float = 0.40
-    segment_margin: float = 0.06
+    segment_threshold: float = 2.5
+    segment_margin: float = 0.25
     weak_min_count: int = 3
-    weak_median_ratio: float = 0.25
+    weak_median_ratio: float = 0.35
 
 
 def library_versions() -> dict[str, str]:
@@ -118,7 +118,7 @@ def build(
     local_mask = enterprises[S.IS_LOCAL].to_numpy(dtype=bool) & ~enterprises[S.STATUS_CLASS].isin(S.NOT_PROSPECTS).to_numpy()
     analysis = analyse_chains(
         chain_map, enterprises[local_mask], vectors[local_mask], segment_vectors,
-        config.segment_threshold, config.segment_margin, config.weak_min_count, config.weak_median_ratio,
+        segment_stats(vectors, segment_vectors), config.segment_threshold, config.segment_margin, config.weak_min_count, config.weak_median_ratio,
     )
     segment_row = {s.id: i for i, (_, s) in enumerate(pairs)}
     free_text = [g["text"] for g in analysis.gaps if g["segment_id"] is None]
@@ -148,6 +148,7 @@ def build(
         analysis.assignments.to_parquet(staged / C.ASSIGNMENTS_FILE, index=False)
         (staged / C.GAPS_FILE).write_text(json.dumps(analysis.gaps, indent=2, ensure_ascii=False))
         np.save(staged / C.GAP_VECTORS_FILE, gap_vectors.astype(np.float32))
+        np.save(staged / C.SEGMENT_VECTORS_FILE, segment_vectors.astype(np.float32))
         timings["total_s"] = time.perf_counter() - started
         manifest = {
             "created_at": now.isoformat(timespec="seconds"),

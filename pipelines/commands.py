@@ -49,7 +49,7 @@ def load_catalog(settings: Settings, version: str | None = None) -> Catalog:
         artifacts.version_dir(settings.artifacts_dir, version),
         ef_search=settings.hnsw_ef_search,
         depth=settings.retrieval_depth,
-        rrf_k=settings.rrf_k,
+        dense_weight=settings.dense_weight,
     )
 
 

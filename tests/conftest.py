@@ -1,0 +1,51 @@
+"""Shared fixtures: hermetic environment, the real embedding model (loaded once per session)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+# Tests never download anything and never pick up a developer's MATCHER_* settings.
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+for _name in [n for n in os.environ if n.startswith("MATCHER_")]:
+    del os.environ[_name]
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_DIR = REPO_ROOT / ".." / "shared"
+SAMPLE_MAPPING = REPO_ROOT / "data" / "mappings" / "sample.yaml"
+YC_MAPPING = REPO_ROOT / "data" / "mappings" / "yc.yaml"
+CHAIN_MAP = REPO_ROOT / "data" / "chains" / "yangpu.yaml"
+
+
+@pytest.fixture(scope="session")
+def real_encoder():
+    """The real packaged all-MiniLM-L6-v2, loaded once for the whole session."""
+    from matcher.embedding import Encoder
+
+    return Encoder("all-MiniLM-L6-v2")
+
+
+@pytest.fixture
+def run_main(monkeypatch, capsys):
+    """Run the console-script entry ``pipelines.cli.main`` in-process.
+
+    Returns a function ``(args) -> (exit_code, stdout, stderr)``.
+    """
+    from pipelines.cli import main
+
+    def run(args: list[str]) -> tuple[int, str, str]:
+        capsys.readouterr()
+        monkeypatch.setattr(sys, "argv", ["matcher", *map(str, args)])
+        code = 0
+        try:
+            main()
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        captured = capsys.readouterr()
+        return code, captured.out, captured.err
+
+    return run
