@@ -87,6 +87,11 @@ PLACES = {
         Place("", "Tel Aviv", "Tel Aviv", "IL", 32.0853, 34.7818, ""),
     ],
 }
+# Legal-form suffixes that fit each country.
+SUFFIXES_BY_COUNTRY = {
+    "US": ("Inc.", "Corp.", "LLC"), "DE": ("GmbH", "AG"), "GB": ("Ltd.", "PLC"), "SG": ("Pte. Ltd.",),
+    "JP": ("K.K.", "Co., Ltd."), "KR": ("Co., Ltd.", "Inc."), "IL": ("Ltd.",),
+}
 PLACE_SHARES = {"local": 0.10, "shanghai": 0.14, "yrd": 0.26, "china": 0.34, "abroad": 0.16}
 
 PATTERNS = (
@@ -208,7 +213,7 @@ def generate_sample(chain_map: ChainMap, vocabulary: dict, n: int, seed: int) ->
         if place.country == "CN":
             name = f"{place.city} {prefix} {name_word} {_pick(rng, suffixes['cn'])[0]}"
         else:
-            name = f"{prefix} {name_word} {_pick(rng, suffixes['intl'])[0]}"
+            name = f"{prefix} {name_word} {_pick(rng, SUFFIXES_BY_COUNTRY[place.country])[0]}"
         if kind in ("normal", "multi"):
             description = _describe(rng, f"{prefix} {name_word}", year, description_voc, extra, boilerplate)
             tags = _pick(rng, description_voc["products"], int(rng.integers(0, 3)))

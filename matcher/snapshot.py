@@ -26,7 +26,7 @@ import pandas as pd
 from matcher import schemas as S
 from matcher.errors import ArtifactNotFoundError, UnknownEntityError, ValidationFailedError
 from matcher.mapping import Mapping, apply_mapping, read_source
-from matcher.validation import validate_enterprises
+from matcher.validation import ValidationResult, validate_enterprises
 
 ENTERPRISES_FILE = "enterprises.parquet"
 QUARANTINE_FILE = "quarantine.csv"
@@ -98,6 +98,13 @@ def _new_snapshot_id(snapshots_dir: Path, source_sha: str, now: datetime) -> str
     return candidate
 
 
+def validate_source(source: Path, mapping: Mapping) -> ValidationResult:
+    """Read a source through its mapping and validate it, without writing anything."""
+    source = Path(source)
+    mapped = apply_mapping(read_source(source), mapping, source.name)
+    return validate_enterprises(mapped, source.name, mapping.status_map)
+
+
 def ingest(
     source: Path,
     mapping: Mapping,
@@ -116,9 +123,7 @@ def ingest(
     """
     source = Path(source)
     now = now or datetime.now(timezone.utc)
-    raw = read_source(source)
-    mapped = apply_mapping(raw, mapping, source.name)
-    result = validate_enterprises(mapped, source.name, mapping.status_map)
+    result = validate_source(source, mapping)
     source_sha = file_sha256(source)
     snapshots_dir.mkdir(parents=True, exist_ok=True)
     snapshot_id = _new_snapshot_id(snapshots_dir, source_sha, now)

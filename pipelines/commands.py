@@ -199,7 +199,8 @@ def gaps(
         emit_json(found)
         return
     table = Table(title=f"Gaps ({catalog.version})", title_justify="left")
-    for column in ("gap_id", "kind", "severity", "local strength", "title"):
+    table.add_column("gap_id", no_wrap=True)
+    for column in ("kind", "severity", "local strength", "title"):
         table.add_column(column)
     for gap in found:
         strength = "" if gap["strength"] is None else str(gap["strength"])
@@ -346,3 +347,41 @@ def demo(
         rows = records(catalog.prospects(gap["gap_id"], top, Filters()))
         print_results(f"Prospects for {gap['gap_id']} — {gap['title']}", rows)
     out.print(f"Artifacts: {settings.artifacts_dir}  ·  try: matcher prospects --gap {catalog.gaps[0]['gap_id']} --top 20")
+
+
+evaluate_app = typer.Typer(help="Evaluate models on held-out data.", no_args_is_help=True)
+app.add_typer(evaluate_app, name="evaluate")
+
+
+@evaluate_app.command("growth")
+def evaluate_growth_command(
+    before: Annotated[Path, typer.Option("--before", help="Earlier snapshot source file.")],
+    after: Annotated[Path, typer.Option("--after", help="Later snapshot source file.")],
+    mapping: Annotated[Path, typer.Option("--mapping", help="YAML column mapping of both files.")],
+    oof_out: Annotated[Optional[Path], typer.Option("--oof-out", help="Write out-of-fold scores (enterprise_id,score) here.")] = None,
+    folds: Annotated[int, typer.Option("--folds", min=2, max=20)] = 5,
+    home: HomeOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Train the growth model on a before/after pair with cross-validation and report ROC-AUC / AP."""
+    from pipelines.evaluate_growth import evaluate_growth
+
+    settings = settings_for(home)
+    report = evaluate_growth(before, after, load_mapping(mapping), settings.max_bad_row_share, folds)
+    scores = report.pop("scores")
+    if oof_out is not None:
+        oof_out.parent.mkdir(parents=True, exist_ok=True)
+        scores.to_csv(oof_out, index=False)
+        report["oof_out"] = str(oof_out)
+    if as_json:
+        emit_json(report)
+        return
+    c = report["counts"]
+    out.print(f"{c['examples']} examples ({c['grew']} grew) from {c['operating_before']} operating enterprises; "
+              f"{c['missing_after']} missing later, {c['unknown_growth']} with unknown growth left out")
+    table = Table(title="Growth: out-of-fold quality", title_justify="left")
+    for column in ("score", "ROC-AUC", "average precision"):
+        table.add_column(column)
+    for name, m in report["metrics"].items():
+        table.add_row(name, f"{m['roc_auc']:.3f}", f"{m['average_precision']:.3f}")
+    out.print(table)
