@@ -1,9 +1,10 @@
-"""A published artifact version loaded for queries: enterprises, indexes, chain analysis, gaps."""
+"""A published artifact version loaded for queries: enterprises, indexes, chain analysis, gaps,
+and (when trained) the ranking models."""
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -13,10 +14,12 @@ from matcher import schemas as S
 from matcher.artifacts import verify
 from matcher.chains import ChainMap, load_chain_map
 from matcher.embedding import Encoder
-from matcher.errors import UnknownEntityError
+from matcher.errors import ArtifactCorruptError, UnknownEntityError
+from matcher.features import FeatureContext, make_features
 from matcher.index import VectorSearcher, load_index
 from matcher.lexical import LexicalIndex
-from matcher.retrieval import Filters, corpus_sample, retrieve
+from matcher.ranking import COLD_START, cold_start_score, component_scores
+from matcher.retrieval import LEXICAL_Z, ROW, Filters, corpus_sample, retrieve
 
 INDEX_FILE = "index.faiss"
 VECTORS_FILE = "vectors.npy"
@@ -28,6 +31,25 @@ ASSIGNMENTS_FILE = "assignments.parquet"
 GAPS_FILE = "gaps.json"
 GAP_VECTORS_FILE = "gap_vectors.npy"
 SEGMENT_VECTORS_FILE = "segment_vectors.npy"  # rows in chain_map.segments() order
+KEYWORD_VECTORS_FILE = "keyword_vectors.npy"  # rows in chain_map.segments() order
+RANKER_FILE = "ranker.joblib"
+GROWTH_SCORES_FILE = "growth_scores.npy"  # per enterprise row
+OUTCOMES_FILE = "outcomes.parquet"  # the labelled outcomes the ranker learned from
+RANK_DEPTH = 300  # candidates retrieved before ranking
+
+
+def load_ranker(path: Path, manifest: dict):
+    """The landing model of a version, refusing one made by another scikit-learn version."""
+    import joblib
+    import sklearn
+
+    made_with = manifest.get("ranker", {}).get("scikit_learn")
+    if made_with and made_with != sklearn.__version__:
+        raise ArtifactCorruptError(
+            f"{path}: the ranking model was trained with scikit-learn {made_with}, this is "
+            f"{sklearn.__version__}; retrain with 'matcher train' (or install scikit-learn=={made_with})"
+        )
+    return joblib.load(path)
 
 
 @dataclass
@@ -45,14 +67,25 @@ class Catalog:
     gaps: list[dict]
     gap_vectors: np.ndarray
     segment_vectors: np.ndarray
+    keyword_vectors: np.ndarray
+    ranker: object | None = None
+    growth_scores: np.ndarray | None = None
     depth: int = 200
     dense_weight: float = 0.5
     _encoder: Encoder | None = None
     _dense_sample: np.ndarray | None = None
+    _context: FeatureContext | None = field(default=None, repr=False)
 
     @property
     def version(self) -> str:
         return self.manifest["version"]
+
+    @property
+    def ranker_name(self) -> str:
+        """Which ranker orders the lists: the landing model's version, or cold start."""
+        if self.ranker is None:
+            return COLD_START
+        return f"landing-model@{self.manifest['ranker']['trained_in']}"
 
     @classmethod
     def load(cls, path: Path, ef_search: int = 128, depth: int = 200, dense_weight: float = 0.5, check: bool = True) -> "Catalog":
@@ -63,6 +96,8 @@ class Catalog:
             enterprises[column] = enterprises[column].map(lambda v: [] if v is None else list(v))
         vectors = np.load(path / VECTORS_FILE, mmap_mode="r")
         index = load_index(path / INDEX_FILE, ef_search)
+        ranker = load_ranker(path / RANKER_FILE, manifest) if (path / RANKER_FILE).is_file() else None
+        growth = np.load(path / GROWTH_SCORES_FILE) if (path / GROWTH_SCORES_FILE).is_file() else None
         return cls(
             path=path,
             manifest=manifest,
@@ -75,6 +110,9 @@ class Catalog:
             gaps=json.loads((path / GAPS_FILE).read_text()),
             gap_vectors=np.load(path / GAP_VECTORS_FILE),
             segment_vectors=np.load(path / SEGMENT_VECTORS_FILE),
+            keyword_vectors=np.load(path / KEYWORD_VECTORS_FILE),
+            ranker=ranker,
+            growth_scores=growth,
             depth=depth,
             dense_weight=dense_weight,
         )
@@ -87,6 +125,24 @@ class Catalog:
             self._encoder = Encoder(emb["model"], emb["precision"], emb.get("batch_size", 64))
         return self._encoder
 
+    @property
+    def dense_sample(self) -> np.ndarray:
+        if self._dense_sample is None:
+            self._dense_sample = corpus_sample(self.searcher.vectors)
+        return self._dense_sample
+
+    @property
+    def context(self) -> FeatureContext:
+        if self._context is None:
+            self._context = FeatureContext(
+                chain_map=self.chain_map, enterprises=self.enterprises, vectors=self.searcher.vectors,
+                segment_vectors=self.segment_vectors, keyword_vectors=self.keyword_vectors,
+                segments=self.segments, assignments=self.assignments, gaps=self.gaps,
+                segment_threshold=self.manifest["segment_assignment"]["threshold"],
+                growth_scores=self.growth_scores,
+            )
+        return self._context
+
     def gap(self, gap_id: str) -> tuple[dict, np.ndarray]:
         for i, gap in enumerate(self.gaps):
             if gap["gap_id"] == gap_id:
@@ -96,28 +152,71 @@ class Catalog:
             f"gap '{gap_id}' not found in version {self.version}; 'matcher gaps' lists them (e.g. {known})"
         )
 
+    def row_of(self, enterprise_id: str) -> int:
+        rows = np.flatnonzero(self.enterprises[S.ENTERPRISE_ID].to_numpy() == enterprise_id)
+        if not len(rows):
+            raise UnknownEntityError(f"enterprise '{enterprise_id}' not found in version {self.version}")
+        return int(rows[0])
+
+    def need_as_gap(self, text: str, vector: np.ndarray) -> dict:
+        """A free-text need, placed on its nearest segment so chain and regional features apply."""
+        z = (self.segment_vectors @ vector - self.segments["similarity_mean"].to_numpy()) / self.segments["similarity_sd"].to_numpy()
+        chain, segment = self.chain_map.segments()[int(np.argmax(z))]
+        return {"gap_id": None, "chain_id": chain.id, "segment_id": segment.id, "kind": "search", "text": text, "title": text[:80]}
+
+    def features(self, gap: dict, gap_vector: np.ndarray, rows: np.ndarray, lexical_z: np.ndarray | None = None) -> pd.DataFrame:
+        """Pair features of enterprises ``rows`` for ``gap`` (BM25 computed when not given)."""
+        if lexical_z is None:
+            bm25 = self.lexical.scores(self.lexical.query_tokens(gap["text"]))
+            sd = bm25.std()
+            lexical_z = (bm25[rows] - bm25.mean()) / sd if sd > 0 else np.zeros(len(rows))
+        return make_features(self.context, gap, gap_vector, np.asarray(rows), lexical_z)
+
+    def score(self, features: pd.DataFrame) -> tuple[np.ndarray, pd.DataFrame]:
+        """Scores in [0, 1] and the component scores, by the landing model or cold start."""
+        components = component_scores(features)
+        if self.ranker is None:
+            return cold_start_score(components), components
+        return self.ranker.predict_proba(features)[:, 1], components
+
+    def rank(self, gap: dict, gap_vector: np.ndarray, k: int, filters: Filters) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """Retrieve up to ``RANK_DEPTH`` candidates, rank them, return the top ``k``.
+
+        Returns (ranked results, features of those results, aligned row for row).
+        """
+        candidates = self._retrieve(gap_vector, gap["text"], max(k, RANK_DEPTH), filters)
+        if candidates.empty:
+            return candidates, pd.DataFrame()
+        features = self.features(gap, gap_vector, candidates[ROW].to_numpy(), candidates[LEXICAL_Z].to_numpy())
+        scores, components = self.score(features)
+        ranked = candidates.rename(columns={"score": "retrieval_score"})
+        ranked.insert(3, "score", np.round(scores, 6))
+        for column in ("growth_score", "fit_score", "regional_score"):
+            ranked[column] = np.round(components[column].to_numpy(), 4)
+        ranked["ranker"] = self.ranker_name
+        order = np.lexsort((-ranked["retrieval_score"].to_numpy(), -ranked["score"].to_numpy()))
+        ranked, features = ranked.iloc[order].reset_index(drop=True), features.iloc[order].reset_index(drop=True)
+        n = len(ranked)
+        ranked.insert(4, "rank", np.arange(1, n + 1))
+        ranked.insert(5, "percentile", np.round(1 - np.arange(n) / n, 4))
+        return ranked.head(k), features.head(k)
+
     def prospects(self, gap_id: str, k: int, filters: Filters) -> pd.DataFrame:
-        """Outside enterprises that would fill a gap, best first."""
+        """Outside enterprises that would fill a gap, ranked, best first."""
         gap, vector = self.gap(gap_id)
-        return self._retrieve(vector, gap["text"], k, filters)
+        return self.rank(gap, vector, k, filters)[0]
 
     def search(self, text: str, k: int, filters: Filters) -> pd.DataFrame:
-        """Enterprises matching a free-text need, best first."""
+        """Enterprises matching a free-text need, ranked, best first."""
         return self.search_many([text], k, [filters])[0]
 
     def search_many(self, texts: list[str], k: int, filters: list[Filters]) -> list[pd.DataFrame]:
         """Answer many needs with one batched embedding pass."""
         vectors = self.encoder.encode(texts)
-        return [self._retrieve(v, t, k, f) for v, t, f in zip(vectors, texts, filters)]
+        return [self.rank(self.need_as_gap(t, v), v, k, f)[0] for v, t, f in zip(vectors, texts, filters)]
 
     def _retrieve(self, vector: np.ndarray, text: str, k: int, filters: Filters) -> pd.DataFrame:
         return retrieve(
             self.enterprises, self.searcher, self.lexical, vector, self.lexical.query_tokens(text),
             k, filters, depth=self.depth, dense_weight=self.dense_weight, dense_sample=self.dense_sample,
         )
-
-    @property
-    def dense_sample(self) -> np.ndarray:
-        if self._dense_sample is None:
-            self._dense_sample = corpus_sample(self.searcher.vectors)
-        return self._dense_sample

@@ -17,6 +17,8 @@ from matcher import schemas as S
 from matcher.index import VectorSearcher, top_k
 from matcher.lexical import LexicalIndex
 
+ROW = "_row"  # position in the artifact's enterprise table; internal, never printed
+LEXICAL_Z = "_lexical_z"  # standardised BM25 score; internal, a ranking feature
 RESULT_COLUMNS = (
     S.ENTERPRISE_ID, S.NAME, "score", "similarity", "lexical_score", "dense_rank", "lexical_rank",
     S.IS_LOCAL, S.CITY, S.PROVINCE, S.COUNTRY, S.EMPLOYEES, S.FOUNDED_YEAR, S.STATUS,
@@ -165,6 +167,7 @@ def retrieve(
     lexical_rank = {p: r for r, p in enumerate(lexical_pos.tolist(), start=1)}
     out = pd.DataFrame(
         {
+            ROW: top,
             S.ENTERPRISE_ID: rows[S.ENTERPRISE_ID].to_numpy(),
             S.NAME: rows[S.NAME].to_numpy(),
             "score": np.round(fused.astype(float), 6),
@@ -172,11 +175,15 @@ def retrieve(
             "lexical_score": np.round(bm25[top].astype(float), 4),
             "dense_rank": pd.array([dense_rank.get(p) for p in top.tolist()], dtype="Int64"),
             "lexical_rank": pd.array([lexical_rank.get(p) for p in top.tolist()], dtype="Int64"),
+            LEXICAL_Z: (bm25[top] - bm25.mean()) / bm25.std() if bm25.std() > 0 else np.zeros(len(top)),
         }
     )
     for column in RESULT_COLUMNS[7:]:
         out[column] = rows[column].to_numpy()
     return out
+
+
+INTEGER_COLUMNS = (S.EMPLOYEES, S.FOUNDED_YEAR, "rank", "dense_rank", "lexical_rank")
 
 
 def records(results: pd.DataFrame) -> list[dict]:
@@ -185,12 +192,18 @@ def records(results: pd.DataFrame) -> list[dict]:
     for row in results.to_dict(orient="records"):
         clean = {}
         for key, value in row.items():
+            if key.startswith("_"):
+                continue
             if isinstance(value, (list, tuple, np.ndarray)):
                 clean[key] = [str(v) for v in value]
             elif value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value)):
                 clean[key] = None
+            elif isinstance(value, (dict,)):
+                clean[key] = value
             elif isinstance(value, np.generic):
                 clean[key] = value.item()
+            elif key in INTEGER_COLUMNS and isinstance(value, float) and value.is_integer():
+                clean[key] = int(value)
             else:
                 clean[key] = value
         out.append(clean)

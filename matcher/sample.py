@@ -266,8 +266,31 @@ def generate_sample(chain_map: ChainMap, vocabulary: dict, n: int, seed: int) ->
     enterprises = pd.DataFrame(rows).astype(object)
     labels_frame = pd.DataFrame(labels)
     outcomes = _outcomes(rng, enterprises, labels_frame, chain_map, local_plan)
+    previous = _previous_snapshot(rng, enterprises)
     _break_some_rows(rng, enterprises)
-    return {"enterprises": enterprises, "outcomes": outcomes, "labels": labels_frame}
+    return {"enterprises": enterprises, "previous": previous, "outcomes": outcomes, "labels": labels_frame}
+
+
+def _previous_snapshot(rng: np.random.Generator, current: pd.DataFrame) -> pd.DataFrame:
+    """The same universe a year earlier (2025-11-01): the snapshot history the growth model learns
+    from. Firms founded since are absent; headcount and revenue are rolled back by their growth;
+    firms closed, acquired or listed since were still operating; the growth fields then reported
+    are an earlier year's, correlated with (not equal to) the growth that followed."""
+    prev = current[current["founded"].astype(int) <= 2024].copy()
+    for value, rate in (("staff_count", "staff_growth"), ("revenue_cny", "revenue_growth")):
+        known = (prev[value] != "") & (prev[rate] != "")
+        rolled = prev.loc[known, value].astype(float) / (1 + prev.loc[known, rate].astype(float).clip(lower=-0.9))
+        prev.loc[known, value] = rolled.round(-3 if value == "revenue_cny" else 0).clip(lower=1).astype(int)
+    for rate in ("staff_growth", "revenue_growth"):
+        known = prev[rate] != ""
+        earlier = 0.5 * prev.loc[known, rate].astype(float) + rng.normal(0.03, 0.2, int(known.sum()))
+        prev.loc[known, rate] = earlier.round(3)
+    changed = prev["reg_status"].isin(["注销", "吊销", "acquired", "listed"]) & (rng.random(len(prev)) < 0.8)
+    prev.loc[changed, "reg_status"] = "存续"
+    recent = prev["last_financing"].astype(str) > "2025-11-01"
+    prev.loc[recent, "last_financing"] = ""
+    prev["updated"] = "2025-11-01"
+    return prev.reset_index(drop=True)
 
 
 def _break_some_rows(rng: np.random.Generator, enterprises: pd.DataFrame) -> None:

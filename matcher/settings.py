@@ -36,6 +36,7 @@ class Settings(BaseSettings):
     )
     segment_threshold: float = Field(2.5, description="standardised similarity to join a segment")
     segment_margin: float = Field(0.25, ge=0.0, description="how far below its best segment a firm may join another")
+    min_outcomes: int = Field(200, ge=1, description="labelled outcomes needed for the landing model")
     weak_min_count: int = Field(3, ge=1)
     weak_median_ratio: float = Field(0.35, ge=0.0, le=1.0)
 

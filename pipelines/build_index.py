@@ -115,6 +115,7 @@ def build(
     t = time.perf_counter()
     pairs = chain_map.segments()
     segment_vectors = encoder.encode([s.text for _, s in pairs])
+    keyword_vectors = encoder.encode([f"{s.name}: {', '.join(s.keywords)}" for _, s in pairs])
     local_mask = enterprises[S.IS_LOCAL].to_numpy(dtype=bool) & ~enterprises[S.STATUS_CLASS].isin(S.NOT_PROSPECTS).to_numpy()
     analysis = analyse_chains(
         chain_map, enterprises[local_mask], vectors[local_mask], segment_vectors,
@@ -149,6 +150,7 @@ def build(
         (staged / C.GAPS_FILE).write_text(json.dumps(analysis.gaps, indent=2, ensure_ascii=False))
         np.save(staged / C.GAP_VECTORS_FILE, gap_vectors.astype(np.float32))
         np.save(staged / C.SEGMENT_VECTORS_FILE, segment_vectors.astype(np.float32))
+        np.save(staged / C.KEYWORD_VECTORS_FILE, keyword_vectors.astype(np.float32))
         timings["total_s"] = time.perf_counter() - started
         manifest = {
             "created_at": now.isoformat(timespec="seconds"),

@@ -21,7 +21,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-out = Console()
+# Piped output (files, CI logs) gets a wide table instead of the 80-column fallback.
+out = Console(width=None if sys.stdout.isatty() else 160)
 err = Console(stderr=True)
 
 HomeOption = Annotated[

@@ -17,6 +17,7 @@ from matcher.retrieval import Filters, records
 from matcher.settings import PROJECT_ROOT, Settings
 from matcher.snapshot import ingest as ingest_snapshot
 from pipelines.build_index import BuildConfig, build as build_version
+from pipelines.train_ranker import TrainConfig, train as train_version
 from pipelines.cli import HomeOption, JsonOption, TopOption, app, emit_json, err, out, progress_factory, settings_for
 
 SAMPLE_MAPPING = PROJECT_ROOT / "data" / "mappings" / "sample.yaml"
@@ -209,13 +210,17 @@ def gaps(
 
 
 def print_results(title: str, rows: list[dict]) -> None:
-    table = Table(title=title, title_justify="left")
-    for column in ("#", "enterprise", "location", "employees", "score", "similarity"):
+    ranker = rows[0]["ranker"] if rows else ""
+    table = Table(title=title, title_justify="left", caption=f"ranked by {ranker}" if ranker else None)
+    for column in ("#", "enterprise", "location", "staff", "score", "fit", "growth", "regional", "sim"):
         table.add_column(column, overflow="fold")
-    for rank, row in enumerate(rows, start=1):
-        place = ", ".join(x for x in (row["city"], row["province"], row["country"]) if x)
+    for row in rows:
+        place = ", ".join(x for x in (row["city"], row["country"]) if x)
         employees = "" if row["employees"] is None else str(row["employees"])
-        table.add_row(str(rank), row["name"], place, employees, f"{row['score']:.3f}", f"{row['similarity']:.3f}")
+        table.add_row(
+            str(row["rank"]), row["name"], place, employees, f"{row['score']:.3f}", f"{row['fit_score']:.2f}",
+            f"{row['growth_score']:.2f}", f"{row['regional_score']:.2f}", f"{row['similarity']:.3f}",
+        )
     out.print(table)
 
 
@@ -326,22 +331,27 @@ def demo(
     top: TopOption = 5,
     home: HomeOption = None,
 ) -> None:
-    """The whole sample flow: generate -> ingest -> build, then print gaps and prospects."""
+    """The whole sample flow: generate -> ingest -> build -> train, then print gaps and prospects."""
     from pipelines.make_sample import write_sample
 
     settings = settings_for(home)
-    out.rule("1/4 generate the sample region")
+    out.rule("1/5 generate the sample region")
     files = write_sample(settings.samples_dir, n=n, seed=seed, chain_map_path=settings.chain_map)
     out.print(f"{n} enterprises -> {files['enterprises']}")
-    out.rule("2/4 ingest")
-    info = ingest_snapshot(files["enterprises"], load_mapping(SAMPLE_MAPPING), settings.snapshots_dir, settings.max_bad_row_share, mapping_path=SAMPLE_MAPPING)
-    c = info.manifest["counts"]
-    out.print(f"snapshot {info.snapshot_id}: {c['enterprises']} enterprises ({c['local']} local), {c['quarantined_rows']} rows quarantined")
-    out.rule("3/4 build")
+    out.rule("2/5 ingest last year's and this year's registry exports")
+    mapping = load_mapping(SAMPLE_MAPPING)
+    for source in (files["previous"], files["enterprises"]):
+        info = ingest_snapshot(source, mapping, settings.snapshots_dir, settings.max_bad_row_share, mapping_path=SAMPLE_MAPPING)
+        c = info.manifest["counts"]
+        out.print(f"snapshot {info.snapshot_id} ({source.name}): {c['enterprises']} enterprises ({c['local']} local), {c['quarantined_rows']} rows quarantined")
+    out.rule("3/5 build")
     version, manifest = build_version(build_config(settings), info.snapshot_id, progress=progress_factory())
     out.print(f"published {version} in {manifest['timings']['total_s']:.1f} s ({manifest['counts']['embedded']} profiles embedded)")
-    out.rule("4/4 gaps and prospects")
-    catalog = load_catalog(settings, version)
+    out.rule("4/5 train the ranking models")
+    report = train_version(train_config(settings, [files["outcomes"]]))
+    print_train_report(report)
+    out.rule("5/5 gaps and prospects")
+    catalog = load_catalog(settings)
     gaps(chain=None, home=settings.home, as_json=False)
     for gap in catalog.gaps[:3]:
         rows = records(catalog.prospects(gap["gap_id"], top, Filters()))
@@ -385,3 +395,80 @@ def evaluate_growth_command(
     for name, m in report["metrics"].items():
         table.add_row(name, f"{m['roc_auc']:.3f}", f"{m['average_precision']:.3f}")
     out.print(table)
+
+
+def train_config(settings: Settings, outcomes: list[Path], force: bool = False) -> TrainConfig:
+    return TrainConfig(
+        artifacts_dir=settings.artifacts_dir, snapshots_dir=settings.snapshots_dir, outcomes=tuple(outcomes),
+        min_outcomes=settings.min_outcomes, keep_versions=settings.keep_versions, force=force,
+    )
+
+
+def print_metrics(evaluation: dict) -> None:
+    if not evaluation.get("metrics"):
+        out.print(f"evaluation: {evaluation.get('status')}")
+        return
+    split = evaluation["split"]
+    table = Table(title=f"Held-out evaluation ({split['train_pairs']} train / {split['test_pairs']} test pairs, {split['test_gaps']} test gaps)", title_justify="left")
+    for column in ("scorer", "NDCG@10", "P@10", "ROC-AUC", "Brier", "ECE"):
+        table.add_column(column)
+    for name, m in evaluation["metrics"].items():
+        table.add_row(name, f"{m['ndcg@10']:.3f}", f"{m['precision@10']:.3f}", f"{m['roc_auc']:.3f}",
+                      f"{m['brier']:.3f}" if "brier" in m else "", f"{m['ece']:.3f}" if "ece" in m else "")
+    out.print(table)
+
+
+def print_train_report(report: dict) -> None:
+    growth = report["growth"]
+    line = f"growth model: {growth['status']}"
+    for name, m in growth.get("metrics", {}).items():
+        line += f" — {name}: ROC-AUC {m['roc_auc']:.3f}"
+    out.print(line)
+    o = report["outcomes"]
+    out.print(f"outcomes: {o['usable']} usable, {o['rejected']} rejected {o['rejected_reasons'] or ''}")
+    print_metrics(report.get("evaluation", {}))
+    if report["status"] == "published":
+        out.print(f"published {report['version']} — ranked by {report['ranker']}" + (f" ({report['cold_start_reason']})" if "cold_start_reason" in report else ""))
+    else:
+        out.print(f"[yellow]not published:[/] {report['reason']}")
+
+
+OutcomesOpt = Annotated[list[Path], typer.Option("--outcomes", help="CSV of outcomes (enterprise_id, gap_id, contacted_at, outcome); repeatable.")]
+
+
+@app.command()
+def train(
+    outcomes: OutcomesOpt,
+    force: Annotated[bool, typer.Option("--force", help="Publish even if worse than the published model.")] = False,
+    home: HomeOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Train the growth and landing models and publish them with the current version."""
+    report = train_version(train_config(settings_for(home), outcomes, force))
+    if as_json:
+        emit_json(report)
+    else:
+        print_train_report(report)
+    if report["status"] != "published":
+        raise typer.Exit(3)
+
+
+@evaluate_app.command("ranking")
+def evaluate_ranking_command(
+    outcomes: OutcomesOpt,
+    home: HomeOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Held-out ranking quality (NDCG@10, P@10, ROC-AUC, calibration) against the baselines."""
+    from matcher.outcomes import load_outcomes
+    from pipelines.train_ranker import evaluate_ranking, pair_features
+
+    catalog = load_catalog(settings_for(home))
+    usable, rejected = load_outcomes(outcomes, set(catalog.enterprises["enterprise_id"]), {g["gap_id"] for g in catalog.gaps})
+    if len(usable) < 20 or usable["landed"].nunique() < 2:
+        raise SchemaError(f"{', '.join(map(str, outcomes))}: {len(usable)} usable outcomes; too few to evaluate")
+    evaluation = evaluate_ranking(catalog, usable, pair_features(catalog, usable))
+    if as_json:
+        emit_json({**evaluation, "rejected": len(rejected)})
+    else:
+        print_metrics(evaluation)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
+
 import pandas as pd
 import pytest
 
 from matcher import schemas as S
-from matcher.errors import ConfigError, SchemaError
+from matcher.errors import ConfigError, MatcherError, SchemaError
 from matcher.mapping import Mapping, apply_mapping, load_mapping, parse_list, read_source
 from tests.factories import (
     LOCAL_DISTRICT,
@@ -336,3 +338,29 @@ def test_mapped_updated_at_column_wins_over_the_filename():
 
 def test_factory_mapping_round_trips_through_yaml(tmp_path):
     assert load_mapping(write_mapping(tmp_path / "m.yaml", mapping_dict())) == make_mapping()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=(IndexError, re.error),
+    reason="BUG matcher/mapping.py Mapping/apply_mapping: updated_at_from_filename is not checked "
+    "as a regex with one capture group, so a pattern without a group (IndexError) or an invalid "
+    "one (re.error) crashes ingest with a traceback instead of a ConfigError naming the key",
+)
+@pytest.mark.parametrize("pattern", [r"\d{4}-\d{2}-\d{2}", r"(\d{4"])
+def test_bad_updated_at_pattern_is_a_readable_mapping_error(tmp_path, pattern):
+    path = write_mapping(tmp_path / "m.yaml", {"columns": MINIMAL, "updated_at_from_filename": pattern})
+
+    with pytest.raises(MatcherError, match="updated_at_from_filename"):
+        apply_mapping(minimal_source(), load_mapping(path), "x-2024-05-11.csv")
+
+
+def test_jsonl_native_lists_and_numbers_are_accepted(tmp_path):
+    path = tmp_path / "firms.jsonl"
+    path.write_text('{"id": 7, "n": "A", "d": "x", "kw": ["lidar", "radar"]}\n{"id": 8, "n": "B", "d": "y", "kw": []}\n')
+    mapping = Mapping.model_validate({"columns": {**MINIMAL, "tags": "kw"}})
+
+    mapped = apply_mapping(read_source(path), mapping, path.name)
+
+    assert mapped[S.TAGS].tolist() == [["lidar", "radar"], []]
+    assert mapped[S.ENTERPRISE_ID].tolist() == [7, 8]  # validation turns ids into text

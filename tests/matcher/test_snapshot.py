@@ -254,3 +254,15 @@ def test_profile_texts_ignore_extra_columns():
     assert len(texts) == 4
     assert not any("SECRET-LABEL" in t for t in texts)
     assert all(t.startswith(f"{n}. ") for t, n in zip(texts, enterprises[S.NAME]))
+
+
+def test_csv_parquet_and_jsonl_of_the_same_data_give_the_same_enterprises(tmp_path):
+    raw = make_enterprises(n=25, seed=6)
+    hashes = {}
+    for suffix in (".csv", ".parquet", ".jsonl"):
+        source = write_source(raw, tmp_path / f"firms{suffix}")
+        info = ingest_to(tmp_path / f"snapshots{suffix}", source)
+        hashes[suffix] = load_enterprises(info).set_index(S.ENTERPRISE_ID)[[S.CONTENT_HASH, S.PROFILE_HASH]]
+
+    pd.testing.assert_frame_equal(hashes[".parquet"], hashes[".csv"])
+    pd.testing.assert_frame_equal(hashes[".jsonl"], hashes[".csv"])

@@ -240,6 +240,7 @@ def test_no_rows_gives_empty_result():
     reason="BUG matcher/validation.py _check_column: out-of-range or infinite values of an int "
     "column crash the Int64 cast instead of being quarantined",
 )
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
 @pytest.mark.parametrize("value", ["1e20", "inf"])
 def test_huge_integer_value_is_quarantined_not_a_crash(value):
     result = validate({}, {"staff": value})

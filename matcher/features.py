@@ -1,0 +1,219 @@
+"""Features of a (gap, enterprise) pair: the one place where they are defined and documented.
+
+Every feature is computed from the published artifact (enterprise profile, vectors, chain
+analysis) and the region config. Missing source values stay missing (NaN): the ranking model
+handles them, and explanations never present a missing value as a number.
+
+| group | feature | meaning | direction |
+|---|---|---|---|
+| gap fit | gap_similarity | cosine of profile and gap text | + |
+| gap fit | keyword_similarity | cosine of profile and the segment's keywords (NaN for free-text gaps) | + |
+| gap fit | lexical_z | BM25 score for the gap text, in standard deviations above the corpus mean | + |
+| gap fit | chain_segments | segments of the gap's chain the firm's profile also belongs to | |
+| growth | revenue_growth, employee_growth | last reported year-on-year growth (fraction) | + |
+| growth | funding_age_days | days since the last funding round (NaN: none known) | |
+| growth | patents_per_100_staff | patents per 100 employees | |
+| growth | rd_intensity | R&D spend / revenue | |
+| growth | n_qualifications | qualifications held (high-tech enterprise, ...) | |
+| growth | age_years, log_employees | company age and size | |
+| growth | growth_score | growth model probability (NaN when no growth model) | + |
+| regional | local_partners | local firms in the segments upstream and downstream of the gap | + |
+| regional | partner_affinity | mean cosine of the firm to its 5 closest such local partners | + |
+| regional | local_competitors | local firms already in the gap's segment | |
+| regional | distance_km | great-circle distance to the region's centre | - |
+| regional | same_metro, nearby_province | in the region's metro area / a neighbouring province | + |
+| regional | eligible_policies | district policies whose conditions the firm meets for this chain | + |
+| risk | n_risk_flags, abnormal_operation, shrinking_headcount | risk signals | - |
+| chain value | strength_before, strength_gain | segment's local strength, and +1 if the firm would join it | gain + |
+| chain value | other_gaps_filled | other open gaps of the region the firm would also fill | + |
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from matcher import schemas as S
+from matcher.chains import ChainMap
+
+GAP_FIT = ("gap_similarity", "keyword_similarity", "lexical_z", "chain_segments")
+GROWTH = (
+    "revenue_growth", "employee_growth", "funding_age_days", "patents_per_100_staff", "rd_intensity",
+    "n_qualifications", "age_years", "log_employees", "growth_score",
+)
+REGIONAL = (
+    "local_partners", "partner_affinity", "local_competitors", "distance_km", "same_metro",
+    "nearby_province", "eligible_policies",
+)
+RISK = ("n_risk_flags", "abnormal_operation", "shrinking_headcount")
+CHAIN_VALUE = ("strength_before", "strength_gain", "other_gaps_filled")
+FEATURES = GAP_FIT + GROWTH + REGIONAL + RISK + CHAIN_VALUE
+GROUP_OF = {f: g for g, names in (("fit", GAP_FIT), ("growth", GROWTH), ("regional", REGIONAL), ("risk", RISK), ("chain", CHAIN_VALUE)) for f in names}
+
+# +1: more never lowers the landing score, all else equal; -1: more never raises it.
+MONOTONIC = {
+    "gap_similarity": 1, "keyword_similarity": 1, "lexical_z": 1, "revenue_growth": 1, "employee_growth": 1,
+    "growth_score": 1, "local_partners": 1, "partner_affinity": 1, "distance_km": -1, "same_metro": 1,
+    "nearby_province": 1, "eligible_policies": 1, "n_risk_flags": -1, "abnormal_operation": -1,
+    "shrinking_headcount": -1, "strength_gain": 1, "other_gaps_filled": 1,
+}
+EARTH_RADIUS_KM = 6371.0
+
+
+def haversine_km(lat1, lon1, lat2: float, lon2: float) -> np.ndarray:
+    lat1, lon1 = np.radians(np.asarray(lat1, float)), np.radians(np.asarray(lon1, float))
+    lat2, lon2 = np.radians(lat2), np.radians(lon2)
+    a = np.sin((lat2 - lat1) / 2) ** 2 + np.cos(lat1) * np.cos(lat2) * np.sin((lon2 - lon1) / 2) ** 2
+    return 2 * EARTH_RADIUS_KM * np.arcsin(np.sqrt(a))
+
+
+@dataclass
+class FeatureContext:
+    """What pair features need from a published artifact, prepared once per loaded version."""
+
+    chain_map: ChainMap
+    enterprises: pd.DataFrame
+    vectors: np.ndarray  # (n, dim) in enterprise row order
+    segment_vectors: np.ndarray  # (n_segments, dim) in chain_map.segments() order
+    keyword_vectors: np.ndarray  # (n_segments, dim)
+    segments: pd.DataFrame  # chain analysis: strength, similarity_mean, similarity_sd, status
+    assignments: pd.DataFrame  # local enterprise -> segment
+    gaps: list[dict]
+    segment_threshold: float
+    growth_scores: np.ndarray | None = None  # per enterprise row, or None
+
+    def __post_init__(self) -> None:
+        self.segment_ids = [s.id for _, s in self.chain_map.segments()]
+        self.segment_row = {s: i for i, s in enumerate(self.segment_ids)}
+        self.chain_of = {s.id: c.id for c, s in self.chain_map.segments()}
+        self.strength = dict(zip(self.segments["segment_id"], self.segments["strength"].astype(int)))
+        self.sim_mean = self.segments["similarity_mean"].to_numpy(np.float32)
+        self.sim_sd = self.segments["similarity_sd"].to_numpy(np.float32)
+        self.row_of = pd.Index(self.enterprises[S.ENTERPRISE_ID])
+        self.open_gap_segments = {g["segment_id"] for g in self.gaps if g["segment_id"] and g["kind"] in ("missing", "weak")}
+        neighbours: dict[str, list[str]] = {}
+        for chain in self.chain_map.chains:
+            for segment in chain.segments:
+                upstream = [u.id for u in chain.segments if segment.id in u.supplies]
+                neighbours[segment.id] = upstream + list(segment.supplies)
+        self.neighbours = neighbours
+        members = self.assignments.groupby("segment_id")[S.ENTERPRISE_ID].apply(list).to_dict()
+        self.partner_rows: dict[str, np.ndarray] = {}
+        for segment_id, near in neighbours.items():
+            ids = sorted({e for s in near for e in members.get(s, [])})
+            self.partner_rows[segment_id] = self.row_of.get_indexer(ids)
+        region = self.chain_map.region
+        self.metro = {c.casefold() for c in region.metro_area} | {region.city.casefold()}
+        self.nearby = {p.casefold() for p in region.nearby_provinces} | {region.province.casefold()}
+        self.as_of = pd.to_datetime(self.enterprises[S.UPDATED_AT]).max()
+
+    def segment_z(self, rows: np.ndarray) -> np.ndarray:
+        """Standardised similarity of enterprises (rows) to every segment, (len(rows), n_segments)."""
+        return (self.vectors[rows] @ self.segment_vectors.T - self.sim_mean) / self.sim_sd
+
+
+def make_features(context: FeatureContext, gap: dict, gap_vector: np.ndarray, rows: np.ndarray, lexical_z: np.ndarray) -> pd.DataFrame:
+    """Feature frame for enterprises ``rows`` as prospects for ``gap``.
+
+    Parameters
+    ----------
+    gap : dict
+        A gap from the artifact's ``gaps.json``.
+    gap_vector : ndarray of shape (dim,), float32
+    rows : ndarray of int
+        Enterprise row positions (the candidates).
+    lexical_z : ndarray of shape (len(rows),)
+        Standardised BM25 scores of the candidates for the gap text.
+
+    Returns
+    -------
+    DataFrame of shape (len(rows), len(FEATURES)), float64, NaN where a value is unknown.
+    """
+    ctx = context
+    ents = ctx.enterprises.iloc[rows]
+    vectors = ctx.vectors[rows]
+    segment_id = gap.get("segment_id")
+    chain_id = gap["chain_id"]
+    z = ctx.segment_z(rows)
+    member = z >= ctx.segment_threshold
+    chain_cols = [ctx.segment_row[s.id] for s in ctx.chain_map.chain(chain_id).segments]
+
+    def col(name: str) -> np.ndarray:
+        return ents[name].astype("Float64").astype(float).to_numpy()
+
+    employees = col(S.EMPLOYEES)
+    out = pd.DataFrame(index=range(len(rows)))
+    out["gap_similarity"] = vectors @ gap_vector
+    if segment_id is not None:
+        out["keyword_similarity"] = vectors @ ctx.keyword_vectors[ctx.segment_row[segment_id]]
+    else:
+        out["keyword_similarity"] = np.nan
+    out["lexical_z"] = lexical_z
+    out["chain_segments"] = member[:, chain_cols].sum(axis=1).astype(float)
+
+    out["revenue_growth"] = col(S.REVENUE_GROWTH)
+    out["employee_growth"] = col(S.EMPLOYEE_GROWTH)
+    funding = pd.to_datetime(ents[S.LAST_FUNDING_DATE])
+    out["funding_age_days"] = (ctx.as_of - funding).dt.days.astype(float).to_numpy()
+    out["patents_per_100_staff"] = col(S.PATENTS) / np.maximum(employees, 1) * 100
+    out["rd_intensity"] = col(S.RD_INTENSITY)
+    out["n_qualifications"] = ents[S.QUALIFICATIONS].map(len).astype(float).to_numpy()
+    out["age_years"] = ctx.as_of.year - col(S.FOUNDED_YEAR)
+    out["log_employees"] = np.log1p(employees)
+    out["growth_score"] = ctx.growth_scores[rows] if ctx.growth_scores is not None else np.nan
+
+    partners = ctx.partner_rows.get(segment_id, np.zeros(0, int)) if segment_id else np.zeros(0, int)
+    partners = partners[partners >= 0]
+    out["local_partners"] = float(len(partners))
+    if len(partners):
+        sims = vectors @ ctx.vectors[partners].T
+        top = np.sort(sims, axis=1)[:, -min(5, len(partners)):]
+        out["partner_affinity"] = top.mean(axis=1)
+    else:
+        out["partner_affinity"] = np.nan
+    out["local_competitors"] = float(ctx.strength.get(segment_id, np.nan)) if segment_id else np.nan
+    region = ctx.chain_map.region
+    out["distance_km"] = haversine_km(col(S.LAT), col(S.LON), region.lat, region.lon)
+    city = ents[S.CITY].fillna("").str.casefold()
+    province = ents[S.PROVINCE].fillna("").str.casefold()
+    out["same_metro"] = city.isin(ctx.metro).astype(float).to_numpy()
+    out["nearby_province"] = province.isin(ctx.nearby).astype(float).to_numpy()
+    out["eligible_policies"] = _eligible_policies(ctx, ents, chain_id)
+
+    out["n_risk_flags"] = ents[S.RISK_FLAGS].map(len).astype(float).to_numpy()
+    out["abnormal_operation"] = ents[S.RISK_FLAGS].map(lambda flags: any("abnormal" in f.casefold() for f in flags)).astype(float).to_numpy()
+    growth = out["employee_growth"].to_numpy()
+    out["shrinking_headcount"] = np.where(np.isnan(growth), np.nan, (growth < 0).astype(float))
+
+    if segment_id is not None:
+        before = float(ctx.strength.get(segment_id, 0))
+        joins = member[:, ctx.segment_row[segment_id]]
+        out["strength_before"] = before
+        out["strength_gain"] = joins.astype(float)
+    else:
+        out["strength_before"] = np.nan
+        out["strength_gain"] = np.nan
+    open_cols = [ctx.segment_row[s] for s in ctx.open_gap_segments if s != segment_id]
+    out["other_gaps_filled"] = member[:, open_cols].sum(axis=1).astype(float) if open_cols else 0.0
+    return out[list(FEATURES)].astype(float)
+
+
+def _eligible_policies(ctx: FeatureContext, ents: pd.DataFrame, chain_id: str) -> np.ndarray:
+    policies = [p for p in ctx.chain_map.region.policies if not p.chains or chain_id in p.chains]
+    held = ents[S.QUALIFICATIONS].map(lambda q: {x.casefold() for x in q})
+    counts = np.zeros(len(ents))
+    for policy in policies:
+        need = {q.casefold() for q in policy.requires_qualifications}
+        counts += held.map(lambda h: need <= h).to_numpy(dtype=float)
+    return counts
+
+
+def eligible_policy_names(ctx: FeatureContext, qualifications: list[str], chain_id: str) -> list[str]:
+    """Names of the district policies an enterprise with ``qualifications`` is eligible for."""
+    held = {q.casefold() for q in qualifications}
+    return [
+        p.name for p in ctx.chain_map.region.policies
+        if (not p.chains or chain_id in p.chains) and {q.casefold() for q in p.requires_qualifications} <= held
+    ]

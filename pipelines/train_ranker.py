@@ -1,0 +1,201 @@
+"""Train step: growth model (snapshot history) + landing model (recorded outcomes) -> new version.
+
+The new version is the current one plus the models (files hard-linked, then manifest rewritten),
+published atomically like every other version. A landing model that is worse on the held-out
+evaluation than the published one is not published unless forced.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import joblib
+import numpy as np
+import pandas as pd
+import sklearn
+
+from matcher import artifacts, catalog as C, schemas as S
+from matcher.catalog import Catalog
+from matcher.features import FEATURES, MONOTONIC
+from matcher.growth import cross_validated_scores, growth_examples, growth_features, make_growth_model, score_report, usable_numeric
+from matcher.outcomes import load_outcomes, time_group_split
+from matcher.ranking import COLD_START, LandingModel, cold_start_score, component_scores, ranking_metrics
+from matcher.snapshot import list_snapshots, load_enterprises
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    artifacts_dir: Path
+    snapshots_dir: Path
+    outcomes: tuple[Path, ...]
+    min_outcomes: int = 200
+    keep_versions: int = 5
+    force: bool = False
+
+
+def train_growth(catalog: Catalog, snapshots_dir: Path) -> tuple[np.ndarray | None, object | None, dict]:
+    """Growth model from the newest snapshot pair up to the catalog's snapshot."""
+    current = catalog.manifest["snapshot"]["snapshot_id"]
+    earlier = [s for s in list_snapshots(snapshots_dir) if s.snapshot_id < current]
+    if not earlier:
+        return None, None, {"status": "no earlier snapshot: growth model not trained (growth_score shows the growth indicators instead)"}
+    started = time.perf_counter()
+    before = load_enterprises(earlier[-1])
+    after = catalog.enterprises
+    examples = growth_examples(before, after)
+    y = examples.labels.to_numpy()
+    if len(y) < 50 or y.min() == y.max():
+        return None, None, {"status": f"snapshot pair has {len(y)} usable examples ({int(y.sum())} grew): too few to learn from"}
+    oof = cross_validated_scores(examples)
+    metrics = score_report(y, {"growth model (out of fold)": oof})
+    model = make_growth_model(usable_numeric(examples.features)).fit(examples.features, y)
+    as_of = pd.to_datetime(after[S.UPDATED_AT]).max()
+    scores = model.predict_proba(growth_features(after, as_of))[:, 1].astype(np.float32)
+    return scores, model, {
+        "status": "trained",
+        "before": earlier[-1].snapshot_id,
+        "after": current,
+        "counts": examples.counts,
+        "metrics": metrics,
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+
+
+def pair_features(catalog: Catalog, outcomes: pd.DataFrame) -> pd.DataFrame:
+    """Feature rows for each outcome (same order)."""
+    parts = []
+    for gap_id, group in outcomes.groupby("gap_id", sort=False):
+        gap, vector = catalog.gap(gap_id)
+        rows = pd.Index(catalog.enterprises[S.ENTERPRISE_ID]).get_indexer(group["enterprise_id"])
+        parts.append(catalog.features(gap, vector, rows).set_index(group.index))
+    return pd.concat(parts).loc[outcomes.index]
+
+
+def evaluate_ranking(catalog: Catalog, outcomes: pd.DataFrame, features: pd.DataFrame) -> dict:
+    """Held-out evaluation (time- and group-respecting split) of a landing model against the
+    similarity-only and cold-start baselines, and the published landing model if there is one."""
+    train_idx, test_idx = time_group_split(outcomes)
+    y = outcomes["landed"].to_numpy()
+    pos = {i: p for p, i in enumerate(outcomes.index)}
+    tr, te = [pos[i] for i in train_idx], [pos[i] for i in test_idx]
+    if len(set(y[tr])) < 2 or len(set(y[te])) < 2:
+        return {"status": "split has a single class; no evaluation"}
+    model = LandingModel().fit(features.iloc[tr], y[tr], groups=outcomes["enterprise_id"].to_numpy()[tr])
+    test = outcomes.iloc[te][["gap_id", "enterprise_id", "landed"]].copy()
+    test["landing model"] = model.predict_proba(features.iloc[te])[:, 1]
+    test["similarity only"] = features.iloc[te]["gap_similarity"].to_numpy()
+    cold = np.zeros(len(te))
+    for _, g in test.groupby("gap_id"):
+        where = [test.index.get_loc(i) for i in g.index]
+        cold[where] = cold_start_score(component_scores(features.iloc[te].iloc[where].reset_index(drop=True)))
+    test["cold-start score"] = cold
+    if catalog.ranker is not None:
+        test["published model"] = catalog.ranker.predict_proba(features.iloc[te])[:, 1]
+    scorers = [c for c in test.columns if c not in ("gap_id", "enterprise_id", "landed")]
+    return {
+        "status": "evaluated",
+        "split": {"train_pairs": len(tr), "test_pairs": len(te), "test_gaps": int(test["gap_id"].nunique()),
+                  "rule": "test: later pairs of held-out gaps; train: earlier pairs of the other gaps, minus test enterprises"},
+        "metrics": {name: ranking_metrics(test.rename(columns={"landed": "landed"}), name) for name in scorers},
+    }
+
+
+def model_card_markdown(card: dict) -> str:
+    lines = [f"# Model card — {card['version']}", "", f"Trained {card['created_at']} on snapshot {card['data']['snapshot_id']} "
+             f"and {card['data']['outcomes_used']} outcomes ({card['data']['landed']} landed). Ranker: **{card['ranker']}**.", ""]
+    evaluation = card.get("evaluation", {})
+    if evaluation.get("metrics"):
+        lines += ["## Held-out evaluation", "", evaluation["split"]["rule"], "", "| scorer | NDCG@10 | P@10 | ROC-AUC | Brier | ECE |", "|---|---|---|---|---|---|"]
+        for name, m in evaluation["metrics"].items():
+            lines.append(f"| {name} | {m['ndcg@10']:.3f} | {m['precision@10']:.3f} | {m['roc_auc']:.3f} | {m.get('brier', float('nan')):.3f} | {m.get('ece', float('nan')):.3f} |")
+    growth = card.get("growth", {})
+    lines += ["", "## Growth model", "", growth.get("status", "")]
+    for name, m in growth.get("metrics", {}).items():
+        lines.append(f"- {name}: ROC-AUC {m['roc_auc']:.3f}, average precision {m['average_precision']:.3f}")
+    lines += ["", "## Features", "", "| feature | monotonic |", "|---|---|"]
+    lines += [f"| {f} | {({1: 'increasing', -1: 'decreasing'}).get(MONOTONIC.get(f, 0), '')} |" for f in FEATURES]
+    lines += ["", "## Libraries", ""] + [f"- {k}: {v}" for k, v in card["libraries"].items()]
+    lines += ["", f"Training time: {card['training_seconds']} s.", ""]
+    return "\n".join(lines)
+
+
+def train(config: TrainConfig, now: datetime | None = None) -> dict:
+    """Train and (unless the guard stops it) publish a version with the ranking models."""
+    started = time.perf_counter()
+    now = now or datetime.now(timezone.utc)
+    parent = artifacts.version_dir(config.artifacts_dir)
+    catalog = Catalog.load(parent)
+    growth_scores, growth_model, growth_info = train_growth(catalog, config.snapshots_dir)
+    catalog.growth_scores, catalog._context = growth_scores, None
+
+    known_gaps = {g["gap_id"] for g in catalog.gaps}
+    usable, rejected = load_outcomes(list(config.outcomes), set(catalog.enterprises[S.ENTERPRISE_ID]), known_gaps)
+    report: dict = {"parent_version": catalog.version, "growth": growth_info,
+                    "outcomes": {"usable": len(usable), "rejected": len(rejected),
+                                 "rejected_reasons": rejected["reason"].value_counts().to_dict() if len(rejected) else {}}}
+    enough = len(usable) >= config.min_outcomes and usable["landed"].nunique() == 2
+    model, evaluation, features = None, {"status": "not evaluated"}, None
+    if enough:
+        features = pair_features(catalog, usable)
+        evaluation = evaluate_ranking(catalog, usable, features)
+        metrics = evaluation.get("metrics", {})
+        published = metrics.get("published model")
+        new = metrics.get("landing model")
+        if published and new and new["ndcg@10"] < published["ndcg@10"] and not config.force:
+            report.update(status="not-published", evaluation=evaluation,
+                          reason=f"the new landing model's NDCG@10 {new['ndcg@10']:.3f} is below the published model's "
+                                 f"{published['ndcg@10']:.3f} on the same evaluation; use --force to publish anyway")
+            return report
+        model = LandingModel().fit(features, usable["landed"].to_numpy(), groups=usable["enterprise_id"].to_numpy())
+    ranker = "landing-model" if model is not None else COLD_START
+    if model is None:
+        report["cold_start_reason"] = f"{len(usable)} usable outcomes (need {config.min_outcomes} with both landed and declined)"
+
+    fingerprint = f"{catalog.version}-{ranker}-{len(usable)}".encode().hex()
+    version = artifacts.new_version(now, fingerprint[-14:])
+    while (config.artifacts_dir / version).exists():
+        now = datetime.fromtimestamp(now.timestamp() + 1, timezone.utc)
+        version = artifacts.new_version(now, fingerprint[-14:])
+    staged = config.artifacts_dir / f".tmp-{version}"
+    shutil.rmtree(staged, ignore_errors=True)
+    shutil.copytree(parent, staged, copy_function=os.link)
+    try:
+        for name in (C.RANKER_FILE, C.GROWTH_SCORES_FILE, C.OUTCOMES_FILE, "growth_model.joblib", "model_card.json", "model_card.md"):
+            (staged / name).unlink(missing_ok=True)
+        if model is not None:
+            joblib.dump(model, staged / C.RANKER_FILE)
+            usable.assign(contacted_at=usable["contacted_at"].astype(str)).to_parquet(staged / C.OUTCOMES_FILE, index=False)
+        if growth_scores is not None:
+            np.save(staged / C.GROWTH_SCORES_FILE, growth_scores)
+            joblib.dump(growth_model, staged / "growth_model.joblib")
+        libraries = {**catalog.manifest.get("libraries", {}), "scikit_learn": sklearn.__version__, "python": platform.python_version()}
+        card = {
+            "version": version, "created_at": now.isoformat(timespec="seconds"), "ranker": ranker,
+            "data": {"snapshot_id": catalog.manifest["snapshot"]["snapshot_id"], "outcome_files": [str(p) for p in config.outcomes],
+                     "outcomes_used": len(usable), "landed": int(usable["landed"].sum()) if len(usable) else 0, "outcomes_rejected": len(rejected)},
+            "features": list(FEATURES), "monotonic": MONOTONIC, "evaluation": evaluation, "growth": growth_info,
+            "training_seconds": round(time.perf_counter() - started, 1), "libraries": libraries,
+        }
+        (staged / "model_card.json").write_text(json.dumps(card, indent=2, default=str))
+        (staged / "model_card.md").write_text(model_card_markdown(card))
+        manifest = {k: v for k, v in catalog.manifest.items() if k not in ("version", "files")}
+        manifest.update(created_at=now.isoformat(timespec="seconds"), parent_version=catalog.version,
+                        ranker={"kind": ranker, "trained_in": version, "scikit_learn": sklearn.__version__,
+                                "outcomes": len(usable)},
+                        growth={"status": growth_info["status"]}, libraries=libraries)
+        artifacts.write_manifest(staged, version, manifest)
+        Catalog.load(staged)  # everything reloads and matches the manifest before it is visible
+        artifacts.publish(config.artifacts_dir, staged, version, config.keep_versions)
+    except BaseException:
+        shutil.rmtree(staged, ignore_errors=True)
+        raise
+    report.update(status="published", version=version, ranker=ranker, evaluation=evaluation,
+                  training_seconds=card["training_seconds"])
+    return report

@@ -1,0 +1,144 @@
+"""Embedding helpers that need no model: normalisation, model resolution, the content-hash cache.
+
+The cache tests use a counting stand-in encoder (tests/factories.py): they are about what gets
+embedded, not about the model. The real model is tested in tests/e2e/test_embedding_model.py.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from matcher.embedding import EmbeddingCache, encode_cached, normalize, resolve_model_path
+from matcher.errors import ModelNotFoundError
+from tests.factories import HashingEncoder
+
+TEXTS = ["lidar sensors for cars", "payment gateway for merchants", "gene sequencing", "mobile games"]
+HASHES = ["h-lidar", "h-pay", "h-gene", "h-games"]
+
+
+@pytest.fixture
+def encoder():
+    return HashingEncoder(dim=32)
+
+
+def test_normalize_gives_float32_unit_rows_and_keeps_zero_rows_zero():
+    vectors = np.array([[3.0, 4.0], [0.0, 0.0], [-1.0, 0.0]], dtype=np.float64)
+
+    out = normalize(vectors)
+
+    assert out.dtype == np.float32 and out.flags["C_CONTIGUOUS"]
+    np.testing.assert_allclose(out, [[0.6, 0.8], [0.0, 0.0], [-1.0, 0.0]], rtol=1e-6)
+
+
+def test_unknown_model_is_never_downloaded(tmp_path):
+    with pytest.raises(ModelNotFoundError, match="never downloaded"):
+        resolve_model_path("sentence-transformers/some-model-we-do-not-ship")
+
+
+def test_local_model_directory_is_used_as_is(tmp_path):
+    assert resolve_model_path(str(tmp_path)) == tmp_path
+
+
+def test_packaged_model_resolves_to_a_local_directory():
+    path = resolve_model_path("all-MiniLM-L6-v2")
+
+    assert path.is_dir()
+    assert resolve_model_path("sentence-transformers/all-MiniLM-L6-v2") == path
+
+
+def test_first_run_embeds_every_profile_once(tmp_path, encoder):
+    cache = EmbeddingCache(tmp_path / "cache", encoder.dim)
+
+    vectors, embedded = encode_cached(encoder, cache, TEXTS, HASHES)
+
+    assert embedded == 4
+    assert encoder.encoded == TEXTS
+    assert vectors.shape == (4, 32) and vectors.dtype == np.float32
+    np.testing.assert_allclose(vectors, encoder.encode(TEXTS), rtol=1e-6)
+
+
+def test_unchanged_profiles_are_never_embedded_twice(tmp_path, encoder):
+    cache = EmbeddingCache(tmp_path / "cache", encoder.dim)
+    first, _ = encode_cached(encoder, cache, TEXTS, HASHES)
+    encoder.encoded.clear()
+
+    again, embedded = encode_cached(encoder, cache, TEXTS, HASHES)
+
+    assert embedded == 0
+    assert encoder.encoded == []
+    np.testing.assert_array_equal(again, first)
+
+
+def test_cache_survives_a_restart(tmp_path, encoder):
+    encode_cached(encoder, EmbeddingCache(tmp_path / "cache", encoder.dim), TEXTS, HASHES)
+    first = encoder.encode(TEXTS)
+    fresh_encoder = HashingEncoder(dim=32)
+
+    reopened = EmbeddingCache(tmp_path / "cache", fresh_encoder.dim)
+    vectors, embedded = encode_cached(fresh_encoder, reopened, TEXTS, HASHES)
+
+    assert len(reopened) == 4
+    assert embedded == 0 and fresh_encoder.calls == 0
+    np.testing.assert_allclose(vectors, first, rtol=1e-6)
+
+
+def test_only_new_or_changed_profiles_are_embedded(tmp_path, encoder):
+    cache = EmbeddingCache(tmp_path / "cache", encoder.dim)
+    encode_cached(encoder, cache, TEXTS, HASHES)
+    encoder.encoded.clear()
+    texts = [*TEXTS[:3], "mobile games and esports", "battery cells"]
+    hashes = [*HASHES[:3], "h-games-v2", "h-battery"]
+
+    vectors, embedded = encode_cached(encoder, cache, texts, hashes)
+
+    assert embedded == 2
+    assert encoder.encoded == ["mobile games and esports", "battery cells"]
+    np.testing.assert_allclose(vectors, encoder.encode(texts), rtol=1e-6)
+
+
+def test_identical_profiles_in_one_run_are_embedded_once(tmp_path, encoder):
+    cache = EmbeddingCache(tmp_path / "cache", encoder.dim)
+
+    vectors, embedded = encode_cached(encoder, cache, [TEXTS[0], TEXTS[1], TEXTS[0]], ["a", "b", "a"])
+
+    assert embedded == 2
+    assert encoder.encoded == [TEXTS[0], TEXTS[1]]
+    np.testing.assert_array_equal(vectors[0], vectors[2])
+
+
+def test_vectors_come_back_in_the_order_asked(tmp_path, encoder):
+    cache = EmbeddingCache(tmp_path / "cache", encoder.dim)
+    encode_cached(encoder, cache, TEXTS, HASHES)
+
+    vectors, _ = encode_cached(encoder, cache, TEXTS[::-1], HASHES[::-1])
+
+    np.testing.assert_allclose(vectors, encoder.encode(TEXTS[::-1]), rtol=1e-6)
+
+
+def test_progress_is_reported_for_embedded_texts_only(tmp_path, encoder):
+    cache = EmbeddingCache(tmp_path / "cache", encoder.dim)
+    encode_cached(encoder, cache, TEXTS[:2], HASHES[:2])
+    done = []
+
+    encode_cached(encoder, cache, TEXTS, HASHES, progress=done.append)
+
+    assert sum(done) == 2
+
+
+def test_adding_known_hashes_writes_no_new_shard(tmp_path, encoder):
+    cache = EmbeddingCache(tmp_path / "cache", encoder.dim)
+    cache.add(HASHES, encoder.encode(TEXTS))
+    shards = sorted(p.name for p in (tmp_path / "cache").iterdir())
+
+    cache.add(HASHES, encoder.encode(TEXTS))
+
+    assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == shards
+    assert not [p for p in (tmp_path / "cache").iterdir() if p.name.startswith(".tmp")]
+
+
+def test_cache_missing_reports_positions(tmp_path, encoder):
+    cache = EmbeddingCache(tmp_path / "cache", encoder.dim)
+    cache.add(HASHES[:2], encoder.encode(TEXTS[:2]))
+
+    assert cache.missing(["h-gene", "h-lidar", "h-new"]) == [0, 2]
