@@ -184,6 +184,11 @@ class Catalog:
 
         Returns (ranked results, features of those results, aligned row for row).
         """
+        ranked, features = self.rank_pool(gap, gap_vector, k, filters)
+        return ranked.head(k), features.head(k)
+
+    def rank_pool(self, gap: dict, gap_vector: np.ndarray, k: int, filters: Filters) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """All ranked candidates (at least ``k``, normally ``RANK_DEPTH``) with their features."""
         candidates = self._retrieve(gap_vector, gap["text"], max(k, RANK_DEPTH), filters)
         if candidates.empty:
             return candidates, pd.DataFrame()
@@ -199,21 +204,31 @@ class Catalog:
         n = len(ranked)
         ranked.insert(4, "rank", np.arange(1, n + 1))
         ranked.insert(5, "percentile", np.round(1 - np.arange(n) / n, 4))
-        return ranked.head(k), features.head(k)
+        return ranked, features
 
-    def prospects(self, gap_id: str, k: int, filters: Filters) -> pd.DataFrame:
-        """Outside enterprises that would fill a gap, ranked, best first."""
+    def prospects(self, gap_id: str, k: int, filters: Filters, explain: bool = False, lang: str = "en") -> pd.DataFrame:
+        """Outside enterprises that would fill a gap, ranked, best first (with an ``explanation``
+        column when ``explain``)."""
         gap, vector = self.gap(gap_id)
-        return self.rank(gap, vector, k, filters)[0]
+        return self._answer(gap, vector, k, filters, explain, lang)
 
-    def search(self, text: str, k: int, filters: Filters) -> pd.DataFrame:
+    def _answer(self, gap: dict, vector: np.ndarray, k: int, filters: Filters, explain: bool, lang: str) -> pd.DataFrame:
+        ranked, features = self.rank_pool(gap, vector, k, filters)
+        top = ranked.head(k).copy()
+        if explain and len(top):
+            from matcher.explain import explain_ranked
+
+            top["explanation"] = explain_ranked(self, gap, top, features.head(k), features, lang)
+        return top
+
+    def search(self, text: str, k: int, filters: Filters, explain: bool = False, lang: str = "en") -> pd.DataFrame:
         """Enterprises matching a free-text need, ranked, best first."""
-        return self.search_many([text], k, [filters])[0]
+        return self.search_many([text], k, [filters], explain, lang)[0]
 
-    def search_many(self, texts: list[str], k: int, filters: list[Filters]) -> list[pd.DataFrame]:
+    def search_many(self, texts: list[str], k: int, filters: list[Filters], explain: bool = False, lang: str = "en") -> list[pd.DataFrame]:
         """Answer many needs with one batched embedding pass."""
         vectors = self.encoder.encode(texts)
-        return [self.rank(self.need_as_gap(t, v), v, k, f)[0] for v, t, f in zip(vectors, texts, filters)]
+        return [self._answer(self.need_as_gap(t, v), v, k, f, explain, lang) for v, t, f in zip(vectors, texts, filters)]
 
     def _retrieve(self, vector: np.ndarray, text: str, k: int, filters: Filters) -> pd.DataFrame:
         return retrieve(

@@ -200,11 +200,10 @@ def records(results: pd.DataFrame) -> list[dict]:
                 clean[key] = None
             elif isinstance(value, (dict,)):
                 clean[key] = value
-            elif isinstance(value, np.generic):
-                clean[key] = value.item()
-            elif key in INTEGER_COLUMNS and isinstance(value, float) and value.is_integer():
-                clean[key] = int(value)
             else:
+                value = value.item() if isinstance(value, np.generic) else value
+                if key in INTEGER_COLUMNS and isinstance(value, float) and value.is_integer():
+                    value = int(value)
                 clean[key] = value
         out.append(clean)
     return out

@@ -30,6 +30,14 @@ FoundedOpt = Annotated[Optional[int], typer.Option("--founded-after", help="Foun
 QualOpt = Annotated[Optional[list[str]], typer.Option("--qualification", help="Must hold this qualification; repeatable (all required).")]
 LocalOpt = Annotated[bool, typer.Option("--include-local", help="Also return enterprises inside the region.")]
 ClosedOpt = Annotated[bool, typer.Option("--include-closed", help="Also return closed enterprises.")]
+ExplainOpt = Annotated[bool, typer.Option("--explain", help="Explain every rank (contributions, evidence, partners, risks).")]
+LangOpt = Annotated[str, typer.Option("--lang", help="Language of explanations: en or zh.")]
+
+
+def check_lang(lang: str) -> str:
+    if lang not in ("en", "zh"):
+        raise typer.BadParameter(f"--lang must be 'en' or 'zh', not '{lang}'")
+    return lang
 
 
 def make_filters(country, province, min_employees, max_employees, founded_after, qualification, include_local, include_closed) -> Filters:
@@ -222,6 +230,31 @@ def print_results(title: str, rows: list[dict]) -> None:
             f"{row['growth_score']:.2f}", f"{row['regional_score']:.2f}", f"{row['similarity']:.3f}",
         )
     out.print(table)
+    for row in rows:
+        if "explanation" in row:
+            print_explanation(row["explanation"])
+
+
+def print_explanation(e: dict) -> None:
+    out.print(f"[bold]#{e['rank']} {e['name']}[/] — score {e['score']:.3f} ({e['ranker']})", highlight=False)
+    for text in e["reasons"]["positive"]:
+        out.print(f"  [green]+[/] {text}", highlight=False)
+    for text in e["reasons"]["negative"]:
+        out.print(f"  [red]-[/] {text}", highlight=False)
+    for text in e.get("facts", [])[:0]:
+        out.print(f"    {text}", highlight=False)
+    c = e.get("gap_closure")
+    if c:
+        out.print(f"  segment {c['segment_id']}: local strength {c['strength_before']} ({c['status_before']}) -> {c['strength_after']} ({c['status_after']})", highlight=False)
+    for sentence in e["evidence"]:
+        out.print(f"  evidence: “{sentence}”", highlight=False)
+    if e["local_partners"]:
+        out.print("  local partners: " + "; ".join(f"{p['name']} ({p['segment_id']})" for p in e["local_partners"][:3]), highlight=False)
+    if e["similar_landed"]:
+        out.print("  similar firms that landed: " + "; ".join(p["name"] for p in e["similar_landed"]), highlight=False)
+    if e["risk_flags"]:
+        out.print("  [red]risks:[/] " + ", ".join(e["risk_flags"]), highlight=False)
+    out.print(f"  data as of {e['freshness']['source_updated_at']} (snapshot {e['freshness']['snapshot_id']})", highlight=False)
 
 
 @app.command()
@@ -231,14 +264,16 @@ def prospects(
     country: CountryOpt = None, province: ProvinceOpt = None, min_employees: MinEmpOpt = None,
     max_employees: MaxEmpOpt = None, founded_after: FoundedOpt = None, qualification: QualOpt = None,
     include_local: LocalOpt = False, include_closed: ClosedOpt = False,
+    explain: ExplainOpt = False, lang: LangOpt = "en",
     home: HomeOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Outside enterprises that would fill a gap, best first."""
+    """Outside enterprises that would fill a gap, ranked best first."""
+    check_lang(lang)
     catalog = load_catalog(settings_for(home))
     filters = make_filters(country, province, min_employees, max_employees, founded_after, qualification, include_local, include_closed)
     gap_info, _ = catalog.gap(gap)
-    rows = records(catalog.prospects(gap, top, filters))
+    rows = records(catalog.prospects(gap, top, filters, explain=explain, lang=lang))
     if as_json:
         emit_json({"query": {"gap_id": gap, "text": gap_info["text"], "top": top, "version": catalog.version}, "results": rows})
     else:
@@ -253,16 +288,18 @@ def search(
     country: CountryOpt = None, province: ProvinceOpt = None, min_employees: MinEmpOpt = None,
     max_employees: MaxEmpOpt = None, founded_after: FoundedOpt = None, qualification: QualOpt = None,
     include_local: LocalOpt = False, include_closed: ClosedOpt = False,
+    explain: ExplainOpt = False, lang: LangOpt = "en",
     home: HomeOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Enterprises matching a free-text need (or many needs with --batch), best first."""
+    """Enterprises matching a free-text need (or many needs with --batch), ranked best first."""
     if (text is None) == (batch is None):
         raise typer.BadParameter("give either TEXT or --batch FILE")
+    check_lang(lang)
     catalog = load_catalog(settings_for(home))
     filters = make_filters(country, province, min_employees, max_employees, founded_after, qualification, include_local, include_closed)
     if text is not None:
-        rows = records(catalog.search(text, top, filters))
+        rows = records(catalog.search(text, top, filters, explain=explain, lang=lang))
         if as_json:
             emit_json({"query": {"text": text, "top": top, "version": catalog.version}, "results": rows})
         else:
@@ -270,7 +307,7 @@ def search(
         return
     needs, failures = read_needs(batch, filters)
     valid = [n for n in needs if "error" not in n]
-    answers = iter(catalog.search_many([n["text"] for n in valid], top, [n["filters"] for n in valid]))
+    answers = iter(catalog.search_many([n["text"] for n in valid], top, [n["filters"] for n in valid], explain, lang))
     for need in needs:
         if "error" in need:
             emit_json({"id": need["id"], "error": need["error"]})
@@ -472,3 +509,70 @@ def evaluate_ranking_command(
         emit_json({**evaluation, "rejected": len(rejected)})
     else:
         print_metrics(evaluation)
+
+
+
+@app.command("why-not")
+def why_not_command(
+    enterprise_id: Annotated[str, typer.Argument(help="The enterprise the chain leader asks about.")],
+    gap: Annotated[str, typer.Option("--gap", help="Gap id.")],
+    shortlist: Annotated[int, typer.Option("--shortlist", min=1, max=300, help="Shortlist size to compare with.")] = 20,
+    include_local: LocalOpt = False, include_closed: ClosedOpt = False,
+    lang: LangOpt = "en",
+    home: HomeOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Where an enterprise ranks for a gap, and which factors keep it below the shortlist."""
+    from matcher.explain import why_not
+
+    check_lang(lang)
+    catalog = load_catalog(settings_for(home))
+    report = why_not(catalog, gap, enterprise_id, shortlist, Filters(include_local=include_local, include_closed=include_closed), lang)
+    if as_json:
+        emit_json(report)
+        return
+    where = f"rank {report['rank']} of {report['candidates_ranked']}" if report["rank"] else report.get("retrieval", "not retrieved")
+    out.print(f"{report['name']} for {gap}: {where} (ranked by {report['ranker']})", highlight=False)
+    for reason in report["excluded_by"]:
+        out.print(f"  excluded: {reason}", highlight=False)
+    if "last_shortlisted" in report:
+        last = report["last_shortlisted"]
+        out.print(f"  score {report['score']:.3f} vs {last['score']:.3f} for #{last['rank']} {last['name']}", highlight=False)
+        for f in report["holding_it_back"]:
+            detail = f" ({f['a_text']} vs {f['b_text']})" if "a_text" in f else ""
+            out.print(f"  [red]-[/] {f['factor']}: {f['difference']:+.3f}{detail}", highlight=False)
+        for f in report["in_its_favour"]:
+            detail = f" ({f['a_text']} vs {f['b_text']})" if "a_text" in f else ""
+            out.print(f"  [green]+[/] {f['factor']}: {f['difference']:+.3f}{detail}", highlight=False)
+
+
+@app.command("compare")
+def compare_command(
+    a: Annotated[str, typer.Argument(help="Enterprise A.")],
+    b: Annotated[str, typer.Argument(help="Enterprise B.")],
+    gap: Annotated[str, typer.Option("--gap", help="Gap id.")],
+    lang: LangOpt = "en",
+    home: HomeOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Why A ranks above (or below) B for a gap, factor by factor."""
+    from matcher.explain import compare
+
+    check_lang(lang)
+    catalog = load_catalog(settings_for(home))
+    report = compare(catalog, gap, a, b, Filters(include_local=True, include_closed=True), lang)
+    if as_json:
+        emit_json(report)
+        return
+    out.print(f"A {a}: score {report['a']['score']:.3f} · B {b}: score {report['b']['score']:.3f} · higher: {report['higher']} ({report['ranker']})", highlight=False)
+    table = Table(title=f"Factors (A - B) for {gap}", title_justify="left")
+    for column in ("factor", "A - B", "A", "B"):
+        table.add_column(column, overflow="fold")
+    interactions = sum(f["difference"] for f in report["factors"] if f.get("same_value"))
+    for f in report["factors"]:
+        if abs(f["difference"]) < 1e-6 or f.get("same_value"):
+            continue
+        table.add_row(f["factor"], f"{f['difference']:+.3f}", f.get("a_text", f"{f['a_contribution']:+.3f}"), f.get("b_text", f"{f['b_contribution']:+.3f}"))
+    if abs(interactions) > 1e-6:
+        table.add_row("(equal values, interactions)", f"{interactions:+.3f}", "", "")
+    out.print(table)

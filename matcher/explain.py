@@ -1,0 +1,397 @@
+"""Explanations of a prospect's rank, in English and Chinese, rendered only from the feature values
+that produced the score.
+
+For the landing model the contributions are exact SHAP values in the booster's log-odds
+(``base_value + sum(contributions) == model_output``); for the cold-start score they are the
+weighted components (``0 + sum == the weighted score before clipping to [0, 1]``). Every reason
+states the value it rests on, where the value came from (observed in the source on a date, or
+derived by the engine) and its percentile among the ranked candidates.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+import numpy as np
+import pandas as pd
+
+from matcher import schemas as S
+from matcher.features import FEATURES, eligible_policy_names
+from matcher.lexical import tokenize
+from matcher.ranking import WEIGHTS
+
+# feature -> (source column observed in the data, or None when the engine derives it)
+OBSERVED = {
+    "revenue_growth": S.REVENUE_GROWTH, "employee_growth": S.EMPLOYEE_GROWTH, "funding_age_days": S.LAST_FUNDING_DATE,
+    "patents_per_100_staff": S.PATENTS, "rd_intensity": S.RD_INTENSITY, "n_qualifications": S.QUALIFICATIONS,
+    "age_years": S.FOUNDED_YEAR, "log_employees": S.EMPLOYEES, "distance_km": S.LAT, "same_metro": S.CITY,
+    "nearby_province": S.PROVINCE, "n_risk_flags": S.RISK_FLAGS, "abnormal_operation": S.RISK_FLAGS,
+    "shrinking_headcount": S.EMPLOYEE_GROWTH, "eligible_policies": S.QUALIFICATIONS,
+}
+HIGHER_IS_NOTABLE = {"distance_km": False, "funding_age_days": False, "age_years": False}
+
+LABELS = {
+    "en": {
+        "gap_similarity": "profile matches the gap description (similarity {v:.2f})",
+        "keyword_similarity": "profile matches the segment's keywords (similarity {v:.2f})",
+        "lexical_z": "shares the gap's key terms (term score {v:.1f} SD above average)",
+        "chain_segments": "active in {v:.0f} segment(s) of this chain",
+        "revenue_growth": "revenue grew {pct:+.0f}% last year",
+        "employee_growth": "employees grew {pct:+.0f}% last year",
+        "funding_age_days": "last funding round {v:.0f} days ago",
+        "patents_per_100_staff": "{v:.1f} patents per 100 employees",
+        "rd_intensity": "R&D spend is {pct:.0f}% of revenue",
+        "n_qualifications": "holds {v:.0f} qualification(s)",
+        "age_years": "founded {v:.0f} years ago",
+        "log_employees": "{emp:,.0f} employees",
+        "growth_score": "growth model gives {pct:.0f}% chance of strong growth",
+        "local_partners": "{v:.0f} local firms upstream/downstream to link with",
+        "partner_affinity": "close to its local partners' business (similarity {v:.2f})",
+        "local_competitors": "{v:.0f} local firms already in this segment",
+        "distance_km": "{v:,.0f} km from the district",
+        "same_metro": "{yes_no} in the district's metro area",
+        "nearby_province": "{yes_no} in the region or a neighbouring province",
+        "eligible_policies": "eligible for {v:.0f} district polic(ies)",
+        "n_risk_flags": "{v:.0f} risk flag(s) on record",
+        "abnormal_operation": "{yes_no} listed for abnormal operation",
+        "shrinking_headcount": "headcount {shrink}",
+        "strength_before": "segment has {v:.0f} local firm(s) now",
+        "strength_gain": "{joins} the segment's local strength",
+        "other_gaps_filled": "would also fill {v:.0f} other open gap(s)",
+        "fit": "gap fit score {v:.2f} (weight {w})", "growth": "growth score {v:.2f} (weight {w})",
+        "regional": "regional fit score {v:.2f} (weight {w})", "risk": "risk penalty {v:.2f}",
+        "missing": "{name}: not reported",
+        "top": "top {p}% of candidates", "bottom": "bottom {p}% of candidates",
+        "raises": "raises the score", "lowers": "lowers the score",
+        "yes": "is", "no": "is not", "shrinks": "shrank", "grows": "did not shrink",
+        "joins": "would add 1 to", "no_join": "would not add to",
+        "observed": "observed in the source, updated {date}", "derived": "derived by Chain Matcher",
+    },
+    "zh": {
+        "gap_similarity": "企业简介与缺口描述匹配（相似度 {v:.2f}）",
+        "keyword_similarity": "企业简介与环节关键词匹配（相似度 {v:.2f}）",
+        "lexical_z": "包含缺口的关键术语（词项得分高于平均 {v:.1f} 个标准差）",
+        "chain_segments": "覆盖本产业链 {v:.0f} 个环节",
+        "revenue_growth": "去年营收增长 {pct:+.0f}%",
+        "employee_growth": "去年员工人数增长 {pct:+.0f}%",
+        "funding_age_days": "最近一轮融资在 {v:.0f} 天前",
+        "patents_per_100_staff": "每百名员工拥有专利 {v:.1f} 件",
+        "rd_intensity": "研发投入占营收 {pct:.0f}%",
+        "n_qualifications": "拥有 {v:.0f} 项资质",
+        "age_years": "成立 {v:.0f} 年",
+        "log_employees": "员工 {emp:,.0f} 人",
+        "growth_score": "成长模型预测高速成长概率 {pct:.0f}%",
+        "local_partners": "上下游有 {v:.0f} 家本地企业可对接",
+        "partner_affinity": "与本地上下游伙伴业务相近（相似度 {v:.2f}）",
+        "local_competitors": "本环节已有 {v:.0f} 家本地企业",
+        "distance_km": "距本区 {v:,.0f} 公里",
+        "same_metro": "{yes_no}位于本区所在都市圈",
+        "nearby_province": "{yes_no}位于本地或邻近省份",
+        "eligible_policies": "符合 {v:.0f} 项区级政策条件",
+        "n_risk_flags": "有 {v:.0f} 条风险记录",
+        "abnormal_operation": "{yes_no}被列入经营异常名录",
+        "shrinking_headcount": "员工人数{shrink}",
+        "strength_before": "该环节目前有 {v:.0f} 家本地企业",
+        "strength_gain": "{joins}该环节的本地实力",
+        "other_gaps_filled": "还可填补另外 {v:.0f} 个开放缺口",
+        "fit": "缺口匹配得分 {v:.2f}（权重 {w}）", "growth": "成长得分 {v:.2f}（权重 {w}）",
+        "regional": "区域适配得分 {v:.2f}（权重 {w}）", "risk": "风险扣分 {v:.2f}",
+        "missing": "{name}：未披露",
+        "top": "位居候选企业前 {p}%", "bottom": "位居候选企业后 {p}%",
+        "raises": "提升得分", "lowers": "降低得分",
+        "yes": "", "no": "不", "shrinks": "减少", "grows": "未减少",
+        "joins": "将使", "no_join": "不会提升",
+        "observed": "来源数据，更新于 {date}", "derived": "由 Chain Matcher 计算",
+    },
+}
+FEATURE_NAMES_EN = {
+    "funding_age_days": "last funding date", "patents_per_100_staff": "patents", "rd_intensity": "R&D spend",
+    "age_years": "founding year", "log_employees": "headcount", "growth_score": "growth model score",
+    "distance_km": "location", "partner_affinity": "similarity to local partners", "keyword_similarity": "keyword match",
+    "revenue_growth": "revenue growth", "employee_growth": "employee growth", "shrinking_headcount": "headcount trend",
+}
+FEATURE_NAMES_ZH = {
+    "revenue_growth": "营收增长", "employee_growth": "员工增长", "funding_age_days": "融资", "patents_per_100_staff": "专利",
+    "rd_intensity": "研发投入", "age_years": "成立年份", "log_employees": "员工人数", "growth_score": "成长模型",
+    "distance_km": "位置", "partner_affinity": "上下游相似度", "keyword_similarity": "关键词匹配",
+    "shrinking_headcount": "员工人数变化",
+}
+
+
+def percentile_phrase(value: float, population: np.ndarray, feature: str, lang: str) -> str:
+    """'top 8% of candidates' (or bottom) for where ``value`` stands among ``population``."""
+    known = population[~np.isnan(population)]
+    if np.isnan(value) or len(known) < 2:
+        return ""
+    if not HIGHER_IS_NOTABLE.get(feature, True):
+        known, value = -known, -value
+    above, equal = (known > value).mean(), (known == value).mean()
+    below = 1.0 - above - equal
+    if equal > 0.999:
+        return ""  # every candidate has this value: a percentile says nothing
+    # Ties count on both sides: a value most candidates share is "bottom 61%", not "top 39%".
+    if above + equal / 2 < 0.5:
+        return LABELS[lang]["top"].format(p=max(1, math.ceil((above + equal) * 100)))
+    return LABELS[lang]["bottom"].format(p=max(1, math.ceil((below + equal) * 100)))
+
+
+def reason_text(feature: str, value: float, lang: str) -> str:
+    """Plain-language statement of one feature value (never more than the value shows)."""
+    L = LABELS[lang]
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        names = FEATURE_NAMES_ZH if lang == "zh" else FEATURE_NAMES_EN
+        name = names.get(feature, feature.replace("_", " "))
+        return L["missing"].format(name=name)
+    fields = {
+        "v": value, "pct": value * 100, "emp": math.expm1(value) if feature == "log_employees" else value,
+        "yes_no": L["yes"] if value >= 0.5 else L["no"], "shrink": L["shrinks"] if value >= 0.5 else L["grows"],
+        "joins": L["joins"] if value >= 0.5 else L["no_join"], "w": "",
+    }
+    return L[feature].format(**fields)
+
+
+def evidence_sentences(description: str, gap_text: str, n: int = 2) -> list[str]:
+    """The description's sentences that share the most (stemmed) terms with the gap text."""
+    sentences = [s.strip() for s in re.split(r"(?<=[.!?。；;])\s+", description) if len(s.strip()) > 15]
+    if not sentences:
+        return []
+    gap_terms = set(tokenize([gap_text])[0])
+    tokens = tokenize(sentences)
+    scores = [len(gap_terms & set(t)) / math.sqrt(len(set(t)) + 1) for t in tokens]
+    order = sorted(range(len(sentences)), key=lambda i: (-scores[i], i))
+    return [sentences[i] for i in order[:n] if scores[i] > 0]
+
+
+def contribution_rows(
+    features: pd.Series, contributions: np.ndarray, candidates: pd.DataFrame, updated_at: str, lang: str,
+) -> list[dict]:
+    """One entry per feature: value, contribution, text (with percentile) and where it came from."""
+    L = LABELS[lang]
+    rows = []
+    for name, contribution in zip(FEATURES, contributions):
+        value = float(features[name])
+        text = reason_text(name, value, lang)
+        where = percentile_phrase(value, candidates[name].to_numpy(dtype=float), name, lang)
+        if where:
+            text += (" — " if lang == "en" else "，") + where
+        if abs(contribution) > 1e-9:
+            text += f" ({L['raises'] if contribution > 0 else L['lowers']})" if lang == "en" else f"（{L['raises'] if contribution > 0 else L['lowers']}）"
+        source = OBSERVED.get(name)
+        rows.append({
+            "feature": name,
+            "value": None if np.isnan(value) else round(value, 6),
+            "contribution": float(contribution),
+            "text": text,
+            "source": {"kind": "observed", "column": source, "updated_at": updated_at} if source else {"kind": "derived"},
+        })
+    return rows
+
+
+def cold_start_contributions(components: pd.Series) -> tuple[float, dict[str, float]]:
+    """Additive parts of the cold-start score: base 0, weighted components, minus the penalty."""
+    parts = {g: WEIGHTS[g] * float(components[f"{g}_score"]) for g in ("fit", "growth", "regional")}
+    parts["risk"] = -float(components["risk_penalty"])
+    return 0.0, parts
+
+
+def _status(strength: float, weak_below: float) -> str:
+    return "missing" if strength <= 0 else "weak" if strength < weak_below else "strong"
+
+
+def explain_ranked(catalog, gap: dict, ranked: pd.DataFrame, features: pd.DataFrame, pool: pd.DataFrame, lang: str = "en") -> list[dict]:
+    """Explanations of ranked prospects (rows of ``ranked`` / ``features``), percentiles among ``pool``.
+
+    ``catalog`` is a :class:`matcher.catalog.Catalog`; deterministic: the same inputs give the
+    same explanation.
+    """
+    from matcher.catalog import OUTCOMES_FILE
+    from matcher.ranking import component_scores
+
+    L = LABELS[lang]
+    ctx = catalog.context
+    rows = ranked["_row"].to_numpy()
+    if catalog.ranker is not None:
+        base, values, margins = catalog.ranker.explain(features)
+        space = "log-odds of the landing model's gradient-boosted trees (score = calibrated probability, a monotone function of it)"
+    else:
+        components = component_scores(pool)  # percentiles need the whole pool
+        index = pool.index.get_indexer(features.index)
+        base, values, margins = 0.0, None, None
+        space = "cold-start weighted score before clipping to [0, 1] (0.5 fit + 0.3 growth + 0.2 regional - risk penalty)"
+    segment_id = gap.get("segment_id")
+    weak_below = None
+    if segment_id:
+        weak_below = float(catalog.segments.set_index("segment_id").loc[segment_id, "weak_below"])
+    landed_rows = np.zeros(0, int)
+    outcomes_path = catalog.path / OUTCOMES_FILE
+    if outcomes_path.is_file():
+        landed = pd.read_parquet(outcomes_path)
+        landed = landed[landed["landed"] == 1].drop_duplicates("enterprise_id")
+        landed_rows = pd.Index(catalog.enterprises[S.ENTERPRISE_ID]).get_indexer(landed["enterprise_id"])
+        landed_gap = dict(zip(landed["enterprise_id"], landed["gap_id"]))
+    partner_rows = ctx.partner_rows.get(segment_id, np.zeros(0, int)) if segment_id else np.zeros(0, int)
+    partner_rows = partner_rows[partner_rows >= 0]
+    partner_segments = catalog.assignments.groupby(S.ENTERPRISE_ID)["segment_id"].apply(list).to_dict()
+    neighbours = set(ctx.neighbours.get(segment_id, [])) if segment_id else set()
+    vectors = ctx.vectors
+
+    out = []
+    for i, row in enumerate(rows):
+        ent = catalog.enterprises.iloc[row]
+        f = features.iloc[i]
+        updated = str(pd.Timestamp(ent[S.UPDATED_AT]).date()) if pd.notna(ent[S.UPDATED_AT]) else "unknown"
+        if values is not None:
+            contributions = contribution_rows(f, values[i], pool, updated, lang)
+            model_output = float(margins[i])
+        else:
+            comp = components.iloc[index[i]]
+            _, parts = cold_start_contributions(comp)
+            contributions = [
+                {"feature": g, "value": round(float(comp[f"{g}_score"] if g != "risk" else comp["risk_penalty"]), 6), "contribution": c,
+                 "text": L[g].format(v=float(comp[f"{g}_score"] if g != "risk" else comp["risk_penalty"]), w=WEIGHTS.get(g, "")),
+                 "source": {"kind": "derived"}}
+                for g, c in parts.items()
+            ]
+            model_output = float(sum(parts.values()))
+        ordered = sorted(contributions, key=lambda c: (-abs(c["contribution"]), c["feature"]))
+        facts = contribution_rows(f, np.zeros(len(FEATURES)), pool, updated, lang) if values is None else []
+        gain = float(f["strength_gain"]) if not np.isnan(f["strength_gain"]) else 0.0
+        closure = None
+        if segment_id:
+            before = float(f["strength_before"])
+            closure = {"segment_id": segment_id, "strength_before": int(before), "strength_after": int(before + gain),
+                       "status_before": _status(before, weak_below), "status_after": _status(before + gain, weak_below)}
+        partners = []
+        if len(partner_rows):
+            sims = vectors[partner_rows] @ vectors[row]
+            for j in np.argsort(-sims, kind="stable")[:5]:
+                pid = catalog.enterprises.iloc[partner_rows[j]][S.ENTERPRISE_ID]
+                segs = [s for s in partner_segments.get(pid, []) if s in neighbours]
+                partners.append({"enterprise_id": pid, "name": catalog.enterprises.iloc[partner_rows[j]][S.NAME],
+                                 "segment_id": segs[0] if segs else None, "similarity": round(float(sims[j]), 4)})
+        similar = []
+        others = landed_rows[(landed_rows >= 0) & (landed_rows != row)]
+        if len(others):
+            sims = vectors[others] @ vectors[row]
+            for j in np.argsort(-sims, kind="stable")[:3]:
+                e = catalog.enterprises.iloc[others[j]]
+                similar.append({"enterprise_id": e[S.ENTERPRISE_ID], "name": e[S.NAME], "landed_for": landed_gap.get(e[S.ENTERPRISE_ID]),
+                                "similarity": round(float(sims[j]), 4)})
+        out.append({
+            "enterprise_id": ent[S.ENTERPRISE_ID], "name": ent[S.NAME], "gap_id": gap.get("gap_id"),
+            "rank": int(ranked.iloc[i]["rank"]), "score": float(ranked.iloc[i]["score"]), "ranker": catalog.ranker_name,
+            "lang": lang, "output_space": space, "base_value": float(base), "model_output": model_output,
+            "contributions": ordered,
+            "reasons": {
+                "positive": [c["text"] for c in ordered if c["contribution"] > 0][:3],
+                "negative": [c["text"] for c in ordered if c["contribution"] < 0][:3],
+            },
+            "facts": [c["text"] for c in facts],
+            "gap_closure": closure,
+            "evidence": evidence_sentences(ent[S.DESCRIPTION], gap["text"]),
+            "local_partners": partners,
+            "similar_landed": similar,
+            "risk_flags": list(ent[S.RISK_FLAGS]),
+            "eligible_policies": eligible_policy_names(ctx, list(ent[S.QUALIFICATIONS]), gap["chain_id"]),
+            "freshness": {"source_updated_at": updated, "snapshot_id": catalog.manifest["snapshot"]["snapshot_id"], "version": catalog.version},
+        })
+    return out
+
+
+def factor_scores(catalog, pool: pd.DataFrame, rows_features: pd.DataFrame) -> tuple[np.ndarray, list[str], np.ndarray]:
+    """Per-factor contributions of some rows, in the ranker's own additive space.
+
+    Returns (contributions (n, n_factors), factor names, scores in [0, 1]).
+    """
+    from matcher.ranking import cold_start_score, component_scores
+
+    if catalog.ranker is not None:
+        _, values, _ = catalog.ranker.explain(rows_features)
+        return values, list(FEATURES), catalog.ranker.predict_proba(rows_features)[:, 1]
+    both = pd.concat([pool, rows_features], ignore_index=True)
+    comp = component_scores(both).tail(len(rows_features)).reset_index(drop=True)
+    parts = [cold_start_contributions(comp.iloc[i])[1] for i in range(len(comp))]
+    names = list(parts[0])
+    return np.array([[p[n] for n in names] for p in parts]), names, cold_start_score(comp)
+
+
+def compare_factors(names: list[str], a: np.ndarray, b: np.ndarray, fa: pd.Series | None, fb: pd.Series | None, lang: str) -> list[dict]:
+    """Factor-by-factor difference A - B, largest in A's favour first."""
+    out = []
+    for j, name in enumerate(names):
+        entry = {"factor": name, "a_contribution": float(a[j]), "b_contribution": float(b[j]), "difference": float(a[j] - b[j])}
+        if fa is not None and name in fa.index:
+            # Equal values can still contribute differently (tree interactions); such a factor
+            # is not a reason, and is flagged so it is not presented as one.
+            entry["same_value"] = bool(np.isclose(fa[name], fb[name], equal_nan=True))
+            entry["a_value"] = None if np.isnan(fa[name]) else float(fa[name])
+            entry["b_value"] = None if np.isnan(fb[name]) else float(fb[name])
+            entry["a_text"] = reason_text(name, float(fa[name]), lang)
+            entry["b_text"] = reason_text(name, float(fb[name]), lang)
+        out.append(entry)
+    return sorted(out, key=lambda e: (-e["difference"], e["factor"]))
+
+
+def compare(catalog, gap_id: str, a_id: str, b_id: str, filters, lang: str = "en") -> dict:
+    """Why A ranks above (or below) B for a gap, factor by factor."""
+    gap, vector = catalog.gap(gap_id)
+    pool_ranked, pool = catalog.rank_pool(gap, vector, 1, filters)
+    rows = np.array([catalog.row_of(a_id), catalog.row_of(b_id)])
+    feats = catalog.features(gap, vector, rows)
+    values, names, scores = factor_scores(catalog, pool, feats)
+    ranks = dict(zip(pool_ranked["enterprise_id"], pool_ranked["rank"]))
+    factors = compare_factors(names, values[0], values[1], feats.iloc[0] if catalog.ranker is not None else None,
+                              feats.iloc[1] if catalog.ranker is not None else None, lang)
+    return {
+        "gap_id": gap_id, "ranker": catalog.ranker_name,
+        "a": {"enterprise_id": a_id, "score": float(scores[0]), "rank": ranks.get(a_id)},
+        "b": {"enterprise_id": b_id, "score": float(scores[1]), "rank": ranks.get(b_id)},
+        "higher": a_id if scores[0] >= scores[1] else b_id,
+        "factors": factors,
+    }
+
+
+def why_not(catalog, gap_id: str, enterprise_id: str, shortlist: int, filters, lang: str = "en") -> dict:
+    """Where an enterprise stands for a gap and what keeps it below the last shortlisted prospect."""
+    from matcher.retrieval import filter_mask
+
+    gap, vector = catalog.gap(gap_id)
+    row = catalog.row_of(enterprise_id)
+    ranked, pool = catalog.rank_pool(gap, vector, shortlist, filters)
+    excluded = []
+    ent = catalog.enterprises.iloc[[row]]
+    if not filter_mask(ent, filters)[0]:
+        if bool(ent[S.IS_LOCAL].iloc[0]) and not filters.include_local:
+            excluded.append("local enterprise (prospect lists are of outside enterprises unless --include-local)")
+        if ent[S.STATUS_CLASS].iloc[0] in S.NOT_PROSPECTS and not filters.include_closed:
+            excluded.append(f"status '{ent[S.STATUS].iloc[0]}' (closed enterprises are excluded)")
+        if not excluded:
+            excluded.append("does not pass the filters given")
+    in_pool = ranked.index[ranked["enterprise_id"] == enterprise_id]
+    similarity = float(catalog.searcher.vectors[row] @ vector)
+    report = {
+        "gap_id": gap_id, "enterprise_id": enterprise_id, "name": ent[S.NAME].iloc[0], "ranker": catalog.ranker_name,
+        "shortlist_size": shortlist, "similarity": round(similarity, 4), "excluded_by": excluded,
+        "retrieved": bool(len(in_pool)), "rank": int(ranked.loc[in_pool[0], "rank"]) if len(in_pool) else None,
+        "candidates_ranked": len(ranked),
+    }
+    if not len(in_pool):
+        last_sim = float(ranked["similarity"].min()) if len(ranked) else float("nan")
+        report["retrieval"] = (f"retrieval did not reach it: similarity {similarity:.3f} to the gap, while the "
+                               f"{len(ranked)} retrieved candidates reach down to {last_sim:.3f}")
+    if len(ranked) < shortlist:
+        return report
+    last = ranked.iloc[shortlist - 1]
+    rows = np.array([row, int(last["_row"])])
+    feats = catalog.features(gap, vector, rows)
+    values, names, scores = factor_scores(catalog, pool, feats)
+    report["score"] = float(scores[0])
+    report["last_shortlisted"] = {"enterprise_id": last["enterprise_id"], "name": last["name"], "rank": int(last["rank"]), "score": float(scores[1])}
+    factors = compare_factors(names, values[0], values[1], feats.iloc[0] if catalog.ranker is not None else None,
+                              feats.iloc[1] if catalog.ranker is not None else None, lang)
+    reasons = [f for f in factors if not f.get("same_value", False)]
+    report["holding_it_back"] = [f for f in sorted(reasons, key=lambda e: e["difference"]) if f["difference"] < 0][:5]
+    report["in_its_favour"] = [f for f in reasons if f["difference"] > 0][:3]
+    report["interactions"] = float(sum(f["difference"] for f in factors if f.get("same_value", False)))
+    return report
