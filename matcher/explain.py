@@ -59,8 +59,8 @@ LABELS = {
         "strength_before": "segment has {v:.0f} local firm(s) now",
         "strength_gain": "{joins} the segment's local strength",
         "other_gaps_filled": "would also fill {v:.0f} other open gap(s)",
-        "fit": "gap fit score {v:.2f} (weight {w})", "growth": "growth score {v:.2f} (weight {w})",
-        "regional": "regional fit score {v:.2f} (weight {w})", "risk": "risk penalty {v:.2f}",
+        "fit": "gap fit score {v:.2f} (weight {w})", "growth": "growth score {v:.2f} (weight {w}, scaled by fit)",
+        "regional": "regional fit score {v:.2f} (weight {w}, scaled by fit)", "risk": "risk penalty {v:.2f}",
         "missing": "{name}: not reported",
         "top": "top {p}% of candidates", "bottom": "bottom {p}% of candidates",
         "raises": "raises the score", "lowers": "lowers the score",
@@ -95,8 +95,8 @@ LABELS = {
         "strength_before": "该环节目前有 {v:.0f} 家本地企业",
         "strength_gain": "{joins}该环节的本地实力",
         "other_gaps_filled": "还可填补另外 {v:.0f} 个开放缺口",
-        "fit": "缺口匹配得分 {v:.2f}（权重 {w}）", "growth": "成长得分 {v:.2f}（权重 {w}）",
-        "regional": "区域适配得分 {v:.2f}（权重 {w}）", "risk": "风险扣分 {v:.2f}",
+        "fit": "缺口匹配得分 {v:.2f}（权重 {w}）", "growth": "成长得分 {v:.2f}（权重 {w}，按匹配度折算）",
+        "regional": "区域适配得分 {v:.2f}（权重 {w}，按匹配度折算）", "risk": "风险扣分 {v:.2f}",
         "missing": "{name}：未披露",
         "top": "位居候选企业前 {p}%", "bottom": "位居候选企业后 {p}%",
         "raises": "提升得分", "lowers": "降低得分",
@@ -132,8 +132,8 @@ def percentile_phrase(value: float, population: np.ndarray, feature: str, lang: 
         return ""  # every candidate has this value: a percentile says nothing
     # Ties count on both sides: a value most candidates share is "bottom 61%", not "top 39%".
     if above + equal / 2 < 0.5:
-        return LABELS[lang]["top"].format(p=max(1, math.ceil((above + equal) * 100)))
-    return LABELS[lang]["bottom"].format(p=max(1, math.ceil((below + equal) * 100)))
+        return LABELS[lang]["top"].format(p=max(1, math.ceil(round((above + equal) * 100, 6))))
+    return LABELS[lang]["bottom"].format(p=max(1, math.ceil(round((below + equal) * 100, 6))))
 
 
 def reason_text(feature: str, value: float, lang: str) -> str:
@@ -189,10 +189,11 @@ def contribution_rows(
 
 
 def cold_start_contributions(components: pd.Series) -> tuple[float, dict[str, float]]:
-    """Additive parts of the cold-start score: base 0, weighted components, minus the penalty."""
-    parts = {g: WEIGHTS[g] * float(components[f"{g}_score"]) for g in ("fit", "growth", "regional")}
-    parts["risk"] = -float(components["risk_penalty"])
-    return 0.0, parts
+    """Additive parts of the cold-start score (base 0): see :func:`matcher.ranking.cold_start_parts`."""
+    from matcher.ranking import cold_start_parts
+
+    parts = cold_start_parts(components.to_frame().T.astype(float)).iloc[0]
+    return 0.0, {k: float(v) for k, v in parts.items()}
 
 
 def _status(strength: float, weak_below: float) -> str:
@@ -218,7 +219,7 @@ def explain_ranked(catalog, gap: dict, ranked: pd.DataFrame, features: pd.DataFr
         components = component_scores(pool)  # percentiles need the whole pool
         index = pool.index.get_indexer(features.index)
         base, values, margins = 0.0, None, None
-        space = "cold-start weighted score before clipping to [0, 1] (0.5 fit + 0.3 growth + 0.2 regional - risk penalty)"
+        space = "cold-start score before clipping to [0, 1]: fit * (0.6 + 0.25 growth + 0.15 regional) - risk penalty"
     segment_id = gap.get("segment_id")
     weak_below = None
     if segment_id:

@@ -138,12 +138,15 @@ def make_growth_model(numeric: list[str], random_state: int = 0) -> Pipeline:
 
 def cross_validated_scores(examples: GrowthExamples, folds: int = 5, random_state: int = 0) -> np.ndarray:
     """Out-of-fold growth probabilities, one per example (stratified ``folds``-fold CV)."""
+    from matcher.ranking import single_threaded
+
     X, y = examples.features, examples.labels.to_numpy()
     numeric = usable_numeric(X)
     scores = np.zeros(len(y))
-    for train, test in StratifiedKFold(folds, shuffle=True, random_state=random_state).split(X, y):
-        model = make_growth_model(numeric, random_state).fit(X.iloc[train], y[train])
-        scores[test] = model.predict_proba(X.iloc[test])[:, 1]
+    with single_threaded():
+        for train, test in StratifiedKFold(folds, shuffle=True, random_state=random_state).split(X, y):
+            model = make_growth_model(numeric, random_state).fit(X.iloc[train], y[train])
+            scores[test] = model.predict_proba(X.iloc[test])[:, 1]
     return scores
 
 

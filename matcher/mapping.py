@@ -91,6 +91,17 @@ class Mapping(BaseModel):
         return data
 
     @model_validator(mode="after")
+    def _check_filename_pattern(self) -> "Mapping":
+        if self.updated_at_from_filename is not None:
+            try:
+                groups = re.compile(self.updated_at_from_filename).groups
+            except re.error as exc:
+                raise ValueError(f"updated_at_from_filename is not a valid regular expression: {exc}") from None
+            if groups != 1:
+                raise ValueError("updated_at_from_filename needs exactly one capture group, around the date")
+        return self
+
+    @model_validator(mode="after")
     def _check_names(self) -> "Mapping":
         unknown = sorted(set(self.columns) - set(S.CANONICAL_COLUMNS))
         if unknown:
@@ -183,7 +194,8 @@ def _apply_spec(source: pd.DataFrame, spec: FieldSpec, list_column: bool) -> pd.
         joined = parts[0].astype(str).str.strip()
         for part in parts[1:]:
             part = part.astype(str).str.strip()
-            joined = joined.where(part == "", joined + spec.sep + part).str.strip()
+            # A blank earlier part must not leave the separator in front.
+            joined = joined.where(part == "", (joined + spec.sep + part).where(joined != "", part)).str.strip()
         values = joined.where(joined != "", None)
     if spec.as_list is not None or list_column:
         values = values.map(lambda v: parse_list(v, spec.as_list))

@@ -8,9 +8,11 @@ Explanations are exact SHAP contributions in the booster's own output space, the
 (``margin``): ``base_value + sum(contributions) == margin``; the calibrated probability is a
 monotone function of that margin, so the order the explanation accounts for is the order shown.
 
-**Cold start** — a region with too few recorded outcomes is ranked by a transparent weighted
-score instead: ``0.5 fit + 0.3 growth + 0.2 regional - risk penalty`` (see
-:func:`component_scores`), and every output says which ranker produced it.
+**Cold start** — a region with too few recorded outcomes is ranked by a transparent score
+instead: ``fit * (0.6 + 0.25 growth + 0.15 regional) - risk penalty`` (see
+:func:`component_scores`). Fit gates the rest: growth and regional fit reorder firms that fit the
+gap, they never lift a firm that does not (an additive mix let fast growers with a weak fit crowd
+the top 10). Every output says which ranker produced it.
 """
 
 from __future__ import annotations
@@ -27,7 +29,20 @@ from sklearn.utils.validation import check_is_fitted
 from matcher.features import FEATURES, MONOTONIC
 
 COLD_START = "cold-start"
-WEIGHTS = {"fit": 0.5, "growth": 0.3, "regional": 0.2}
+_THREADS = None
+
+
+def single_threaded():
+    """Run scikit-learn's OpenMP code on one thread. The ranking models see hundreds to a few
+    thousand rows, where OpenMP's start-up costs more than it saves; and on a loaded 2-core
+    machine its spinning threads measured 10-40x slower than one thread (tests/benchmarks)."""
+    global _THREADS
+    from threadpoolctl import ThreadpoolController
+
+    if _THREADS is None:
+        _THREADS = ThreadpoolController()
+    return _THREADS.limit(limits=1, user_api="openmp")
+WEIGHTS = {"fit": 0.6, "growth": 0.25, "regional": 0.15}
 
 
 class LandingModel(ClassifierMixin, BaseEstimator):
@@ -50,6 +65,10 @@ class LandingModel(ClassifierMixin, BaseEstimator):
         )
 
     def fit(self, X: pd.DataFrame, y, groups=None) -> "LandingModel":
+        with single_threaded():
+            return self._fit(X, y, groups)
+
+    def _fit(self, X: pd.DataFrame, y, groups=None) -> "LandingModel":
         X = X[list(FEATURES)]
         y = np.asarray(y, dtype=int)
         self.booster_ = self._booster().fit(X, y)
@@ -68,9 +87,11 @@ class LandingModel(ClassifierMixin, BaseEstimator):
     def decision_function(self, X: pd.DataFrame) -> np.ndarray:
         """The booster's log-odds (the space explanations add up in)."""
         check_is_fitted(self, "booster_")
-        return self.booster_.decision_function(X[list(FEATURES)])
+        with single_threaded():
+            return self.booster_.decision_function(X[list(FEATURES)])
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
+        check_is_fitted(self, "calibrator_")
         p = self.calibrator_.predict_proba(self.decision_function(X).reshape(-1, 1))[:, 1]
         return np.column_stack([1 - p, p])
 
@@ -113,8 +134,9 @@ def _mean_available(columns: list[np.ndarray], weights: list[float] | None = Non
 def component_scores(features: pd.DataFrame) -> pd.DataFrame:
     """Transparent 0-1 component scores of candidates, shown for every ranker.
 
-    - ``fit_score``: percentile among the candidates of gap similarity (0.5), BM25 (0.3) and
-      keyword similarity (0.2);
+    - ``fit_score``: absolute, so it means the same in every list: gap similarity (0.5) and
+      keyword similarity (0.2) mapped linearly from cosine 0.15 (0) to 0.60 (1), and the
+      standardised BM25 score (0.3) from 0 to 8 standard deviations;
     - ``growth_score``: the growth model's probability when there is one, else the mean
       percentile of the growth indicators the source reports (0.5 when it reports none);
     - ``regional_score``: mean of proximity (same metro 1, neighbouring province 0.7, elsewhere
@@ -122,8 +144,12 @@ def component_scores(features: pd.DataFrame) -> pd.DataFrame:
     - ``risk_penalty``: 0.15 per risk flag (at most 2) plus 0.2 for abnormal operation.
     """
     f = features
+    def cosine_scale(x: np.ndarray) -> np.ndarray:
+        return np.clip((x - 0.15) / 0.45, 0.0, 1.0)
+
     fit = _mean_available(
-        [_percentile(f["gap_similarity"].to_numpy()), _percentile(f["lexical_z"].to_numpy()), _percentile(f["keyword_similarity"].to_numpy())],
+        [cosine_scale(f["gap_similarity"].to_numpy()), np.clip(f["lexical_z"].to_numpy() / 8.0, 0.0, 1.0),
+         cosine_scale(f["keyword_similarity"].to_numpy())],
         [0.5, 0.3, 0.2],
     )
     if f["growth_score"].notna().any():
@@ -140,11 +166,21 @@ def component_scores(features: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({"fit_score": fit, "growth_score": growth, "regional_score": regional, "risk_penalty": penalty})
 
 
-def cold_start_score(components: pd.DataFrame) -> np.ndarray:
-    """The documented weighted score in [0, 1] used when there is no landing model."""
+def cold_start_parts(components: pd.DataFrame) -> pd.DataFrame:
+    """The additive parts of the cold-start score: fit, growth and regional (each scaled by fit)
+    and the risk penalty. Their sum, clipped to [0, 1], is the score."""
     c = components
-    raw = WEIGHTS["fit"] * c["fit_score"] + WEIGHTS["growth"] * c["growth_score"] + WEIGHTS["regional"] * c["regional_score"] - c["risk_penalty"]
-    return np.clip(raw.to_numpy(), 0.0, 1.0)
+    return pd.DataFrame({
+        "fit": WEIGHTS["fit"] * c["fit_score"],
+        "growth": WEIGHTS["growth"] * c["fit_score"] * c["growth_score"],
+        "regional": WEIGHTS["regional"] * c["fit_score"] * c["regional_score"],
+        "risk": -c["risk_penalty"],
+    })
+
+
+def cold_start_score(components: pd.DataFrame) -> np.ndarray:
+    """The documented score in [0, 1] used when there is no landing model."""
+    return np.clip(cold_start_parts(components).sum(axis=1).to_numpy(), 0.0, 1.0)
 
 
 def ranking_metrics(frame: pd.DataFrame, score: str, label: str = "landed", group: str = "gap_id", k: int = 10) -> dict[str, float]:

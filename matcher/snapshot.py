@@ -90,7 +90,8 @@ def add_hashes(enterprises: pd.DataFrame) -> pd.DataFrame:
 
 
 def _new_snapshot_id(snapshots_dir: Path, source_sha: str, now: datetime) -> str:
-    base = f"{now:%Y%m%dT%H%M%SZ}-{source_sha[:8]}"
+    # Microseconds keep ids in ingest order even for several ingests within one second.
+    base = f"{now:%Y%m%dT%H%M%S%fZ}-{source_sha[:8]}"
     candidate, n = base, 1
     while (snapshots_dir / candidate).exists():
         n += 1
@@ -123,7 +124,11 @@ def ingest(
     """
     source = Path(source)
     now = now or datetime.now(timezone.utc)
-    result = validate_source(source, mapping)
+    raw = read_source(source)
+    if len(raw) == 0:
+        raise ValidationFailedError(f"{source}: the source has no data rows; nothing was published")
+    mapped = apply_mapping(raw, mapping, source.name)
+    result = validate_enterprises(mapped, source.name, mapping.status_map)
     source_sha = file_sha256(source)
     snapshots_dir.mkdir(parents=True, exist_ok=True)
     snapshot_id = _new_snapshot_id(snapshots_dir, source_sha, now)
@@ -146,7 +151,9 @@ def ingest(
     enterprises = add_hashes(result.enterprises)
     manifest = {
         "snapshot_id": snapshot_id,
-        "created_at": now.isoformat(timespec="seconds"),
+        "created_at": now.isoformat(timespec="microseconds"),
+        # Ingest order, independent of clocks: 'newest' is the last ingested.
+        "sequence": 1 + max((i.manifest.get("sequence", 0) for i in list_snapshots(snapshots_dir)), default=0),
         "source": {"path": str(source.resolve()), "sha256": source_sha, "name": source.name},
         "mapping": {"name": mapping.name, "path": str(mapping_path) if mapping_path else None},
         "counts": {
@@ -156,6 +163,7 @@ def ingest(
             "quarantined_rows": result.rows_quarantined,
             "quarantine_records": len(result.quarantine),
         },
+        "as_of": str(enterprises[S.UPDATED_AT].max().date()) if enterprises[S.UPDATED_AT].notna().any() else None,
         "data_sha256": hashlib.sha256("".join(enterprises[S.CONTENT_HASH]).encode()).hexdigest(),
         "extra_columns": [c for c in enterprises.columns if c not in S.CANONICAL_COLUMNS
                           and c not in (S.SOURCE_ROW, S.STATUS_CLASS, S.CONTENT_HASH, S.PROFILE_HASH)],
@@ -184,7 +192,7 @@ def list_snapshots(snapshots_dir: Path) -> list[SnapshotInfo]:
         if path.name.startswith(".") or not manifest_path.is_file():
             continue
         found.append(SnapshotInfo(path.name, path, json.loads(manifest_path.read_text())))
-    return found
+    return sorted(found, key=lambda info: (info.manifest.get("sequence", 0), info.manifest.get("created_at", ""), info.snapshot_id))
 
 
 def find_snapshot(snapshots_dir: Path, snapshot_id: str | None = None) -> SnapshotInfo:

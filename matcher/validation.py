@@ -67,7 +67,14 @@ class _Problems:
 
 
 def _is_blank(values: pd.Series) -> pd.Series:
-    return values.map(lambda v: v is None or (isinstance(v, float) and np.isnan(v)) or (isinstance(v, str) and not v.strip()))
+    def blank(v: object) -> bool:
+        if isinstance(v, str):
+            return not v.strip()
+        if isinstance(v, (list, tuple, np.ndarray)):
+            return False
+        return bool(pd.isna(v))  # None, NaN, pd.NA, NaT
+
+    return values.map(blank).astype(bool)
 
 
 def _check_column(frame: pd.DataFrame, column: S.Column, problems: _Problems) -> pd.Series:
@@ -92,19 +99,27 @@ def _check_column(frame: pd.DataFrame, column: S.Column, problems: _Problems) ->
         bad = ~blank & parsed.isna()
         problems.add(bad, column.name, raw, "not a date (use YYYY-MM-DD)")
         return parsed.dt.tz_localize(None).dt.normalize()
-    numbers = pd.to_numeric(raw.where(~blank, None).map(_clean_number), errors="coerce")
-    bad = ~blank & numbers.isna()
+    numbers = pd.to_numeric(raw.where(~blank, None).map(_clean_number), errors="coerce").astype(float)
+    bad = ~blank & ~np.isfinite(numbers.fillna(0)) | (~blank & numbers.isna())
     problems.add(bad, column.name, raw, "not a number")
+    numbers = numbers.where(~bad)
+    invalid = bad.copy()
     if column.kind == "int":
         fractional = numbers.notna() & (numbers != np.floor(numbers))
         problems.add(fractional, column.name, raw, "not a whole number")
+        invalid |= fractional
     if column.min is not None:
-        problems.add(numbers < column.min, column.name, raw, f"below the minimum {column.min:g}")
+        low = numbers < column.min
+        problems.add(low, column.name, raw, f"below the minimum {column.min:g}")
+        invalid |= low
     if column.max is not None:
-        problems.add(numbers > column.max, column.name, raw, f"above the maximum {column.max:g}")
+        high = numbers > column.max
+        problems.add(high, column.name, raw, f"above the maximum {column.max:g}")
+        invalid |= high
+    # Rows with an invalid value are quarantined above; blank the value so the cast is safe.
+    numbers = numbers.where(~invalid)
     if column.kind == "int":
-        # Fractional values are quarantined above; blank them so the cast is safe.
-        return numbers.where(~fractional).round().astype("Int64")
+        return numbers.where(numbers.abs() < 2**53).round().astype("Int64")
     return numbers.astype("Float64")
 
 

@@ -326,6 +326,22 @@ FILTER_KEYS = {
 }
 
 
+def _filter_value(key: str, target: str, value):
+    """Type-check one batch filter field; a wrong type is that line's error."""
+    if target in ("countries", "provinces", "qualifications"):
+        items = [value] if isinstance(value, str) else value
+        if not isinstance(items, list) or not all(isinstance(v, str) for v in items):
+            raise ValueError(f"field '{key}' must be a string or a list of strings")
+        return tuple(items)
+    if target in ("include_local", "include_closed"):
+        if not isinstance(value, bool):
+            raise ValueError(f"field '{key}' must be true or false")
+        return value
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"field '{key}' must be a whole number >= 0")
+    return value
+
+
 def read_needs(path: Path, defaults: Filters) -> tuple[list[dict], int]:
     """Parse a JSONL file of needs; invalid lines become error entries, never silently skipped."""
     if not path.is_file():
@@ -350,9 +366,7 @@ def read_needs(path: Path, defaults: Filters) -> tuple[list[dict], int]:
                 if key not in FILTER_KEYS:
                     raise ValueError(f"unknown field '{key}'")
                 target = FILTER_KEYS[key]
-                if target in ("countries", "provinces", "qualifications"):
-                    value = tuple([value] if isinstance(value, str) else value)
-                overrides[target] = value
+                overrides[target] = _filter_value(key, target, value)
             filters = Filters(**{**defaults.__dict__, **overrides})
             needs.append({"id": need_id, "text": text, "filters": filters})
         except (ValueError, TypeError) as exc:

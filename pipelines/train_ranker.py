@@ -41,9 +41,14 @@ class TrainConfig:
 
 
 def train_growth(catalog: Catalog, snapshots_dir: Path) -> tuple[np.ndarray | None, object | None, dict]:
-    """Growth model from the newest snapshot pair up to the catalog's snapshot."""
+    """Growth model from the catalog's snapshot and the newest snapshot whose data is older."""
     current = catalog.manifest["snapshot"]["snapshot_id"]
-    earlier = [s for s in list_snapshots(snapshots_dir) if s.snapshot_id < current]
+    snapshots = {s.snapshot_id: s for s in list_snapshots(snapshots_dir)}
+    as_of = snapshots[current].manifest.get("as_of") if current in snapshots else None
+    earlier = sorted(
+        (s for s in snapshots.values() if as_of and s.manifest.get("as_of") and s.manifest["as_of"] < as_of),
+        key=lambda s: (s.manifest["as_of"], s.snapshot_id),
+    )
     if not earlier:
         return None, None, {"status": "no earlier snapshot: growth model not trained (growth_score shows the growth indicators instead)"}
     started = time.perf_counter()

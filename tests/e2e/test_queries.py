@@ -168,13 +168,6 @@ def test_search_returns_k_outside_firms_best_first(workspace):
     assert not any(r["is_local"] for r in answer["results"])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="REGRESSION (same cause as test_ranked_prospects_keep_the_gap_segment_in_the_top_ten): "
-    "the cold-start ranking demotes the exact match of a search (similarity 1.0, first in both "
-    "signals) out of the top 10",
-)
 def test_search_with_a_firms_own_profile_finds_it_near_the_top(workspace, enterprises):
     target = enterprises[outside_open(enterprises)].iloc[5]
     text = profile_texts(target.to_frame().T)[0]
@@ -215,14 +208,6 @@ def test_retrieval_recovers_the_outside_firms_of_each_gap_segment(workspace):
     assert sum(shares) / len(shares) >= 0.6
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="REGRESSION matcher/ranking.py component_scores + matcher/catalog.py rank: the cold-start "
-    "score re-orders RANK_DEPTH=300 candidates with fit as a percentile among them (top 10 vs top 60 "
-    "differ by ~0.1) against growth+regional weight 0.5, so only ~0.34 of a gap's top 10 belong to "
-    "its segment, against ~0.82 in retrieval order",
-)
 def test_ranked_prospects_keep_the_gap_segment_in_the_top_ten(workspace):
     shares = segment_recovery(workspace, lambda catalog, gap, _: catalog.prospects(gap["gap_id"], 10, Filters()))
 
@@ -266,13 +251,6 @@ def test_batch_answers_equal_single_searches(workspace, tmp_path):
     assert [r["enterprise_id"] for r in batch[0]["results"]] == [r["enterprise_id"] for r in single]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="BUG pipelines/commands.py read_needs: filter values are not type-checked, so "
-    '{"min_employees": "many"} passes parsing and crashes the whole batch in filter_mask '
-    "(traceback, no line answered) instead of becoming that line's error",
-)
 def test_batch_line_with_a_wrongly_typed_filter_gets_an_error_line(workspace, tmp_path):
     needs = write_needs(
         tmp_path / "needs.jsonl",

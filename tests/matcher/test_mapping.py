@@ -183,12 +183,6 @@ def test_concat_of_only_blank_parts_is_missing():
     assert mapped[S.DESCRIPTION].iloc[1] == "x"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="BUG matcher/mapping.py _apply_spec: a blank first concat part leaves the separator "
-    "in front ('. long text'); 143 YC descriptions start with '. '",
-)
 def test_concat_with_blank_first_part_has_no_leading_separator():
     mapping = Mapping.model_validate(
         {"columns": {**MINIMAL, "description": {"concat": ["short", "long"], "sep": ". "}}}
@@ -340,13 +334,6 @@ def test_factory_mapping_round_trips_through_yaml(tmp_path):
     assert load_mapping(write_mapping(tmp_path / "m.yaml", mapping_dict())) == make_mapping()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=(IndexError, re.error),
-    reason="BUG matcher/mapping.py Mapping/apply_mapping: updated_at_from_filename is not checked "
-    "as a regex with one capture group, so a pattern without a group (IndexError) or an invalid "
-    "one (re.error) crashes ingest with a traceback instead of a ConfigError naming the key",
-)
 @pytest.mark.parametrize("pattern", [r"\d{4}-\d{2}-\d{2}", r"(\d{4"])
 def test_bad_updated_at_pattern_is_a_readable_mapping_error(tmp_path, pattern):
     path = write_mapping(tmp_path / "m.yaml", {"columns": MINIMAL, "updated_at_from_filename": pattern})

@@ -253,13 +253,6 @@ def test_records_are_json_ready_with_none_for_missing(universe):
     assert all(isinstance(row[S.QUALIFICATIONS], list) for row in rows)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="BUG matcher/retrieval.py retrieve (out[column] = rows[column].to_numpy()): with "
-    "pandas 3 an Int64 column holding NA converts to float64, so employees/founded_year come "
-    "out as 14.0 in JSON",
-)
 def test_records_keep_whole_numbers_whole(universe):
     results = ask(universe, "online courses", k=60, filters=Filters(include_local=True, include_closed=True))
 

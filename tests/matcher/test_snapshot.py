@@ -86,13 +86,6 @@ def test_find_snapshot_newest_and_by_id(tmp_path, source):
     assert find_snapshot(tmp_path, old.snapshot_id).path == old.path
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="BUG matcher/snapshot.py _new_snapshot_id/list_snapshots: ids are second-resolution "
-    "time + source sha, sorted by name, so two ingests of different sources in the same second "
-    "are ordered by their sha and 'newest' may be the older one",
-)
 def test_newest_snapshot_is_the_last_ingested_even_within_one_second(tmp_path):
     sources = [write_source(make_enterprises(n=10, seed=s), tmp_path / f"firms{s}.csv") for s in range(6)]
     snapshots = tmp_path / "snapshots"
@@ -155,12 +148,6 @@ def test_bad_share_at_the_limit_is_accepted(tmp_path):
     assert info.manifest["counts"]["enterprises"] == 19
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=TypeError,
-    reason="BUG matcher/validation.py _check_column (line ~87) / snapshot.ingest: a header-only "
-    "CSV crashes with a pandas TypeError ('and_' on str dtype) before the 'no data rows' check",
-)
 def test_source_without_rows_fails_with_a_clear_message(tmp_path):
     source = write_source(make_enterprises(n=3).iloc[0:0], tmp_path / "empty.csv")
 

@@ -234,12 +234,6 @@ def test_no_rows_gives_empty_result():
     assert result.rows_in == 0 and result.bad_share == 0.0 and len(result.enterprises) == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=(TypeError, OverflowError, ValueError),
-    reason="BUG matcher/validation.py _check_column: out-of-range or infinite values of an int "
-    "column crash the Int64 cast instead of being quarantined",
-)
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")
 @pytest.mark.parametrize("value", ["1e20", "inf"])
 def test_huge_integer_value_is_quarantined_not_a_crash(value):
@@ -250,12 +244,6 @@ def test_huge_integer_value_is_quarantined_not_a_crash(value):
     assert result.enterprises[S.SOURCE_ROW].tolist() == [1]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="BUG matcher/validation.py _check_column: text 'inf' parses as a number, so an "
-    "infinite revenue passes validation (only columns with a max catch it)",
-)
 def test_infinite_number_is_quarantined():
     result = validate({"revenue": "inf"})
 
@@ -263,12 +251,6 @@ def test_infinite_number_is_quarantined():
     assert result.quarantine.iloc[0]["column"] == S.REVENUE
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="BUG matcher/validation.py _is_blank: pd.NA (nullable Int64 / string columns of a "
-    "Parquet source) is not blank, so a missing optional number is quarantined as 'not a number'",
-)
 def test_parquet_source_with_nullable_missing_numbers_keeps_them_missing(tmp_path):
     raw = pd.DataFrame([{**GOOD, "id": "E0"}, {**GOOD, "id": "E1"}])
     raw["staff"] = pd.array([12, None], dtype="Int64")

@@ -1,0 +1,146 @@
+"""Landing model contract, monotonicity, exact contributions, cold start, metrics, splits, outcomes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
+
+from matcher.errors import SchemaError
+from matcher.explain import percentile_phrase, reason_text
+from matcher.features import FEATURES, MONOTONIC
+from matcher.outcomes import load_outcomes, time_group_split
+from matcher.ranking import LandingModel, cold_start_score, component_scores, ranking_metrics
+
+
+def make_pairs(n: int = 600, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    X = pd.DataFrame(rng.normal(size=(n, len(FEATURES))), columns=list(FEATURES))
+    X["n_risk_flags"] = rng.integers(0, 3, n).astype(float)
+    X["abnormal_operation"] = (rng.random(n) < 0.1).astype(float)
+    X["same_metro"] = (rng.random(n) < 0.3).astype(float)
+    X["nearby_province"] = (rng.random(n) < 0.5).astype(float)
+    X["eligible_policies"] = rng.integers(0, 4, n).astype(float)
+    X.loc[rng.random(n) < 0.2, "revenue_growth"] = np.nan  # missing stays missing
+    logit = 1.5 * X["gap_similarity"] + 1.0 * X["employee_growth"] - 0.8 * X["n_risk_flags"] + rng.normal(0, 0.5, n)
+    return X, (logit > 0).astype(int).to_numpy()
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    X, y = make_pairs()
+    return LandingModel(max_iter=60).fit(X, y), X, y
+
+
+def test_estimator_contract():
+    model = LandingModel(max_iter=10, learning_rate=0.1)
+    assert clone(model).get_params() == model.get_params()
+    with pytest.raises(NotFittedError):
+        model.predict_proba(make_pairs(20)[0])
+    X, y = make_pairs(200)
+    assert model.fit(X, y) is model
+
+
+def test_probabilities_are_calibrated_range_and_learn_the_signal(fitted):
+    model, X, y = fitted
+    p = model.predict_proba(X)[:, 1]
+    assert ((p >= 0) & (p <= 1)).all()
+    assert ranking_metrics(pd.DataFrame({"gap_id": 0, "landed": y, "s": p}), "s")["roc_auc"] > 0.8
+
+
+@pytest.mark.parametrize("feature", [f for f, d in MONOTONIC.items()])
+def test_monotone_features_never_move_the_score_the_wrong_way(fitted, feature):
+    model, X, _ = fitted
+    rows = X.sample(25, random_state=1).reset_index(drop=True)
+    direction = MONOTONIC[feature]
+    previous = None
+    for value in np.linspace(-3, 3, 13):
+        probe = rows.copy()
+        probe[feature] = value
+        p = model.predict_proba(probe)[:, 1]
+        if previous is not None:
+            assert (direction * (p - previous) >= -1e-12).all(), feature
+        previous = p
+
+
+def test_contributions_add_up_to_the_model_output(fitted):
+    model, X, _ = fitted
+    base, values, margins = model.explain(X.head(40))
+    assert values.shape == (40, len(FEATURES))
+    np.testing.assert_allclose(base + values.sum(axis=1), margins, atol=1e-6)
+    np.testing.assert_allclose(margins, model.decision_function(X.head(40)))
+
+
+def test_cold_start_score_is_bounded_and_penalises_risk():
+    X, _ = make_pairs(50)
+    clean = X.assign(n_risk_flags=0.0, abnormal_operation=0.0)
+    risky = X.assign(n_risk_flags=2.0, abnormal_operation=1.0)
+    a, b = cold_start_score(component_scores(clean)), cold_start_score(component_scores(risky))
+    assert ((a >= 0) & (a <= 1)).all()
+    assert (b <= a).all() and (b < a).any()
+
+
+def test_ranking_metrics_on_known_orders():
+    frame = pd.DataFrame({"gap_id": ["g"] * 4, "landed": [1, 0, 1, 0], "good": [0.9, 0.1, 0.8, 0.2], "bad": [0.1, 0.9, 0.2, 0.8]})
+    assert ranking_metrics(frame, "good")["ndcg@10"] == pytest.approx(1.0)
+    assert ranking_metrics(frame, "bad")["ndcg@10"] < 0.7
+    assert ranking_metrics(frame, "good")["roc_auc"] == 1.0
+
+
+def test_time_group_split_keeps_gaps_enterprises_and_time_apart():
+    rng = np.random.default_rng(0)
+    n = 400
+    outcomes = pd.DataFrame({
+        "gap_id": rng.choice([f"c.g{i}" for i in range(10)], n),
+        "enterprise_id": rng.choice([f"e{i}" for i in range(150)], n),
+        "contacted_at": pd.Timestamp("2024-01-01") + pd.to_timedelta(rng.integers(0, 700, n), unit="D"),
+        "landed": rng.integers(0, 2, n),
+    })
+    train, test = time_group_split(outcomes)
+    tr, te = outcomes.loc[train], outcomes.loc[test]
+    assert len(tr) and len(te)
+    assert not set(tr["gap_id"]) & set(te["gap_id"])
+    assert not set(tr["enterprise_id"]) & set(te["enterprise_id"])
+    assert tr["contacted_at"].max() < te["contacted_at"].min()
+
+
+def test_outcomes_with_problems_are_rejected_with_reasons(tmp_path):
+    path = tmp_path / "outcomes.csv"
+    pd.DataFrame({
+        "enterprise_id": ["a", "b", "zzz", "a", "b"],
+        "gap_id": ["c.g", "c.g", "c.g", "c.nope", "c.g"],
+        "contacted_at": ["2025-01-02", "soon", "2025-01-02", "2025-01-02", "2025-03-01"],
+        "outcome": ["landed", "declined", "landed", "landed", "visited"],
+    }).to_csv(path, index=False)
+    usable, rejected = load_outcomes([path], {"a", "b"}, {"c.g"})
+    assert usable["enterprise_id"].tolist() == ["a"] and usable["landed"].tolist() == [1]
+    reasons = dict(zip(rejected["row"], rejected["reason"]))
+    assert "not a date" in reasons[2]
+    assert "enterprise_id" in reasons[3]
+    assert "gap_id" in reasons[4]
+    assert "still open" in reasons[5]
+    with pytest.raises(SchemaError, match="missing columns"):
+        pd.DataFrame({"enterprise_id": ["a"]}).to_csv(path, index=False)
+        load_outcomes([path], {"a"}, {"c.g"})
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_reason_texts_state_the_value_they_rest_on(lang):
+    assert "+48%" in reason_text("employee_growth", 0.48, lang)
+    assert "-12%" in reason_text("revenue_growth", -0.12, lang)
+    assert "1,050" in reason_text("distance_km", 1050.0, lang)
+    assert "140" in reason_text("log_employees", float(np.log1p(140)), lang)
+    missing = reason_text("employee_growth", float("nan"), lang)
+    assert "%" not in missing and ("not reported" in missing or "未披露" in missing)
+
+
+def test_percentile_phrases_follow_the_population():
+    population = np.arange(100, dtype=float)
+    assert percentile_phrase(99.0, population, "employee_growth", "en") == "top 1% of candidates"
+    assert percentile_phrase(0.0, population, "employee_growth", "en") == "bottom 1% of candidates"
+    assert percentile_phrase(0.0, population, "distance_km", "en") == "top 1% of candidates"  # nearest
+    ties = np.array([0.0] * 61 + list(range(1, 40)), dtype=float)
+    assert percentile_phrase(0.0, ties, "n_qualifications", "en") == "bottom 61% of candidates"
+    assert percentile_phrase(5.0, np.full(10, 5.0), "local_partners", "en") == ""
