@@ -144,13 +144,29 @@ class Catalog:
         return self._context
 
     def gap(self, gap_id: str) -> tuple[dict, np.ndarray]:
+        """A gap of the gap list, or any segment as ``chain_id.segment_id`` (staff also work to
+        strengthen segments that are not gaps, and past outcomes name segments that were gaps
+        when the firm was approached)."""
         for i, gap in enumerate(self.gaps):
             if gap["gap_id"] == gap_id:
                 return gap, self.gap_vectors[i]
+        for i, (chain, segment) in enumerate(self.chain_map.segments()):
+            if f"{chain.id}.{segment.id}" == gap_id:
+                row = self.segments.iloc[i]
+                return {
+                    "gap_id": gap_id, "chain_id": chain.id, "segment_id": segment.id, "kind": str(row["status"]),
+                    "severity": 0.0, "text": segment.text, "title": segment.name, "stage": segment.stage,
+                    "strength": int(row["strength"]), "declared": False, "priority": None, "note": "",
+                }, self.segment_vectors[i]
         known = ", ".join(g["gap_id"] for g in self.gaps[:8])
         raise UnknownEntityError(
-            f"gap '{gap_id}' not found in version {self.version}; 'matcher gaps' lists them (e.g. {known})"
+            f"gap '{gap_id}' not found in version {self.version}; 'matcher gaps' lists the gaps "
+            f"(e.g. {known}); any segment can be named as chain_id.segment_id"
         )
+
+    def known_gap_ids(self) -> set[str]:
+        """Gap ids plus every ``chain_id.segment_id``."""
+        return {g["gap_id"] for g in self.gaps} | {f"{c.id}.{s.id}" for c, s in self.chain_map.segments()}
 
     def row_of(self, enterprise_id: str) -> int:
         rows = np.flatnonzero(self.enterprises[S.ENTERPRISE_ID].to_numpy() == enterprise_id)

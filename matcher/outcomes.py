@@ -38,7 +38,7 @@ def load_outcomes(paths: list[Path], known_enterprises: set[str], known_gaps: se
         reasons[~outcome.isin(POSITIVE + NEGATIVE + OPEN)] = "unknown outcome (use landed, signed, declined, lost, contacted, visited, negotiating)"
         reasons[(reasons == "") & date.isna()] = "contacted_at is not a date"
         reasons[(reasons == "") & ~frame["enterprise_id"].isin(known_enterprises)] = "enterprise_id not in the published snapshot"
-        reasons[(reasons == "") & ~frame["gap_id"].isin(known_gaps)] = "gap_id not in the published gap list"
+        reasons[(reasons == "") & ~frame["gap_id"].isin(known_gaps)] = "gap_id is neither a published gap nor a chain_id.segment_id"
         reasons[(reasons == "") & outcome.isin(OPEN)] = "still open (no final outcome yet)"
         bad = reasons != ""
         rejected.append(frame[bad].assign(reason=reasons[bad]))

@@ -48,8 +48,10 @@ WEIGHTS = {"fit": 0.6, "growth": 0.25, "regional": 0.15}
 class LandingModel(ClassifierMixin, BaseEstimator):
     """Calibrated, monotone gradient boosting over the pair features (see module docstring)."""
 
-    def __init__(self, max_iter: int = 200, learning_rate: float = 0.05, max_leaf_nodes: int = 15,
-                 min_samples_leaf: int = 20, l2_regularization: float = 1.0, random_state: int = 0):
+    # Small trees: with a few thousand outcomes, bigger ones overfit (held-out NDCG@10 0.644 with
+    # 15 leaves / 200 iterations against 0.662 with these, mean of 6 splits on the 20k sample).
+    def __init__(self, max_iter: int = 100, learning_rate: float = 0.05, max_leaf_nodes: int = 7,
+                 min_samples_leaf: int = 40, l2_regularization: float = 1.0, random_state: int = 0):
         self.max_iter = max_iter
         self.learning_rate = learning_rate
         self.max_leaf_nodes = max_leaf_nodes
@@ -68,8 +70,18 @@ class LandingModel(ClassifierMixin, BaseEstimator):
         with single_threaded():
             return self._fit(X, y, groups)
 
-    def _fit(self, X: pd.DataFrame, y, groups=None) -> "LandingModel":
+    def _prepare(self, X: pd.DataFrame) -> pd.DataFrame:
         X = X[list(FEATURES)]
+        empty = getattr(self, "empty_features_", [])
+        if empty:
+            X = X.assign(**{f: 0.0 for f in empty})
+        return X
+
+    def _fit(self, X: pd.DataFrame, y, groups=None) -> "LandingModel":
+        # A feature no training row reports (e.g. growth_score before there is a snapshot
+        # history) carries no signal; a constant keeps the booster from failing on it.
+        self.empty_features_ = [f for f in FEATURES if X[f].isna().all()]
+        X = self._prepare(X)
         y = np.asarray(y, dtype=int)
         self.booster_ = self._booster().fit(X, y)
         margins = np.zeros(len(y))
@@ -88,7 +100,7 @@ class LandingModel(ClassifierMixin, BaseEstimator):
         """The booster's log-odds (the space explanations add up in)."""
         check_is_fitted(self, "booster_")
         with single_threaded():
-            return self.booster_.decision_function(X[list(FEATURES)])
+            return self.booster_.decision_function(self._prepare(X))
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
         check_is_fitted(self, "calibrator_")
@@ -105,7 +117,7 @@ class LandingModel(ClassifierMixin, BaseEstimator):
         check_is_fitted(self, "booster_")
         if not hasattr(self, "_explainer"):
             self._explainer = shap.TreeExplainer(self.booster_)
-        X = X[list(FEATURES)]
+        X = self._prepare(X)
         values = np.asarray(self._explainer.shap_values(X.to_numpy(dtype=float)))
         base = float(np.ravel(self._explainer.expected_value)[0])
         return base, values, self.decision_function(X)

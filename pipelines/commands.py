@@ -460,7 +460,7 @@ def print_metrics(evaluation: dict) -> None:
         out.print(f"evaluation: {evaluation.get('status')}")
         return
     split = evaluation["split"]
-    table = Table(title=f"Held-out evaluation ({split['train_pairs']} train / {split['test_pairs']} test pairs, {split['test_gaps']} test gaps)", title_justify="left")
+    table = Table(title=f"Held-out evaluation: mean of {split['repeats']} splits (~{split['train_pairs']} train / {split['test_pairs']} test pairs, {split['test_gaps']} test gaps each)", title_justify="left")
     for column in ("scorer", "NDCG@10", "P@10", "ROC-AUC", "Brier", "ECE"):
         table.add_column(column)
     for name, m in evaluation["metrics"].items():
@@ -478,6 +478,8 @@ def print_train_report(report: dict) -> None:
     o = report["outcomes"]
     out.print(f"outcomes: {o['usable']} usable, {o['rejected']} rejected {o['rejected_reasons'] or ''}")
     print_metrics(report.get("evaluation", {}))
+    if report.get("forced"):
+        out.print(f"[yellow]published although[/] {report['forced'].split('; use --force')[0]} (--force)")
     if report["status"] == "published":
         out.print(f"published {report['version']} — ranked by {report['ranker']}" + (f" ({report['cold_start_reason']})" if "cold_start_reason" in report else ""))
     else:
@@ -515,7 +517,7 @@ def evaluate_ranking_command(
     from pipelines.train_ranker import evaluate_ranking, pair_features
 
     catalog = load_catalog(settings_for(home))
-    usable, rejected = load_outcomes(outcomes, set(catalog.enterprises["enterprise_id"]), {g["gap_id"] for g in catalog.gaps})
+    usable, rejected = load_outcomes(outcomes, set(catalog.enterprises["enterprise_id"]), catalog.known_gap_ids())
     if len(usable) < 20 or usable["landed"].nunique() < 2:
         raise SchemaError(f"{', '.join(map(str, outcomes))}: {len(usable)} usable outcomes; too few to evaluate")
     evaluation = evaluate_ranking(catalog, usable, pair_features(catalog, usable))
