@@ -763,6 +763,18 @@ def bench_retrieve(universe: Universe, searcher: VectorSearcher, args, stages: b
             }
         out[name] = cell
     if stages:
+        # What Catalog.prospects asks for: RANK_DEPTH candidates for the ranker, not k.
+        rank_depth = getattr(C, "RANK_DEPTH", None)
+        if rank_depth:
+            filters = FILTERS["default"]
+            out["default_rank_depth"], _ = timed(
+                lambda j: retrieve(
+                    universe.enterprises, searcher, universe.lexical, q[j], tokens[j], rank_depth, filters,
+                    depth=args.depth, dense_sample=universe.dense_sample,
+                ),
+                n_q, budget, keep=False,
+            )
+            out["default_rank_depth"]["k"] = rank_depth
         set_threads(os.cpu_count() or 1)
         filters = FILTERS["default"]
         out["default_all_threads"], _ = timed(
@@ -855,6 +867,14 @@ def print_size(size: dict, args) -> None:
             print(f"| {v['variant']} | {f} | {ms(c)} | {ratio:.1f}× faster | {fmt(st['mask_p50_ms'])} | {fmt(st['dense_p50_ms'])} | "
                   f"{fmt(st['bm25_p50_ms'])} | {fmt(st['bm25_topk_p50_ms'])} | {fmt(st['fuse_p50_ms'])} | {fmt(st['frame_p50_ms'])} | "
                   f"{ms(pr)} | {pr['identical'] and st['identical']} |")
+    deep = [(v["variant"], v["retrieve"]["default_rank_depth"], v["retrieve"]["default"]) for v in size["dense"]
+            if "default_rank_depth" in v.get("retrieve", {})]
+    if deep:
+        print(f"\n**`retrieve()` as `Catalog.prospects` calls it** (k = catalog.RANK_DEPTH = {deep[0][1]['k']} candidates "
+              "for the ranker, default filter): wall p50 / p99 (CPU p50) ms\n")
+        print(f"| index | k={args.k} | k={deep[0][1]['k']} |\n|---|---|---|")
+        for name, big, small in deep:
+            print(f"| {name} | {ms(small)} | {ms(big)} |")
     threads = [(v["variant"], v["retrieve"]["default_all_threads"], v["retrieve"]["default"]) for v in size["dense"]
                if "default_all_threads" in v.get("retrieve", {})]
     if threads:

@@ -19,7 +19,7 @@ from matcher.features import FeatureContext, make_features
 from matcher.index import VectorSearcher, load_index
 from matcher.lexical import LexicalIndex
 from matcher.ranking import COLD_START, cold_start_score, component_scores
-from matcher.retrieval import LEXICAL_Z, ROW, Filters, corpus_sample, retrieve
+from matcher.retrieval import LEXICAL_Z, ROW, Filters, corpus_sample, filter_mask, retrieve
 
 INDEX_FILE = "index.faiss"
 VECTORS_FILE = "vectors.npy"
@@ -75,6 +75,8 @@ class Catalog:
     _encoder: Encoder | None = None
     _dense_sample: np.ndarray | None = None
     _context: FeatureContext | None = field(default=None, repr=False)
+    _landed: tuple | None = field(default=None, repr=False)
+    _masks: dict = field(default_factory=dict, repr=False)
 
     @property
     def version(self) -> str:
@@ -142,6 +144,28 @@ class Catalog:
                 growth_scores=self.growth_scores,
             )
         return self._context
+
+    def landed(self) -> tuple[np.ndarray, dict]:
+        """Rows of enterprises that landed in the outcomes the ranker learned from, and the gap
+        each landed for (empty without a trained ranker)."""
+        if self._landed is None:
+            path = self.path / OUTCOMES_FILE
+            if path.is_file():
+                outcomes = pd.read_parquet(path)
+                landed = outcomes[outcomes["landed"] == 1].drop_duplicates("enterprise_id")
+                rows = pd.Index(self.enterprises[S.ENTERPRISE_ID]).get_indexer(landed["enterprise_id"])
+                self._landed = (rows, dict(zip(landed["enterprise_id"], landed["gap_id"])))
+            else:
+                self._landed = (np.zeros(0, int), {})
+        return self._landed
+
+    def allowed(self, filters: Filters) -> np.ndarray:
+        """The filter mask, cached per distinct filter (the default one serves most requests)."""
+        if filters not in self._masks:
+            if len(self._masks) > 64:
+                self._masks.clear()
+            self._masks[filters] = filter_mask(self.enterprises, filters)
+        return self._masks[filters]
 
     def gap(self, gap_id: str) -> tuple[dict, np.ndarray]:
         """A gap of the gap list, or any segment as ``chain_id.segment_id`` (staff also work to
@@ -250,4 +274,5 @@ class Catalog:
         return retrieve(
             self.enterprises, self.searcher, self.lexical, vector, self.lexical.query_tokens(text),
             k, filters, depth=self.depth, dense_weight=self.dense_weight, dense_sample=self.dense_sample,
+            allowed=self.allowed(filters),
         )

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import re
+import string
 
 import numpy as np
 import pandas as pd
@@ -119,15 +120,25 @@ FEATURE_NAMES_ZH = {
 }
 
 
-def percentile_phrase(value: float, population: np.ndarray, feature: str, lang: str) -> str:
+def sorted_population(pool: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Each feature's known values among the candidates, sorted (for percentile phrases)."""
+    out = {}
+    for name in FEATURES:
+        values = pool[name].to_numpy(dtype=float)
+        out[name] = np.sort(values[~np.isnan(values)])
+    return out
+
+
+def percentile_phrase(value: float, population: np.ndarray, feature: str, lang: str, presorted: bool = False) -> str:
     """'top 8% of candidates' (or bottom) for where ``value`` stands among ``population``."""
-    known = population[~np.isnan(population)]
+    known = population if presorted else np.sort(population[~np.isnan(population)])
     if np.isnan(value) or len(known) < 2:
         return ""
+    n = len(known)
+    lo, hi = np.searchsorted(known, value, "left"), np.searchsorted(known, value, "right")
+    below, equal, above = lo / n, (hi - lo) / n, (n - hi) / n
     if not HIGHER_IS_NOTABLE.get(feature, True):
-        known, value = -known, -value
-    above, equal = (known > value).mean(), (known == value).mean()
-    below = 1.0 - above - equal
+        above, below = below, above
     if equal > 0.999:
         return ""  # every candidate has this value: a percentile says nothing
     # Ties count on both sides: a value most candidates share is "bottom 61%", not "top 39%".
@@ -136,43 +147,85 @@ def percentile_phrase(value: float, population: np.ndarray, feature: str, lang: 
     return LABELS[lang]["bottom"].format(p=max(1, math.ceil(round((below + equal) * 100, 6))))
 
 
+_FIELDS: dict[tuple[str, str], tuple[str, ...]] = {}
+
+
+def _fields(lang: str, feature: str) -> tuple[str, ...]:
+    key = (lang, feature)
+    if key not in _FIELDS:
+        _FIELDS[key] = tuple(f for _, f, _, _ in string.Formatter().parse(LABELS[lang][feature]) if f)
+    return _FIELDS[key]
+
+
 def reason_text(feature: str, value: float, lang: str) -> str:
     """Plain-language statement of one feature value (never more than the value shows)."""
     L = LABELS[lang]
-    if value is None or (isinstance(value, float) and np.isnan(value)):
+    if value is None or value != value:  # missing (NaN)
         names = FEATURE_NAMES_ZH if lang == "zh" else FEATURE_NAMES_EN
-        name = names.get(feature, feature.replace("_", " "))
-        return L["missing"].format(name=name)
-    fields = {
-        "v": value, "pct": value * 100, "emp": math.expm1(value) if feature == "log_employees" else value,
-        "yes_no": L["yes"] if value >= 0.5 else L["no"], "shrink": L["shrinks"] if value >= 0.5 else L["grows"],
-        "joins": L["joins"] if value >= 0.5 else L["no_join"], "w": "",
+        return L["missing"].format(name=names.get(feature, feature.replace("_", " ")))
+    make = {
+        "v": lambda: value, "pct": lambda: value * 100,
+        "emp": lambda: math.expm1(value) if feature == "log_employees" else value,
+        "yes_no": lambda: L["yes"] if value >= 0.5 else L["no"],
+        "shrink": lambda: L["shrinks"] if value >= 0.5 else L["grows"],
+        "joins": lambda: L["joins"] if value >= 0.5 else L["no_join"], "w": lambda: "",
     }
-    return L[feature].format(**fields)
+    return L[feature].format(**{f: make[f]() for f in _fields(lang, feature)})
 
 
 def evidence_sentences(description: str, gap_text: str, n: int = 2) -> list[str]:
     """The description's sentences that share the most (stemmed) terms with the gap text."""
-    sentences = [s.strip() for s in re.split(r"(?<=[.!?。；;])\s+", description) if len(s.strip()) > 15]
-    if not sentences:
-        return []
+    return evidence_for([description], gap_text, n)[0]
+
+
+def evidence_for(descriptions: list[str], gap_text: str, n: int = 2) -> list[list[str]]:
+    """:func:`evidence_sentences` for many descriptions, tokenised in one pass."""
+    split = [[s.strip() for s in re.split(r"(?<=[.!?。；;])\s+", d) if len(s.strip()) > 15] for d in descriptions]
+    flat = [s for sentences in split for s in sentences]
     gap_terms = set(tokenize([gap_text])[0])
-    tokens = tokenize(sentences)
-    scores = [len(gap_terms & set(t)) / math.sqrt(len(set(t)) + 1) for t in tokens]
-    order = sorted(range(len(sentences)), key=lambda i: (-scores[i], i))
-    return [sentences[i] for i in order[:n] if scores[i] > 0]
+    tokens = iter(tokenize(flat) if flat else [])
+    out = []
+    for sentences in split:
+        scores = [len(gap_terms & set(t)) / math.sqrt(len(set(t)) + 1) for t in (next(tokens) for _ in sentences)]
+        order = sorted(range(len(sentences)), key=lambda i: (-scores[i], i))
+        out.append([sentences[i] for i in order[:n] if scores[i] > 0])
+    return out
+
+
+def percentile_phrases(matrix: np.ndarray, population: dict[str, np.ndarray], lang: str) -> list[list[str]]:
+    """:func:`percentile_phrase` of every cell of ``matrix`` (rows x FEATURES), column by column."""
+    out = [[""] * len(FEATURES) for _ in range(len(matrix))]
+    for j, name in enumerate(FEATURES):
+        known = population[name]
+        n = len(known)
+        if n < 2:
+            continue
+        column = matrix[:, j]
+        lo = np.searchsorted(known, column, "left") / n
+        hi = np.searchsorted(known, column, "right") / n
+        below, equal, above = lo, hi - lo, 1.0 - hi
+        if not HIGHER_IS_NOTABLE.get(name, True):
+            above, below = below, above
+        for i, value in enumerate(column):
+            if np.isnan(value) or equal[i] > 0.999:
+                continue
+            if above[i] + equal[i] / 2 < 0.5:
+                out[i][j] = LABELS[lang]["top"].format(p=max(1, math.ceil(round((above[i] + equal[i]) * 100, 6))))
+            else:
+                out[i][j] = LABELS[lang]["bottom"].format(p=max(1, math.ceil(round((below[i] + equal[i]) * 100, 6))))
+    return out
 
 
 def contribution_rows(
-    features: pd.Series, contributions: np.ndarray, candidates: pd.DataFrame, updated_at: str, lang: str,
+    features: np.ndarray, contributions: np.ndarray, phrases: list[str], updated_at: str, lang: str,
 ) -> list[dict]:
-    """One entry per feature: value, contribution, text (with percentile) and where it came from."""
+    """One entry per feature (``features`` in FEATURES order): value, contribution, text (with
+    its percentile phrase from :func:`percentile_phrases`) and where it came from."""
     L = LABELS[lang]
     rows = []
-    for name, contribution in zip(FEATURES, contributions):
-        value = float(features[name])
+    for name, value, contribution, where in zip(FEATURES, features, contributions, phrases):
+        value = float(value)
         text = reason_text(name, value, lang)
-        where = percentile_phrase(value, candidates[name].to_numpy(dtype=float), name, lang)
         if where:
             text += (" — " if lang == "en" else "，") + where
         if abs(contribution) > 1e-9:
@@ -206,96 +259,95 @@ def explain_ranked(catalog, gap: dict, ranked: pd.DataFrame, features: pd.DataFr
     ``catalog`` is a :class:`matcher.catalog.Catalog`; deterministic: the same inputs give the
     same explanation.
     """
-    from matcher.catalog import OUTCOMES_FILE
     from matcher.ranking import component_scores
 
     L = LABELS[lang]
     ctx = catalog.context
     rows = ranked["_row"].to_numpy()
+    matrix = features[list(FEATURES)].to_numpy(dtype=float)
+    phrases = percentile_phrases(matrix, sorted_population(pool), lang)
     if catalog.ranker is not None:
         base, values, margins = catalog.ranker.explain(features)
         space = "log-odds of the landing model's gradient-boosted trees (score = calibrated probability, a monotone function of it)"
     else:
-        components = component_scores(pool)  # percentiles need the whole pool
+        components = component_scores(pool)  # growth percentiles need the whole pool
         index = pool.index.get_indexer(features.index)
         base, values, margins = 0.0, None, None
         space = "cold-start score before clipping to [0, 1]: fit * (0.6 + 0.25 growth + 0.15 regional) - risk penalty"
     segment_id = gap.get("segment_id")
-    weak_below = None
-    if segment_id:
-        weak_below = float(catalog.segments.set_index("segment_id").loc[segment_id, "weak_below"])
-    landed_rows = np.zeros(0, int)
-    outcomes_path = catalog.path / OUTCOMES_FILE
-    if outcomes_path.is_file():
-        landed = pd.read_parquet(outcomes_path)
-        landed = landed[landed["landed"] == 1].drop_duplicates("enterprise_id")
-        landed_rows = pd.Index(catalog.enterprises[S.ENTERPRISE_ID]).get_indexer(landed["enterprise_id"])
-        landed_gap = dict(zip(landed["enterprise_id"], landed["gap_id"]))
+    weak_below = float(catalog.segments.set_index("segment_id").loc[segment_id, "weak_below"]) if segment_id else None
+    landed_rows, landed_gap = catalog.landed()
     partner_rows = ctx.partner_rows.get(segment_id, np.zeros(0, int)) if segment_id else np.zeros(0, int)
     partner_rows = partner_rows[partner_rows >= 0]
-    partner_segments = catalog.assignments.groupby(S.ENTERPRISE_ID)["segment_id"].apply(list).to_dict()
     neighbours = set(ctx.neighbours.get(segment_id, [])) if segment_id else set()
     vectors = ctx.vectors
+    columns = [S.ENTERPRISE_ID, S.NAME, S.DESCRIPTION, S.UPDATED_AT, S.RISK_FLAGS, S.QUALIFICATIONS]
+    ents = catalog.enterprises.iloc[rows][columns].to_dict("records")
+    evidence = evidence_for([e[S.DESCRIPTION] for e in ents], gap["text"])
+    names, ids = catalog.enterprises[S.NAME].to_numpy(), catalog.enterprises[S.ENTERPRISE_ID].to_numpy()
+    partner_sims = vectors[rows] @ vectors[partner_rows].T if len(partner_rows) else None
+    others_all = landed_rows[landed_rows >= 0]
+    landed_sims = vectors[rows] @ vectors[others_all].T if len(others_all) else None
+    snapshot = catalog.manifest["snapshot"]["snapshot_id"]
 
     out = []
     for i, row in enumerate(rows):
-        ent = catalog.enterprises.iloc[row]
-        f = features.iloc[i]
+        ent = ents[i]
         updated = str(pd.Timestamp(ent[S.UPDATED_AT]).date()) if pd.notna(ent[S.UPDATED_AT]) else "unknown"
         if values is not None:
-            contributions = contribution_rows(f, values[i], pool, updated, lang)
+            contributions = contribution_rows(matrix[i], values[i], phrases[i], updated, lang)
             model_output = float(margins[i])
+            facts = []
         else:
             comp = components.iloc[index[i]]
             _, parts = cold_start_contributions(comp)
-            contributions = [
-                {"feature": g, "value": round(float(comp[f"{g}_score"] if g != "risk" else comp["risk_penalty"]), 6), "contribution": c,
-                 "text": L[g].format(v=float(comp[f"{g}_score"] if g != "risk" else comp["risk_penalty"]), w=WEIGHTS.get(g, "")),
-                 "source": {"kind": "derived"}}
-                for g, c in parts.items()
-            ]
+            contributions = []
+            for g, c in parts.items():
+                v = float(comp["risk_penalty"] if g == "risk" else comp[f"{g}_score"])
+                contributions.append({"feature": g, "value": round(v, 6), "contribution": c,
+                                      "text": L[g].format(v=v, w=WEIGHTS.get(g, "")), "source": {"kind": "derived"}})
             model_output = float(sum(parts.values()))
+            facts = [c["text"] for c in contribution_rows(matrix[i], np.zeros(len(FEATURES)), phrases[i], updated, lang)]
         ordered = sorted(contributions, key=lambda c: (-abs(c["contribution"]), c["feature"]))
-        facts = contribution_rows(f, np.zeros(len(FEATURES)), pool, updated, lang) if values is None else []
-        gain = float(f["strength_gain"]) if not np.isnan(f["strength_gain"]) else 0.0
         closure = None
         if segment_id:
-            before = float(f["strength_before"])
+            before = matrix[i, FEATURES.index("strength_before")]
+            gain = matrix[i, FEATURES.index("strength_gain")]
+            gain = 0.0 if np.isnan(gain) else gain
             closure = {"segment_id": segment_id, "strength_before": int(before), "strength_after": int(before + gain),
                        "status_before": _status(before, weak_below), "status_after": _status(before + gain, weak_below)}
         partners = []
-        if len(partner_rows):
-            sims = vectors[partner_rows] @ vectors[row]
-            for j in np.argsort(-sims, kind="stable")[:5]:
-                pid = catalog.enterprises.iloc[partner_rows[j]][S.ENTERPRISE_ID]
-                segs = [s for s in partner_segments.get(pid, []) if s in neighbours]
-                partners.append({"enterprise_id": pid, "name": catalog.enterprises.iloc[partner_rows[j]][S.NAME],
-                                 "segment_id": segs[0] if segs else None, "similarity": round(float(sims[j]), 4)})
+        if partner_sims is not None:
+            for j in np.argsort(-partner_sims[i], kind="stable")[:5]:
+                pid = ids[partner_rows[j]]
+                segs = [s for s in ctx.partner_segments.get(pid, []) if s in neighbours]
+                partners.append({"enterprise_id": pid, "name": names[partner_rows[j]], "segment_id": segs[0] if segs else None,
+                                 "similarity": round(float(partner_sims[i, j]), 4)})
         similar = []
-        others = landed_rows[(landed_rows >= 0) & (landed_rows != row)]
-        if len(others):
-            sims = vectors[others] @ vectors[row]
+        if landed_sims is not None:
+            sims = np.where(others_all == row, -np.inf, landed_sims[i])
             for j in np.argsort(-sims, kind="stable")[:3]:
-                e = catalog.enterprises.iloc[others[j]]
-                similar.append({"enterprise_id": e[S.ENTERPRISE_ID], "name": e[S.NAME], "landed_for": landed_gap.get(e[S.ENTERPRISE_ID]),
-                                "similarity": round(float(sims[j]), 4)})
+                if np.isfinite(sims[j]):
+                    eid = ids[others_all[j]]
+                    similar.append({"enterprise_id": eid, "name": names[others_all[j]], "landed_for": landed_gap.get(eid),
+                                    "similarity": round(float(sims[j]), 4)})
         out.append({
             "enterprise_id": ent[S.ENTERPRISE_ID], "name": ent[S.NAME], "gap_id": gap.get("gap_id"),
-            "rank": int(ranked.iloc[i]["rank"]), "score": float(ranked.iloc[i]["score"]), "ranker": catalog.ranker_name,
+            "rank": int(ranked["rank"].iloc[i]), "score": float(ranked["score"].iloc[i]), "ranker": catalog.ranker_name,
             "lang": lang, "output_space": space, "base_value": float(base), "model_output": model_output,
             "contributions": ordered,
             "reasons": {
                 "positive": [c["text"] for c in ordered if c["contribution"] > 0][:3],
                 "negative": [c["text"] for c in ordered if c["contribution"] < 0][:3],
             },
-            "facts": [c["text"] for c in facts],
+            "facts": facts,
             "gap_closure": closure,
-            "evidence": evidence_sentences(ent[S.DESCRIPTION], gap["text"]),
+            "evidence": evidence[i],
             "local_partners": partners,
             "similar_landed": similar,
             "risk_flags": list(ent[S.RISK_FLAGS]),
             "eligible_policies": eligible_policy_names(ctx, list(ent[S.QUALIFICATIONS]), gap["chain_id"]),
-            "freshness": {"source_updated_at": updated, "snapshot_id": catalog.manifest["snapshot"]["snapshot_id"], "version": catalog.version},
+            "freshness": {"source_updated_at": updated, "snapshot_id": snapshot, "version": catalog.version},
         })
     return out
 

@@ -104,10 +104,48 @@ class FeatureContext:
         for segment_id, near in neighbours.items():
             ids = sorted({e for s in near for e in members.get(s, [])})
             self.partner_rows[segment_id] = self.row_of.get_indexer(ids)
+        self.partner_segments = self.assignments.groupby(S.ENTERPRISE_ID)["segment_id"].apply(list).to_dict()
         region = self.chain_map.region
         self.metro = {c.casefold() for c in region.metro_area} | {region.city.casefold()}
         self.nearby = {p.casefold() for p in region.nearby_provinces} | {region.province.casefold()}
         self.as_of = pd.to_datetime(self.enterprises[S.UPDATED_AT]).max()
+        self._precompute()
+        self._policies: dict[str, np.ndarray] = {}
+
+    def _precompute(self) -> None:
+        """Per-enterprise columns every pair needs, as float arrays (ranking a gap then only
+        indexes them: pandas per-request work was most of the latency)."""
+        ents = self.enterprises
+
+        def col(name: str) -> np.ndarray:
+            return ents[name].astype("Float64").astype(float).to_numpy()
+
+        employees = col(S.EMPLOYEES)
+        region = self.chain_map.region
+        growth = col(S.EMPLOYEE_GROWTH)
+        flags = ents[S.RISK_FLAGS]
+        self.columns = {
+            "revenue_growth": col(S.REVENUE_GROWTH),
+            "employee_growth": growth,
+            "funding_age_days": (self.as_of - pd.to_datetime(ents[S.LAST_FUNDING_DATE])).dt.days.astype(float).to_numpy(),
+            "patents_per_100_staff": col(S.PATENTS) / np.maximum(employees, 1) * 100,
+            "rd_intensity": col(S.RD_INTENSITY),
+            "n_qualifications": ents[S.QUALIFICATIONS].map(len).astype(float).to_numpy(),
+            "age_years": self.as_of.year - col(S.FOUNDED_YEAR),
+            "log_employees": np.log1p(employees),
+            "distance_km": haversine_km(col(S.LAT), col(S.LON), region.lat, region.lon),
+            "same_metro": ents[S.CITY].fillna("").str.casefold().isin(self.metro).astype(float).to_numpy(),
+            "nearby_province": ents[S.PROVINCE].fillna("").str.casefold().isin(self.nearby).astype(float).to_numpy(),
+            "n_risk_flags": flags.map(len).astype(float).to_numpy(),
+            "abnormal_operation": flags.map(lambda f: any("abnormal" in x.casefold() for x in f)).astype(float).to_numpy(),
+            "shrinking_headcount": np.where(np.isnan(growth), np.nan, (growth < 0).astype(float)),
+        }
+
+    def eligible_policies(self, chain_id: str) -> np.ndarray:
+        """Per enterprise: district policies of this chain whose conditions it meets (cached)."""
+        if chain_id not in self._policies:
+            self._policies[chain_id] = _eligible_policies(self, self.enterprises, chain_id)
+        return self._policies[chain_id]
 
     def segment_z(self, rows: np.ndarray) -> np.ndarray:
         """Standardised similarity of enterprises (rows) to every segment, (len(rows), n_segments)."""
@@ -132,72 +170,48 @@ def make_features(context: FeatureContext, gap: dict, gap_vector: np.ndarray, ro
     DataFrame of shape (len(rows), len(FEATURES)), float64, NaN where a value is unknown.
     """
     ctx = context
-    ents = ctx.enterprises.iloc[rows]
+    rows = np.asarray(rows)
     vectors = ctx.vectors[rows]
     segment_id = gap.get("segment_id")
     chain_id = gap["chain_id"]
     z = ctx.segment_z(rows)
     member = z >= ctx.segment_threshold
     chain_cols = [ctx.segment_row[s.id] for s in ctx.chain_map.chain(chain_id).segments]
+    n = len(rows)
+    out: dict[str, np.ndarray] = {}
 
-    def col(name: str) -> np.ndarray:
-        return ents[name].astype("Float64").astype(float).to_numpy()
-
-    employees = col(S.EMPLOYEES)
-    out = pd.DataFrame(index=range(len(rows)))
     out["gap_similarity"] = vectors @ gap_vector
     if segment_id is not None:
         out["keyword_similarity"] = vectors @ ctx.keyword_vectors[ctx.segment_row[segment_id]]
     else:
-        out["keyword_similarity"] = np.nan
-    out["lexical_z"] = lexical_z
+        out["keyword_similarity"] = np.full(n, np.nan)
+    out["lexical_z"] = np.asarray(lexical_z, dtype=float)
     out["chain_segments"] = member[:, chain_cols].sum(axis=1).astype(float)
-
-    out["revenue_growth"] = col(S.REVENUE_GROWTH)
-    out["employee_growth"] = col(S.EMPLOYEE_GROWTH)
-    funding = pd.to_datetime(ents[S.LAST_FUNDING_DATE])
-    out["funding_age_days"] = (ctx.as_of - funding).dt.days.astype(float).to_numpy()
-    out["patents_per_100_staff"] = col(S.PATENTS) / np.maximum(employees, 1) * 100
-    out["rd_intensity"] = col(S.RD_INTENSITY)
-    out["n_qualifications"] = ents[S.QUALIFICATIONS].map(len).astype(float).to_numpy()
-    out["age_years"] = ctx.as_of.year - col(S.FOUNDED_YEAR)
-    out["log_employees"] = np.log1p(employees)
-    out["growth_score"] = ctx.growth_scores[rows] if ctx.growth_scores is not None else np.nan
+    for name, values in ctx.columns.items():
+        out[name] = values[rows]
+    out["growth_score"] = ctx.growth_scores[rows].astype(float) if ctx.growth_scores is not None else np.full(n, np.nan)
 
     partners = ctx.partner_rows.get(segment_id, np.zeros(0, int)) if segment_id else np.zeros(0, int)
     partners = partners[partners >= 0]
-    out["local_partners"] = float(len(partners))
+    out["local_partners"] = np.full(n, float(len(partners)))
     if len(partners):
         sims = vectors @ ctx.vectors[partners].T
-        top = np.sort(sims, axis=1)[:, -min(5, len(partners)):]
+        top = np.partition(sims, sims.shape[1] - min(5, len(partners)), axis=1)[:, -min(5, len(partners)):]
         out["partner_affinity"] = top.mean(axis=1)
     else:
-        out["partner_affinity"] = np.nan
-    out["local_competitors"] = float(ctx.strength.get(segment_id, np.nan)) if segment_id else np.nan
-    region = ctx.chain_map.region
-    out["distance_km"] = haversine_km(col(S.LAT), col(S.LON), region.lat, region.lon)
-    city = ents[S.CITY].fillna("").str.casefold()
-    province = ents[S.PROVINCE].fillna("").str.casefold()
-    out["same_metro"] = city.isin(ctx.metro).astype(float).to_numpy()
-    out["nearby_province"] = province.isin(ctx.nearby).astype(float).to_numpy()
-    out["eligible_policies"] = _eligible_policies(ctx, ents, chain_id)
-
-    out["n_risk_flags"] = ents[S.RISK_FLAGS].map(len).astype(float).to_numpy()
-    out["abnormal_operation"] = ents[S.RISK_FLAGS].map(lambda flags: any("abnormal" in f.casefold() for f in flags)).astype(float).to_numpy()
-    growth = out["employee_growth"].to_numpy()
-    out["shrinking_headcount"] = np.where(np.isnan(growth), np.nan, (growth < 0).astype(float))
+        out["partner_affinity"] = np.full(n, np.nan)
+    out["local_competitors"] = np.full(n, float(ctx.strength.get(segment_id, np.nan)) if segment_id else np.nan)
+    out["eligible_policies"] = ctx.eligible_policies(chain_id)[rows]
 
     if segment_id is not None:
-        before = float(ctx.strength.get(segment_id, 0))
-        joins = member[:, ctx.segment_row[segment_id]]
-        out["strength_before"] = before
-        out["strength_gain"] = joins.astype(float)
+        out["strength_before"] = np.full(n, float(ctx.strength.get(segment_id, 0)))
+        out["strength_gain"] = member[:, ctx.segment_row[segment_id]].astype(float)
     else:
-        out["strength_before"] = np.nan
-        out["strength_gain"] = np.nan
-    open_cols = [ctx.segment_row[s] for s in ctx.open_gap_segments if s != segment_id]
-    out["other_gaps_filled"] = member[:, open_cols].sum(axis=1).astype(float) if open_cols else 0.0
-    return out[list(FEATURES)].astype(float)
+        out["strength_before"] = np.full(n, np.nan)
+        out["strength_gain"] = np.full(n, np.nan)
+    open_cols = [ctx.segment_row[s] for s in sorted(ctx.open_gap_segments) if s != segment_id]
+    out["other_gaps_filled"] = member[:, open_cols].sum(axis=1).astype(float) if open_cols else np.zeros(n)
+    return pd.DataFrame({name: out[name] for name in FEATURES}, dtype=float)
 
 
 def _eligible_policies(ctx: FeatureContext, ents: pd.DataFrame, chain_id: str) -> np.ndarray:

@@ -94,11 +94,22 @@ class VectorSearcher:
     index : faiss.Index
         ``IDMap2`` index whose position ``i`` is row ``i`` of ``vectors``.
     vectors : ndarray of shape (n, dim), float32
-        The same vectors, for exact scans of filtered subsets.
+        The same vectors, for exact scans of small filtered subsets.
+    selective_filter_share : float
+        Below this share of allowed rows an approximate index is bypassed for an exact scan.
+
+    Notes
+    -----
+    Each search is one query: give FAISS one OpenMP thread at query time
+    (``faiss.omp_set_num_threads(1)``); on a shared 2-core machine its thread pool made
+    single-query search 2-10 times slower (benchmarks/RESULTS.md).
     """
 
     def __init__(
-        self, index: faiss.Index, vectors: np.ndarray, selective_filter_share: float = SELECTIVE_FILTER_SHARE
+        self,
+        index: faiss.Index,
+        vectors: np.ndarray,
+        selective_filter_share: float = SELECTIVE_FILTER_SHARE,
     ):
         self.index = index
         self.inner = faiss.downcast_index(index.index)
@@ -121,7 +132,7 @@ class VectorSearcher:
         k = min(k, n_allowed)
         if k <= 0:
             return np.zeros(0, np.int64), np.zeros(0, np.float32)
-        if allowed is not None and (self.exact or n_allowed < self.selective_filter_share * n):
+        if self.exact or (allowed is not None and n_allowed < self.selective_filter_share * n):
             return self._scan(query, k, allowed, n_allowed)
         params = None
         if allowed is not None:

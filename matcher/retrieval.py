@@ -120,6 +120,7 @@ def retrieve(
     depth: int = 200,
     dense_weight: float = 0.5,
     dense_sample: np.ndarray | None = None,
+    allowed: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """Top ``k`` enterprises for one query.
 
@@ -133,6 +134,8 @@ def retrieve(
         Output of :meth:`LexicalIndex.query_tokens`.
     dense_sample : ndarray of shape (m, dim), optional
         :func:`corpus_sample` of the vectors, to standardise dense scores (computed if absent).
+    allowed : ndarray of bool, optional
+        ``filter_mask(enterprises, filters)`` when the caller has it cached.
 
     Returns
     -------
@@ -142,7 +145,8 @@ def retrieve(
     among allowed enterprises (NA where the signal did not reach it within ``depth``).
     """
     query_vector = np.asarray(query_vector, dtype=np.float32)
-    allowed = filter_mask(enterprises, filters)
+    if allowed is None:
+        allowed = filter_mask(enterprises, filters)
     depth = max(depth, k)
     dense_pos, _ = vectors.search(query_vector, depth, None if allowed.all() else allowed)
     bm25 = lexical.scores(query_tokens)
