@@ -2,10 +2,11 @@
 
 Ingests ../shared/datasets/yc/yc-companies-2024-05-11.csv with data/mappings/yc.yaml (the YC tags
 are carried as the non-indexed column yc_tags and never reach the index), builds, answers
-../shared/eval/queries_dev.json through ``matcher search --batch``, and scores with
-../shared/eval/retrieval_eval.py. Also scores dense-only and BM25-only runs from the same artifact,
-so the fused default is compared with its parts in the same run. Skips cleanly when shared/ is
-absent.
+../shared/eval/queries_dev.json through ``matcher search --batch`` (what users get: hybrid
+retrieval, then the ranker — cold start here, as there are no YC outcomes), and scores with
+../shared/eval/retrieval_eval.py. Also scores the fused retrieval alone, dense-only and BM25-only
+runs from the same artifact, so the default is compared with its parts in the same run. Skips
+cleanly when shared/ is absent.
 
     python benchmarks/bench_yc_retrieval.py [--home benchmarks/out/yc-home]
 """
@@ -55,7 +56,8 @@ def main() -> int:
     needs = out / "yc-needs.jsonl"
     needs.write_text("".join(json.dumps({"id": q["id"], "text": q["text"]}) + "\n" for q in queries))
     rows = {}
-    for label, extra in (("fused (default filters: closed excluded)", []), ("fused, closed included", ["--include-closed"])):
+    for label, extra in (("matcher search: fused retrieval + cold-start ranking (default: closed excluded)", []),
+                         ("matcher search, closed included", ["--include-closed"])):
         result = run([*matcher, "search", "--batch", str(needs), "--top", str(DEPTH), "--json", "--home", str(home), *extra])
         path = out / f"yc-run-{len(rows)}.jsonl"
         path.write_text("".join(
@@ -68,17 +70,21 @@ def main() -> int:
     from matcher.artifacts import version_dir
     from matcher.catalog import Catalog
     from matcher.index import top_k
-    from matcher.retrieval import Filters, filter_mask
+    from matcher.retrieval import Filters, filter_mask, retrieve
 
     catalog = Catalog.load(version_dir(home / "models" / "matcher"))
     allowed = filter_mask(catalog.enterprises, Filters(include_closed=True))
     vectors = catalog.encoder.encode([q["text"] for q in queries])
     ids = catalog.enterprises["enterprise_id"].to_numpy()
-    for label in ("dense only (MiniLM, FAISS)", "BM25 only"):
+    for label in ("fused retrieval only, closed included", "dense only (MiniLM, FAISS)", "BM25 only"):
         path = out / f"yc-run-{len(rows)}.jsonl"
         with open(path, "w") as handle:
             for q, v in zip(queries, vectors):
-                if label.startswith("dense"):
+                if label.startswith("fused"):
+                    found = retrieve(catalog.enterprises, catalog.searcher, catalog.lexical, v, catalog.lexical.query_tokens(q["text"]),
+                                     DEPTH, Filters(include_closed=True), depth=catalog.depth, dense_weight=catalog.dense_weight)
+                    pos = found["_row"].to_numpy()
+                elif label.startswith("dense"):
                     pos, _ = catalog.searcher.search(v, DEPTH, allowed)
                 else:
                     s = catalog.lexical.scores(catalog.lexical.query_tokens(q["text"]))
