@@ -74,7 +74,10 @@ def verify(directory: Path) -> dict:
 def write_manifest(staged: Path, version: str, manifest: dict) -> dict:
     """Write the manifest of a staged version, with the sha256 of every file in it."""
     manifest = {**manifest, "version": version, "files": file_hashes(staged)}
-    (staged / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False, default=str))
+    # A new file, never an in-place rewrite: a staged version may hard-link its parent's files.
+    tmp = staged / f".{MANIFEST}.tmp"
+    tmp.write_text(json.dumps(manifest, indent=2, ensure_ascii=False, default=str))
+    os.replace(tmp, staged / MANIFEST)
     return manifest
 
 

@@ -352,8 +352,11 @@ def explain_ranked(catalog, gap: dict, ranked: pd.DataFrame, features: pd.DataFr
     return out
 
 
-def factor_scores(catalog, pool: pd.DataFrame, rows_features: pd.DataFrame) -> tuple[np.ndarray, list[str], np.ndarray]:
+def factor_scores(catalog, pool: pd.DataFrame, rows_features: pd.DataFrame, pool_positions: list[int | None] | None = None) -> tuple[np.ndarray, list[str], np.ndarray]:
     """Per-factor contributions of some rows, in the ranker's own additive space.
+
+    ``pool_positions[i]`` is row i's position in ``pool`` when it is one of the ranked
+    candidates: its cold-start components are then exactly those of the list.
 
     Returns (contributions (n, n_factors), factor names, scores in [0, 1]).
     """
@@ -362,8 +365,16 @@ def factor_scores(catalog, pool: pd.DataFrame, rows_features: pd.DataFrame) -> t
     if catalog.ranker is not None:
         _, values, _ = catalog.ranker.explain(rows_features)
         return values, list(FEATURES), catalog.ranker.predict_proba(rows_features)[:, 1]
-    both = pd.concat([pool, rows_features], ignore_index=True)
-    comp = component_scores(both).tail(len(rows_features)).reset_index(drop=True)
+    pool_components = component_scores(pool)
+    rows = []
+    for i in range(len(rows_features)):
+        at = None if pool_positions is None else pool_positions[i]
+        if at is not None:
+            rows.append(pool_components.iloc[at])
+        else:  # not in the list: place it among the candidates
+            both = pd.concat([pool, rows_features.iloc[[i]]], ignore_index=True)
+            rows.append(component_scores(both).iloc[-1])
+    comp = pd.DataFrame(rows).reset_index(drop=True)
     parts = [cold_start_contributions(comp.iloc[i])[1] for i in range(len(comp))]
     names = list(parts[0])
     return np.array([[p[n] for n in names] for p in parts]), names, cold_start_score(comp)
@@ -386,13 +397,18 @@ def compare_factors(names: list[str], a: np.ndarray, b: np.ndarray, fa: pd.Serie
     return sorted(out, key=lambda e: (-e["difference"], e["factor"]))
 
 
+def _positions(ranked: pd.DataFrame, rows: np.ndarray) -> list[int | None]:
+    where = {int(r): i for i, r in enumerate(ranked["_row"].to_numpy())}
+    return [where.get(int(r)) for r in rows]
+
+
 def compare(catalog, gap_id: str, a_id: str, b_id: str, filters, lang: str = "en") -> dict:
     """Why A ranks above (or below) B for a gap, factor by factor."""
     gap, vector = catalog.gap(gap_id)
     pool_ranked, pool = catalog.rank_pool(gap, vector, 1, filters)
     rows = np.array([catalog.row_of(a_id), catalog.row_of(b_id)])
     feats = catalog.features(gap, vector, rows)
-    values, names, scores = factor_scores(catalog, pool, feats)
+    values, names, scores = factor_scores(catalog, pool, feats, _positions(pool_ranked, rows))
     ranks = dict(zip(pool_ranked["enterprise_id"], pool_ranked["rank"]))
     factors = compare_factors(names, values[0], values[1], feats.iloc[0] if catalog.ranker is not None else None,
                               feats.iloc[1] if catalog.ranker is not None else None, lang)
@@ -438,7 +454,7 @@ def why_not(catalog, gap_id: str, enterprise_id: str, shortlist: int, filters, l
     last = ranked.iloc[shortlist - 1]
     rows = np.array([row, int(last["_row"])])
     feats = catalog.features(gap, vector, rows)
-    values, names, scores = factor_scores(catalog, pool, feats)
+    values, names, scores = factor_scores(catalog, pool, feats, _positions(ranked, rows))
     report["score"] = float(scores[0])
     report["last_shortlisted"] = {"enterprise_id": last["enterprise_id"], "name": last["name"], "rank": int(last["rank"]), "score": float(scores[1])}
     factors = compare_factors(names, values[0], values[1], feats.iloc[0] if catalog.ranker is not None else None,

@@ -204,7 +204,9 @@ def train(config: TrainConfig, now: datetime | None = None) -> dict:
     report: dict = {"parent_version": catalog.version, "growth": growth_info,
                     "outcomes": {"usable": len(usable), "rejected": len(rejected),
                                  "rejected_reasons": rejected["reason"].value_counts().to_dict() if len(rejected) else {}}}
-    enough = len(usable) >= config.min_outcomes and usable["landed"].nunique() == 2
+    # Trees need room to split: below a few leaves' worth of outcomes a model would be constant.
+    needed = max(config.min_outcomes, 4 * LandingModel().min_samples_leaf)
+    enough = len(usable) >= needed and usable["landed"].nunique() == 2
     model, evaluation, features = None, {"status": "not evaluated"}, None
     if enough:
         features = pair_features(catalog, usable)
@@ -218,7 +220,7 @@ def train(config: TrainConfig, now: datetime | None = None) -> dict:
         model = LandingModel().fit(features, usable["landed"].to_numpy(), groups=usable["enterprise_id"].to_numpy())
     ranker = "landing-model" if model is not None else COLD_START
     if model is None:
-        report["cold_start_reason"] = f"{len(usable)} usable outcomes (need {config.min_outcomes} with both landed and declined)"
+        report["cold_start_reason"] = f"{len(usable)} usable outcomes (need {needed} with both landed and declined)"
 
     fingerprint = f"{catalog.version}-{ranker}-{len(usable)}".encode().hex()
     version = artifacts.new_version(now, fingerprint[-14:])
