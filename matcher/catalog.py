@@ -124,7 +124,10 @@ class Catalog:
         """The encoder the artifact was built with (loaded on first free-text query)."""
         if self._encoder is None:
             emb = self.manifest["embedding"]
-            self._encoder = Encoder(emb["model"], emb["precision"], emb.get("batch_size", 64))
+            # Queries are a few texts at a time: PyTorch starts in a fraction of a second, where
+            # the OpenVINO backend (for bulk builds) spends seconds compiling. Same vectors to
+            # cosine 0.9999.
+            self._encoder = Encoder(emb["model"], emb["precision"], emb.get("batch_size", 64), backend="torch")
         return self._encoder
 
     @property

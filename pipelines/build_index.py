@@ -164,6 +164,7 @@ def build(
                 "model": encoder.model_name,
                 "model_path": str(encoder.model_path),
                 "precision": encoder.precision,
+                "backend": getattr(encoder, "backend", "torch"),
                 "dim": encoder.dim,
                 "key": encoder.key,
                 "batch_size": encoder.batch_size,

@@ -33,11 +33,11 @@ def shared_model(real_encoder):
 
     encoder_class = embedding.Encoder
 
-    def make_encoder(model="all-MiniLM-L6-v2", precision="auto", batch_size=64):
+    def make_encoder(model="all-MiniLM-L6-v2", precision="auto", batch_size=64, **options):
         same_model = resolve_model_path(model).resolve() == real_encoder.model_path.resolve()
         if same_model and precision in ("auto", real_encoder.precision):
             return real_encoder
-        return encoder_class(model, precision, batch_size)
+        return encoder_class(model, precision, batch_size, **options)
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(build_index, "Encoder", make_encoder)
