@@ -19,7 +19,7 @@ from matcher.features import FeatureContext, make_features
 from matcher.index import VectorSearcher, load_index
 from matcher.lexical import LexicalIndex
 from matcher.ranking import COLD_START, cold_start_score, component_scores
-from matcher.retrieval import LEXICAL_Z, ROW, Filters, corpus_sample, filter_mask, retrieve
+from matcher.retrieval import LEXICAL_Z, ROW, FilterColumns, Filters, corpus_sample, retrieve
 
 INDEX_FILE = "index.faiss"
 VECTORS_FILE = "vectors.npy"
@@ -77,6 +77,7 @@ class Catalog:
     _context: FeatureContext | None = field(default=None, repr=False)
     _landed: tuple | None = field(default=None, repr=False)
     _masks: dict = field(default_factory=dict, repr=False)
+    _filter_columns: FilterColumns | None = field(default=None, repr=False)
 
     @property
     def version(self) -> str:
@@ -167,8 +168,14 @@ class Catalog:
         if filters not in self._masks:
             if len(self._masks) > 64:
                 self._masks.clear()
-            self._masks[filters] = filter_mask(self.enterprises, filters)
+            self._masks[filters] = self.filter_columns.mask(self.enterprises, filters)
         return self._masks[filters]
+
+    @property
+    def filter_columns(self) -> FilterColumns:
+        if self._filter_columns is None:
+            self._filter_columns = FilterColumns.build(self.enterprises)
+        return self._filter_columns
 
     def gap(self, gap_id: str) -> tuple[dict, np.ndarray]:
         """A gap of the gap list, or any segment as ``chain_id.segment_id`` (staff also work to

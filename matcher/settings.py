@@ -25,9 +25,12 @@ class Settings(BaseSettings):
     embedding_batch_size: int = Field(64, ge=1, le=4096)
     index_factory: str | None = Field(None, description="FAISS factory string; None: by size")
     exact_index_max: int = Field(
-        50_000, ge=0, description="largest universe served by an exact (flat) index"
+        20_000, ge=0, description="largest universe served by an exact (flat) index"
     )
-    hnsw_ef_search: int = Field(128, ge=8)
+    hnsw_ef_search: int = Field(512, ge=8, description="HNSW efSearch (at least the depth asked)")
+    query_threads: int = Field(
+        1, ge=1, description="FAISS threads per query; more only add synchronisation cost"
+    )
     keep_versions: int = Field(5, ge=1)
     max_bad_row_share: float = Field(0.05, ge=0.0, le=1.0)
     retrieval_depth: int = Field(200, ge=10, description="candidates taken from each signal")

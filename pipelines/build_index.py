@@ -40,8 +40,8 @@ class BuildConfig:
     embedding_precision: str = "auto"
     embedding_batch_size: int = 64
     index_factory: str | None = None
-    exact_index_max: int = 50_000
-    hnsw_ef_search: int = 128
+    exact_index_max: int = 20_000
+    hnsw_ef_search: int = 512
     keep_versions: int = 5
     segment_threshold: float = 2.5
     segment_margin: float = 0.25

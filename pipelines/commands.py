@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Annotated, Optional
 
+import faiss
 import typer
 from rich.table import Table
 
@@ -54,6 +55,9 @@ def make_filters(country, province, min_employees, max_employees, founded_after,
 
 
 def load_catalog(settings: Settings, version: str | None = None) -> Catalog:
+    # Queries are answered one at a time: FAISS's OpenMP pool only adds synchronisation, 2-3x
+    # slower single-query search on a shared 2-core machine (benchmarks/RESULTS.md).
+    faiss.omp_set_num_threads(settings.query_threads)
     return Catalog.load(
         artifacts.version_dir(settings.artifacts_dir, version),
         ef_search=settings.hnsw_ef_search,
