@@ -78,7 +78,7 @@ def scaled(catalog: Catalog, factor: int, seed: int = 0) -> Catalog:
     print(f"  built BM25 over {len(texts):,} texts in {time.perf_counter() - t:.0f} s", flush=True)
     growth = np.tile(catalog.growth_scores, factor) if catalog.growth_scores is not None else None
     return replace(catalog, enterprises=enterprises, searcher=VectorSearcher(index, vectors), lexical=lexical,
-                   growth_scores=growth, _context=None, _dense_sample=None)
+                   growth_scores=growth, _context=None, _dense_sample=None, _masks={}, _filter_columns=None, _landed=None)
 
 
 def main() -> int:
@@ -116,8 +116,12 @@ def main() -> int:
     print(f"\nLatency, gap {gap_id}, top {args.top}, ranker {base.ranker_name} (ms, warm, {args.repeats} runs)\n")
     print("| enterprises | index | retrieval only p50 / p99 | rank p50 / p99 | rank + explain p50 / p99 |\n|---|---|---|---|---|")
     report["latency"] = []
+    import faiss
+
     for factor in (1, args.scale):
+        faiss.omp_set_num_threads(2)  # build with both cores
         catalog = scaled(base, factor)
+        faiss.omp_set_num_threads(Settings().query_threads)  # query as the CLI and service do
         gap, vector = catalog.gap(gap_id)
         tokens = catalog.lexical.query_tokens(gap["text"])
         r = timed(lambda: retrieve(catalog.enterprises, catalog.searcher, catalog.lexical, vector, tokens, args.top,

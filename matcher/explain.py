@@ -163,14 +163,23 @@ def reason_text(feature: str, value: float, lang: str) -> str:
     if value is None or value != value:  # missing (NaN)
         names = FEATURE_NAMES_ZH if lang == "zh" else FEATURE_NAMES_EN
         return L["missing"].format(name=names.get(feature, feature.replace("_", " ")))
-    make = {
-        "v": lambda: value, "pct": lambda: value * 100,
-        "emp": lambda: math.expm1(value) if feature == "log_employees" else value,
-        "yes_no": lambda: L["yes"] if value >= 0.5 else L["no"],
-        "shrink": lambda: L["shrinks"] if value >= 0.5 else L["grows"],
-        "joins": lambda: L["joins"] if value >= 0.5 else L["no_join"], "w": lambda: "",
-    }
-    return L[feature].format(**{f: make[f]() for f in _fields(lang, feature)})
+    values = {}
+    for name in _fields(lang, feature):
+        if name == "v":
+            values[name] = value
+        elif name == "pct":
+            values[name] = value * 100
+        elif name == "emp":
+            values[name] = math.expm1(value) if feature == "log_employees" else value
+        elif name == "yes_no":
+            values[name] = L["yes"] if value >= 0.5 else L["no"]
+        elif name == "shrink":
+            values[name] = L["shrinks"] if value >= 0.5 else L["grows"]
+        elif name == "joins":
+            values[name] = L["joins"] if value >= 0.5 else L["no_join"]
+        else:
+            values[name] = ""
+    return L[feature].format(**values)
 
 
 def evidence_sentences(description: str, gap_text: str, n: int = 2) -> list[str]:
