@@ -293,7 +293,10 @@ def explain_ranked(catalog, gap: dict, ranked: pd.DataFrame, features: pd.DataFr
     columns = [S.ENTERPRISE_ID, S.NAME, S.DESCRIPTION, S.UPDATED_AT, S.RISK_FLAGS, S.QUALIFICATIONS]
     ents = catalog.enterprises.iloc[rows][columns].to_dict("records")
     evidence = evidence_for([e[S.DESCRIPTION] for e in ents], gap["text"])
-    names, ids = catalog.enterprises[S.NAME].to_numpy(), catalog.enterprises[S.ENTERPRISE_ID].to_numpy()
+    # Only the partner and landed rows are named: converting whole columns is O(universe).
+    needed = np.union1d(partner_rows, landed_rows[landed_rows >= 0]).astype(int)
+    names = dict(zip(needed.tolist(), catalog.enterprises[S.NAME].array.take(needed).to_numpy()))
+    ids = dict(zip(needed.tolist(), catalog.enterprises[S.ENTERPRISE_ID].array.take(needed).to_numpy()))
     partner_sims = vectors[rows] @ vectors[partner_rows].T if len(partner_rows) else None
     others_all = landed_rows[landed_rows >= 0]
     landed_sims = vectors[rows] @ vectors[others_all].T if len(others_all) else None
@@ -328,17 +331,17 @@ def explain_ranked(catalog, gap: dict, ranked: pd.DataFrame, features: pd.DataFr
         partners = []
         if partner_sims is not None:
             for j in np.argsort(-partner_sims[i], kind="stable")[:5]:
-                pid = ids[partner_rows[j]]
+                pid = ids[int(partner_rows[j])]
                 segs = [s for s in ctx.partner_segments.get(pid, []) if s in neighbours]
-                partners.append({"enterprise_id": pid, "name": names[partner_rows[j]], "segment_id": segs[0] if segs else None,
+                partners.append({"enterprise_id": pid, "name": names[int(partner_rows[j])], "segment_id": segs[0] if segs else None,
                                  "similarity": round(float(partner_sims[i, j]), 4)})
         similar = []
         if landed_sims is not None:
             sims = np.where(others_all == row, -np.inf, landed_sims[i])
             for j in np.argsort(-sims, kind="stable")[:3]:
                 if np.isfinite(sims[j]):
-                    eid = ids[others_all[j]]
-                    similar.append({"enterprise_id": eid, "name": names[others_all[j]], "landed_for": landed_gap.get(eid),
+                    eid = ids[int(others_all[j])]
+                    similar.append({"enterprise_id": eid, "name": names[int(others_all[j])], "landed_for": landed_gap.get(eid),
                                     "similarity": round(float(sims[j]), 4)})
         out.append({
             "enterprise_id": ent[S.ENTERPRISE_ID], "name": ent[S.NAME], "gap_id": gap.get("gap_id"),
