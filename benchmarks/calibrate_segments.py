@@ -12,7 +12,6 @@ resulting missing/weak classification finds the segments the generator left empt
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import numpy as np

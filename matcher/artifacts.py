@@ -31,7 +31,7 @@ def new_version(now: datetime, fingerprint: str) -> str:
     return f"{now:%Y%m%dT%H%M%SZ}-{fingerprint[:7]}"
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
@@ -41,7 +41,7 @@ def _sha256(path: Path) -> str:
 
 def file_hashes(directory: Path) -> dict[str, str]:
     return {
-        str(p.relative_to(directory)): _sha256(p)
+        str(p.relative_to(directory)): file_sha256(p)
         for p in sorted(directory.rglob("*"))
         if p.is_file() and p.name != MANIFEST
     }

@@ -22,11 +22,11 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from matcher import schemas as S
-from matcher.errors import ConfigError, UnknownEntityError
+from matcher.yaml_config import load_yaml_model
+from matcher.errors import UnknownEntityError
 
 MAX_SEGMENTS_PER_ENTERPRISE = 3
 PRIORITY_SEVERITY = {"high": 0.9, "medium": 0.6, "low": 0.3}
@@ -145,18 +145,7 @@ class ChainMap(BaseModel):
 
 def load_chain_map(path: str | Path) -> ChainMap:
     """Read and validate a chain map YAML; errors name the file and the offending key."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{path}: chain map not found")
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-        return ChainMap.model_validate(raw)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "(top level)"
-        raise ConfigError(f"{path}: {where}: {first['msg']}") from None
+    return load_yaml_model(path, ChainMap, "chain map")
 
 
 @dataclass

@@ -25,11 +25,11 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from matcher import schemas as S
-from matcher.errors import ConfigError, SchemaError
+from matcher.yaml_config import load_yaml_model
+from matcher.errors import SchemaError
 
 
 class FieldSpec(BaseModel):
@@ -123,18 +123,7 @@ class Mapping(BaseModel):
 
 def load_mapping(path: str | Path) -> Mapping:
     """Read and validate a mapping YAML file."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{path}: mapping file not found")
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        return Mapping.model_validate(raw)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "(top level)"
-        raise ConfigError(f"{path}: {where}: {first['msg']}") from None
+    return load_yaml_model(path, Mapping, "mapping file")
 
 
 def read_source(path: str | Path) -> pd.DataFrame:

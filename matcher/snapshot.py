@@ -24,6 +24,7 @@ from pathlib import Path
 import pandas as pd
 
 from matcher import schemas as S
+from matcher.artifacts import file_sha256
 from matcher.errors import ArtifactNotFoundError, UnknownEntityError, ValidationFailedError
 from matcher.mapping import Mapping, apply_mapping, read_source
 from matcher.validation import ValidationResult, validate_enterprises
@@ -45,14 +46,6 @@ class SnapshotInfo:
     @property
     def enterprises_path(self) -> Path:
         return self.path / ENTERPRISES_FILE
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def profile_text(name: str, description: str, tags: list[str] | None) -> str:

@@ -10,10 +10,9 @@ from typing import Annotated, Optional
 import typer
 from pydantic import ValidationError
 from rich.console import Console
-from rich.table import Table
 
 from matcher.errors import ConfigError, MatcherError
-from matcher.settings import PROJECT_ROOT, Settings
+from matcher.settings import Settings
 
 app = typer.Typer(
     help="Chain Matcher: find enterprises outside the district that would fill its industrial-chain gaps.",

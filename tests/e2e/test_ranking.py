@@ -583,7 +583,7 @@ def test_train_with_too_few_outcomes_publishes_cold_start_and_counts_rejected_ro
     assert reasons["contacted_at is not a date"] == 1
     assert reasons["gap_id is neither a published gap nor a chain_id.segment_id"] == 1
     assert sum(v for k, v in reasons.items() if k.startswith("unknown outcome")) == 1
-    assert f"need 200" in report["cold_start_reason"] and str(usable) in report["cold_start_reason"]
+    assert "need 200" in report["cold_start_reason"] and str(usable) in report["cold_start_reason"]
     assert report["growth"]["status"].startswith("no earlier snapshot")
     version_dir = workspace_copy.artifacts_dir / report["version"]
     assert artifacts.current_version(workspace_copy.artifacts_dir) == report["version"]

@@ -1,0 +1,30 @@
+"""Loading a YAML config file (mapping, chain map) into a pydantic model, with errors that name
+the file and the offending key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TypeVar
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from matcher.errors import ConfigError
+
+Model = TypeVar("Model", bound=BaseModel)
+
+
+def load_yaml_model(path: str | Path, model: type[Model], what: str) -> Model:
+    """Read ``path`` and validate it as ``model``; ``what`` names the file kind in errors."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: {what} not found")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        return model.model_validate(raw)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "(top level)"
+        raise ConfigError(f"{path}: {where}: {first['msg']}") from None
