@@ -71,7 +71,8 @@ def progress_factory(label_prefix: str = ""):
             state["done"] += n
             share = state["done"] / total
             if share >= state["next"] or state["done"] >= total:
-                err.print(json.dumps({"event": "progress", "step": label, "done": state["done"], "total": total}))
+                # One JSON object per line, never wrapped: log collectors parse these.
+                sys.stderr.write(json.dumps({"event": "progress", "step": label, "done": state["done"], "total": total}) + "\n")
                 state["next"] = share + 0.1
 
         return log
