@@ -73,7 +73,7 @@ from matcher.index import (
     top_k,
 )
 from matcher.lexical import LexicalIndex, tokenize
-from matcher.retrieval import RESULT_COLUMNS, Filters, corpus_sample, filter_mask, fuse, retrieve
+from matcher.retrieval import RESULT_COLUMNS, FilterColumns, Filters, corpus_sample, filter_mask, fuse, lexical_top, retrieve
 from matcher.snapshot import profile_texts
 
 OUT_FILE = Path(__file__).resolve().parent / "out" / "retrieval.json"
@@ -474,7 +474,7 @@ def bench_dense(universe: Universe, variant: Variant, truth, masks_truth, args, 
         result["selectivity"] = bench_selectivity(universe, searcher, masks_truth, args)
     stages = variant.kind == "flat" or variant.factory == APPROXIMATE_FACTORY
     result["retrieve"] = bench_retrieve(universe, searcher, args, stages)
-    del searcher, index
+    searcher = index = None  # free the index before the next variant is built
     gc.collect()
     return result
 
@@ -554,23 +554,8 @@ def lexical_top_touched(bm25: np.ndarray, allowed: np.ndarray, depth: int) -> np
     return candidates[top_k(bm25[candidates], depth)]
 
 
-def lexical_top_threshold(bm25: np.ndarray, allowed: np.ndarray, depth: int, stride: int = 64) -> np.ndarray:
-    """Same positions as :func:`lexical_top_touched`, ranking only the documents at or above a
-    score threshold estimated from a strided sample (about ``4 * depth`` allowed documents expected
-    above it). Exact: if at least ``depth`` allowed documents reach the threshold, the best
-    ``depth`` are among them; otherwise it falls back to every positive-score document."""
-    n = len(bm25)
-    share = np.count_nonzero(allowed) / max(1, n)
-    sample = bm25[::stride]
-    above = int(4 * depth / max(share, 1e-9) / stride) + 1
-    if above < len(sample):
-        threshold = np.partition(sample, len(sample) - above)[len(sample) - above]
-        if threshold > 0:
-            candidates = np.flatnonzero(bm25 >= threshold)
-            candidates = candidates[allowed[candidates]]
-            if len(candidates) >= depth:
-                return candidates[top_k(bm25[candidates], depth)]
-    return lexical_top_touched(bm25, allowed, depth)
+# The sampled-threshold top-k this benchmark proposed is now the library's.
+lexical_top_threshold = lexical_top
 
 
 def bench_bm25(universe: Universe, args) -> dict:
@@ -610,70 +595,6 @@ def bench_bm25(universe: Universe, args) -> dict:
 
 
 # ----------------------------------------------------------------------------- retrieve()
-
-
-@dataclass
-class FilterColumns:
-    """The filterable fields as numpy arrays, built once per artifact: the proposed replacement for
-    re-reading pandas string columns on every query in ``filter_mask``."""
-
-    not_local: np.ndarray
-    open_status: np.ndarray
-    country_codes: np.ndarray
-    country_lookup: dict[str, int]
-    province_codes: np.ndarray
-    province_lookup: dict[str, int]
-    employees: np.ndarray  # float64, NaN where unknown
-    founded_year: np.ndarray  # float64, NaN where unknown
-
-    @classmethod
-    def build(cls, enterprises: pd.DataFrame) -> "FilterColumns":
-        def codes(column: str) -> tuple[np.ndarray, dict[str, int]]:
-            values, uniques = pd.factorize(enterprises[column].fillna("").str.casefold())
-            return values.astype(np.int32), {str(u): i for i, u in enumerate(uniques)}
-
-        def numbers(column: str) -> np.ndarray:
-            return enterprises[column].astype("Float64").to_numpy(dtype=np.float64, na_value=np.nan)
-
-        country_codes, country_lookup = codes(S.COUNTRY)
-        province_codes, province_lookup = codes(S.PROVINCE)
-        return cls(
-            not_local=~enterprises[S.IS_LOCAL].to_numpy(dtype=bool),
-            open_status=~enterprises[S.STATUS_CLASS].isin(S.NOT_PROSPECTS).to_numpy(),
-            country_codes=country_codes, country_lookup=country_lookup,
-            province_codes=province_codes, province_lookup=province_lookup,
-            employees=numbers(S.EMPLOYEES), founded_year=numbers(S.FOUNDED_YEAR),
-        )
-
-    def mask(self, enterprises: pd.DataFrame, filters: Filters) -> np.ndarray:
-        """Same mask as ``filter_mask(enterprises, filters)``."""
-        mask = np.ones(len(self.not_local), dtype=bool)
-        if not filters.include_local:
-            mask &= self.not_local
-        if not filters.include_closed:
-            mask &= self.open_status
-        if filters.countries:
-            mask &= _member(self.country_codes, self.country_lookup, filters.countries)
-        if filters.provinces:
-            mask &= _member(self.province_codes, self.province_lookup, filters.provinces)
-        with np.errstate(invalid="ignore"):  # NaN compares False: an unknown value fails the filter
-            if filters.min_employees is not None:
-                mask &= self.employees >= filters.min_employees
-            if filters.max_employees is not None:
-                mask &= self.employees <= filters.max_employees
-            if filters.founded_after is not None:
-                mask &= self.founded_year > filters.founded_after
-        if filters.qualifications or filters.exclude_ids:
-            rest = Filters(qualifications=filters.qualifications, exclude_ids=filters.exclude_ids,
-                           include_local=True, include_closed=True)
-            mask &= filter_mask(enterprises, rest)
-        return mask
-
-
-def _member(codes: np.ndarray, lookup: dict[str, int], values) -> np.ndarray:
-    table = np.zeros(len(lookup) + 1, dtype=bool)
-    table[[lookup[v.casefold()] for v in values if v.casefold() in lookup]] = True
-    return table[codes]
 
 
 def retrieve_stages(universe: Universe, searcher: VectorSearcher, j: int, filters: Filters, args, proposed: bool):
