@@ -1,0 +1,533 @@
+"""Request and response shapes of the HTTP API (the OpenAPI document at ``/openapi.json`` is built
+from these). Shapes are stable: fields may be added, never renamed or removed.
+
+Every error, whatever the route, is an :class:`ErrorResponse`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from datetime import datetime
+from typing import Any, Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Lang = Literal["en", "zh"]
+Role = Literal["staff", "chain_leader", "admin"]
+Verdict = Literal["approve", "reject", "defer"]
+ItemStatus = Literal["pending", "approved", "rejected", "deferred"]
+ShortlistStatus = Literal["open", "in_review", "reviewed"]
+ReasonCode = Literal[
+    "not_chain_fit", "already_in_contact", "space_or_land_unmet", "risk", "duplicate",
+    "strong_fit", "priority_target", "needs_more_info", "other",
+]
+Stage = Literal["contacted", "visited", "negotiating", "signed", "landed", "declined", "lost"]
+
+MAX_TOP = 200  # largest page / shortlist
+MAX_OFFSET = 10_000
+MAX_TEXT = 2_000  # free-text need, comment, note
+MAX_ID = 200  # ids in paths and bodies
+
+
+class Strict(BaseModel):
+    """Request bodies: unknown fields are an error (a typo never silently does nothing)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+# --- errors ---------------------------------------------------------------------------------
+
+class ErrorField(BaseModel):
+    field: str = Field(description="where: 'body.top', 'query.offset', 'path.gap_id', 'header.authorization'")
+    reason: str
+
+
+class ErrorBody(BaseModel):
+    code: str = Field(description="machine-readable: validation_error, unauthorized, forbidden, not_found, conflict, "
+                                  "payload_too_large, not_ready, internal_error, ...")
+    message: str
+    fields: list[ErrorField] = []
+    request_id: str
+    current: Optional[dict[str, Any]] = Field(None, description="on a 409: the current state of what was written")
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorBody
+
+
+# --- health ---------------------------------------------------------------------------------
+
+class HealthResponse(BaseModel):
+    status: Literal["ok"] = "ok"
+
+
+class ReadyResponse(BaseModel):
+    ready: bool
+    version: Optional[str] = None
+    ranker: Optional[str] = None
+    loaded_at: Optional[datetime] = None
+    message: str = ""
+
+
+# --- chains and gaps ------------------------------------------------------------------------
+
+class SegmentOut(BaseModel):
+    segment_id: str
+    name: str
+    name_zh: str = ""
+    stage: str
+    strength: int = Field(description="local enterprises in the segment")
+    status: str = Field(description="missing / weak / ok")
+    weak_below: Optional[float] = None
+
+
+class GapOut(BaseModel):
+    gap_id: str
+    chain_id: str
+    segment_id: Optional[str] = None
+    kind: str = Field(description="missing / weak / declared")
+    severity: float
+    text: str
+    title: str
+    stage: Optional[str] = None
+    strength: Optional[int] = None
+    declared: bool = False
+    priority: Optional[str] = None
+    note: str = ""
+
+
+class ChainSummary(BaseModel):
+    chain_id: str
+    name: str
+    name_zh: str = ""
+    kind: str
+    leader: str
+    segments: int
+    gaps: int
+
+
+class ChainList(BaseModel):
+    version: str
+    region: dict[str, Any]
+    chains: list[ChainSummary]
+
+
+class ChainDetail(BaseModel):
+    version: str
+    chain_id: str
+    name: str
+    name_zh: str = ""
+    kind: str
+    leader: str
+    segments: list[SegmentOut]
+    gaps: list[GapOut]
+
+
+class GapList(BaseModel):
+    version: str
+    gaps: list[GapOut]
+
+
+# --- prospects ------------------------------------------------------------------------------
+
+class ProspectFilters(Strict):
+    """Exact filters, as in the CLI (an unknown value does not pass a filter on that value)."""
+
+    country: list[str] = Field([], max_length=50, description="any of these countries")
+    province: list[str] = Field([], max_length=50, description="any of these provinces/states")
+    min_employees: Optional[int] = Field(None, ge=0, le=10_000_000)
+    max_employees: Optional[int] = Field(None, ge=0, le=10_000_000)
+    founded_after: Optional[int] = Field(None, ge=1000, le=3000)
+    qualification: list[str] = Field([], max_length=20, description="all of these qualifications")
+    include_local: bool = False
+    include_closed: bool = False
+
+
+class Reasons(BaseModel):
+    positive: list[str] = []
+    negative: list[str] = []
+
+
+class ProspectOut(BaseModel):
+    enterprise_id: str
+    name: str
+    rank: int
+    score: float = Field(description="ranker score in [0, 1]")
+    percentile: float
+    growth_score: Optional[float] = None
+    fit_score: Optional[float] = None
+    regional_score: Optional[float] = None
+    ranker: str
+    retrieval_score: float
+    similarity: float
+    lexical_score: Optional[float] = None
+    dense_rank: Optional[int] = None
+    lexical_rank: Optional[int] = None
+    is_local: Optional[bool] = None
+    city: Optional[str] = None
+    province: Optional[str] = None
+    country: Optional[str] = None
+    employees: Optional[int] = None
+    founded_year: Optional[int] = None
+    status: Optional[str] = None
+    qualifications: list[str] = []
+    reasons: Reasons = Field(default_factory=Reasons, description="top reasons for and against, from the explanation")
+
+
+class ProspectQuery(BaseModel):
+    gap_id: Optional[str] = None
+    text: str
+    chain_id: Optional[str] = None
+    segment_id: Optional[str] = None
+
+
+class ProspectPage(BaseModel):
+    version: str = Field(description="artifact (data) version that served this list")
+    list_version: str = Field(description="content hash of the full ranked list (logged with its feature vectors)")
+    ranker: str
+    query: ProspectQuery
+    filters: ProspectFilters
+    lang: Lang = "en"
+    total: int = Field(description="ranked candidates in the list")
+    offset: int
+    top: int
+    excluded: int = Field(0, description="enterprises left out because a review rejected them as not a chain fit")
+    results: list[ProspectOut]
+
+
+class SearchRequest(Strict):
+    text: str = Field(min_length=1, max_length=MAX_TEXT, description="free-text description of the need")
+    top: int = Field(20, ge=1, le=MAX_TOP)
+    offset: int = Field(0, ge=0, le=MAX_OFFSET)
+    lang: Lang = "en"
+    filters: ProspectFilters = Field(default_factory=ProspectFilters)
+
+
+# --- explanations ---------------------------------------------------------------------------
+
+class Contribution(BaseModel):
+    feature: str
+    value: Optional[float] = None
+    contribution: float
+    text: str
+    source: dict[str, Any] = Field(description="{kind: observed, column, updated_at} or {kind: derived}")
+
+
+class GapClosure(BaseModel):
+    segment_id: str
+    strength_before: int
+    strength_after: int
+    status_before: str
+    status_after: str
+
+
+class Partner(BaseModel):
+    enterprise_id: str
+    name: str
+    segment_id: Optional[str] = None
+    similarity: float
+
+
+class SimilarLanded(BaseModel):
+    enterprise_id: str
+    name: str
+    landed_for: Optional[str] = None
+    similarity: float
+
+
+class Freshness(BaseModel):
+    source_updated_at: str
+    snapshot_id: str
+    version: str
+
+
+class Explanation(BaseModel):
+    enterprise_id: str
+    name: str
+    gap_id: Optional[str] = None
+    rank: int
+    score: float
+    ranker: str
+    lang: Lang
+    output_space: str
+    base_value: float
+    model_output: float
+    contributions: list[Contribution] = Field(description="base_value + sum(contribution) == model_output")
+    reasons: Reasons
+    facts: list[str] = []
+    gap_closure: Optional[GapClosure] = None
+    evidence: list[str] = []
+    local_partners: list[Partner] = []
+    similar_landed: list[SimilarLanded] = []
+    risk_flags: list[str] = []
+    eligible_policies: list[str] = []
+    freshness: Freshness
+
+
+class ExplanationResponse(BaseModel):
+    version: str
+    list_version: str
+    explanation: Explanation
+
+
+class Factor(BaseModel):
+    factor: str
+    a_contribution: float
+    b_contribution: float
+    difference: float
+    same_value: Optional[bool] = None
+    a_value: Optional[float] = None
+    b_value: Optional[float] = None
+    a_text: Optional[str] = None
+    b_text: Optional[str] = None
+
+
+class LastShortlisted(BaseModel):
+    enterprise_id: str
+    name: str
+    rank: int
+    score: float
+
+
+class WhyNotResponse(BaseModel):
+    version: str
+    gap_id: str
+    enterprise_id: str
+    name: str
+    ranker: str
+    shortlist_size: int
+    similarity: float
+    excluded_by: list[str] = []
+    retrieved: bool
+    rank: Optional[int] = None
+    candidates_ranked: int
+    retrieval: Optional[str] = None
+    score: Optional[float] = None
+    last_shortlisted: Optional[LastShortlisted] = None
+    holding_it_back: list[Factor] = []
+    in_its_favour: list[Factor] = []
+    interactions: Optional[float] = None
+
+
+class SegmentMembership(BaseModel):
+    chain_id: str
+    segment_id: str
+    similarity: Optional[float] = None
+
+
+class EnterpriseOut(BaseModel):
+    version: str
+    enterprise_id: str
+    name: str
+    description: str
+    tags: list[str] = []
+    industry_code: Optional[str] = None
+    city: Optional[str] = None
+    province: Optional[str] = None
+    country: Optional[str] = None
+    lat: Optional[float] = None
+    lon: Optional[float] = None
+    founded_year: Optional[int] = None
+    employees: Optional[int] = None
+    registered_capital: Optional[float] = None
+    revenue: Optional[float] = None
+    revenue_growth: Optional[float] = None
+    employee_growth: Optional[float] = None
+    patents: Optional[int] = None
+    rd_intensity: Optional[float] = None
+    last_funding_date: Optional[str] = None
+    qualifications: list[str] = []
+    risk_flags: list[str] = []
+    status: Optional[str] = None
+    status_class: Optional[str] = None
+    is_local: Optional[bool] = None
+    updated_at: Optional[str] = None
+    segments: list[SegmentMembership] = Field([], description="segments a local enterprise belongs to")
+
+
+# --- shortlists and reviews -----------------------------------------------------------------
+
+class ShortlistCreate(Strict):
+    gap_id: str = Field(min_length=1, max_length=MAX_ID)
+    top: int = Field(20, ge=1, le=MAX_TOP, description="the gap's current top N become the items")
+    title: Optional[str] = Field(None, max_length=200)
+    filters: ProspectFilters = Field(default_factory=ProspectFilters)
+
+
+class ReviewRequest(Strict):
+    verdict: Verdict
+    reason_code: Optional[ReasonCode] = Field(None, description="required when rejecting; see GET /v1/review-reasons")
+    comment: str = Field("", max_length=MAX_TEXT)
+    expected_version: Optional[int] = Field(
+        None, ge=0, description="the item version the reviewer saw; if the item changed since, 409 with the current "
+                                "state (omit to record the verdict after any earlier one)")
+
+
+class ReviewOut(BaseModel):
+    review_id: int
+    item_id: int
+    verdict: Verdict
+    reason_code: Optional[str] = None
+    comment: str = ""
+    reviewer: str = Field(description="prefix of the reviewer's key, and its name")
+    role: Role
+    created_at: datetime
+    item_version: int = Field(description="item version after this review")
+
+
+class ShortlistItemOut(BaseModel):
+    item_id: int
+    shortlist_id: int
+    rank: int
+    enterprise_id: str
+    name: str
+    score: float = Field(description="frozen at creation")
+    status: ItemStatus
+    reason_code: Optional[str] = None
+    comment: str = ""
+    reviewed_at: Optional[datetime] = None
+    reviewed_by: Optional[str] = None
+    version: int = Field(description="increments with every review; send it back as expected_version")
+    model_version: str = Field(description="ranker that produced the score")
+    data_version: str = Field(description="artifact version the score and explanation came from")
+    snapshot_id: str
+    list_version: str
+    excluded: bool = Field(False, description="currently excluded from the gap's lists (not a chain fit)")
+    explanation: Explanation
+    reviews: list[ReviewOut] = []
+
+
+class ItemCounts(BaseModel):
+    pending: int = 0
+    approved: int = 0
+    rejected: int = 0
+    deferred: int = 0
+
+
+class ShortlistSummary(BaseModel):
+    shortlist_id: int
+    gap_id: str
+    chain_id: str
+    title: str
+    status: ShortlistStatus
+    top: int
+    created_at: datetime
+    updated_at: datetime
+    created_by: str
+    data_version: str
+    model_version: str
+    list_version: str
+    counts: ItemCounts
+
+
+class ShortlistDetail(ShortlistSummary):
+    filters: ProspectFilters
+    gap: Optional[GapOut] = None
+    lang: Lang = "en"
+    items: list[ShortlistItemOut]
+
+
+class ShortlistList(BaseModel):
+    total: int
+    offset: int
+    limit: int
+    shortlists: list[ShortlistSummary]
+
+
+class ReviewResponse(BaseModel):
+    review: ReviewOut
+    item: ShortlistItemOut
+    shortlist_status: ShortlistStatus
+    replayed: bool = Field(False, description="true when an Idempotency-Key repeated an earlier request")
+
+
+class ReviewReason(BaseModel):
+    code: ReasonCode
+    label_en: str
+    label_zh: str
+    verdicts: list[Verdict] = Field(description="verdicts this reason may accompany")
+    excludes: bool = Field(False, description="rejecting with it removes the enterprise from the gap's future lists")
+
+
+class ReviewReasonsResponse(BaseModel):
+    reasons: list[ReviewReason]
+
+
+class ExclusionOut(BaseModel):
+    gap_id: str
+    enterprise_id: str
+    active: bool
+    review_id: Optional[int] = None
+    created_at: datetime
+    lifted_at: Optional[datetime] = None
+
+
+class ExclusionList(BaseModel):
+    gap_id: str
+    exclusions: list[ExclusionOut]
+
+
+# --- outcomes -------------------------------------------------------------------------------
+
+class OutcomeCreate(Strict):
+    enterprise_id: str = Field(min_length=1, max_length=MAX_ID)
+    gap_id: str = Field(min_length=1, max_length=MAX_ID)
+    stage: Stage
+    date: dt.date = Field(description="when the stage was reached")
+    reason: Optional[str] = Field(None, max_length=MAX_TEXT, description="required for declined / lost")
+    note: str = Field("", max_length=MAX_TEXT)
+
+
+class OutcomeOut(BaseModel):
+    outcome_id: int
+    enterprise_id: str
+    gap_id: str
+    stage: Stage
+    previous_stage: Optional[Stage] = None
+    date: dt.date
+    reason: Optional[str] = None
+    note: str = ""
+    recorded_by: str
+    recorded_at: datetime
+
+
+class OutcomeList(BaseModel):
+    outcomes: list[OutcomeOut]
+
+
+# --- identity and admin ---------------------------------------------------------------------
+
+class MeResponse(BaseModel):
+    key_id: int
+    prefix: str
+    name: str = ""
+    role: Role
+    chains: list[str] = Field(description="chains a chain leader reviews (empty for staff and admin: all chains)")
+    permissions: list[str]
+
+
+class VersionInfo(BaseModel):
+    version: str
+    created_at: Optional[str] = None
+    ranker: Optional[str] = None
+    enterprises: Optional[int] = None
+    current: bool = Field(description="named by models/matcher/CURRENT")
+    loaded: bool = Field(description="serving requests in this worker")
+
+
+class VersionsResponse(BaseModel):
+    current: Optional[str] = None
+    loaded: Optional[str] = None
+    versions: list[VersionInfo]
+
+
+class ReloadRequest(Strict):
+    version: Optional[str] = Field(None, min_length=1, max_length=MAX_ID,
+                                   description="make this published version current first (rollback); default: reload CURRENT")
+
+
+class ReloadResponse(BaseModel):
+    loaded: str
+    previous: Optional[str] = None
+    changed: bool
+    seconds: float
