@@ -85,6 +85,7 @@ def emit_json(payload) -> None:
 
 
 from pipelines import commands  # noqa: E402,F401  (registers the commands)
+from pipelines import serve  # noqa: E402,F401  (registers serve, keys, db)
 
 
 def main() -> None:

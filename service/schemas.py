@@ -10,7 +10,7 @@ import datetime as dt
 from datetime import datetime
 from typing import Any, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 Lang = Literal["en", "zh"]
 Role = Literal["staff", "chain_leader", "admin"]
@@ -29,10 +29,41 @@ MAX_TEXT = 2_000  # free-text need, comment, note
 MAX_ID = 200  # ids in paths and bodies
 
 
+def check_text(value: str, where: str = "value") -> str:
+    """Text that is stored must be valid: no NUL characters, no unpaired surrogates."""
+    if "\x00" in value:
+        raise _invalid(where, "must not contain NUL characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise _invalid(where, "is not valid Unicode text") from None
+    return value
+
+
+def _invalid(where: str, reason: str) -> Exception:
+    from matcher.store.errors import InvalidInputError
+
+    return InvalidInputError(where, reason)
+
+
 class Strict(BaseModel):
-    """Request bodies: unknown fields are an error (a typo never silently does nothing)."""
+    """Request bodies: unknown fields are an error (a typo never silently does nothing); text is
+    valid Unicode without NUL characters."""
 
     model_config = ConfigDict(extra="forbid")
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _valid_text(cls, value):
+        for text in ([value] if isinstance(value, str) else value if isinstance(value, list) else []):
+            if isinstance(text, str):
+                if "\x00" in text:
+                    raise ValueError("must not contain NUL characters")
+                try:
+                    text.encode("utf-8")
+                except UnicodeEncodeError:
+                    raise ValueError("is not valid Unicode text") from None
+        return value
 
 
 # --- errors ---------------------------------------------------------------------------------

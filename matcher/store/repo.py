@@ -1,0 +1,538 @@
+"""Repository functions: every read and write the service and the CLI make.
+
+Each write is one transaction (``Store.write``): a shortlist with all its items, a review with
+the item's new status, the shortlist's status and any exclusion change, an outcome — all or
+nothing, with its audit entry. Values come back as plain dicts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import date, datetime, timezone
+from typing import Any, Iterable
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from matcher.errors import UnknownEntityError
+from matcher.store.db import Store
+from matcher.store.errors import ConflictError, InvalidInputError, StaleWriteError
+from matcher.store.models import (
+    ApiKey, AuditEntry, Counter, Exclusion, Outcome, RankedList, Review, ServedList, Shortlist, ShortlistItem, utcnow,
+)
+
+ROLES = ("staff", "chain_leader", "admin")
+KEY_PREFIX = "cmk_"
+PREFIX_LENGTH = 12  # "cmk_" + 8 characters: enough to tell keys apart, useless to guess one
+
+VERDICT_STATUS = {"approve": "approved", "reject": "rejected", "defer": "deferred"}
+FINAL_STATUSES = ("approved", "rejected")
+EXCLUDING_REASON = "not_chain_fit"
+# code -> (English label, Chinese label, verdicts it may accompany)
+REVIEW_REASONS: dict[str, tuple[str, str, tuple[str, ...]]] = {
+    "not_chain_fit": ("Not a chain fit", "不符合产业链需求", ("reject",)),
+    "already_in_contact": ("Already in contact", "已在接洽中", ("reject", "defer")),
+    "space_or_land_unmet": ("Space or land need cannot be met", "空间或用地需求无法满足", ("reject", "defer")),
+    "risk": ("Risk (legal, financial or operational)", "存在风险（法律、财务或经营）", ("reject", "defer")),
+    "duplicate": ("Duplicate of another prospect", "与其他企业重复", ("reject",)),
+    "strong_fit": ("Strong fit for the chain", "与产业链高度契合", ("approve",)),
+    "priority_target": ("Priority target", "重点招引对象", ("approve",)),
+    "needs_more_info": ("Needs more information", "需要更多信息", ("defer",)),
+    "other": ("Other (see comment)", "其他（见备注）", ("approve", "reject", "defer")),
+}
+OPEN_STAGES = ("contacted", "visited", "negotiating", "signed", "landed")  # in order
+CLOSED_STAGES = ("declined", "lost")
+STAGES = OPEN_STAGES + CLOSED_STAGES
+TERMINAL_STAGES = ("landed", "declined", "lost")
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who is acting: an API key's id, prefix, name, role and chains (never the key itself)."""
+
+    key_id: int | None
+    prefix: str
+    role: str
+    chains: tuple[str, ...] = ()
+    name: str = ""
+    request_id: str | None = None
+
+    @property
+    def label(self) -> str:
+        return f"{self.prefix} ({self.name})" if self.name else self.prefix
+
+
+CLI_ACTOR = Actor(key_id=None, prefix="cli", role="admin", name="command line")
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+def _now() -> datetime:
+    return utcnow()
+
+
+def _insert_ignore(session: Session, model, rows: list[dict], keys: list[str]) -> None:
+    """Insert rows, skipping those whose unique ``keys`` exist (another worker stored them)."""
+    if not rows:
+        return
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    session.execute(insert(model).on_conflict_do_nothing(index_elements=keys), rows)
+
+
+def audit(session: Session, actor: Actor, action: str, target: str = "", detail: dict | None = None) -> None:
+    session.add(AuditEntry(at=_now(), key_id=actor.key_id, key_prefix=actor.prefix, role=actor.role, action=action,
+                           target=target[:400], request_id=actor.request_id, detail=detail))
+
+
+def list_audit(store: Store, limit: int = 100, offset: int = 0) -> list[dict]:
+    with store.read() as s:
+        rows = s.scalars(sa.select(AuditEntry).order_by(AuditEntry.id.desc()).limit(limit).offset(offset)).all()
+        return [_audit_dict(r) for r in rows]
+
+
+def _audit_dict(r: AuditEntry) -> dict:
+    return {"id": r.id, "at": r.at, "key_id": r.key_id, "key_prefix": r.key_prefix, "role": r.role, "action": r.action,
+            "target": r.target, "request_id": r.request_id, "detail": r.detail}
+
+
+# --- API keys -------------------------------------------------------------------------------
+
+def create_key(store: Store, role: str, chains: Iterable[str] = (), name: str = "", actor: Actor = CLI_ACTOR,
+               known_chains: set[str] | None = None) -> tuple[str, dict]:
+    """A new API key: returns (the key, shown once; its record). Only its sha256 is stored."""
+    chains = tuple(dict.fromkeys(chains))
+    if role not in ROLES:
+        raise InvalidInputError("role", f"'{role}' is not a role; use one of {', '.join(ROLES)}")
+    if role == "chain_leader" and not chains:
+        raise InvalidInputError("chain", "a chain_leader key needs at least one --chain")
+    if role != "chain_leader" and chains:
+        raise InvalidInputError("chain", f"--chain applies to chain_leader keys only ({role} keys see every chain)")
+    unknown = [c for c in chains if known_chains is not None and c not in known_chains]
+    if unknown:
+        raise InvalidInputError("chain", f"unknown chain(s) {unknown}; known: {', '.join(sorted(known_chains or ()))}")
+    key = KEY_PREFIX + secrets.token_urlsafe(32)
+    with store.write() as s:
+        row = ApiKey(prefix=key[:PREFIX_LENGTH], key_hash=hash_key(key), role=role, chains=list(chains), name=name,
+                     created_at=_now())
+        s.add(row)
+        s.flush()
+        audit(s, actor, "key.create", f"key {row.id} {row.prefix}", {"role": role, "chains": list(chains)})
+        return key, _key_dict(row)
+
+
+def _key_dict(row: ApiKey) -> dict:
+    return {"key_id": row.id, "prefix": row.prefix, "role": row.role, "chains": list(row.chains or []), "name": row.name,
+            "created_at": row.created_at, "revoked_at": row.revoked_at}
+
+
+def list_keys(store: Store) -> list[dict]:
+    with store.read() as s:
+        return [_key_dict(r) for r in s.scalars(sa.select(ApiKey).order_by(ApiKey.id))]
+
+
+def revoke_key(store: Store, ident: str, actor: Actor = CLI_ACTOR) -> dict:
+    """Revoke a key by id or prefix (it stops working at once for new lookups)."""
+    with store.write() as s:
+        query = sa.select(ApiKey)
+        query = query.where(ApiKey.id == int(ident)) if str(ident).isdigit() else query.where(ApiKey.prefix == ident)
+        rows = s.scalars(query).all()
+        if not rows:
+            raise UnknownEntityError(f"key '{ident}' not found; 'matcher keys list' shows ids and prefixes")
+        if len(rows) > 1:
+            raise InvalidInputError("key", f"prefix '{ident}' matches {len(rows)} keys; give the id")
+        row = rows[0]
+        if row.revoked_at is None:
+            row.revoked_at = _now()
+            audit(s, actor, "key.revoke", f"key {row.id} {row.prefix}")
+        return _key_dict(row)
+
+
+def authenticate(store: Store, key: str) -> Actor | None:
+    """The actor of a valid, unrevoked key, or None."""
+    if not key.startswith(KEY_PREFIX) or len(key) > 200:
+        return None
+    with store.read() as s:
+        row = s.scalar(sa.select(ApiKey).where(ApiKey.key_hash == hash_key(key)))
+        if row is None or row.revoked_at is not None:
+            return None
+        return Actor(key_id=row.id, prefix=row.prefix, role=row.role, chains=tuple(row.chains or ()), name=row.name)
+
+
+# --- ranked lists ---------------------------------------------------------------------------
+
+def save_ranked_lists(session: Session, lists: list[dict]) -> None:
+    """Store ranked lists (keyed by list version) unless already stored."""
+    _insert_ignore(session, RankedList, [{**r, "created_at": r.get("created_at") or _now()} for r in lists], ["list_version"])
+
+
+def log_served(store: Store, lists: list[dict], served: list[dict]) -> None:
+    """One batch of the served-list log: new ranked lists first, then the served pages."""
+    with store.write() as s:
+        save_ranked_lists(s, lists)
+        if served:
+            s.execute(sa.insert(ServedList), served)
+
+
+def get_ranked_list(store: Store, list_version: str) -> dict:
+    with store.read() as s:
+        row = s.get(RankedList, list_version)
+        if row is None:
+            raise UnknownEntityError(f"list version '{list_version}' not found")
+        return {c.name: getattr(row, c.name) for c in RankedList.__table__.columns}
+
+
+def served_count(store: Store, list_version: str | None = None) -> int:
+    with store.read() as s:
+        query = sa.select(sa.func.count(ServedList.id))
+        if list_version:
+            query = query.where(ServedList.list_version == list_version)
+        return int(s.scalar(query))
+
+
+# --- shortlists -----------------------------------------------------------------------------
+
+def create_shortlist(store: Store, actor: Actor, *, gap_id: str, chain_id: str, title: str, filters: dict, top: int,
+                     data_version: str, model_version: str, snapshot_id: str, ranked_list: dict,
+                     items: list[dict]) -> int:
+    """Create a shortlist and all its items in one transaction; returns its id."""
+    now = _now()
+    with store.write() as s:
+        save_ranked_lists(s, [ranked_list])
+        shortlist = Shortlist(gap_id=gap_id, chain_id=chain_id, title=title, filters=filters, top=top, status="open",
+                              created_by_key_id=actor.key_id, created_by=actor.label, created_at=now, updated_at=now,
+                              data_version=data_version, model_version=model_version, snapshot_id=snapshot_id,
+                              list_version=ranked_list["list_version"], request_id=actor.request_id)
+        s.add(shortlist)
+        s.flush()
+        for item in items:
+            s.add(ShortlistItem(shortlist_id=shortlist.id, model_version=model_version, data_version=data_version,
+                                snapshot_id=snapshot_id, list_version=ranked_list["list_version"], status="pending",
+                                comment="", version=0, **item))
+        audit(s, actor, "shortlist.create", f"shortlist {shortlist.id} gap {gap_id}", {"items": len(items), "top": top})
+        return shortlist.id
+
+
+def _shortlist_dict(row: Shortlist, counts: dict[str, int]) -> dict:
+    out = {c.name: getattr(row, c.name) for c in Shortlist.__table__.columns}
+    out["shortlist_id"] = out.pop("id")
+    out["counts"] = {k: counts.get(k, 0) for k in ("pending", "approved", "rejected", "deferred")}
+    return out
+
+
+def _item_dict(row: ShortlistItem) -> dict:
+    out = {c.name: getattr(row, c.name) for c in ShortlistItem.__table__.columns}
+    out["item_id"] = out.pop("id")
+    return out
+
+
+def _review_dict(row: Review) -> dict:
+    out = {c.name: getattr(row, c.name) for c in Review.__table__.columns}
+    out["review_id"] = out.pop("id")
+    return out
+
+
+def _counts(s: Session, shortlist_ids: list[int]) -> dict[int, dict[str, int]]:
+    counts: dict[int, dict[str, int]] = {i: {} for i in shortlist_ids}
+    if shortlist_ids:
+        query = (sa.select(ShortlistItem.shortlist_id, ShortlistItem.status, sa.func.count())
+                 .where(ShortlistItem.shortlist_id.in_(shortlist_ids)).group_by(ShortlistItem.shortlist_id, ShortlistItem.status))
+        for sid, status, n in s.execute(query):
+            counts[sid][status] = n
+    return counts
+
+
+def shortlist_chain(store: Store, shortlist_id: int) -> str:
+    """The chain a shortlist belongs to (for access checks)."""
+    with store.read() as s:
+        chain = s.scalar(sa.select(Shortlist.chain_id).where(Shortlist.id == shortlist_id))
+    if chain is None:
+        raise UnknownEntityError(f"shortlist {shortlist_id} not found")
+    return chain
+
+
+def get_shortlist(store: Store, shortlist_id: int) -> dict:
+    """A shortlist with its items (rank order), each with its reviews (oldest first) and whether
+    the enterprise is currently excluded from the gap's lists."""
+    with store.read() as s:
+        row = s.get(Shortlist, shortlist_id)
+        if row is None:
+            raise UnknownEntityError(f"shortlist {shortlist_id} not found")
+        items = s.scalars(sa.select(ShortlistItem).where(ShortlistItem.shortlist_id == shortlist_id).order_by(ShortlistItem.rank)).all()
+        reviews = s.scalars(sa.select(Review).where(Review.shortlist_id == shortlist_id).order_by(Review.id)).all()
+        excluded = set(s.scalars(sa.select(Exclusion.enterprise_id).where(Exclusion.gap_id == row.gap_id, Exclusion.active)))
+        out = _shortlist_dict(row, _counts(s, [row.id])[row.id])
+        by_item: dict[int, list[dict]] = {}
+        for r in reviews:
+            by_item.setdefault(r.item_id, []).append(_review_dict(r))
+        out["items"] = [{**_item_dict(i), "reviews": by_item.get(i.id, []), "excluded": i.enterprise_id in excluded} for i in items]
+        return out
+
+
+def list_shortlists(store: Store, *, chains: Iterable[str] | None = None, status: str | None = None,
+                    gap_id: str | None = None, limit: int = 50, offset: int = 0) -> tuple[int, list[dict]]:
+    """Shortlists, newest first; ``chains`` limits them to those chains. Returns (total, page)."""
+    with store.read() as s:
+        query = sa.select(Shortlist)
+        if chains is not None:
+            query = query.where(Shortlist.chain_id.in_(list(chains)))
+        if status:
+            query = query.where(Shortlist.status == status)
+        if gap_id:
+            query = query.where(Shortlist.gap_id == gap_id)
+        total = int(s.scalar(sa.select(sa.func.count()).select_from(query.subquery())))
+        rows = s.scalars(query.order_by(Shortlist.id.desc()).limit(limit).offset(offset)).all()
+        counts = _counts(s, [r.id for r in rows])
+        return total, [_shortlist_dict(r, counts[r.id]) for r in rows]
+
+
+def shortlist_status(counts: dict[str, int]) -> str:
+    """open: nothing reviewed; reviewed: every item approved or rejected; in_review otherwise."""
+    total = sum(counts.values())
+    if counts.get("pending", 0) == total:
+        return "open"
+    if sum(counts.get(s, 0) for s in FINAL_STATUSES) == total:
+        return "reviewed"
+    return "in_review"
+
+
+def check_review(verdict: str, reason_code: str | None) -> None:
+    if verdict not in VERDICT_STATUS:
+        raise InvalidInputError("body.verdict", f"'{verdict}' is not a verdict; use approve, reject or defer")
+    if reason_code is None:
+        if verdict == "reject":
+            raise InvalidInputError("body.reason_code", "a rejection needs a reason code (GET /v1/review-reasons)")
+        return
+    if reason_code not in REVIEW_REASONS:
+        raise InvalidInputError("body.reason_code", f"unknown reason code '{reason_code}'")
+    if verdict not in REVIEW_REASONS[reason_code][2]:
+        raise InvalidInputError("body.reason_code", f"reason '{reason_code}' does not go with '{verdict}'")
+
+
+def review_item(store: Store, actor: Actor, shortlist_id: int, item_id: int, verdict: str, reason_code: str | None,
+                comment: str = "", expected_version: int | None = None, idempotency_key: str | None = None) -> dict:
+    """Record a verdict on a shortlist item.
+
+    Concurrency: the shortlist row is locked first (an UPDATE; on SQLite the write transaction
+    holds the database lock), so reviews of one shortlist are applied one after another and its
+    status is always computed from committed items. With ``expected_version`` a review of an
+    item that changed since is refused (:class:`StaleWriteError`, carrying the current item);
+    without it the verdict is applied after the earlier ones — both are kept, in order.
+    An ``idempotency_key`` seen before returns the earlier result instead of a second review.
+
+    A rejection as ``not_chain_fit`` excludes the enterprise from the gap's lists; any later
+    verdict on it (approve, defer, or a rejection for another reason) lifts the exclusion.
+    """
+    check_review(verdict, reason_code)
+    try:
+        review_id = _apply_review(store, actor, shortlist_id, item_id, verdict, reason_code, comment, expected_version,
+                                  idempotency_key)
+    except _Replay as replay:
+        return {**_review_result(store, shortlist_id, item_id, replay.review_id), "replayed": True}
+    return {**_review_result(store, shortlist_id, item_id, review_id), "replayed": False}
+
+
+class _Replay(Exception):
+    def __init__(self, review_id: int):
+        self.review_id = review_id
+
+
+def _apply_review(store: Store, actor: Actor, shortlist_id: int, item_id: int, verdict: str, reason_code: str | None,
+                  comment: str, expected_version: int | None, idempotency_key: str | None) -> int:
+    now = _now()
+    with store.write() as s:
+        locked = s.execute(sa.update(Shortlist).where(Shortlist.id == shortlist_id).values(updated_at=now))
+        if locked.rowcount == 0:
+            raise UnknownEntityError(f"shortlist {shortlist_id} not found")
+        if idempotency_key:
+            earlier = s.scalar(sa.select(Review).where(Review.idempotency_key == idempotency_key))
+            if earlier is not None:
+                if earlier.item_id != item_id or earlier.shortlist_id != shortlist_id:
+                    raise ConflictError(f"Idempotency-Key was already used for item {earlier.item_id} of shortlist {earlier.shortlist_id}")
+                raise _Replay(earlier.id)  # leaves nothing written (the lock's touch rolls back)
+        item = s.get(ShortlistItem, item_id)
+        if item is None or item.shortlist_id != shortlist_id:
+            raise UnknownEntityError(f"item {item_id} not found in shortlist {shortlist_id}")
+        if expected_version is not None and item.version != expected_version:
+            raise StaleWriteError(
+                f"item {item_id} is at version {item.version}, not {expected_version}: someone reviewed it meanwhile "
+                f"({item.status}{', ' + item.reason_code if item.reason_code else ''}); reload and review again",
+                current=_item_summary(item),
+            )
+        seen_version = item.version
+        changed = s.execute(
+            sa.update(ShortlistItem).where(ShortlistItem.id == item_id, ShortlistItem.version == seen_version)
+            .values(status=VERDICT_STATUS[verdict], reason_code=reason_code, comment=comment, reviewed_at=now,
+                    reviewed_by=actor.label, version=seen_version + 1)
+        )
+        if changed.rowcount != 1:  # cannot happen while the shortlist lock is held; never write blind
+            raise StaleWriteError(f"item {item_id} changed during the review; reload and review again")
+        shortlist = s.get(Shortlist, shortlist_id)
+        review = Review(item_id=item_id, shortlist_id=shortlist_id, gap_id=shortlist.gap_id, enterprise_id=item.enterprise_id,
+                        verdict=verdict, reason_code=reason_code, comment=comment, key_id=actor.key_id,
+                        reviewer=actor.label, role=actor.role, created_at=now, item_version=seen_version + 1,
+                        idempotency_key=idempotency_key or None, request_id=actor.request_id)
+        s.add(review)
+        s.flush()
+        excluded = verdict == "reject" and reason_code == EXCLUDING_REASON
+        _set_exclusion(s, shortlist.gap_id, item.enterprise_id, excluded, review.id, now)
+        counts = _counts(s, [shortlist_id])[shortlist_id]
+        s.execute(sa.update(Shortlist).where(Shortlist.id == shortlist_id).values(status=shortlist_status(counts)))
+        audit(s, actor, f"review.{verdict}", f"shortlist {shortlist_id} item {item_id} enterprise {item.enterprise_id}",
+              {"reason_code": reason_code, "item_version": seen_version + 1})
+        return review.id
+
+
+def _item_summary(item: ShortlistItem) -> dict:
+    return {"item_id": item.id, "status": item.status, "reason_code": item.reason_code, "comment": item.comment,
+            "version": item.version, "reviewed_by": item.reviewed_by,
+            "reviewed_at": item.reviewed_at.isoformat() if item.reviewed_at else None}
+
+
+def _review_result(store: Store, shortlist_id: int, item_id: int, review_id: int) -> dict:
+    shortlist = get_shortlist(store, shortlist_id)
+    item = next(i for i in shortlist["items"] if i["item_id"] == item_id)
+    review = next(r for r in item["reviews"] if r["review_id"] == review_id)
+    return {"review": review, "item": item, "shortlist": shortlist, "shortlist_status": shortlist["status"]}
+
+
+# --- exclusions -----------------------------------------------------------------------------
+
+def _bump(s: Session, name: str) -> None:
+    s.execute(sa.update(Counter).where(Counter.name == name).values(value=Counter.value + 1))
+
+
+def _set_exclusion(s: Session, gap_id: str, enterprise_id: str, excluded: bool, review_id: int | None, now: datetime) -> bool:
+    """Exclude (or lift the exclusion of) an enterprise for a gap; True when something changed."""
+    row = s.scalar(sa.select(Exclusion).where(Exclusion.gap_id == gap_id, Exclusion.enterprise_id == enterprise_id))
+    if excluded:
+        if row is None:
+            _insert_ignore(s, Exclusion, [{"gap_id": gap_id, "enterprise_id": enterprise_id, "active": False,
+                                           "review_id": review_id, "created_at": now}], ["gap_id", "enterprise_id"])
+        s.execute(sa.update(Exclusion).where(Exclusion.gap_id == gap_id, Exclusion.enterprise_id == enterprise_id)
+                  .values(active=True, review_id=review_id, created_at=now, lifted_at=None))
+        _bump(s, "exclusions")
+        return True
+    if row is not None and row.active:
+        row.active, row.lifted_at = False, now
+        _bump(s, "exclusions")
+        return True
+    return False
+
+
+def exclusion_revision(store: Store) -> int:
+    """Changes whenever an exclusion is added or lifted (workers poll it)."""
+    with store.read() as s:
+        return int(s.scalar(sa.select(Counter.value).where(Counter.name == "exclusions")) or 0)
+
+
+def active_exclusions(store: Store) -> tuple[int, dict[str, frozenset[str]]]:
+    """(revision, gap -> enterprises excluded from its lists), read in one transaction."""
+    with store.read() as s:
+        revision = int(s.scalar(sa.select(Counter.value).where(Counter.name == "exclusions")) or 0)
+        by_gap: dict[str, set[str]] = {}
+        for gap_id, enterprise_id in s.execute(sa.select(Exclusion.gap_id, Exclusion.enterprise_id).where(Exclusion.active)):
+            by_gap.setdefault(gap_id, set()).add(enterprise_id)
+        return revision, {g: frozenset(e) for g, e in by_gap.items()}
+
+
+def list_exclusions(store: Store, gap_id: str) -> list[dict]:
+    with store.read() as s:
+        rows = s.scalars(sa.select(Exclusion).where(Exclusion.gap_id == gap_id).order_by(Exclusion.id)).all()
+        return [{c.name: getattr(r, c.name) for c in Exclusion.__table__.columns} for r in rows]
+
+
+def lift_exclusion(store: Store, actor: Actor, gap_id: str, enterprise_id: str) -> dict:
+    """Undo a 'not a chain fit' exclusion explicitly."""
+    with store.write() as s:
+        if not _set_exclusion(s, gap_id, enterprise_id, False, None, _now()):
+            raise UnknownEntityError(f"enterprise '{enterprise_id}' is not excluded from gap '{gap_id}'")
+        audit(s, actor, "exclusion.lift", f"gap {gap_id} enterprise {enterprise_id}")
+        row = s.scalar(sa.select(Exclusion).where(Exclusion.gap_id == gap_id, Exclusion.enterprise_id == enterprise_id))
+        return {c.name: getattr(row, c.name) for c in Exclusion.__table__.columns}
+
+
+# --- outcomes -------------------------------------------------------------------------------
+
+def _outcome_dict(row: Outcome) -> dict:
+    out = {c.name: getattr(row, c.name) for c in Outcome.__table__.columns}
+    out["outcome_id"] = out.pop("id")
+    return out
+
+
+def record_outcome(store: Store, actor: Actor, enterprise_id: str, gap_id: str, stage: str, when: date,
+                   reason: str | None = None, note: str = "") -> dict:
+    """Record the stage an approach reached. Stages move forward (contacted → visited →
+    negotiating → signed → landed; skipping is fine); declined / lost (with a reason) end an open
+    approach; nothing follows landed, declined or lost."""
+    if stage not in STAGES:
+        raise InvalidInputError("body.stage", f"'{stage}' is not a stage; use one of {', '.join(STAGES)}")
+    if stage in CLOSED_STAGES and not (reason or "").strip():
+        raise InvalidInputError("body.reason", f"a reason is required when the stage is {stage}")
+    with store.write() as s:
+        _bump(s, "outcomes")  # serialises outcome writes: two clients cannot both move one approach
+        last = s.scalar(sa.select(Outcome).where(Outcome.enterprise_id == enterprise_id, Outcome.gap_id == gap_id)
+                        .order_by(Outcome.id.desc()).limit(1))
+        previous = last.stage if last is not None else None
+        if previous in TERMINAL_STAGES:
+            raise ConflictError(f"the approach of {enterprise_id} for {gap_id} already ended ({previous}); nothing can follow",
+                                current=_jsonable(_outcome_dict(last)))
+        if previous and stage in OPEN_STAGES and OPEN_STAGES.index(stage) <= OPEN_STAGES.index(previous):
+            raise ConflictError(f"the approach of {enterprise_id} for {gap_id} is already at '{previous}'; stages only move "
+                                f"forward ({' → '.join(OPEN_STAGES)})", current=_jsonable(_outcome_dict(last)))
+        if last is not None and when < last.date:
+            raise InvalidInputError("body.date", f"{when} is before the previous stage's date {last.date}")
+        row = Outcome(enterprise_id=enterprise_id, gap_id=gap_id, stage=stage, previous_stage=previous, date=when,
+                      reason=reason, note=note, key_id=actor.key_id, recorded_by=actor.label, recorded_at=_now(),
+                      request_id=actor.request_id)
+        s.add(row)
+        s.flush()
+        audit(s, actor, f"outcome.{stage}", f"enterprise {enterprise_id} gap {gap_id}", {"outcome_id": row.id})
+        return _outcome_dict(row)
+
+
+def _jsonable(d: dict) -> dict:
+    return {k: (v.isoformat() if isinstance(v, (date, datetime)) else v) for k, v in d.items()}
+
+
+def list_outcomes(store: Store, gap_id: str | None = None, enterprise_id: str | None = None, limit: int = 500,
+                  offset: int = 0) -> list[dict]:
+    with store.read() as s:
+        query = sa.select(Outcome)
+        if gap_id:
+            query = query.where(Outcome.gap_id == gap_id)
+        if enterprise_id:
+            query = query.where(Outcome.enterprise_id == enterprise_id)
+        return [_outcome_dict(r) for r in s.scalars(query.order_by(Outcome.id).limit(limit).offset(offset))]
+
+
+# --- training data --------------------------------------------------------------------------
+
+def outcome_records(store: Store) -> list[dict]:
+    """One row per approach (enterprise, gap) in the outcome file vocabulary: ``contacted_at`` is
+    the first stage's date, ``outcome`` the latest stage."""
+    with store.read() as s:
+        rows = s.scalars(sa.select(Outcome).order_by(Outcome.id)).all()
+    pairs: dict[tuple[str, str], dict] = {}
+    for r in rows:
+        pair = pairs.setdefault((r.enterprise_id, r.gap_id), {"enterprise_id": r.enterprise_id, "gap_id": r.gap_id,
+                                                               "contacted_at": r.date.isoformat()})
+        pair["outcome"] = r.stage
+    return list(pairs.values())
+
+
+def review_records(store: Store) -> list[dict]:
+    """The latest verdict on each (enterprise, gap) pair, with its date."""
+    with store.read() as s:
+        rows = s.scalars(sa.select(Review).order_by(Review.id)).all()
+    latest: dict[tuple[str, str], dict] = {}
+    for r in rows:
+        latest[(r.enterprise_id, r.gap_id)] = {"enterprise_id": r.enterprise_id, "gap_id": r.gap_id, "verdict": r.verdict,
+                                               "reason_code": r.reason_code, "reviewed_at": r.created_at.date().isoformat()}
+    return list(latest.values())

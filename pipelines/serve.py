@@ -1,0 +1,142 @@
+"""``matcher serve``, ``matcher keys ...`` and ``matcher db upgrade``."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from typing import Annotated, Optional
+
+import typer
+from rich.table import Table
+
+from matcher.chains import load_chain_map
+from matcher.store import repo
+from matcher.store.db import Store, describe, upgrade
+from pipelines.cli import HomeOption, JsonOption, app, emit_json, err, out, settings_for
+
+DatabaseOption = Annotated[
+    Optional[str],
+    typer.Option("--database-url", help="Database URL [env: DATABASE_URL; default: sqlite file HOME/matcher.db]"),
+]
+
+
+def _settings(home, database_url):
+    return settings_for(home, database_url=database_url)
+
+
+def open_store(home, database_url) -> Store:
+    """The migrated database of the workspace."""
+    settings = _settings(home, database_url)
+    upgrade(settings.db_url)
+    return Store(settings.db_url, pool_size=1)
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option("--host", help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=1, max=65535, help="TCP port.")] = 8000,
+    workers: Annotated[int, typer.Option("--workers", min=1, max=64, help="Worker processes (one per core is a good start).")] = 1,
+    log_level: Annotated[str, typer.Option("--log-level", help="uvicorn log level: critical, error, warning, info, debug.")] = "info",
+    access_log: Annotated[bool, typer.Option("--access-log/--no-access-log", help="Log every request (path, status; never keys).")] = True,
+    home: HomeOption = None,
+    database_url: DatabaseOption = None,
+) -> None:
+    """Run the HTTP service (API at /v1, docs at /docs, review page at /ui)."""
+    import uvicorn
+
+    settings = _settings(home, database_url)
+    before, after = upgrade(settings.db_url)  # once, before any worker starts
+    if before != after:
+        err.print(f"database {describe(settings.db_url)}: schema {before or 'empty'} -> {after}", markup=False)
+    # Workers build their settings from the environment (uvicorn imports the factory anew).
+    os.environ["MATCHER_HOME"] = str(settings.home.resolve())
+    if settings.database_url:
+        os.environ["MATCHER_DATABASE_URL"] = settings.database_url
+    os.environ["MATCHER_SERVICE_DB_AUTO_UPGRADE"] = "false"
+    if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="matcher-metrics-")
+    uvicorn.run("service.app:create_app", factory=True, host=host, port=port, workers=workers, log_level=log_level,
+                access_log=access_log, timeout_graceful_shutdown=20)
+
+
+keys_app = typer.Typer(help="API keys: create (shown once), list, revoke.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+
+
+@keys_app.command("create")
+def keys_create(
+    role: Annotated[str, typer.Option("--role", help="staff, chain_leader or admin.")],
+    chain: Annotated[Optional[list[str]], typer.Option("--chain", help="Chain a chain_leader reviews; repeatable.")] = None,
+    name: Annotated[str, typer.Option("--name", help="Who holds the key (shown in reviews and the audit log).")] = "",
+    home: HomeOption = None,
+    database_url: DatabaseOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Create an API key and print it once (only its hash is stored)."""
+    settings = _settings(home, database_url)
+    known = {c.id for c in load_chain_map(settings.chain_map).chains}
+    store = open_store(home, database_url)
+    try:
+        key, record = repo.create_key(store, role, chain or (), name, known_chains=known)
+    finally:
+        store.dispose()
+    if as_json:
+        emit_json({"key": key, **{k: v for k, v in record.items() if k not in ("created_at", "revoked_at")}})
+        return
+    out.print(key, markup=False, highlight=False)
+    err.print(f"key {record['key_id']} ({record['prefix']}, {role}{' for ' + ', '.join(record['chains']) if record['chains'] else ''}): "
+              "store it now, it is not shown again", markup=False)
+
+
+@keys_app.command("list")
+def keys_list(home: HomeOption = None, database_url: DatabaseOption = None, as_json: JsonOption = False) -> None:
+    """List API keys (id, prefix, role, chains, revoked) — never the keys themselves."""
+    store = open_store(home, database_url)
+    try:
+        rows = repo.list_keys(store)
+    finally:
+        store.dispose()
+    if as_json:
+        emit_json(rows)
+        return
+    table = Table(title="API keys", title_justify="left")
+    for column in ("id", "prefix", "role", "chains", "name", "created", "revoked"):
+        table.add_column(column)
+    for r in rows:
+        table.add_row(str(r["key_id"]), r["prefix"], r["role"], ", ".join(r["chains"]), r["name"],
+                      f"{r['created_at']:%Y-%m-%d %H:%M}", f"{r['revoked_at']:%Y-%m-%d %H:%M}" if r["revoked_at"] else "")
+    out.print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(
+    key: Annotated[str, typer.Argument(help="Key id or prefix (from 'matcher keys list').")],
+    home: HomeOption = None,
+    database_url: DatabaseOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Revoke an API key (running services stop accepting it within MATCHER_SERVICE_AUTH_CACHE_S)."""
+    store = open_store(home, database_url)
+    try:
+        row = repo.revoke_key(store, key)
+    finally:
+        store.dispose()
+    if as_json:
+        emit_json(row)
+    else:
+        out.print(f"revoked key {row['key_id']} ({row['prefix']})", highlight=False)
+
+
+db_app = typer.Typer(help="The service database.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+
+@db_app.command("upgrade")
+def db_upgrade(home: HomeOption = None, database_url: DatabaseOption = None, as_json: JsonOption = False) -> None:
+    """Apply the database migrations (the service also does this when it starts)."""
+    settings = _settings(home, database_url)
+    before, after = upgrade(settings.db_url)
+    if as_json:
+        emit_json({"database": describe(settings.db_url), "before": before, "after": after})
+    else:
+        out.print(f"database {describe(settings.db_url)}: schema {before or 'empty'} -> {after}", highlight=False)

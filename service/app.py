@@ -1,0 +1,183 @@
+"""The HTTP service: ``create_app(settings)`` builds it; ``matcher serve`` runs it under uvicorn.
+
+At startup the database is migrated (unless ``service_db_auto_upgrade`` is off, as in the workers
+``matcher serve`` starts after migrating once), and the current artifact version loads in the
+background: ``/health`` answers at once, ``/ready`` says 503 until the version is loaded and warm.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+
+from matcher.settings import Settings
+from matcher.store.db import Store, describe, upgrade
+from service import errors, schemas as api
+from service.auth import KeyCache
+from service.errors import PayloadTooLargeError, error_body
+from service.holder import ArtifactHolder
+from service.logwriter import ServedLogWriter
+from service.metrics import CONTENT_TYPE_LATEST, Metrics
+from service.routes import router
+from service.state import ServiceState
+
+log = logging.getLogger("service")
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+PLACEHOLDER = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Chain Matcher review</title></head>
+<body><h1>Chain Matcher</h1><p>The review page is not installed; the API is documented at <a href="/docs">/docs</a>.</p></body></html>
+"""
+REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+
+class RequestContext:
+    """Pure ASGI middleware: request id (``X-Request-ID``), body size limit, per-route metrics."""
+
+    def __init__(self, app, metrics: Metrics, max_body: int):
+        self.app, self.metrics, self.max_body = app, metrics, max_body
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        started = time.perf_counter()
+        headers = dict(scope.get("headers") or [])
+        incoming = headers.get(b"x-request-id", b"").decode("latin-1")
+        rid = incoming if REQUEST_ID.match(incoming) else uuid.uuid4().hex[:16]
+        scope.setdefault("state", {})["request_id"] = rid
+        status = {"code": 500}
+
+        async def send_with_id(message):
+            if message["type"] == "http.response.start":
+                status["code"] = message["status"]
+                message.setdefault("headers", [])
+                message["headers"] = list(message["headers"]) + [(b"x-request-id", rid.encode())]
+            await send(message)
+
+        try:
+            length = int(headers.get(b"content-length", b"0") or 0)
+        except ValueError:
+            length = 0
+        if length > self.max_body:
+            response = JSONResponse(error_body(413, "payload_too_large", f"request body larger than {self.max_body} bytes", rid),
+                                    status_code=413)
+            await response(scope, receive, send_with_id)
+            self._record(scope, status["code"], started)
+            return
+        received = {"bytes": 0}
+
+        async def limited_receive():
+            message = await receive()
+            if message["type"] == "http.request":
+                received["bytes"] += len(message.get("body", b""))
+                if received["bytes"] > self.max_body:
+                    raise PayloadTooLargeError(self.max_body)
+            return message
+
+        try:
+            await self.app(scope, limited_receive, send_with_id)
+        finally:
+            self._record(scope, status["code"], started)
+
+    def _record(self, scope, status: int, started: float) -> None:
+        route = scope.get("route")
+        template = getattr(route, "path", None) or "unmatched"
+        method = scope.get("method", "")
+        self.metrics.requests.labels(template, method, str(status)).inc()
+        self.metrics.latency.labels(template, method).observe(time.perf_counter() - started)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The service for ``settings`` (built from ``MATCHER_*`` / ``DATABASE_URL`` when None, as in
+    uvicorn workers started with ``--factory``)."""
+    settings = settings or Settings()
+    if settings.service_db_auto_upgrade:
+        upgrade(settings.db_url)
+    store = Store(settings.db_url)
+    store.check_schema()
+    metrics = Metrics()
+
+    def load(version: str | None):
+        from pipelines.commands import load_catalog  # the CLI's own loading path
+
+        return load_catalog(settings, version)
+
+    state_box: dict = {}
+
+    def on_swap(loaded) -> None:
+        created = loaded.created_at
+        metrics.set_artifact(loaded.version, loaded.catalog.ranker_name, created.timestamp() if created else None)
+        metrics.reloads.inc()
+
+    holder = ArtifactHolder(settings.artifacts_dir, load, exclusions=lambda: state_box["state"].all_exclusions(),
+                            poll_s=settings.service_reload_poll_s, explain_top=settings.service_warm_explain_top,
+                            warm_gaps=settings.service_warm_gaps,
+                            on_swap=on_swap)
+    writer = ServedLogWriter(store, flush_s=settings.service_log_flush_s)
+    state = ServiceState(settings=settings, store=store, holder=holder, writer=writer, metrics=metrics,
+                         keys=KeyCache(store, settings.service_auth_cache_s))
+    state_box["state"] = state
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        writer.start()
+        holder.start()
+        log.info("service started: database %s, artifacts %s", describe(settings.db_url), settings.artifacts_dir)
+        try:
+            yield
+        finally:
+            holder.stop()
+            writer.stop()
+            store.dispose()
+
+    app = FastAPI(
+        title="Chain Matcher",
+        version="1",
+        description="Prospects that fill a district's industrial-chain gaps, ranked and explained; shortlists, reviews "
+                    "and outcomes. Every /v1 route needs `Authorization: Bearer <key>` (keys from `matcher keys create`). "
+                    "Every error has the shape of `ErrorResponse`.",
+        lifespan=lifespan,
+    )
+    app.state.svc = state
+    app.state.keys = state.keys
+    errors.install(app)
+    app.add_middleware(RequestContext, metrics=metrics, max_body=settings.service_max_body_bytes)
+    app.include_router(router)
+
+    @app.get("/health", response_model=api.HealthResponse, tags=["operations"], summary="The process is up")
+    def health():
+        return {"status": "ok"}
+
+    @app.get("/ready", response_model=api.ReadyResponse, tags=["operations"], summary="Artifacts loaded (which version)",
+             responses={503: {"model": api.ReadyResponse, "description": "no version loaded yet"}})
+    def ready():
+        loaded = holder.current
+        if loaded is None:
+            body = api.ReadyResponse(ready=False, message=holder.last_error or "loading the current artifact version")
+            return JSONResponse(body.model_dump(mode="json"), status_code=503)
+        return api.ReadyResponse(ready=True, version=loaded.version, ranker=loaded.catalog.ranker_name,
+                                 loaded_at=loaded.loaded_at, message=holder.last_error or "")
+
+    @app.get("/metrics", tags=["operations"], summary="Prometheus metrics", response_class=Response,
+             responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}, "description": "Prometheus text format"}})
+    def prometheus():
+        loaded = holder.current
+        cache = {"hits": loaded.hits, "misses": loaded.misses, "entries": loaded.cached_lists} if loaded else {}
+        return Response(metrics.render(writer.pending, writer.dropped, cache), media_type=CONTENT_TYPE_LATEST)
+
+    if not (STATIC_DIR / "index.html").exists():
+        STATIC_DIR.mkdir(exist_ok=True)
+        (STATIC_DIR / "index.html").write_text(PLACEHOLDER)
+
+    @app.get("/ui", include_in_schema=False)
+    def ui():
+        return FileResponse(STATIC_DIR / "index.html", media_type="text/html")
+
+    app.mount("/ui/static", StaticFiles(directory=STATIC_DIR), name="ui-static")
+    return app

@@ -1,0 +1,90 @@
+"""API keys (``Authorization: Bearer <key>``), roles and chain access.
+
+| role | may |
+|---|---|
+| staff | read everything, create shortlists, record outcomes |
+| chain_leader | read everything; shortlists of their own chains only: see, create, review, export, lift exclusions |
+| admin | everything, including reloads and the audit log |
+
+A checked key is trusted for ``service_auth_cache_s`` seconds (so a revocation takes effect within
+that time); only its sha256 is kept in memory, never the key.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from matcher.store import repo
+from matcher.store.db import Store
+from matcher.store.repo import Actor
+from service.errors import AuthenticationError, PermissionDeniedError
+
+bearer = HTTPBearer(auto_error=False, description="an API key from 'matcher keys create'")
+
+PERMISSIONS = {
+    "staff": ["prospects:read", "shortlists:read", "shortlists:create", "outcomes:read", "outcomes:write"],
+    "chain_leader": ["prospects:read", "shortlists:read", "shortlists:create", "shortlists:review", "shortlists:export",
+                     "exclusions:lift", "outcomes:read"],
+    "admin": ["prospects:read", "shortlists:read", "shortlists:create", "shortlists:review", "shortlists:export",
+              "exclusions:lift", "outcomes:read", "outcomes:write", "admin"],
+}
+
+
+class KeyCache:
+    def __init__(self, store: Store, ttl_s: float):
+        self.store, self.ttl_s = store, ttl_s
+        self._cache: dict[str, tuple[Actor, float]] = {}
+        self._lock = threading.Lock()
+
+    def actor(self, key: str) -> Actor | None:
+        digest = repo.hash_key(key)
+        now = time.monotonic()
+        with self._lock:
+            hit = self._cache.get(digest)
+        if hit is not None and hit[1] > now:
+            return hit[0]
+        actor = repo.authenticate(self.store, key)
+        if actor is not None and self.ttl_s > 0:
+            with self._lock:
+                if len(self._cache) > 10_000:
+                    self._cache.clear()
+                self._cache[digest] = (actor, now + self.ttl_s)
+        return actor
+
+
+def current_actor(request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> Actor:
+    """The caller, from a valid key (401 otherwise)."""
+    if credentials is None or credentials.scheme.lower() != "bearer" or not credentials.credentials:
+        raise AuthenticationError("missing API key: send 'Authorization: Bearer <key>' (keys come from 'matcher keys create')")
+    actor = request.app.state.keys.actor(credentials.credentials)
+    if actor is None:
+        raise AuthenticationError("unknown or revoked API key")
+    rid = getattr(request.state, "request_id", None)
+    actor = Actor(key_id=actor.key_id, prefix=actor.prefix, role=actor.role, chains=actor.chains, name=actor.name, request_id=rid)
+    request.state.actor = actor
+    return actor
+
+
+def need(permission: str):
+    """Dependency: the caller, who must hold ``permission`` (403 otherwise)."""
+    def check(actor: Actor = Depends(current_actor)) -> Actor:
+        if permission not in PERMISSIONS.get(actor.role, []):
+            raise PermissionDeniedError(f"role '{actor.role}' may not do this ({permission} is needed)")
+        return actor
+
+    return check
+
+
+def check_chain(actor: Actor, chain_id: str, what: str) -> None:
+    """A chain leader acts on their own chains only."""
+    if actor.role == "chain_leader" and chain_id not in actor.chains:
+        raise PermissionDeniedError(f"{what} belongs to chain '{chain_id}'; this key leads {', '.join(actor.chains)}")
+
+
+def visible_chains(actor: Actor) -> tuple[str, ...] | None:
+    """Chains whose shortlists the caller sees (None: all)."""
+    return actor.chains if actor.role == "chain_leader" else None

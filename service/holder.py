@@ -1,0 +1,268 @@
+"""The loaded artifact version and its ranked-list cache, swapped atomically on reload.
+
+A request takes ``holder.current`` once and uses that :class:`Loaded` for everything it does, so
+it is served entirely by one version even when a reload swaps the reference meanwhile. A reload
+loads the new version completely (and ranks every gap, so the first requests are fast) before the
+swap; the old version is freed when its last request finishes.
+
+A ranked list is deterministic for (version, gap or need, filters, excluded enterprises): it is
+computed once, cached, and paginated from the cache. Explanations of its rows are computed on
+first use and cached with it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from matcher import artifacts
+from matcher.catalog import Catalog
+from matcher.features import FEATURES
+from matcher.retrieval import Filters, records
+
+log = logging.getLogger("service.holder")
+
+
+def filters_dict(filters: Filters) -> dict:
+    """The user-visible filters (API field names), without the review exclusions."""
+    return {
+        "country": list(filters.countries), "province": list(filters.provinces),
+        "min_employees": filters.min_employees, "max_employees": filters.max_employees,
+        "founded_after": filters.founded_after, "qualification": list(filters.qualifications),
+        "include_local": filters.include_local, "include_closed": filters.include_closed,
+    }
+
+
+def _vector_rows(features: pd.DataFrame) -> list[list[float | None]]:
+    matrix = np.round(features[list(FEATURES)].to_numpy(dtype=float), 6)
+    return [[None if np.isnan(v) else float(v) for v in row] for row in matrix]
+
+
+@dataclass
+class RankedEntry:
+    """One ranked list: every ranked candidate, their features, the list version and record."""
+
+    gap: dict
+    filters: Filters
+    ranked: pd.DataFrame
+    features: pd.DataFrame
+    rows: list[dict]
+    list_version: str
+    record: dict  # what the served-list log stores once
+    _explanations: dict = field(default_factory=dict, repr=False)  # (lang, position) -> dict
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def total(self) -> int:
+        return len(self.rows)
+
+    def position_of(self, enterprise_id: str) -> int | None:
+        for i, row in enumerate(self.rows):
+            if row["enterprise_id"] == enterprise_id:
+                return i
+        return None
+
+    def feature_vector(self, position: int) -> dict:
+        return dict(zip(self.record["feature_names"], self.record["items"][position]["features"]))
+
+    def explanations(self, catalog: Catalog, positions: list[int], lang: str) -> list[dict]:
+        """Explanations of rows at ``positions`` (computed once per row and language)."""
+        from matcher.explain import explain_ranked
+
+        with self._lock:
+            missing = [p for p in positions if (lang, p) not in self._explanations]
+            if missing:
+                done = explain_ranked(catalog, self.gap, self.ranked.iloc[missing], self.features.iloc[missing], self.features, lang)
+                for p, explanation in zip(missing, done):
+                    self._explanations[(lang, p)] = explanation
+            return [self._explanations[(lang, p)] for p in positions]
+
+
+def make_entry(catalog: Catalog, gap: dict, filters: Filters, ranked: pd.DataFrame, features: pd.DataFrame) -> RankedEntry:
+    rows = records(ranked)
+    vectors = _vector_rows(features) if len(features) else []
+    items = [{"enterprise_id": r["enterprise_id"], "rank": r["rank"], "score": r["score"], "features": v}
+             for r, v in zip(rows, vectors)]
+    content = {
+        "artifact_version": catalog.version, "ranker": catalog.ranker_name, "gap_id": gap.get("gap_id"),
+        "query_text": gap["text"], "filters": filters_dict(filters), "excluded": sorted(filters.exclude_ids),
+        "feature_names": list(FEATURES), "items": items,
+    }
+    list_version = hashlib.sha256(json.dumps(content, sort_keys=True, ensure_ascii=False).encode()).hexdigest()[:32]
+    record = {"list_version": list_version, **content, "n_items": len(items)}
+    return RankedEntry(gap=gap, filters=filters, ranked=ranked, features=features, rows=rows, list_version=list_version,
+                       record=record)
+
+
+class Loaded:
+    """One loaded artifact version with its caches (dropped with it on reload)."""
+
+    def __init__(self, catalog: Catalog, max_lists: int = 2048):
+        self.catalog = catalog
+        self.version = catalog.version
+        self.loaded_at = datetime.now(timezone.utc)
+        self.max_lists = max_lists
+        self._lists: OrderedDict = OrderedDict()
+        self._lists_lock = threading.Lock()
+        self._inflight: dict = {}
+        self.hits = 0
+        self.misses = 0
+
+    @property
+    def created_at(self) -> datetime | None:
+        value = self.catalog.manifest.get("created_at")
+        try:
+            created = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+        except ValueError:
+            return None
+        return created if created.tzinfo else created.replace(tzinfo=timezone.utc)
+
+    def warm(self, exclusions: dict[str, frozenset], explain_top: int = 20, rank_gaps: bool = True) -> None:
+        """Everything lazy in the catalog, then the unfiltered list of every gap (with the top
+        rows explained), so the first requests after a swap are as fast as the rest."""
+        c = self.catalog
+        _ = c.context, c.dense_sample, c.filter_columns, c.landed()
+        c.encoder.encode(["warm-up"])  # the first free-text query does not pay for loading the model
+        if not rank_gaps:
+            return
+        for gap in c.gaps:
+            entry = self.gap_list(gap["gap_id"], Filters(exclude_ids=tuple(sorted(exclusions.get(gap["gap_id"], ())))))
+            if explain_top:
+                entry.explanations(c, list(range(min(explain_top, entry.total))), "en")
+
+    def _cached(self, key: tuple, compute: Callable[[], RankedEntry]) -> RankedEntry:
+        with self._lists_lock:
+            entry = self._lists.get(key)
+            if entry is not None:
+                self._lists.move_to_end(key)
+                self.hits += 1
+                return entry
+            lock = self._inflight.setdefault(key, threading.Lock())
+        with lock:  # one computation per key, however many requests ask at once
+            with self._lists_lock:
+                entry = self._lists.get(key)
+            if entry is None:
+                entry = compute()
+                with self._lists_lock:
+                    self.misses += 1
+                    self._lists[key] = entry
+                    while len(self._lists) > self.max_lists:
+                        self._lists.popitem(last=False)
+                    self._inflight.pop(key, None)
+            return entry
+
+    def gap_list(self, gap_id: str, filters: Filters) -> RankedEntry:
+        """The ranked list of a gap (raises UnknownEntityError for an unknown gap)."""
+        gap, vector = self.catalog.gap(gap_id)
+
+        def compute() -> RankedEntry:
+            ranked, features = self.catalog.rank_pool(gap, vector, 1, filters)
+            return make_entry(self.catalog, gap, filters, ranked, features)
+
+        return self._cached(("gap", gap_id, filters), compute)
+
+    def search_list(self, text: str, filters: Filters) -> RankedEntry:
+        def compute() -> RankedEntry:
+            vector = self.catalog.encoder.encode([text])[0]
+            gap = self.catalog.need_as_gap(text, vector)
+            ranked, features = self.catalog.rank_pool(gap, vector, 1, filters)
+            return make_entry(self.catalog, gap, filters, ranked, features)
+
+        return self._cached(("search", text, filters), compute)
+
+    @property
+    def cached_lists(self) -> int:
+        return len(self._lists)
+
+
+class ArtifactHolder:
+    """Holds the current :class:`Loaded` version; reloads on request or when ``CURRENT`` changes."""
+
+    def __init__(self, artifacts_dir: Path, load: Callable[[str | None], Catalog], *,
+                 exclusions: Callable[[], dict[str, frozenset]] = dict, poll_s: float = 5.0, explain_top: int = 20,
+                 warm_gaps: bool = True, on_swap: Callable[[Loaded], None] | None = None):
+        self.artifacts_dir = artifacts_dir
+        self._load = load
+        self._exclusions = exclusions
+        self.poll_s = poll_s
+        self.explain_top = explain_top
+        self.warm_gaps = warm_gaps
+        self.on_swap = on_swap
+        self.current: Loaded | None = None
+        self.last_error: str | None = None
+        self._reload_lock = threading.Lock()
+        self._failed: str | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def published(self) -> str | None:
+        try:
+            return artifacts.current_version(self.artifacts_dir)
+        except Exception:  # noqa: BLE001 - nothing published yet
+            return None
+
+    def reload(self, version: str | None = None, force: bool = False) -> tuple[Loaded, str | None, bool, float]:
+        """Load ``version`` (or what ``CURRENT`` names), warm it, make it current, swap.
+
+        Returns (now loaded, previous version, whether it changed, seconds). A version that fails
+        to load changes nothing: ``CURRENT`` and the served version stay as they were.
+        """
+        started = time.perf_counter()
+        with self._reload_lock:
+            previous = self.current
+            target = version or artifacts.current_version(self.artifacts_dir)
+            if previous is not None and previous.version == target and not force:
+                if version is not None and self.published() != version:
+                    artifacts.set_current(self.artifacts_dir, version)
+                return previous, previous.version, False, time.perf_counter() - started
+            loaded = Loaded(self._load(target))
+            loaded.warm(self._exclusions(), self.explain_top, self.warm_gaps)
+            if version is not None and self.published() != version:
+                artifacts.set_current(self.artifacts_dir, version)  # rollback: every worker follows CURRENT
+            self.current = loaded  # atomic: requests already running keep the old one
+            self.last_error, self._failed = None, None
+            if self.on_swap:
+                self.on_swap(loaded)
+            seconds = time.perf_counter() - started
+            log.info("serving artifact version %s (previous %s, %.1f s to load and warm)", loaded.version,
+                     previous.version if previous else None, seconds)
+            return loaded, previous.version if previous else None, True, seconds
+
+    def check(self) -> None:
+        """Reload if ``CURRENT`` names another version than the one served (once per failure)."""
+        published = self.published()
+        if published is None or (self.current is not None and published == self.current.version) or published == self._failed:
+            return
+        try:
+            self.reload()
+        except Exception as exc:  # noqa: BLE001 - keep serving the old version; report on /ready
+            self._failed = published
+            self.last_error = f"version {published} failed to load: {exc}"
+            log.error("artifact version %s failed to load; still serving %s: %s", published,
+                      self.current.version if self.current else None, exc)
+
+    def start(self) -> None:
+        """Load the current version in the background, then poll ``CURRENT`` every ``poll_s``."""
+        def run() -> None:
+            while not self._stop.is_set():
+                self.check()
+                self._stop.wait(self.poll_s)
+
+        self._thread = threading.Thread(target=run, name="artifact-poller", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)

@@ -1,0 +1,110 @@
+"""Batched background writer of the served-list log.
+
+A request only appends to a queue (microseconds); a thread writes what accumulated every
+``flush_s`` seconds (or sooner when ``batch`` rows wait) in one transaction: the ranked lists not
+stored yet (each distinct list once, with the feature vector behind every score), then one row per
+served page. If the queue is full the row is dropped and counted rather than slowing requests.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from datetime import datetime, timezone
+
+from matcher.store import repo
+from matcher.store.db import Store
+
+log = logging.getLogger("service.logwriter")
+
+
+class ServedLogWriter:
+    def __init__(self, store: Store, flush_s: float = 0.5, batch: int = 500, max_queue: int = 100_000):
+        self.store = store
+        self.flush_s = flush_s
+        self.batch = batch
+        self._queue: queue.Queue = queue.Queue(maxsize=max_queue)
+        self._known: set[str] = set()  # list versions this process has stored (or queued)
+        self._known_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._flush_lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self.dropped = 0
+        self.written = 0
+
+    def log(self, record: dict, route: str, offset: int, top: int, key_id: int | None, request_id: str | None) -> None:
+        """Queue one served page of the list ``record`` (stored once per list version)."""
+        with self._known_lock:
+            new = record["list_version"] not in self._known
+            if new:
+                self._known.add(record["list_version"])
+        served = {"list_version": record["list_version"], "at": datetime.now(timezone.utc), "key_id": key_id,
+                  "route": route, "offset": offset, "top": top, "request_id": request_id}
+        try:
+            self._queue.put_nowait((record if new else None, served))
+        except queue.Full:
+            self.dropped += 1
+            if new:
+                with self._known_lock:
+                    self._known.discard(record["list_version"])
+            return
+        if self._queue.qsize() >= self.batch:
+            self._wake.set()
+
+    def mark_stored(self, list_version: str) -> None:
+        """A list stored by another path (a shortlist's transaction)."""
+        with self._known_lock:
+            self._known.add(list_version)
+
+    def flush(self) -> int:
+        """Write everything queued now; returns the number of served rows written."""
+        with self._flush_lock:
+            lists, served = [], []
+            while True:
+                try:
+                    record, row = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if record is not None:
+                    lists.append({k: v for k, v in record.items()})
+                served.append(row)
+            if not served:
+                return 0
+            for attempt in range(3):
+                try:
+                    repo.log_served(self.store, lists, served)
+                    self.written += len(served)
+                    return len(served)
+                except Exception as exc:  # noqa: BLE001 - the log must never take the service down
+                    log.warning("served-list log write failed (attempt %d of 3): %s", attempt + 1, exc)
+                    self._stop.wait(0.2 * (attempt + 1))
+            self.dropped += len(served)
+            with self._known_lock:
+                for record in lists:
+                    self._known.discard(record["list_version"])
+            log.error("dropped %d served-list log rows after 3 failed writes", len(served))
+            return 0
+
+    def start(self) -> None:
+        def run() -> None:
+            while not self._stop.is_set():
+                self._wake.wait(self.flush_s)
+                self._wake.clear()
+                self.flush()
+            self.flush()
+
+        self._thread = threading.Thread(target=run, name="served-log-writer", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        self.flush()
+
+    @property
+    def pending(self) -> int:
+        return self._queue.qsize()
