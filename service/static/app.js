@@ -1,0 +1,738 @@
+// Review page for chain leaders: sign in with an API key, see the chains' gaps and shortlists,
+// review each prospect with its explanation, export a shortlist.
+//
+// Plain JavaScript, no dependencies, nothing fetched from outside the service. All data is put in
+// the page with textContent (never innerHTML), so names and comments cannot inject markup.
+"use strict";
+
+(function () {
+  const KEY_STORAGE = "chain-matcher.key"; // sessionStorage: gone when the tab closes
+  const params = new URLSearchParams(window.location.search);
+  const LANG = params.get("lang") === "zh" ? "zh" : "en";
+  const L = window.I18N[LANG];
+  const FACTORS = window.FACTOR_LABELS[LANG];
+  const CHART_TOP = 10; // bars shown before "show all"
+  const GAPS_TOP = 8;
+
+  const state = {
+    me: null,
+    chains: null, // chain_id -> ChainSummary
+    reasons: null, // [ReviewReason]
+    shortlist: null, // ShortlistDetail being viewed
+    statusFilter: "all",
+  };
+
+  // ------------------------------------------------------------------ small helpers
+
+  function t(key, vars) {
+    let text = L[key];
+    if (text === undefined) text = window.I18N.en[key] !== undefined ? window.I18N.en[key] : key;
+    if (vars) {
+      text = text.replace(/\{(\w+)\}/g, (m, name) => (vars[name] === undefined || vars[name] === null ? "" : String(vars[name])));
+    }
+    return text;
+  }
+
+  // el("div", {class: "x", dataset: {testid: "y"}, onclick: fn}, child, "text", ...)
+  function el(tag, attrs, ...children) {
+    const node = document.createElement(tag);
+    for (const [name, value] of Object.entries(attrs || {})) {
+      if (value === undefined || value === null || value === false) continue;
+      if (name === "class") node.className = value;
+      else if (name === "dataset") Object.assign(node.dataset, value);
+      else if (name.startsWith("on")) node.addEventListener(name.slice(2), value);
+      else if (name === "text") node.textContent = value;
+      else if (value === true) node.setAttribute(name, "");
+      else node.setAttribute(name, String(value));
+    }
+    for (const child of children.flat()) {
+      if (child === undefined || child === null || child === false) continue;
+      node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+    }
+    return node;
+  }
+
+  // node.append() would print null as "null"; this skips absent children.
+  function add(node, ...children) {
+    for (const child of children.flat()) {
+      if (child !== undefined && child !== null && child !== false) node.append(child);
+    }
+    return node;
+  }
+
+  function fmtScore(x) {
+    return x === null || x === undefined || Number.isNaN(x) ? "–" : Number(x).toFixed(3);
+  }
+
+  function fmtSigned(x) {
+    const s = Number(x).toFixed(3);
+    return x > 0 ? "+" + s : s;
+  }
+
+  function fmtDate(s) {
+    if (!s) return "";
+    const d = new Date(s);
+    if (Number.isNaN(d.getTime())) return String(s);
+    return d.toLocaleString(LANG === "zh" ? "zh-CN" : "en-GB", { dateStyle: "medium", timeStyle: "short" });
+  }
+
+  function statusLabel(status) {
+    return t("status_" + status);
+  }
+
+  function chainName(chainId) {
+    const chain = state.chains && state.chains[chainId];
+    if (!chain) return chainId;
+    return LANG === "zh" && chain.name_zh ? chain.name_zh : chain.name;
+  }
+
+  function withLang(hash) {
+    const query = LANG === "zh" ? "?lang=zh" : "";
+    return window.location.pathname + query + (hash || "");
+  }
+
+  function flash(message, kind) {
+    const box = document.getElementById("flash");
+    box.textContent = message || "";
+    box.className = "flash " + (kind || "error");
+    box.hidden = !message;
+    if (message && kind === "ok") {
+      const shown = message;
+      setTimeout(() => { if (box.textContent === shown) box.hidden = true; }, 4000);
+    }
+  }
+
+  // ------------------------------------------------------------------ API access
+
+  class ApiError extends Error {
+    constructor(status, message, body) {
+      super(message);
+      this.status = status;
+      this.body = body || null;
+    }
+  }
+
+  function errorMessage(status, body) {
+    const error = (body && body.error) || {};
+    let message = error.message || (body && typeof body.detail === "string" ? body.detail : "") || "";
+    if (error.fields && error.fields.length) {
+      message += " (" + error.fields.map((f) => f.field + ": " + f.reason).join("; ") + ")";
+    }
+    const vars = { status, message, request_id: error.request_id || "–" };
+    if (status === 0) return t("err_network");
+    if (status === 401) return t("err_401");
+    if (status === 403) return t("err_403", vars);
+    if (status === 404) return t("err_404", vars);
+    if (status === 409) return t("err_409");
+    if (status === 413) return t("err_413", vars);
+    if (status === 422) return t("err_422", vars);
+    if (status === 429) return t("err_429");
+    if (status === 503) return t("err_503", vars);
+    if (status >= 500) return t("err_5xx", vars);
+    return t("err_other", vars);
+  }
+
+  // Every call carries the key as a bearer token. A 401 anywhere ends the session.
+  async function api(path, options) {
+    options = options || {};
+    const key = sessionStorage.getItem(KEY_STORAGE) || "";
+    const headers = Object.assign({ Accept: options.accept || "application/json" }, options.headers || {});
+    if (key) headers.Authorization = "Bearer " + key;
+    const init = { method: options.method || "GET", headers, cache: "no-store", credentials: "omit" };
+    if (options.body !== undefined) {
+      headers["Content-Type"] = "application/json";
+      init.body = JSON.stringify(options.body);
+    }
+    let response;
+    try {
+      response = await fetch(path, init);
+    } catch (err) {
+      throw new ApiError(0, t("err_network"));
+    }
+    if (!response.ok) {
+      let body = null;
+      try { body = await response.json(); } catch (err) { body = null; }
+      const error = new ApiError(response.status, errorMessage(response.status, body), body);
+      if (response.status === 401 && !options.signingIn) {
+        signOut(error.message);
+      }
+      throw error;
+    }
+    if (options.raw) return response;
+    return response.json();
+  }
+
+  // ------------------------------------------------------------------ sign-in
+
+  function signOut(message) {
+    sessionStorage.removeItem(KEY_STORAGE);
+    state.me = null;
+    state.chains = null;
+    state.reasons = null;
+    state.shortlist = null;
+    if (window.location.hash) history.replaceState(null, "", withLang(""));
+    renderSignIn(message);
+  }
+
+  function renderSignIn(message) {
+    renderWho();
+    flash("");
+    const input = el("input", {
+      id: "key", name: "key", type: "password", autocomplete: "off", spellcheck: "false",
+      placeholder: t("signin_placeholder"), dataset: { testid: "key-input" }, "aria-describedby": "signin-error",
+    });
+    const error = el("p", { id: "signin-error", class: "error", role: "alert", dataset: { testid: "signin-error" } });
+    if (message) error.textContent = message; else error.hidden = true;
+    const button = el("button", { type: "submit", class: "primary", dataset: { testid: "signin-submit" } }, t("signin_submit"));
+    const form = el("form", { class: "signin card", dataset: { testid: "signin-form" }, novalidate: true },
+      el("h1", {}, t("signin_title")),
+      el("p", { class: "muted" }, t("signin_intro")),
+      el("label", { for: "key" }, t("signin_key")),
+      input, error, button);
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const key = input.value.trim();
+      if (!key) {
+        error.textContent = t("signin_empty");
+        error.hidden = false;
+        return;
+      }
+      button.disabled = true;
+      error.hidden = true;
+      button.textContent = t("signin_checking");
+      sessionStorage.setItem(KEY_STORAGE, key);
+      try {
+        state.me = await api("/v1/me", { signingIn: true });
+        input.value = "";
+        route();
+      } catch (err) {
+        sessionStorage.removeItem(KEY_STORAGE);
+        error.textContent = err.message;
+        error.hidden = false;
+        button.disabled = false;
+        button.textContent = t("signin_submit");
+      }
+    });
+    mount(form);
+    input.focus();
+  }
+
+  function renderWho() {
+    const who = document.getElementById("who");
+    who.replaceChildren();
+    const other = LANG === "zh" ? "en" : "zh";
+    const langHref = window.location.pathname + (other === "zh" ? "?lang=zh" : "") + window.location.hash;
+    if (state.me) {
+      const me = state.me;
+      const name = me.name || me.prefix;
+      const chains = me.chains && me.chains.length ? me.chains.map(chainName).join(", ") : t("all_chains");
+      who.append(
+        el("span", { class: "identity", dataset: { testid: "identity" } },
+          t("signed_in_as", { name }), " · ", t("role_" + me.role), " · ", chains),
+      );
+    }
+    who.append(el("a", { href: langHref, class: "lang", dataset: { testid: "lang-switch" }, lang: other }, t("lang_other")));
+    if (state.me) {
+      who.append(el("button", { type: "button", class: "link", dataset: { testid: "sign-out" }, onclick: () => signOut() }, t("sign_out")));
+    }
+  }
+
+  // ------------------------------------------------------------------ routing
+
+  function mount(node) {
+    const app = document.getElementById("app");
+    app.replaceChildren(node);
+  }
+
+  function showError(err, where) {
+    if (err.status === 401) return; // already back at sign-in
+    const box = el("div", { class: "card error-card", role: "alert", dataset: { testid: "error" } }, err.message || String(err));
+    if (where) where.replaceChildren(box); else mount(box);
+  }
+
+  async function ensureBasics() {
+    if (!state.me) state.me = await api("/v1/me");
+    if (!state.chains) {
+      const list = await api("/v1/chains");
+      state.chains = Object.fromEntries(list.chains.map((c) => [c.chain_id, c]));
+    }
+    if (!state.reasons) state.reasons = (await api("/v1/review-reasons")).reasons;
+  }
+
+  async function route() {
+    if (!sessionStorage.getItem(KEY_STORAGE)) {
+      renderSignIn();
+      return;
+    }
+    mount(el("p", { class: "muted loading" }, t("loading")));
+    try {
+      await ensureBasics();
+    } catch (err) {
+      showError(err);
+      renderWho();
+      return;
+    }
+    renderWho();
+    const match = window.location.hash.match(/^#\/shortlists\/(\d+)(?:\/items\/(\d+))?$/);
+    if (match) {
+      await renderShortlist(Number(match[1]), match[2] ? Number(match[2]) : null);
+    } else {
+      await renderHome();
+    }
+  }
+
+  window.addEventListener("hashchange", () => {
+    const match = window.location.hash.match(/^#\/shortlists\/(\d+)\/items\/(\d+)$/);
+    // Switching prospects within the open shortlist needs no reload.
+    if (match && state.shortlist && state.shortlist.shortlist_id === Number(match[1])) {
+      selectItem(Number(match[2]));
+      return;
+    }
+    route();
+  });
+
+  // ------------------------------------------------------------------ home: chains, gaps, shortlists
+
+  function myChainIds() {
+    const me = state.me;
+    if (me.chains && me.chains.length) return me.chains;
+    return Object.keys(state.chains);
+  }
+
+  async function renderHome() {
+    state.shortlist = null;
+    document.title = t("app_title");
+    const page = el("div", { class: "home", dataset: { testid: "home" } }, el("h1", {}, t("home_title")));
+    mount(page);
+    for (const chainId of myChainIds()) {
+      const section = el("section", { class: "card chain", dataset: { testid: "chain", chain: chainId } });
+      page.append(section);
+      const chain = state.chains[chainId];
+      const kind = chain && chain.kind ? t("chain_kind_" + chain.kind) : "";
+      section.append(el("h2", {}, chainName(chainId), kind ? el("span", { class: "tag" }, kind) : null));
+      if (chain && chain.leader) section.append(el("p", { class: "muted" }, t("chain_leader") + ": " + chain.leader));
+      const columns = el("div", { class: "columns" });
+      const listsBox = el("div", { class: "col" }, el("h3", {}, t("shortlists")), el("p", { class: "muted" }, t("loading")));
+      const gapsBox = el("div", { class: "col" }, el("h3", {}, t("gaps")), el("p", { class: "muted" }, t("loading")));
+      columns.append(listsBox, gapsBox);
+      section.append(columns);
+      loadShortlists(chainId, listsBox);
+      loadGaps(chainId, gapsBox);
+    }
+  }
+
+  async function loadShortlists(chainId, box) {
+    const heading = box.firstChild;
+    try {
+      const page = await api("/v1/shortlists?chain=" + encodeURIComponent(chainId) + "&limit=100");
+      box.replaceChildren(heading);
+      if (!page.shortlists.length) {
+        box.append(el("p", { class: "muted", dataset: { testid: "no-shortlists" } }, t("no_shortlists")));
+        return;
+      }
+      const rows = page.shortlists.map((s) => {
+        const done = s.counts.approved + s.counts.rejected + s.counts.deferred;
+        const total = done + s.counts.pending;
+        const href = withLang("#/shortlists/" + s.shortlist_id);
+        return el("tr", { dataset: { testid: "shortlist-row", shortlistId: s.shortlist_id } },
+          el("td", {}, el("a", { href, dataset: { testid: "shortlist-link" } }, s.title || s.gap_id)),
+          el("td", {}, el("span", { class: "badge " + s.status }, statusLabel(s.status))),
+          el("td", { class: "num" }, done + " / " + total),
+          el("td", { class: "muted" }, fmtDate(s.created_at)));
+      });
+      box.append(el("table", { class: "grid" },
+        el("thead", {}, el("tr", {}, el("th", {}, t("col_title")), el("th", {}, t("col_status")),
+          el("th", { class: "num" }, t("col_progress")), el("th", {}, t("col_created")))),
+        el("tbody", {}, rows)));
+    } catch (err) {
+      box.replaceChildren(heading);
+      showError(err, box.appendChild(el("div")));
+    }
+  }
+
+  async function loadGaps(chainId, box) {
+    const heading = box.firstChild;
+    try {
+      const list = await api("/v1/gaps?chain=" + encodeURIComponent(chainId));
+      box.replaceChildren(heading);
+      const gaps = list.gaps.filter((g) => g.chain_id === chainId);
+      if (!gaps.length) {
+        box.append(el("p", { class: "muted" }, t("no_gaps")));
+        return;
+      }
+      const tbody = el("tbody");
+      const table = el("table", { class: "grid", dataset: { testid: "gaps" } },
+        el("thead", {}, el("tr", {}, el("th", {}, t("col_gap")), el("th", {}, t("col_kind")),
+          el("th", { class: "num" }, t("col_severity")), el("th", { class: "num" }, t("col_strength")))),
+        tbody);
+      let expanded = false;
+      const toggle = el("button", { type: "button", class: "link" });
+      const draw = () => {
+        const shown = expanded ? gaps : gaps.slice(0, GAPS_TOP);
+        tbody.replaceChildren(...shown.map((g) => el("tr", { dataset: { testid: "gap-row", gapId: g.gap_id }, title: g.text },
+          el("td", {}, g.title || g.gap_id),
+          el("td", {}, el("span", { class: "badge gap-" + g.kind }, t("kind_" + g.kind))),
+          el("td", { class: "num" }, Number(g.severity).toFixed(2)),
+          el("td", { class: "num" }, g.strength === null || g.strength === undefined ? "–" : g.strength))));
+        toggle.textContent = expanded ? t("show_fewer") : t("show_all", { n: gaps.length });
+        toggle.hidden = gaps.length <= GAPS_TOP;
+      };
+      toggle.addEventListener("click", () => { expanded = !expanded; draw(); });
+      draw();
+      box.append(table, toggle);
+    } catch (err) {
+      box.replaceChildren(heading);
+      showError(err, box.appendChild(el("div")));
+    }
+  }
+
+  // ------------------------------------------------------------------ one shortlist
+
+  function shortlistPath(id) {
+    return "/v1/shortlists/" + id + (LANG === "zh" ? "?lang=zh" : "");
+  }
+
+  async function renderShortlist(id, itemId) {
+    let detail;
+    try {
+      detail = await api(shortlistPath(id));
+    } catch (err) {
+      mount(el("div", {}, el("a", { href: withLang("#/"), class: "back" }, t("back")), el("div", { id: "sl-error" })));
+      showError(err, document.getElementById("sl-error"));
+      return;
+    }
+    state.shortlist = detail;
+    document.title = (detail.title || detail.gap_id) + " · " + t("app_title");
+    const gap = detail.gap || {};
+    const header = el("section", { class: "card sl-header", dataset: { testid: "shortlist-header" } },
+      el("a", { href: withLang("#/"), class: "back", dataset: { testid: "back" } }, t("back")),
+      el("div", { class: "sl-title" },
+        el("h1", { dataset: { testid: "shortlist-title" } }, detail.title || detail.gap_id),
+        el("span", { class: "badge " + detail.status, dataset: { testid: "shortlist-status" } }, statusLabel(detail.status))),
+      el("p", { class: "gap-text", title: gap.text || "" }, chainName(detail.chain_id), " · ", gap.title || detail.gap_id, gap.text ? " — " + gap.text : ""),
+      el("p", { class: "muted small" },
+        t("created_by", { when: fmtDate(detail.created_at), who: detail.created_by }), " · ",
+        t("data_version"), ": ", detail.data_version, " · ", t("model_version"), ": ", detail.model_version),
+      el("p", { class: "counts", dataset: { testid: "counts" } }, t("counts", detail.counts)),
+      el("div", { class: "actions" },
+        el("button", { type: "button", dataset: { testid: "export-csv" }, onclick: (e) => exportShortlist(detail, "csv", e.target) }, t("export_csv")),
+        el("button", { type: "button", dataset: { testid: "export-xlsx" }, onclick: (e) => exportShortlist(detail, "xlsx", e.target) }, t("export_xlsx"))));
+
+    const filters = el("div", { class: "filters", role: "group" },
+      ["all", "pending", "approved", "rejected", "deferred"].map((s) => el("button", {
+        type: "button", class: "chip" + (state.statusFilter === s ? " on" : ""), dataset: { testid: "filter-" + s, status: s },
+        onclick: () => { state.statusFilter = s; filters.querySelectorAll(".chip").forEach((c) => c.classList.toggle("on", c.dataset.status === s)); drawItemList(); },
+      }, s === "all" ? t("filter_all") : statusLabel(s))));
+    const list = el("ol", { class: "items", id: "items", dataset: { testid: "items" } });
+    const detailPane = el("section", { class: "card detail", id: "detail", dataset: { testid: "detail" } },
+      el("p", { class: "muted" }, t("select_prospect")));
+    mount(el("div", { class: "shortlist", dataset: { testid: "shortlist", shortlistId: detail.shortlist_id } },
+      header,
+      el("div", { class: "split" },
+        el("section", { class: "card list" }, el("h2", {}, t("prospects")), filters, list),
+        detailPane)));
+    drawItemList();
+    const first = itemId || (detail.items.find((i) => i.status === "pending") || detail.items[0] || {}).item_id;
+    if (first) selectItem(first);
+  }
+
+  function drawItemList() {
+    const list = document.getElementById("items");
+    if (!list || !state.shortlist) return;
+    const selected = state.selectedItem;
+    const items = state.shortlist.items.filter((i) => state.statusFilter === "all" || i.status === state.statusFilter);
+    list.replaceChildren(...items.map((item) => {
+      const href = withLang("#/shortlists/" + item.shortlist_id + "/items/" + item.item_id);
+      const bar = el("span", { class: "scorebar" }, el("span", { class: "fill" }));
+      bar.firstChild.style.width = Math.max(0, Math.min(1, item.score)) * 100 + "%";
+      return el("li", { class: "item" + (item.item_id === selected ? " selected" : ""), dataset: { testid: "item", itemId: item.item_id, enterpriseId: item.enterprise_id, status: item.status } },
+        el("a", { href, dataset: { testid: "item-link" } },
+          el("span", { class: "rank" }, item.rank),
+          el("span", { class: "name" }, item.name),
+          el("span", { class: "score" }, fmtScore(item.score)),
+          bar,
+          el("span", { class: "badge " + item.status, dataset: { testid: "item-status" } }, statusLabel(item.status))));
+    }));
+  }
+
+  function selectItem(itemId) {
+    const item = state.shortlist && state.shortlist.items.find((i) => i.item_id === itemId);
+    const pane = document.getElementById("detail");
+    if (!item || !pane) return;
+    state.selectedItem = itemId;
+    drawItemList();
+    pane.replaceChildren(renderItem(item));
+    pane.scrollTop = 0;
+  }
+
+  function section(title, testid, ...content) {
+    return el("section", { class: "block", dataset: { testid } }, el("h3", {}, title), ...content);
+  }
+
+  function renderItem(item) {
+    const ex = item.explanation || {};
+    const node = el("article", { class: "item-detail", dataset: { testid: "item-detail", itemId: item.item_id, enterpriseId: item.enterprise_id } });
+    node.append(
+      el("header", { class: "item-head" },
+        el("div", {},
+          el("h2", { dataset: { testid: "item-name" } }, item.name),
+          el("p", { class: "muted small" }, t("rank", { rank: item.rank }), " · ", t("enterprise_id"), ": ", item.enterprise_id)),
+        el("div", { class: "bigscore", dataset: { testid: "item-score" } }, el("span", { class: "label" }, t("score")), fmtScore(item.score))),
+    );
+    if (item.excluded) node.append(el("p", { class: "note", dataset: { testid: "excluded" } }, t("excluded_note")));
+
+    // Why: the contribution chart, then the plain-language reasons.
+    const why = section(t("why_rank"), "why", contributionChart(ex));
+    const reasons = ex.reasons || {};
+    if ((reasons.positive || []).length || (reasons.negative || []).length) {
+      why.append(el("div", { class: "reasons" },
+        el("div", {}, el("h4", { class: "pos" }, t("reasons_for")), el("ul", {}, (reasons.positive || []).map((r) => el("li", {}, r)))),
+        el("div", {}, el("h4", { class: "neg" }, t("reasons_against")), el("ul", {}, (reasons.negative || []).map((r) => el("li", {}, r))))));
+    }
+    node.append(why);
+
+    const evidence = ex.evidence || [];
+    node.append(section(t("evidence"), "evidence",
+      evidence.length ? el("ul", { class: "evidence" }, evidence.map((s) => el("li", {}, el("q", {}, s)))) : el("p", { class: "muted" }, t("no_evidence"))));
+
+    const partners = ex.local_partners || [];
+    node.append(section(t("partners"), "partners",
+      partners.length
+        ? el("ul", { class: "plain" }, partners.map((p) => el("li", {}, p.name, " ", el("span", { class: "muted small" },
+          [p.segment_id, t("similarity", { v: Number(p.similarity).toFixed(2) })].filter(Boolean).join(" · ")))))
+        : el("p", { class: "muted" }, t("no_partners"))));
+
+    const risks = ex.risk_flags || [];
+    node.append(section(t("risks"), "risks",
+      risks.length ? el("ul", { class: "plain risks" }, risks.map((r) => el("li", {}, r))) : el("p", { class: "muted" }, t("no_risks"))));
+
+    if (ex.gap_closure) {
+      const c = ex.gap_closure;
+      node.append(section(t("gap_closure"), "gap-closure", el("p", {}, t("gap_closure_text", {
+        segment: c.segment_id, before: c.strength_before, after: c.strength_after,
+        status_before: t("kind_" + (c.status_before === "strong" ? "ok" : c.status_before)),
+        status_after: t("kind_" + (c.status_after === "strong" ? "ok" : c.status_after)),
+      }))));
+    }
+    if ((ex.eligible_policies || []).length) {
+      node.append(section(t("policies"), "policies", el("ul", { class: "plain" }, ex.eligible_policies.map((p) => el("li", {}, p)))));
+    }
+    if ((ex.similar_landed || []).length) {
+      node.append(section(t("similar_landed"), "similar-landed", el("ul", { class: "plain" }, ex.similar_landed.map((s) =>
+        el("li", {}, s.name, " ", el("span", { class: "muted small" }, t("similarity", { v: Number(s.similarity).toFixed(2) })))))));
+    }
+    if ((ex.facts || []).length) {
+      const details = el("details", { class: "block" }, el("summary", {}, t("facts")), el("ul", { class: "plain small" }, ex.facts.map((f) => el("li", {}, f))));
+      node.append(details);
+    }
+    if (ex.freshness) {
+      node.append(el("p", { class: "muted small" }, t("freshness", { date: ex.freshness.source_updated_at, snapshot: ex.freshness.snapshot_id })));
+    }
+    node.append(reviewForm(item), reviewHistory(item));
+    return node;
+  }
+
+  // Horizontal bars around a zero line: green to the right raises the score, red to the left lowers it.
+  function contributionChart(ex) {
+    const all = (ex.contributions || []).filter((c) => Math.abs(c.contribution) > 1e-9)
+      .sort((a, b) => Math.abs(b.contribution) - Math.abs(a.contribution));
+    const wrap = el("div", { class: "chart-wrap" });
+    if (!all.length) return wrap;
+    // Each side of the zero line is as wide as its largest bar needs, on one common scale.
+    const posMax = Math.max(0, ...all.map((c) => c.contribution));
+    const negMax = Math.max(0, ...all.map((c) => -c.contribution));
+    let expanded = false;
+    const chart = el("div", { class: "chart", role: "img", dataset: { testid: "chart" }, "aria-label": t("chart_caption") });
+    chart.style.setProperty("--neg-share", negMax / (posMax + negMax) + "fr");
+    chart.style.setProperty("--pos-share", posMax / (posMax + negMax) + "fr");
+    const toggle = el("button", { type: "button", class: "link" });
+    const draw = () => {
+      const shown = expanded ? all : all.slice(0, CHART_TOP);
+      chart.replaceChildren(...shown.map((c) => {
+        const positive = c.contribution > 0;
+        const bar = el("span", { class: "bar " + (positive ? "pos" : "neg") });
+        bar.style.width = (Math.abs(c.contribution) / (positive ? posMax : negMax)) * 100 + "%";
+        return el("div", { class: "row", title: c.text, dataset: { testid: "bar", feature: c.feature, sign: positive ? "pos" : "neg" } },
+          el("span", { class: "flabel" }, FACTORS[c.feature] || c.feature),
+          el("span", { class: "half neg" }, positive ? null : bar),
+          el("span", { class: "half pos" }, positive ? bar : null),
+          el("span", { class: "fvalue " + (positive ? "pos" : "neg") }, fmtSigned(c.contribution)));
+      }));
+      toggle.textContent = expanded ? t("show_fewer") : t("show_all", { n: all.length });
+      toggle.hidden = all.length <= CHART_TOP;
+    };
+    toggle.addEventListener("click", () => { expanded = !expanded; draw(); });
+    draw();
+    wrap.append(
+      el("p", { class: "muted small" }, t("chart_caption")),
+      chart, toggle,
+      el("p", { class: "muted small" }, t("chart_sum", { base: Number(ex.base_value || 0).toFixed(3), output: Number(ex.model_output || 0).toFixed(3) })));
+    return wrap;
+  }
+
+  function reasonLabel(reason) {
+    return LANG === "zh" ? reason.label_zh : reason.label_en;
+  }
+
+  function reviewForm(item) {
+    const form = el("form", { class: "review block", dataset: { testid: "review-form" }, novalidate: true });
+    const verdicts = ["approve", "reject", "defer"];
+    const current = { approved: "approve", rejected: "reject", deferred: "defer" }[item.status] || null;
+    let verdict = null;
+    const buttons = verdicts.map((v) => el("button", {
+      type: "button", class: "verdict " + v, dataset: { testid: "verdict-" + v, verdict: v }, "aria-pressed": "false",
+      onclick: () => { verdict = v; buttons.forEach((b) => { const on = b.dataset.verdict === v; b.classList.toggle("on", on); b.setAttribute("aria-pressed", String(on)); }); fillReasons(); message.hidden = true; },
+    }, t("verdict_" + v)));
+    const select = el("select", { id: "reason-" + item.item_id, name: "reason", dataset: { testid: "reason" } });
+    const fillReasons = () => {
+      const allowed = (state.reasons || []).filter((r) => !verdict || (r.verdicts || []).includes(verdict));
+      const keep = select.value;
+      select.replaceChildren(
+        el("option", { value: "" }, verdict === "reject" ? t("reason_choose") : t("reason_none")),
+        ...allowed.map((r) => el("option", { value: r.code }, reasonLabel(r) + (r.excludes ? " " + t("reason_excludes") : ""))));
+      if (allowed.some((r) => r.code === keep)) select.value = keep;
+    };
+    fillReasons();
+    const comment = el("textarea", { id: "comment-" + item.item_id, name: "comment", rows: "2", maxlength: "2000", placeholder: t("comment_placeholder"), dataset: { testid: "comment" } });
+    const submit = el("button", { type: "submit", class: "primary", dataset: { testid: "submit-review" } }, t("submit_review"));
+    const message = el("p", { class: "error", role: "alert", dataset: { testid: "review-message" }, hidden: true });
+    // One idempotency key per intended review: a retry after a lost response is not recorded twice.
+    let idempotencyKey = null;
+    let lastBody = null;
+    add(form,
+      el("h3", {}, t("review")),
+      current ? el("p", { class: "small", dataset: { testid: "current-verdict" } }, t("current_verdict", { verdict: t("verdict_" + current) })) : null,
+      el("div", { class: "verdicts", role: "group" }, buttons),
+      el("div", { class: "field" }, el("label", { for: select.id }, t("reason")), select),
+      el("div", { class: "field" }, el("label", { for: comment.id }, t("comment")), comment),
+      el("div", { class: "actions" }, submit), message);
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      message.hidden = true;
+      if (!verdict) { showMessage(t("err_verdict_required")); return; }
+      if (verdict === "reject" && !select.value) { showMessage(t("err_reason_required")); select.focus(); return; }
+      const body = { verdict, comment: comment.value, expected_version: item.version };
+      if (select.value) body.reason_code = select.value;
+      const bodyKey = JSON.stringify(body);
+      if (bodyKey !== lastBody) { idempotencyKey = newIdempotencyKey(); lastBody = bodyKey; }
+      submit.disabled = true;
+      submit.textContent = t("saving");
+      try {
+        const result = await api("/v1/shortlists/" + item.shortlist_id + "/items/" + item.item_id + "/review" + (LANG === "zh" ? "?lang=zh" : ""), {
+          method: "POST", body, headers: { "Idempotency-Key": idempotencyKey },
+        });
+        applyReview(result);
+        flash(t("saved", { verdict: t("verdict_" + result.review.verdict) }), "ok");
+      } catch (err) {
+        submit.disabled = false;
+        submit.textContent = t("submit_review");
+        if (err.status === 409) {
+          const currentItem = err.body && err.body.error && err.body.error.current;
+          if (currentItem && currentItem.item_id === item.item_id && currentItem.explanation) {
+            replaceItem(currentItem);
+            selectItem(item.item_id);
+            flash(t("err_409"), "error");
+          } else {
+            await refreshShortlist(item.item_id);
+            flash(t("err_409"), "error");
+          }
+          return;
+        }
+        showMessage(err.message);
+      }
+    });
+    function showMessage(text) {
+      message.textContent = text;
+      message.hidden = false;
+    }
+    return form;
+  }
+
+  function newIdempotencyKey() {
+    if (window.crypto && window.crypto.randomUUID) return window.crypto.randomUUID();
+    const bytes = new Uint8Array(16);
+    window.crypto.getRandomValues(bytes);
+    return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+  }
+
+  function reviewHistory(item) {
+    const reviews = item.reviews || [];
+    return section(t("history"), "history",
+      reviews.length
+        ? el("ol", { class: "history" }, reviews.map((r) => el("li", { dataset: { testid: "history-row", verdict: r.verdict } },
+          t("history_line", { when: fmtDate(r.created_at), who: r.reviewer, verdict: t("verdict_" + r.verdict) }),
+          r.reason_code ? el("span", { class: "tag" }, reasonText(r.reason_code)) : null,
+          r.comment ? el("q", { class: "comment" }, r.comment) : null)))
+        : el("p", { class: "muted", dataset: { testid: "no-history" } }, t("no_history")));
+  }
+
+  function reasonText(code) {
+    const reason = (state.reasons || []).find((r) => r.code === code);
+    return reason ? reasonLabel(reason) : code;
+  }
+
+  function replaceItem(updated) {
+    const items = state.shortlist.items;
+    const i = items.findIndex((x) => x.item_id === updated.item_id);
+    if (i >= 0) items[i] = updated;
+  }
+
+  function applyReview(result) {
+    replaceItem(result.item);
+    const detail = state.shortlist;
+    detail.status = result.shortlist_status;
+    const counts = { pending: 0, approved: 0, rejected: 0, deferred: 0 };
+    for (const item of detail.items) counts[item.status] = (counts[item.status] || 0) + 1;
+    detail.counts = counts;
+    const status = document.querySelector("[data-testid=shortlist-status]");
+    if (status) { status.textContent = statusLabel(detail.status); status.className = "badge " + detail.status; }
+    const countLine = document.querySelector("[data-testid=counts]");
+    if (countLine) countLine.textContent = t("counts", counts);
+    selectItem(result.item.item_id);
+  }
+
+  async function refreshShortlist(itemId) {
+    try {
+      state.shortlist = await api(shortlistPath(state.shortlist.shortlist_id));
+      drawItemList();
+      selectItem(itemId);
+    } catch (err) {
+      flash(err.message, "error");
+    }
+  }
+
+  // Exports need the Authorization header, so they are fetched and handed to the browser as a blob.
+  async function exportShortlist(detail, format, button) {
+    const label = button.textContent;
+    button.disabled = true;
+    button.textContent = t("exporting");
+    try {
+      const response = await api("/v1/shortlists/" + detail.shortlist_id + "/export?format=" + format + (LANG === "zh" ? "&lang=zh" : ""), {
+        raw: true, accept: format === "csv" ? "text/csv" : "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+      });
+      const blob = await response.blob();
+      const disposition = response.headers.get("Content-Disposition") || "";
+      const named = disposition.match(/filename\*?=(?:UTF-8'')?"?([^";]+)"?/i);
+      const file = named ? decodeURIComponent(named[1]) : "shortlist-" + detail.shortlist_id + "." + format;
+      const url = URL.createObjectURL(blob);
+      const link = el("a", { href: url, download: file, hidden: true });
+      document.body.append(link);
+      link.click();
+      link.remove();
+      setTimeout(() => URL.revokeObjectURL(url), 60000);
+      flash(t("exported", { file }), "ok");
+    } catch (err) {
+      if (err.status !== 401) flash(err.message, "error");
+    } finally {
+      button.disabled = false;
+      button.textContent = label;
+    }
+  }
+
+  // ------------------------------------------------------------------ start
+
+  document.documentElement.lang = LANG === "zh" ? "zh-CN" : "en";
+  document.title = t("app_title");
+  document.getElementById("brand").replaceChildren(t("brand"), el("span", { class: "sub" }, t("brand_sub")));
+  route();
+})();
