@@ -84,6 +84,15 @@ def resolve_precision(precision: str) -> str:
     return precision
 
 
+def encoder_key(model: str, precision: str, model_path: Path | None = None) -> str:
+    """The cache key of the vectors an encoder for ``model`` at ``precision`` makes, without
+    loading the model (a refresh checks it against the published version's)."""
+    path = model_path or resolve_model_path(model)
+    digest = hashlib.sha256(str(Path(path).resolve()).encode()).hexdigest()[:8]
+    slug = re.sub(r"[^a-z0-9]+", "-", Path(model).name.casefold()).strip("-")
+    return f"{slug}-{digest}-{resolve_precision(precision)}"
+
+
 BACKENDS = ("auto", "openvino", "torch")
 
 
@@ -172,9 +181,7 @@ class Encoder:
         Both backends make the same vectors to within bf16 rounding (cosine to fp32 above 0.9999
         on the benchmark texts), so the backend is not part of the key.
         """
-        digest = hashlib.sha256(str(self.model_path.resolve()).encode()).hexdigest()[:8]
-        slug = re.sub(r"[^a-z0-9]+", "-", Path(self.model_name).name.casefold()).strip("-")
-        return f"{slug}-{digest}-{self.precision}"
+        return encoder_key(self.model_name, self.precision, self.model_path)
 
     def encode(
         self, texts: Sequence[str], progress: Callable[[int], None] | None = None

@@ -1,9 +1,16 @@
 """FAISS inner-product index over L2-normalised float32 vectors, with stable enterprise ids.
 
 The index is ``IDMap2`` around the factory's index, so each vector carries a stable 63-bit id
-derived from its ``enterprise_id`` (a refresh can remove and add by id). Internally, position
-``i`` of the wrapped index is row ``i`` of the artifact's enterprise table; searches run on
-positions so filters are a bitmap over that table.
+derived from its ``enterprise_id`` (a refresh can remove and add by id). Searches run on positions
+of the wrapped index, so filters are a bitmap over the artifact's enterprise table: row ``i`` of
+that table is the ``i``-th *live* position of the index.
+
+A refresh updates an index in place (:func:`update_index`): an index that can delete (``Flat``,
+IVF) removes vectors for real, so every position stays live; HNSW cannot delete from its graph, so
+a removed or replaced vector stays in the graph as a *tombstone* — its id is rewritten to a
+negative number (``-1 - position``) — and every search excludes it through an ``IDSelector``
+bitmap. Tombstones cost graph search time and, in quantity, recall, so the refresh rebuilds the
+index when their share or the measured recall calls for it (see ``pipelines/refresh.py``).
 """
 
 from __future__ import annotations
@@ -13,6 +20,7 @@ from pathlib import Path
 
 import faiss
 import numpy as np
+import pandas as pd
 
 from matcher.errors import ArtifactCorruptError, ConfigError
 
@@ -85,6 +93,104 @@ def build_index(
     return index
 
 
+def live_mask(index: faiss.Index) -> np.ndarray:
+    """Boolean mask over index positions: True for live vectors, False for tombstones."""
+    if not hasattr(index, "id_map"):
+        return np.ones(index.ntotal, dtype=bool)
+    return faiss.vector_to_array(index.id_map) >= 0
+
+
+def tombstone_count(index: faiss.Index) -> int:
+    return int(index.ntotal - live_mask(index).sum())
+
+
+def update_index(
+    index: faiss.Index,
+    remove_ids: np.ndarray,
+    vectors: np.ndarray,
+    ids: np.ndarray,
+    replace_ids: np.ndarray | None = None,
+    replace_vectors: np.ndarray | None = None,
+) -> str:
+    """Replace, remove and append vectors by id, in place.
+
+    Live positions keep their order; new vectors are appended after them (so the enterprise table
+    of the result is the old table minus the removed rows, then the new rows in ``ids`` order).
+
+    Parameters
+    ----------
+    index : faiss.Index
+        ``IDMap2`` index, changed in place.
+    remove_ids : ndarray of shape (r,), int64
+        Ids to remove (an id that is about to be re-added with a new vector belongs here too).
+    vectors : ndarray of shape (a, dim), float32, L2-normalised
+    ids : ndarray of shape (a,), int64
+    replace_ids, replace_vectors : optional
+        Ids whose vector is overwritten where it is (exact ``Flat`` index only; see
+        :func:`can_replace`), and their new vectors.
+
+    Returns
+    -------
+    str
+        ``"removed"`` when the index deleted the vectors, ``"tombstoned"`` when it cannot
+        (HNSW) and they were marked instead, ``"none"`` when there was nothing to remove.
+    """
+    remove_ids = np.asarray(remove_ids, dtype=np.int64)
+    how = "none"
+    if replace_ids is not None and len(replace_ids):
+        _replace_flat(index, np.asarray(replace_ids, dtype=np.int64), replace_vectors)
+    if len(remove_ids):
+        inner = faiss.downcast_index(index.index)
+        if isinstance(inner, faiss.IndexHNSW):
+            id_map = faiss.vector_to_array(index.id_map)
+            dead = np.isin(id_map, remove_ids)
+            id_map[dead] = -1 - np.flatnonzero(dead)
+            faiss.copy_array_to_vector(id_map, index.id_map)
+            index.construct_rev_map()
+            how = "tombstoned"
+        else:
+            index.remove_ids(remove_ids)
+            how = "removed"
+    if len(ids):
+        index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), np.asarray(ids, dtype=np.int64))
+    return how
+
+
+def can_replace(index: faiss.Index) -> bool:
+    """True when vectors can be overwritten in place (flat storage, no graph or lists on top)."""
+    return isinstance(faiss.downcast_index(index.index), faiss.IndexFlat)
+
+
+def _replace_flat(index: faiss.Index, ids: np.ndarray, vectors: np.ndarray) -> None:
+    inner = faiss.downcast_index(index.index)
+    if not isinstance(inner, faiss.IndexFlat):
+        raise ValueError("only a flat index can replace vectors in place")
+    id_map = faiss.vector_to_array(index.id_map)
+    position = pd.Index(id_map).get_indexer(ids)
+    if (position < 0).any():
+        raise ValueError(f"{int((position < 0).sum())} ids to replace are not in the index")
+    storage = faiss.rev_swig_ptr(inner.get_xb(), inner.ntotal * inner.d).reshape(inner.ntotal, inner.d)
+    storage[position] = np.asarray(vectors, dtype=np.float32)
+
+
+def recall_at_k(searcher: "VectorSearcher", queries: np.ndarray, k: int = 10) -> float:
+    """Mean share of the exact top ``k`` (numpy over ``searcher.vectors``) that the index finds.
+
+    Parameters
+    ----------
+    queries : ndarray of shape (q, dim), float32
+    """
+    if not len(queries) or not len(searcher):
+        return 1.0
+    found = 0
+    exact_scores = np.asarray(queries, dtype=np.float32) @ np.asarray(searcher.vectors).T
+    for query, scores in zip(queries, exact_scores):
+        truth = set(top_k(scores, k).tolist())
+        got, _ = searcher.search(query, k)
+        found += len(truth & set(got.tolist()))
+    return found / (len(queries) * min(k, len(searcher)))
+
+
 def set_search_params(index: faiss.Index, ef_search: int) -> None:
     inner = faiss.downcast_index(index.index) if hasattr(index, "index") else index
     if isinstance(inner, faiss.IndexHNSW):
@@ -112,9 +218,10 @@ class VectorSearcher:
     Parameters
     ----------
     index : faiss.Index
-        ``IDMap2`` index whose position ``i`` is row ``i`` of ``vectors``.
+        ``IDMap2`` index whose ``i``-th live position is row ``i`` of ``vectors`` (positions
+        with a negative id are tombstones, see :func:`update_index`).
     vectors : ndarray of shape (n, dim), float32
-        The same vectors, for exact scans of small filtered subsets.
+        The live vectors in row order, for exact scans of small filtered subsets.
     selective_filter_share : float
         Below this share of allowed rows an approximate index is bypassed for an exact scan.
 
@@ -137,14 +244,38 @@ class VectorSearcher:
         self.exact = isinstance(self.inner, faiss.IndexFlat)
         self.selective_filter_share = selective_filter_share
         self.flat = _flat_storage(self.inner)
+        self.n_positions = int(index.ntotal)
+        live = live_mask(index)
+        # Tombstones (left by an in-place refresh of an HNSW index): row r is the r-th live
+        # position; searches exclude the dead positions.
+        self.row_positions = None if live.all() else np.flatnonzero(live)
+        self.position_rows = None if live.all() else np.where(live, np.cumsum(live) - 1, -1)
 
     def __len__(self) -> int:
-        return int(self.index.ntotal)
+        return self.n_positions if self.row_positions is None else len(self.row_positions)
+
+    def _position_mask(self, allowed: np.ndarray | None) -> np.ndarray | None:
+        """A mask over rows (None: all) as a mask over index positions (None: all)."""
+        if self.row_positions is None:
+            return allowed
+        mask = np.zeros(self.n_positions, dtype=bool)
+        mask[self.row_positions] = True if allowed is None else allowed
+        return mask
+
+    def _rows(self, positions: np.ndarray) -> np.ndarray:
+        positions = positions.astype(np.int64)
+        return positions if self.position_rows is None else self.position_rows[positions]
+
+    def _selector(self, mask: np.ndarray) -> faiss.IDSelector:
+        bitmap = np.packbits(mask.astype(np.uint8), bitorder="little")
+        selector = faiss.IDSelectorBitmap(self.n_positions, faiss.swig_ptr(bitmap))
+        selector.bitmap_array = bitmap  # the selector reads the array: keep it alive with it
+        return selector
 
     def search(self, query: np.ndarray, k: int, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Top ``k`` positions by inner product among ``allowed`` ones.
+        """Top ``k`` rows by inner product among ``allowed`` ones.
 
-        Returns ``min(k, number allowed)`` results, best first: (positions int64, scores float32).
+        Returns ``min(k, number allowed)`` results, best first: (rows int64, scores float32).
         """
         query = np.ascontiguousarray(query, dtype=np.float32).reshape(1, -1)
         n = len(self)
@@ -155,9 +286,9 @@ class VectorSearcher:
         if self.exact or (allowed is not None and n_allowed < self.selective_filter_share * n):
             return self._scan(query, k, allowed, n_allowed)
         params = None
-        if allowed is not None:
-            bitmap = np.packbits(allowed.astype(np.uint8), bitorder="little")
-            selector = faiss.IDSelectorBitmap(n, faiss.swig_ptr(bitmap))
+        mask = self._position_mask(allowed)
+        if mask is not None:
+            selector = self._selector(mask)
             if isinstance(self.inner, faiss.IndexHNSW):
                 params = faiss.SearchParametersHNSW(sel=selector, efSearch=max(self.inner.hnsw.efSearch, k))
             elif isinstance(self.inner, faiss.IndexIVF):
@@ -173,23 +304,22 @@ class VectorSearcher:
             # The graph ran dry under this filter: fall back to an exact scan so the caller still
             # gets k results whenever k allowed enterprises exist.
             return self._scan(query, k, allowed, n_allowed)
-        return positions[0].astype(np.int64), scores[0]
+        return self._rows(positions[0]), scores[0]
 
     def _scan(
         self, query: np.ndarray, k: int, allowed: np.ndarray | None, n_allowed: int
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Exact top ``k`` among ``allowed`` positions (all when None); ``query`` shape (1, dim)."""
+        """Exact top ``k`` among ``allowed`` rows (all when None); ``query`` shape (1, dim)."""
         n = len(self)
         if self.flat is not None and n_allowed >= GATHER_SHARE * n:
             params = None
-            if allowed is not None:
-                bitmap = np.packbits(allowed.astype(np.uint8), bitorder="little")
-                selector = faiss.IDSelectorBitmap(n, faiss.swig_ptr(bitmap))
-                params = faiss.SearchParameters(sel=selector)
+            mask = self._position_mask(allowed)
+            if mask is not None:
+                params = faiss.SearchParameters(sel=self._selector(mask))
             scores, positions = self.flat.search(query, k, params=params)
             # FAISS orders equal scores by its heap; keep top_k's rule (lower position first).
             order = np.lexsort((positions[0], -scores[0]))
-            return positions[0][order].astype(np.int64), scores[0][order]
+            return self._rows(positions[0][order]), scores[0][order]
         candidates = np.flatnonzero(allowed) if allowed is not None else np.arange(n)
         scores = self.vectors[candidates] @ query[0]
         top = top_k(scores, k)

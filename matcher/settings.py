@@ -55,6 +55,21 @@ class Settings(BaseSettings):
     min_outcomes: int = Field(200, ge=1, description="labelled outcomes needed for the landing model")
     weak_min_count: int = Field(3, ge=1)
     weak_median_ratio: float = Field(0.35, ge=0.0, le=1.0)
+    # Nightly refresh (pipelines/refresh.py)
+    refresh_max_shrink_share: float = Field(
+        0.2, ge=0.0, le=1.0, description="share of enterprises gone above which a refresh stops (unless --allow-shrink)"
+    )
+    refresh_rebuild_change_share: float = Field(
+        0.2, ge=0.0, le=1.0, description="index changes above this share of the index: rebuild instead of in place"
+    )
+    refresh_max_tombstone_share: float = Field(
+        0.1, ge=0.0, le=1.0, description="HNSW tombstone share above which the index is rebuilt"
+    )
+    refresh_min_recall: float = Field(0.95, ge=0.0, le=1.0, description="recall@10 an updated approximate index must keep")
+    refresh_retrain: Literal["auto", "always", "never"] = Field("auto", description="when a refresh retrains the models")
+    refresh_retrain_min_new_outcomes: int = Field(50, ge=1, description="new labelled outcomes that justify a retrain")
+    refresh_standing_top: int = Field(50, ge=20, le=300, description="prospects per gap stored for the next refresh's diff")
+    refresh_lock: Path | None = Field(None, description="lock file of the refresh; None: HOME/models/refresh.lock")
 
     @property
     def snapshots_dir(self) -> Path:
@@ -67,6 +82,14 @@ class Settings(BaseSettings):
     @property
     def cache_dir(self) -> Path:
         return self.home / "models" / "cache"
+
+    @property
+    def runs_dir(self) -> Path:
+        return self.home / "models" / "runs"
+
+    @property
+    def refresh_lock_path(self) -> Path:
+        return self.refresh_lock or self.home / "models" / "refresh.lock"
 
     @property
     def samples_dir(self) -> Path:

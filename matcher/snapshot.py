@@ -17,6 +17,7 @@ import hashlib
 import json
 import os
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -106,8 +107,12 @@ def ingest(
     max_bad_row_share: float,
     mapping_path: Path | None = None,
     now: datetime | None = None,
+    order: Callable[[pd.DataFrame], pd.DataFrame] | None = None,
 ) -> SnapshotInfo:
     """Validate a source through its mapping and write a new snapshot.
+
+    ``order`` may reorder the validated rows before they are written (a refresh keeps the
+    previous table's order, so a full build of the snapshot matches the refreshed version).
 
     Raises
     ------
@@ -142,6 +147,8 @@ def ingest(
         )
 
     enterprises = add_hashes(result.enterprises)
+    if order is not None:
+        enterprises = order(enterprises)
     manifest = {
         "snapshot_id": snapshot_id,
         "created_at": now.isoformat(timespec="microseconds"),

@@ -18,12 +18,13 @@ import pandas as pd
 
 import matcher
 from matcher import artifacts, catalog as C, schemas as S
-from matcher.chains import analyse_chains, load_chain_map, segment_stats
+from matcher.chains import ChainAnalysis, ChainMap, analyse_chains, load_chain_map, segment_stats
 from matcher.errors import ArtifactCorruptError
 from matcher.embedding import EmbeddingCache, Encoder, encode_cached
-from matcher.index import build_index, choose_factory, enterprise_faiss_ids, save_index
+from matcher.index import build_index, choose_factory, enterprise_faiss_ids, live_mask, save_index
 from matcher.lexical import LexicalIndex
-from matcher.snapshot import find_snapshot, load_enterprises, profile_texts
+from matcher.refresh import PROSPECTS_FILE, standing_prospects
+from matcher.snapshot import SnapshotInfo, find_snapshot, load_enterprises, profile_texts
 
 Progress = Callable[[str, int], Callable[[int], None]]
 
@@ -47,12 +48,23 @@ class BuildConfig:
     segment_margin: float = 0.25
     weak_min_count: int = 3
     weak_median_ratio: float = 0.35
+    # The standing prospect lists stored with each version (what the next refresh diffs against)
+    # are ranked as `matcher prospects` ranks them: same depth and fusion weight.
+    retrieval_depth: int = 200
+    dense_weight: float = 0.5
+    standing_top: int = 50
 
 
 def library_versions() -> dict[str, str]:
-    import sentence_transformers
-    import sklearn
-    import torch
+    # Versions from package metadata: importing torch just to read its version costs seconds, and
+    # a refresh with nothing to embed never needs torch.
+    from importlib.metadata import PackageNotFoundError, version
+
+    def of(package: str) -> str:
+        try:
+            return version(package)
+        except PackageNotFoundError:
+            return "not installed"
 
     return {
         "matcher": matcher.__version__,
@@ -60,9 +72,9 @@ def library_versions() -> dict[str, str]:
         "numpy": np.__version__,
         "pandas": pd.__version__,
         "faiss": faiss.__version__,
-        "torch": torch.__version__,
-        "sentence_transformers": sentence_transformers.__version__,
-        "scikit_learn": sklearn.__version__,
+        "torch": of("torch"),
+        "sentence_transformers": of("sentence-transformers"),
+        "scikit_learn": of("scikit-learn"),
     }
 
 
@@ -113,93 +125,194 @@ def build(
     timings["lexical_s"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    pairs = chain_map.segments()
-    segment_vectors = encoder.encode([s.text for _, s in pairs])
-    keyword_vectors = encoder.encode([f"{s.name}: {', '.join(s.keywords)}" for _, s in pairs])
-    local_mask = enterprises[S.IS_LOCAL].to_numpy(dtype=bool) & ~enterprises[S.STATUS_CLASS].isin(S.NOT_PROSPECTS).to_numpy()
-    analysis = analyse_chains(
-        chain_map, enterprises[local_mask], vectors[local_mask], segment_vectors,
-        segment_stats(vectors, segment_vectors), config.segment_threshold, config.segment_margin, config.weak_min_count, config.weak_median_ratio,
-    )
-    segment_row = {s.id: i for i, (_, s) in enumerate(pairs)}
-    free_text = [g["text"] for g in analysis.gaps if g["segment_id"] is None]
-    free_vectors = iter(encoder.encode(free_text)) if free_text else iter(())
-    gap_vectors = np.stack(
-        [segment_vectors[segment_row[g["segment_id"]]] if g["segment_id"] else next(free_vectors) for g in analysis.gaps]
-    ) if analysis.gaps else np.zeros((0, encoder.dim), np.float32)
+    segment_vectors, keyword_vectors = chain_vectors(encoder, chain_map)
+    analysis, gap_vectors = analyse(config, chain_map, enterprises, vectors, segment_vectors, encoder.encode)
     timings["chains_s"] = time.perf_counter() - t
 
-    chain_sha = hashlib.sha256(config.chain_map.read_bytes()).hexdigest()
-    fingerprint = hashlib.sha256(
-        f"{snapshot.manifest['data_sha256']}|{chain_sha}|{encoder.key}|{factory}".encode()
-    ).hexdigest()
-    version = artifacts.new_version(now, fingerprint)
-    while (config.artifacts_dir / version).exists():
-        now = datetime.fromtimestamp(now.timestamp() + 1, timezone.utc)
-        version = artifacts.new_version(now, fingerprint)
-
+    version = new_version_name(config, now, snapshot, encoder.key, factory)
     staged = artifacts.staging_dir(config.artifacts_dir, version)
     try:
-        save_index(index, staged / C.INDEX_FILE)
-        np.save(staged / C.VECTORS_FILE, vectors)
-        enterprises.to_parquet(staged / C.ENTERPRISES_FILE, index=False)
-        lexical.save(staged / C.LEXICAL_DIR)
-        shutil.copyfile(config.chain_map, staged / C.CHAIN_MAP_FILE)
-        analysis.segments.to_parquet(staged / C.SEGMENTS_FILE, index=False)
-        analysis.assignments.to_parquet(staged / C.ASSIGNMENTS_FILE, index=False)
-        (staged / C.GAPS_FILE).write_text(json.dumps(analysis.gaps, indent=2, ensure_ascii=False))
-        np.save(staged / C.GAP_VECTORS_FILE, gap_vectors.astype(np.float32))
-        np.save(staged / C.SEGMENT_VECTORS_FILE, segment_vectors.astype(np.float32))
-        np.save(staged / C.KEYWORD_VECTORS_FILE, keyword_vectors.astype(np.float32))
-        timings["total_s"] = time.perf_counter() - started
-        manifest = {
-            "created_at": now.isoformat(timespec="seconds"),
-            "snapshot": {
-                "snapshot_id": snapshot.snapshot_id,
-                "data_sha256": snapshot.manifest["data_sha256"],
-                "source": snapshot.manifest["source"],
-            },
-            "chain_map": {"path": str(config.chain_map), "sha256": chain_sha, "region": chain_map.region.id},
-            "embedding": {
-                "model": encoder.model_name,
-                "model_path": str(encoder.model_path),
-                "precision": encoder.precision,
-                "backend": getattr(encoder, "backend", "torch"),
-                "dim": encoder.dim,
-                "key": encoder.key,
-                "batch_size": encoder.batch_size,
-            },
-            "index": {
-                "factory": factory,
-                "ntotal": int(index.ntotal),
-                "exact": factory == "IDMap2,Flat",
-                "hnsw_ef_search": config.hnsw_ef_search,
-            },
-            "counts": {
-                "enterprises": len(enterprises),
-                "local": int(enterprises[S.IS_LOCAL].sum()),
-                "embedded": embedded,
-                "reused_vectors": len(enterprises) - embedded,
-                "segments": len(pairs),
-                "gaps": len(analysis.gaps),
-                "assigned_local": int(analysis.assignments[S.ENTERPRISE_ID].nunique()),
-            },
-            "segment_assignment": {
-                "threshold": config.segment_threshold,
-                "margin": config.segment_margin,
-                "weak_min_count": config.weak_min_count,
-                "weak_median_ratio": config.weak_median_ratio,
-            },
-            "timings": {k: round(v, 3) for k, v in timings.items()},
-            "libraries": library_versions(),
-        }
-        manifest = artifacts.write_manifest(staged, version, manifest)
-        # Reload everything that was written, checked against the manifest, before it is visible.
-        check = C.Catalog.load(staged)
-        if len(check.enterprises) != check.searcher.index.ntotal or len(check.gaps) != len(check.gap_vectors):
-            raise ArtifactCorruptError(f"{staged}: index, enterprise table and gaps disagree")
+        write_version_files(
+            config, staged, index=index, vectors=vectors, enterprises=enterprises, lexical=lexical,
+            analysis=analysis, gap_vectors=gap_vectors, segment_vectors=segment_vectors, keyword_vectors=keyword_vectors,
+        )
+        manifest = base_manifest(
+            config, now, snapshot, chain_map, encoder_manifest(encoder), factory, index, enterprises, analysis,
+            embedded=embedded, reused=len(enterprises) - embedded,
+        )
+        manifest = finish_version(config, staged, version, manifest, timings, started)
         artifacts.publish(config.artifacts_dir, staged, version, config.keep_versions)
     except BaseException:
         shutil.rmtree(staged, ignore_errors=True)
         raise
     return version, manifest
+
+
+def chain_vectors(encoder: Encoder, chain_map: ChainMap) -> tuple[np.ndarray, np.ndarray]:
+    """Segment text and segment keyword vectors, in ``chain_map.segments()`` order."""
+    pairs = chain_map.segments()
+    segment_vectors = encoder.encode([s.text for _, s in pairs])
+    keyword_vectors = encoder.encode([f"{s.name}: {', '.join(s.keywords)}" for _, s in pairs])
+    return segment_vectors, keyword_vectors
+
+
+def analyse(
+    config: BuildConfig,
+    chain_map: ChainMap,
+    enterprises: pd.DataFrame,
+    vectors: np.ndarray,
+    segment_vectors: np.ndarray,
+    encode_texts: Callable[[list[str]], np.ndarray],
+) -> tuple[ChainAnalysis, np.ndarray]:
+    """Chain analysis of the universe, and one vector per gap of its gap list.
+
+    ``encode_texts`` embeds the free-text declared gaps (a segment gap uses its segment's vector).
+    """
+    local_mask = enterprises[S.IS_LOCAL].to_numpy(dtype=bool) & ~enterprises[S.STATUS_CLASS].isin(S.NOT_PROSPECTS).to_numpy()
+    analysis = analyse_chains(
+        chain_map, enterprises[local_mask], vectors[local_mask], segment_vectors,
+        segment_stats(vectors, segment_vectors), config.segment_threshold, config.segment_margin, config.weak_min_count, config.weak_median_ratio,
+    )
+    segment_row = {s.id: i for i, (_, s) in enumerate(chain_map.segments())}
+    free_text = [g["text"] for g in analysis.gaps if g["segment_id"] is None]
+    free_vectors = iter(encode_texts(free_text)) if free_text else iter(())
+    gap_vectors = np.stack(
+        [segment_vectors[segment_row[g["segment_id"]]] if g["segment_id"] else next(free_vectors) for g in analysis.gaps]
+    ) if analysis.gaps else np.zeros((0, segment_vectors.shape[1]), np.float32)
+    return analysis, gap_vectors.astype(np.float32)
+
+
+def encoder_manifest(encoder: Encoder) -> dict:
+    return {
+        "model": encoder.model_name,
+        "model_path": str(encoder.model_path),
+        "precision": encoder.precision,
+        "backend": getattr(encoder, "backend", "torch"),
+        "dim": encoder.dim,
+        "key": encoder.key,
+        "batch_size": encoder.batch_size,
+    }
+
+
+def new_version_name(config: BuildConfig, now: datetime, snapshot: SnapshotInfo, encoder_key: str, factory: str) -> str:
+    """A version name not used before: creation time plus a fingerprint of the inputs."""
+    chain_sha = hashlib.sha256(config.chain_map.read_bytes()).hexdigest()
+    fingerprint = hashlib.sha256(
+        f"{snapshot.manifest['data_sha256']}|{chain_sha}|{encoder_key}|{factory}".encode()
+    ).hexdigest()
+    version = artifacts.new_version(now, fingerprint)
+    while (config.artifacts_dir / version).exists():
+        now = datetime.fromtimestamp(now.timestamp() + 1, timezone.utc)
+        version = artifacts.new_version(now, fingerprint)
+    return version
+
+
+def write_version_files(
+    config: BuildConfig,
+    staged: Path,
+    *,
+    index: faiss.Index,
+    vectors: np.ndarray,
+    enterprises: pd.DataFrame,
+    lexical: LexicalIndex,
+    analysis: ChainAnalysis,
+    gap_vectors: np.ndarray,
+    segment_vectors: np.ndarray,
+    keyword_vectors: np.ndarray,
+) -> None:
+    """Write the searchable part of a version (row ``i`` of every table is live position ``i``)."""
+    save_index(index, staged / C.INDEX_FILE)
+    np.save(staged / C.VECTORS_FILE, np.ascontiguousarray(vectors, dtype=np.float32))
+    enterprises.to_parquet(staged / C.ENTERPRISES_FILE, index=False)
+    lexical.save(staged / C.LEXICAL_DIR)
+    shutil.copyfile(config.chain_map, staged / C.CHAIN_MAP_FILE)
+    analysis.segments.to_parquet(staged / C.SEGMENTS_FILE, index=False)
+    analysis.assignments.to_parquet(staged / C.ASSIGNMENTS_FILE, index=False)
+    (staged / C.GAPS_FILE).write_text(json.dumps(analysis.gaps, indent=2, ensure_ascii=False))
+    np.save(staged / C.GAP_VECTORS_FILE, gap_vectors.astype(np.float32))
+    np.save(staged / C.SEGMENT_VECTORS_FILE, segment_vectors.astype(np.float32))
+    np.save(staged / C.KEYWORD_VECTORS_FILE, keyword_vectors.astype(np.float32))
+
+
+def base_manifest(
+    config: BuildConfig,
+    now: datetime,
+    snapshot: SnapshotInfo,
+    chain_map: ChainMap,
+    embedding: dict,
+    factory: str,
+    index: faiss.Index,
+    enterprises: pd.DataFrame,
+    analysis: ChainAnalysis,
+    embedded: int,
+    reused: int,
+) -> dict:
+    chain_sha = hashlib.sha256(config.chain_map.read_bytes()).hexdigest()
+    live = int(live_mask(index).sum())
+    return {
+        "created_at": now.isoformat(timespec="seconds"),
+        "snapshot": {
+            "snapshot_id": snapshot.snapshot_id,
+            "data_sha256": snapshot.manifest["data_sha256"],
+            "source": snapshot.manifest["source"],
+        },
+        "chain_map": {"path": str(config.chain_map), "sha256": chain_sha, "region": chain_map.region.id},
+        "embedding": embedding,
+        "index": {
+            "factory": factory,
+            "ntotal": int(index.ntotal),
+            "live": live,
+            "tombstones": int(index.ntotal) - live,
+            "exact": factory == "IDMap2,Flat",
+            "hnsw_ef_search": config.hnsw_ef_search,
+        },
+        "counts": {
+            "enterprises": len(enterprises),
+            "local": int(enterprises[S.IS_LOCAL].sum()),
+            "embedded": embedded,
+            "reused_vectors": reused,
+            "segments": len(chain_map.segments()),
+            "gaps": len(analysis.gaps),
+            "assigned_local": int(analysis.assignments[S.ENTERPRISE_ID].nunique()),
+        },
+        "segment_assignment": {
+            "threshold": config.segment_threshold,
+            "margin": config.segment_margin,
+            "weak_min_count": config.weak_min_count,
+            "weak_median_ratio": config.weak_median_ratio,
+        },
+    }
+
+
+def finish_version(config: BuildConfig, staged: Path, version: str, manifest: dict, timings: dict, started: float) -> dict:
+    """Rank the standing prospect lists, write the manifest and check everything reloads.
+
+    The standing lists (top ``standing_top`` outside prospects per gap, ranked as
+    ``matcher prospects`` ranks them) are what the next refresh diffs against.
+    """
+    t = time.perf_counter()
+    artifacts.write_manifest(staged, version, manifest)  # provisional: the catalog reads it
+    catalog = C.Catalog.load(staged, ef_search=config.hnsw_ef_search, depth=config.retrieval_depth,
+                             dense_weight=config.dense_weight, check=False)
+    standing = standing_prospects(catalog, config.standing_top)
+    standing.to_parquet(staged / PROSPECTS_FILE, index=False)
+    timings["rank_s"] = time.perf_counter() - t
+    timings["total_s"] = time.perf_counter() - started
+    manifest = {
+        **manifest,
+        "standing_prospects": {"top": config.standing_top, "gaps": int(standing["gap_id"].nunique()) if len(standing) else 0,
+                               "ranker": catalog.ranker_name},
+        "timings": {k: round(v, 3) for k, v in timings.items()},
+        "libraries": library_versions(),
+    }
+    manifest = artifacts.write_manifest(staged, version, manifest)
+    # Reload everything that was written, checked against the manifest, before it is visible.
+    check = C.Catalog.load(staged)
+    if len(check.enterprises) != len(check.searcher) or len(check.searcher.vectors) != len(check.enterprises) \
+            or len(check.gaps) != len(check.gap_vectors):
+        raise ArtifactCorruptError(f"{staged}: index, enterprise table and gaps disagree")
+    ids = check.enterprises[S.FAISS_ID].to_numpy()
+    index_ids = faiss.vector_to_array(check.searcher.index.id_map)
+    if not np.array_equal(index_ids[index_ids >= 0], ids):
+        raise ArtifactCorruptError(f"{staged}: the index's live ids are not the enterprise table's, row for row")
+    return manifest

@@ -86,6 +86,7 @@ def emit_json(payload) -> None:
 
 from pipelines import commands  # noqa: E402,F401  (registers the commands)
 from pipelines import serve  # noqa: E402,F401  (registers serve, keys, db)
+from pipelines import refresh  # noqa: E402,F401  (registers refresh, runs, report, schedule)
 
 
 def main() -> None:
