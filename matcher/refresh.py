@@ -91,7 +91,7 @@ def refresh_order(previous_ids: pd.Series, enterprises: pd.DataFrame, moved_ids:
     version, which is what makes their results identical.
     """
     rank = pd.Series(np.arange(len(previous_ids)), index=pd.Index(previous_ids))
-    position = rank.reindex(enterprises[S.ENTERPRISE_ID]).to_numpy(dtype=float)
+    position = rank.reindex(enterprises[S.ENTERPRISE_ID]).to_numpy(dtype=float, copy=True)
     if moved_ids:
         position[enterprises[S.ENTERPRISE_ID].isin(moved_ids).to_numpy()] = np.nan
     tail = np.isnan(position)

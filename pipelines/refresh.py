@@ -171,6 +171,12 @@ def load_run(runs_dir: Path, run_id: str) -> dict:
     return json.loads(path.read_text())
 
 
+def checkpoint(name: str) -> None:
+    """Test hook: SIGKILL this process when ``MATCHER_REFRESH_KILL_AT`` names this point."""
+    if os.environ.get(KILL_AT_ENV) == name:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
 class Run:
     """The record of one refresh, saved after every step (so a killed run leaves its trace)."""
 
@@ -210,8 +216,7 @@ class Run:
         self.record["step"] = name
         self.save()
         self.log({"event": "step", "step": name, "status": "started"})
-        if os.environ.get(KILL_AT_ENV) == name:
-            os.kill(os.getpid(), signal.SIGKILL)
+        checkpoint(name)
         t = time.perf_counter()
         entry = {"step": name}
         yield entry
@@ -330,7 +335,7 @@ def _refresh(run: Run, config: RefreshConfig, source: Path, mapping_path: Path, 
         rec["counts"].update({k: v for k, v in diff.counts().items() if k not in ("before", "after")},
                              enterprises=diff.after, enterprises_before=diff.before)
         chain_sha = hashlib.sha256(bc.chain_map.read_bytes()).hexdigest()
-        key = encoder_key(bc.embedding_model, bc.embedding_precision)
+        key = encoder.key if encoder is not None else encoder_key(bc.embedding_model, bc.embedding_precision)
         new_factory = choose_factory(diff.after, bc.exact_index_max, bc.index_factory)
         inputs_same = (chain_sha == parent["chain_map"]["sha256"] and key == parent["embedding"]["key"])
         entry.update(diff.counts(), chain_map_changed=chain_sha != parent["chain_map"]["sha256"],
@@ -462,7 +467,8 @@ def _build_version(run: Run, config: RefreshConfig, snapshot: SnapshotInfo, pare
 
     def get_encoder() -> Encoder:
         if encoder_box["encoder"] is None:
-            encoder_box["encoder"] = Encoder(bc.embedding_model, bc.embedding_precision, bc.embedding_batch_size)
+            # Through the build module, so whoever provides the build's encoder provides this one.
+            encoder_box["encoder"] = B.Encoder(bc.embedding_model, bc.embedding_precision, bc.embedding_batch_size)
         return encoder_box["encoder"]
 
     with run.step("embed") as entry:
@@ -540,6 +546,7 @@ def _build_version(run: Run, config: RefreshConfig, snapshot: SnapshotInfo, pare
         manifest["refresh"] = {"run_id": rec["run_id"], "diff": diff.counts(), "index_mode": info["mode"]}
         manifest = B.finish_version(bc, staged, version, manifest, timings, started)
         entry["version"] = version
+        checkpoint("staged")  # a complete staged version, not yet published
     with run.step("publish"):
         artifacts.publish(bc.artifacts_dir, staged, version, bc.keep_versions)
         rec["staging"].remove(str(staged))

@@ -1,0 +1,239 @@
+"""Nightly refresh against a full rebuild: real YC pair and a 200k synthetic universe.
+
+``--part yc`` (skips cleanly without ../shared): ingest + build the YC 2023-02-27 snapshot, then
+``matcher refresh`` with the 2024-05-11 one. Reported: the diff counts, profiles embedded, the
+refresh's wall time against a full rebuild of the refreshed snapshot from scratch (fresh
+workspace, empty embedding cache: ingest + build, every profile embedded), and whether both give
+the same standing prospect lists (top 50 of every gap): compared with the from-scratch rebuild
+(re-embedded vectors: same ids and ranks expected, scores within bf16 noise) and with a rebuild
+that reads the same vectors from the cache (bit-for-bit identical expected).
+
+``--part synthetic``: ``matcher sample --n 200000``; build it (HNSW index); then a new export with
+1% of profiles changed (a sentence added to the business scope), 0.5% new enterprises and 2% with
+a new head count; ``matcher refresh`` with it. The full-rebuild baseline is measured for real: the
+base snapshot's ingest + build from scratch (every profile embedded); with ``--rebuild-new`` also
+the new export's from scratch (another ~20 minutes here). Also reported: recall@10 of the
+refreshed HNSW index against exact search (measured by the refresh), and the top-20 overlap per gap
+with a rebuild of the new snapshot that reuses the cached vectors.
+
+Every command runs as a subprocess (``python -m pipelines ...``), timed by wall clock, on the same
+machine in the same run; compare the ratio. Writes ``benchmarks/out/refresh-<part>.json``.
+
+    python benchmarks/bench_refresh.py --part yc
+    python benchmarks/bench_refresh.py --part synthetic [--n 200000] [--rebuild-new]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+YC = SHARED / "datasets" / "yc"
+YC_MAPPING = ROOT / "data" / "mappings" / "yc.yaml"
+SAMPLE_MAPPING = ROOT / "data" / "mappings" / "sample.yaml"
+OUT = ROOT / "benchmarks" / "out"
+MATCHER = [sys.executable, "-m", "pipelines"]
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def matcher(*args, expect=(0,)) -> tuple[dict | list | None, float, int]:
+    """Run ``matcher ARGS --json``; (parsed stdout, wall seconds, exit code)."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    started = time.perf_counter()
+    result = subprocess.run([*MATCHER, *map(str, args), "--json"], text=True, capture_output=True, env=env)
+    seconds = time.perf_counter() - started
+    if result.returncode not in expect:
+        raise RuntimeError(f"matcher {' '.join(map(str, args))} exited {result.returncode}:\n{result.stderr[-3000:]}")
+    lines = [line for line in result.stdout.splitlines() if line.strip()]
+    return (json.loads(lines[-1]) if lines else None), seconds, result.returncode
+
+
+def current_dir(home: Path) -> Path:
+    artifacts = home / "models" / "matcher"
+    return artifacts / (artifacts / "CURRENT").read_text().strip()
+
+
+def standing(home: Path) -> pd.DataFrame:
+    return pd.read_parquet(current_dir(home) / "prospects.parquet")
+
+
+def compare_standing(a: pd.DataFrame, b: pd.DataFrame, top: int = 20) -> dict:
+    """Same top ``top`` per gap (ids in rank order), and the largest score difference."""
+    gaps = sorted(set(a["gap_id"]) | set(b["gap_id"]))
+    same, overlap = 0, []
+    for gap in gaps:
+        x = a[(a["gap_id"] == gap) & (a["rank"] <= top)].sort_values("rank")["enterprise_id"].tolist()
+        y = b[(b["gap_id"] == gap) & (b["rank"] <= top)].sort_values("rank")["enterprise_id"].tolist()
+        same += x == y
+        overlap.append(len(set(x) & set(y)) / max(len(x), len(y), 1))
+    merged = a.merge(b, on=["gap_id", "enterprise_id"], suffixes=("_a", "_b"))
+    return {
+        "gaps": len(gaps), f"gaps_with_identical_top{top}": same, f"mean_top{top}_overlap": round(float(np.mean(overlap)), 4),
+        "max_score_difference": float((merged["score_a"] - merged["score_b"]).abs().max()) if len(merged) else None,
+        "identical_standing_lists": bool(a.reset_index(drop=True).equals(b.reset_index(drop=True))),
+    }
+
+
+def fresh_home_with_snapshot(home: Path, source_home: Path, snapshot_id: str, cache: bool) -> Path:
+    shutil.rmtree(home, ignore_errors=True)
+    (home / "models" / "snapshots").mkdir(parents=True)
+    shutil.copytree(source_home / "models" / "snapshots" / snapshot_id, home / "models" / "snapshots" / snapshot_id)
+    if cache:
+        shutil.copytree(source_home / "models" / "cache", home / "models" / "cache")
+    return home
+
+
+def machine() -> dict:
+    from importlib.metadata import version
+
+    cpu = platform.processor()
+    try:
+        for line in subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines():
+            if line.startswith("Model name:"):
+                cpu = line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return {"cpu": cpu, "cores": os.cpu_count(), "load_average": os.getloadavg(), "python": platform.python_version(),
+            **{p: version(p) for p in ("faiss-cpu", "numpy", "pandas", "torch", "sentence-transformers", "openvino", "bm25s")}}
+
+
+def bench_yc(work: Path) -> dict:
+    before, after = YC / "yc-companies-2023-02-27.csv", YC / "yc-companies-2024-05-11.csv"
+    if not (before.is_file() and after.is_file()):
+        print(f"skipped: the YC snapshots are not in {YC}")
+        return {"skipped": True}
+    home = work / "yc-refresh"
+    shutil.rmtree(home, ignore_errors=True)
+    log("ingest + build 2023")
+    matcher("ingest", before, "--mapping", YC_MAPPING, "--home", home)
+    matcher("build", "--home", home)
+    log("refresh with 2024")
+    record, refresh_s, code = matcher("refresh", after, "--mapping", YC_MAPPING, "--home", home)
+    snapshot_id = record["snapshot_id"]
+
+    log("full rebuild of the refreshed snapshot from scratch (ingest + build, empty cache)")
+    scratch = work / "yc-scratch"
+    shutil.rmtree(scratch, ignore_errors=True)
+    _, ingest_s, _ = matcher("ingest", after, "--mapping", YC_MAPPING, "--home", scratch)
+    fresh_home_with_snapshot(scratch, home, snapshot_id, cache=False)  # same rows, same order as the refresh's
+    full, build_s, _ = matcher("build", "--home", scratch)
+    log("rebuild of the refreshed snapshot reading the same vectors from the cache")
+    cached = fresh_home_with_snapshot(work / "yc-cached", home, snapshot_id, cache=True)
+    matcher("build", "--home", cached)
+    result = {
+        "diff": {k: record["counts"][k] for k in ("enterprises_before", "enterprises", "added", "removed", "changed_text",
+                                                  "changed_other", "unchanged", "quarantined")},
+        "profiles_embedded_by_refresh": record["counts"]["embedded"],
+        "profiles_to_embed": record["counts"].get("profiles_to_embed"),
+        "index": record.get("index"),
+        "refresh_status": record["status"], "refresh_exit_code": code,
+        "refresh_s": round(refresh_s, 1), "refresh_steps_s": record.get("timings"),
+        "full_rebuild_s": round(ingest_s + build_s, 1), "full_rebuild_ingest_s": round(ingest_s, 1),
+        "full_rebuild_build_s": round(build_s, 1), "full_rebuild_embedded": full["counts"]["embedded"],
+        "refresh_over_full": round(refresh_s / (ingest_s + build_s), 3),
+        "vs_full_rebuild_from_scratch": compare_standing(standing(home), standing(scratch)),
+        "vs_rebuild_same_vectors": compare_standing(standing(home), standing(cached)),
+    }
+    log(json.dumps(result, default=str))
+    return result
+
+
+def synthetic_export(current: Path, target: Path, seed: int = 0, changed: float = 0.01, added: float = 0.005,
+                     numbers: float = 0.02) -> dict:
+    """The next night's export: ``changed`` of profiles get a new sentence, ``added`` new firms
+    (copies of random firms with new ids and names), ``numbers`` a new head count."""
+    rng = np.random.default_rng(seed)
+    raw = pd.read_csv(current, dtype=str, keep_default_na=False)
+    n = len(raw)
+    picks = rng.permutation(n)
+    text_rows = picks[: int(changed * n)]
+    number_rows = picks[int(changed * n): int(changed * n) + int(numbers * n)]
+    extra = ["It recently opened a research centre for industrial AI inspection.",
+             "In 2026 it added a subscription service for hospital laboratories.",
+             "The company now also exports battery recycling equipment to Europe."]
+    raw.loc[text_rows, "business_scope"] = [f"{raw.at[i, 'business_scope']} {extra[k % 3]}" for k, i in enumerate(text_rows)]
+    staff = pd.to_numeric(raw.loc[number_rows, "staff_count"], errors="coerce")
+    raw.loc[number_rows, "staff_count"] = [str(int(v * 1.3) + 1) if v == v else "12" for v in staff]
+    new = raw.iloc[rng.choice(n, size=int(added * n), replace=False)].copy()
+    new["uscc"] = [f"NEW{seed:02d}{i:013d}" for i in range(len(new))]
+    new["company_name"] = [f"{name} Newco {i}" for i, name in enumerate(new["company_name"])]
+    pd.concat([raw, new], ignore_index=True).to_csv(target, index=False)
+    return {"rows": n + len(new), "text_changed": len(text_rows), "headcount_changed": len(number_rows), "added": len(new)}
+
+
+def bench_synthetic(work: Path, n: int, rebuild_new: bool) -> dict:
+    home = work / "synthetic"
+    shutil.rmtree(home, ignore_errors=True)
+    log(f"sample {n}")
+    matcher("sample", "--n", n, "--seed", 11, "--home", home)
+    samples = home / "data" / "samples"
+    log("full build of the base snapshot from scratch (ingest + build, empty cache)")
+    _, base_ingest_s, _ = matcher("ingest", samples / "enterprises.csv", "--mapping", SAMPLE_MAPPING, "--home", home)
+    base, base_build_s, _ = matcher("build", "--home", home)
+    log(f"base: ingest {base_ingest_s:.0f} s, build {base_build_s:.0f} s")
+    export = samples / "enterprises-next.csv"
+    made = synthetic_export(samples / "enterprises.csv", export)
+    log("refresh")
+    record, refresh_s, code = matcher("refresh", export, "--mapping", SAMPLE_MAPPING, "--home", home)
+    log(f"refresh {refresh_s:.0f} s: {record['counts']}")
+    result = {
+        "n": n, "export": made, "base_index": base["index"]["factory"],
+        "full_build_base_s": round(base_ingest_s + base_build_s, 1), "full_build_base_ingest_s": round(base_ingest_s, 1),
+        "full_build_base_build_s": round(base_build_s, 1), "full_build_base_timings": base["timings"],
+        "refresh_s": round(refresh_s, 1), "refresh_status": record["status"], "refresh_exit_code": code,
+        "refresh_steps_s": record.get("timings"), "counts": record["counts"], "index": record.get("index"),
+        "refresh_over_full_build_of_base": round(refresh_s / (base_ingest_s + base_build_s), 4),
+    }
+    log("rebuild of the refreshed snapshot with the cached vectors (index, BM25, chains from scratch)")
+    cached = fresh_home_with_snapshot(work / "synthetic-cached", home, record["snapshot_id"], cache=True)
+    full_cached, cached_s, _ = matcher("build", "--home", cached)
+    result["rebuild_with_cached_vectors_s"] = round(cached_s, 1)
+    result["rebuild_with_cached_vectors_timings"] = full_cached["timings"]
+    result["vs_rebuild_same_vectors"] = compare_standing(standing(home), standing(cached))
+    shutil.rmtree(cached, ignore_errors=True)
+    if rebuild_new:
+        log("full rebuild of the new export from scratch (ingest + build, empty cache)")
+        scratch = work / "synthetic-scratch"
+        shutil.rmtree(scratch, ignore_errors=True)
+        _, ingest_s, _ = matcher("ingest", export, "--mapping", SAMPLE_MAPPING, "--home", scratch)
+        fresh_home_with_snapshot(scratch, home, record["snapshot_id"], cache=False)
+        _, build_s, _ = matcher("build", "--home", scratch)
+        result.update(full_rebuild_new_s=round(ingest_s + build_s, 1), refresh_over_full_rebuild_new=round(refresh_s / (ingest_s + build_s), 4))
+        shutil.rmtree(scratch, ignore_errors=True)
+    log(json.dumps(result, default=str))
+    return result
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--part", choices=("yc", "synthetic"), required=True)
+    parser.add_argument("--n", type=int, default=200_000)
+    parser.add_argument("--rebuild-new", action="store_true", help="also rebuild the new synthetic export from scratch")
+    parser.add_argument("--work", type=Path, default=OUT / "refresh-work")
+    args = parser.parse_args()
+    OUT.mkdir(parents=True, exist_ok=True)
+    started = time.strftime("%Y-%m-%dT%H:%M:%S")
+    result = bench_yc(args.work) if args.part == "yc" else bench_synthetic(args.work, args.n, args.rebuild_new)
+    payload = {"started": started, "machine": machine(), "result": result}
+    (OUT / f"refresh-{args.part}.json").write_text(json.dumps(payload, indent=2, default=str))
+    print(json.dumps(payload, indent=2, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
