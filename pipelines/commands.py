@@ -495,16 +495,29 @@ OutcomesOpt = Annotated[list[Path], typer.Option("--outcomes", help="CSV of outc
 
 @app.command()
 def train(
-    outcomes: OutcomesOpt,
+    outcomes: Annotated[Optional[list[Path]], typer.Option("--outcomes", help="CSV of outcomes (enterprise_id, gap_id, contacted_at, outcome); repeatable. Outcomes and review verdicts recorded through the service are read from its database as well.")] = None,
     force: Annotated[bool, typer.Option("--force", help="Publish even if worse than the published model.")] = False,
+    database_url: Annotated[Optional[str], typer.Option("--database-url", help="Service database [env: DATABASE_URL; default: HOME/matcher.db when it exists].")] = None,
+    no_database: Annotated[bool, typer.Option("--no-database", help="Learn from the --outcomes files only.")] = False,
     home: HomeOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Train the growth and landing models and publish them with the current version."""
-    report = train_version(train_config(settings_for(home), outcomes, force))
+    from dataclasses import replace
+
+    settings = settings_for(home, database_url=database_url)
+    use_db = not no_database and (settings.database_url is not None or (settings.home / "matcher.db").is_file())
+    if not outcomes and not use_db:
+        raise typer.BadParameter("give --outcomes FILE (or record outcomes through the service: its database is read too)")
+    config = replace(train_config(settings, outcomes or [], force), database_url=settings.db_url if use_db else None)
+    report = train_version(config)
     if as_json:
         emit_json(report)
     else:
+        src, rev = report["outcomes"]["sources"], report["outcomes"]["reviews"]
+        out.print(f"usable outcomes by source: files {src['files']}, database {src['database']}, review verdicts {src['reviews']} "
+                  f"({rev['verdicts']} verdicts: {rev['used_as_negative']} 'not a chain fit' rejections used as negatives, "
+                  f"{rev['not_used']} not landing labels)")
         print_train_report(report)
     if report["status"] != "published":
         raise typer.Exit(3)

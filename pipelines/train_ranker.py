@@ -25,7 +25,7 @@ from matcher import artifacts, catalog as C, schemas as S
 from matcher.catalog import Catalog
 from matcher.features import FEATURES, MONOTONIC
 from matcher.growth import cross_validated_scores, growth_examples, growth_features, make_growth_model, score_report, usable_numeric
-from matcher.outcomes import load_outcomes, time_group_split
+from matcher.outcomes import load_outcomes, outcomes_from_records, review_labels, time_group_split
 from matcher.ranking import COLD_START, LandingModel, cold_start_score, component_scores, ranking_metrics
 from matcher.snapshot import list_snapshots, load_enterprises
 
@@ -38,6 +38,42 @@ class TrainConfig:
     min_outcomes: int = 200
     keep_versions: int = 5
     force: bool = False
+    database_url: str | None = None  # the service database: its outcomes and review verdicts are labels too
+
+
+def gather_outcomes(config: TrainConfig, known_enterprises: set[str], known_gaps: set[str]) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    """Outcomes from the files, the service database and review verdicts (see matcher/outcomes.py).
+
+    Returns (usable, rejected, where the usable ones came from). A pair labelled by a file or a
+    recorded outcome is never also labelled by a verdict; a database outcome that repeats a file
+    row (same enterprise, gap and date) counts once.
+    """
+    usable, rejected = load_outcomes(list(config.outcomes), known_enterprises, known_gaps)
+    sources = {"files": len(usable), "database": 0, "reviews": 0}
+    reviews = {"verdicts": 0, "used_as_negative": 0, "not_used": 0}
+    if config.database_url:
+        from matcher.store import Store, repo, upgrade
+
+        upgrade(config.database_url)
+        store = Store(config.database_url, pool_size=1)
+        try:
+            recorded, verdicts = repo.outcome_records(store), repo.review_records(store)
+        finally:
+            store.dispose()
+        db_usable, db_rejected = outcomes_from_records(recorded, "database", known_enterprises, known_gaps)
+        seen = set(zip(usable["enterprise_id"], usable["gap_id"], usable["contacted_at"].astype(str)))
+        fresh = [k not in seen for k in zip(db_usable["enterprise_id"], db_usable["gap_id"], db_usable["contacted_at"].astype(str))]
+        db_usable = db_usable[np.array(fresh, dtype=bool)]
+        labelled = set(zip(usable["enterprise_id"], usable["gap_id"])) | set(zip(db_usable["enterprise_id"], db_usable["gap_id"]))
+        labels, reviews = review_labels([v for v in verdicts if (v["enterprise_id"], v["gap_id"]) not in labelled])
+        reviews["not_used"] += sum(1 for v in verdicts if (v["enterprise_id"], v["gap_id"]) in labelled)
+        reviews["verdicts"] = len(verdicts)
+        review_usable, review_rejected = outcomes_from_records(labels, "reviews", known_enterprises, known_gaps)
+        sources.update(database=len(db_usable), reviews=len(review_usable))
+        usable = pd.concat([usable, db_usable, review_usable], ignore_index=True)
+        rejected = pd.concat([r for r in (rejected, db_rejected, review_rejected) if len(r)], ignore_index=True) \
+            if any(len(r) for r in (rejected, db_rejected, review_rejected)) else rejected
+    return usable, rejected, {"sources": sources, "reviews": reviews}
 
 
 def train_growth(catalog: Catalog, snapshots_dir: Path) -> tuple[np.ndarray | None, object | None, dict]:
@@ -200,10 +236,11 @@ def train(config: TrainConfig, now: datetime | None = None) -> dict:
     growth_scores, growth_model, growth_info = train_growth(catalog, config.snapshots_dir)
     catalog.growth_scores, catalog._context = growth_scores, None
 
-    usable, rejected = load_outcomes(list(config.outcomes), set(catalog.enterprises[S.ENTERPRISE_ID]), catalog.known_gap_ids())
+    usable, rejected, origin = gather_outcomes(config, set(catalog.enterprises[S.ENTERPRISE_ID]), catalog.known_gap_ids())
     report: dict = {"parent_version": catalog.version, "growth": growth_info,
                     "outcomes": {"usable": len(usable), "rejected": len(rejected),
-                                 "rejected_reasons": rejected["reason"].value_counts().to_dict() if len(rejected) else {}}}
+                                 "rejected_reasons": rejected["reason"].value_counts().to_dict() if len(rejected) else {},
+                                 **origin}}
     # Trees need room to split: below a few leaves' worth of outcomes a model would be constant.
     needed = max(config.min_outcomes, 4 * LandingModel().min_samples_leaf)
     enough = len(usable) >= needed and usable["landed"].nunique() == 2
@@ -243,6 +280,7 @@ def train(config: TrainConfig, now: datetime | None = None) -> dict:
         card = {
             "version": version, "created_at": now.isoformat(timespec="seconds"), "ranker": ranker,
             "data": {"snapshot_id": catalog.manifest["snapshot"]["snapshot_id"], "outcome_files": [str(p) for p in config.outcomes],
+                     "outcome_sources": origin["sources"], "review_verdicts": origin["reviews"],
                      "outcomes_used": len(usable), "landed": int(usable["landed"].sum()) if len(usable) else 0, "outcomes_rejected": len(rejected)},
             "features": list(FEATURES), "monotonic": MONOTONIC, "evaluation": evaluation, "growth": growth_info,
             "training_seconds": round(time.perf_counter() - started, 1), "libraries": libraries,

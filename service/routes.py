@@ -41,7 +41,7 @@ IntId = Annotated[int, Path(ge=1, le=2_147_483_647)]
 TopQuery = Annotated[int, Query(ge=1, le=api.MAX_TOP, description="page size")]
 OffsetQuery = Annotated[int, Query(ge=0, le=api.MAX_OFFSET)]
 LangQuery = Annotated[api.Lang, Query(description="language of explanations and reasons")]
-TextQuery = Annotated[Optional[str], Query(max_length=api.MAX_ID)]
+TextQuery = Annotated[Optional[str], Query(max_length=api.MAX_ID, pattern=api.NO_NUL)]
 
 
 def svc(request: Request) -> ServiceState:
@@ -68,8 +68,6 @@ def query_filters(
     for name, values in (("country", country), ("province", province), ("qualification", qualification)):
         if len(values) > 50:
             raise InvalidInputError(f"query.{name}", "at most 50 values")
-        for v in values:
-            api.check_text(v, f"query.{name}")
     return api.ProspectFilters(country=country, province=province, min_employees=min_employees, max_employees=max_employees,
                                founded_after=founded_after, qualification=qualification, include_local=include_local,
                                include_closed=include_closed)

@@ -27,6 +27,7 @@ MAX_TOP = 200  # largest page / shortlist
 MAX_OFFSET = 10_000
 MAX_TEXT = 2_000  # free-text need, comment, note
 MAX_ID = 200  # ids in paths and bodies
+NO_NUL = r"^[^\x00]*$"  # stored text: no NUL characters
 
 
 def check_text(value: str, where: str = "value") -> str:
@@ -55,14 +56,12 @@ class Strict(BaseModel):
     @field_validator("*", mode="after")
     @classmethod
     def _valid_text(cls, value):
-        for text in ([value] if isinstance(value, str) else value if isinstance(value, list) else []):
-            if isinstance(text, str):
-                if "\x00" in text:
-                    raise ValueError("must not contain NUL characters")
-                try:
-                    text.encode("utf-8")
-                except UnicodeEncodeError:
-                    raise ValueError("is not valid Unicode text") from None
+        # Stored text must encode as UTF-8 (JSON allows unpaired surrogates; databases do not).
+        for text in [value] if isinstance(value, str) else value if isinstance(value, list) else []:
+            try:
+                str(text).encode("utf-8")
+            except UnicodeEncodeError:
+                raise ValueError("is not valid Unicode text (unpaired surrogate)") from None
         return value
 
 
@@ -170,8 +169,8 @@ class ProspectFilters(Strict):
     max_employees: Optional[int] = Field(None, ge=0, le=10_000_000)
     founded_after: Optional[int] = Field(None, ge=1000, le=3000)
     qualification: list[str] = Field([], max_length=20, description="all of these qualifications")
-    include_local: bool = False
-    include_closed: bool = False
+    include_local: bool = Field(False, strict=True)
+    include_closed: bool = Field(False, strict=True)
 
 
 class Reasons(BaseModel):
@@ -227,7 +226,7 @@ class ProspectPage(BaseModel):
 
 
 class SearchRequest(Strict):
-    text: str = Field(min_length=1, max_length=MAX_TEXT, description="free-text description of the need")
+    text: str = Field(min_length=1, max_length=MAX_TEXT, pattern=NO_NUL, description="free-text description of the need")
     top: int = Field(20, ge=1, le=MAX_TOP)
     offset: int = Field(0, ge=0, le=MAX_OFFSET)
     lang: Lang = "en"
@@ -379,16 +378,16 @@ class EnterpriseOut(BaseModel):
 # --- shortlists and reviews -----------------------------------------------------------------
 
 class ShortlistCreate(Strict):
-    gap_id: str = Field(min_length=1, max_length=MAX_ID)
+    gap_id: str = Field(min_length=1, max_length=MAX_ID, pattern=NO_NUL)
     top: int = Field(20, ge=1, le=MAX_TOP, description="the gap's current top N become the items")
-    title: Optional[str] = Field(None, max_length=200)
+    title: Optional[str] = Field(None, max_length=200, pattern=NO_NUL)
     filters: ProspectFilters = Field(default_factory=ProspectFilters)
 
 
 class ReviewRequest(Strict):
     verdict: Verdict
     reason_code: Optional[ReasonCode] = Field(None, description="required when rejecting; see GET /v1/review-reasons")
-    comment: str = Field("", max_length=MAX_TEXT)
+    comment: str = Field("", max_length=MAX_TEXT, pattern=NO_NUL)
     expected_version: Optional[int] = Field(
         None, ge=0, description="the item version the reviewer saw; if the item changed since, 409 with the current "
                                 "state (omit to record the verdict after any earlier one)")
@@ -501,12 +500,12 @@ class ExclusionList(BaseModel):
 # --- outcomes -------------------------------------------------------------------------------
 
 class OutcomeCreate(Strict):
-    enterprise_id: str = Field(min_length=1, max_length=MAX_ID)
-    gap_id: str = Field(min_length=1, max_length=MAX_ID)
+    enterprise_id: str = Field(min_length=1, max_length=MAX_ID, pattern=NO_NUL)
+    gap_id: str = Field(min_length=1, max_length=MAX_ID, pattern=NO_NUL)
     stage: Stage
     date: dt.date = Field(description="when the stage was reached")
-    reason: Optional[str] = Field(None, max_length=MAX_TEXT, description="required for declined / lost")
-    note: str = Field("", max_length=MAX_TEXT)
+    reason: Optional[str] = Field(None, max_length=MAX_TEXT, pattern=NO_NUL, description="required for declined / lost")
+    note: str = Field("", max_length=MAX_TEXT, pattern=NO_NUL)
 
 
 class OutcomeOut(BaseModel):
@@ -553,7 +552,7 @@ class VersionsResponse(BaseModel):
 
 
 class ReloadRequest(Strict):
-    version: Optional[str] = Field(None, min_length=1, max_length=MAX_ID,
+    version: Optional[str] = Field(None, min_length=1, max_length=MAX_ID, pattern=NO_NUL,
                                    description="make this published version current first (rollback); default: reload CURRENT")
 
 
