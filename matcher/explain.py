@@ -201,9 +201,21 @@ def evidence_for(descriptions: list[str], gap_text: str, n: int = 2) -> list[lis
     return out
 
 
+_PERCENT_TEXTS: dict[str, tuple[list[str], list[str]]] = {}
+
+
+def _percent_texts(lang: str) -> tuple[list[str], list[str]]:
+    """'top p%' and 'bottom p%' for p in 0..100, rendered once per language."""
+    if lang not in _PERCENT_TEXTS:
+        L = LABELS[lang]
+        _PERCENT_TEXTS[lang] = ([L["top"].format(p=p) for p in range(101)], [L["bottom"].format(p=p) for p in range(101)])
+    return _PERCENT_TEXTS[lang]
+
+
 def percentile_phrases(matrix: np.ndarray, population: dict[str, np.ndarray], lang: str) -> list[list[str]]:
     """:func:`percentile_phrase` of every cell of ``matrix`` (rows x FEATURES), column by column."""
     out = [[""] * len(FEATURES) for _ in range(len(matrix))]
+    tops, bottoms = _percent_texts(lang)
     for j, name in enumerate(FEATURES):
         known = population[name]
         n = len(known)
@@ -215,13 +227,13 @@ def percentile_phrases(matrix: np.ndarray, population: dict[str, np.ndarray], la
         below, equal, above = lo, hi - lo, 1.0 - hi
         if not HIGHER_IS_NOTABLE.get(name, True):
             above, below = below, above
-        for i, value in enumerate(column):
-            if np.isnan(value) or equal[i] > 0.999:
-                continue
-            if above[i] + equal[i] / 2 < 0.5:
-                out[i][j] = LABELS[lang]["top"].format(p=max(1, math.ceil(round((above[i] + equal[i]) * 100, 6))))
-            else:
-                out[i][j] = LABELS[lang]["bottom"].format(p=max(1, math.ceil(round((below[i] + equal[i]) * 100, 6))))
+        top = above + equal / 2 < 0.5
+        # Python floats from here: per-cell numpy scalar arithmetic costs ~10x more.
+        share = np.where(top, above + equal, below + equal).tolist()
+        top = top.tolist()
+        for i in np.flatnonzero(~(np.isnan(column) | (equal > 0.999))).tolist():
+            p = max(1, math.ceil(round(share[i] * 100, 6)))
+            out[i][j] = tops[p] if top[i] else bottoms[p]
     return out
 
 
@@ -232,18 +244,21 @@ def contribution_rows(
     its percentile phrase from :func:`percentile_phrases`) and where it came from."""
     L = LABELS[lang]
     rows = []
-    for name, value, contribution, where in zip(FEATURES, features, contributions, phrases):
-        value = float(value)
+    separator = " — " if lang == "en" else "，"
+    raises, lowers = (f" ({L['raises']})", f" ({L['lowers']})") if lang == "en" else (f"（{L['raises']}）", f"（{L['lowers']}）")
+    # Python floats: per-cell numpy scalar arithmetic costs ~10x more (1,300 cells for a top 50).
+    for name, value, contribution, where in zip(FEATURES, np.asarray(features, float).tolist(),
+                                                np.asarray(contributions, float).tolist(), phrases):
         text = reason_text(name, value, lang)
         if where:
-            text += (" — " if lang == "en" else "，") + where
+            text += separator + where
         if abs(contribution) > 1e-9:
-            text += f" ({L['raises'] if contribution > 0 else L['lowers']})" if lang == "en" else f"（{L['raises'] if contribution > 0 else L['lowers']}）"
+            text += raises if contribution > 0 else lowers
         source = OBSERVED.get(name)
         rows.append({
             "feature": name,
-            "value": None if np.isnan(value) else round(value, 6),
-            "contribution": float(contribution),
+            "value": None if value != value else round(value, 6),
+            "contribution": contribution,
             "text": text,
             "source": {"kind": "observed", "column": source, "updated_at": updated_at} if source else {"kind": "derived"},
         })
@@ -291,7 +306,10 @@ def explain_ranked(catalog, gap: dict, ranked: pd.DataFrame, features: pd.DataFr
     neighbours = set(ctx.neighbours.get(segment_id, [])) if segment_id else set()
     vectors = ctx.vectors
     columns = [S.ENTERPRISE_ID, S.NAME, S.DESCRIPTION, S.UPDATED_AT, S.RISK_FLAGS, S.QUALIFICATIONS]
-    ents = catalog.enterprises.iloc[rows][columns].to_dict("records")
+    # Column by column: taking 50 rows of the whole frame copies every column of each.
+    taken = [catalog.enterprises[c].iloc[rows].tolist() for c in columns]
+    ents = [dict(zip(columns, values)) for values in zip(*taken)]
+    ranks, scores = ranked["rank"].to_numpy().tolist(), ranked["score"].to_numpy(dtype=float).tolist()
     evidence = evidence_for([e[S.DESCRIPTION] for e in ents], gap["text"])
     # Only the partner and landed rows are named: converting whole columns is O(universe).
     needed = np.union1d(partner_rows, landed_rows[landed_rows >= 0]).astype(int)
@@ -345,7 +363,7 @@ def explain_ranked(catalog, gap: dict, ranked: pd.DataFrame, features: pd.DataFr
                                     "similarity": round(float(sims[j]), 4)})
         out.append({
             "enterprise_id": ent[S.ENTERPRISE_ID], "name": ent[S.NAME], "gap_id": gap.get("gap_id"),
-            "rank": int(ranked["rank"].iloc[i]), "score": float(ranked["score"].iloc[i]), "ranker": catalog.ranker_name,
+            "rank": int(ranks[i]), "score": scores[i], "ranker": catalog.ranker_name,
             "lang": lang, "output_space": space, "base_value": float(base), "model_output": model_output,
             "contributions": ordered,
             "reasons": {

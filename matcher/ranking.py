@@ -41,7 +41,7 @@ def single_threaded():
 
     if _THREADS is None:
         _THREADS = ThreadpoolController()
-    return _THREADS.limit(limits=1, user_api="openmp")
+    return _THREADS.limit(limits=1)
 WEIGHTS = {"fit": 0.6, "growth": 0.25, "regional": 0.15}
 
 

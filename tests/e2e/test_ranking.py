@@ -167,8 +167,11 @@ def test_train_publishes_a_landing_model_version_with_a_growth_model(trained):
     assert manifest["parent_version"] == trained.parent_version
     assert manifest["ranker"] == {"kind": "landing-model", "trained_in": report["version"],
                                   "scikit_learn": sklearn.__version__, "outcomes": len(outcomes) - unknown_firm}
-    assert report["outcomes"] == {"usable": len(outcomes) - unknown_firm, "rejected": unknown_firm,
-                                  "rejected_reasons": {"enterprise_id not in the published snapshot": unknown_firm} if unknown_firm else {}}
+    assert {k: report["outcomes"][k] for k in ("usable", "rejected", "rejected_reasons")} == {
+        "usable": len(outcomes) - unknown_firm, "rejected": unknown_firm,
+        "rejected_reasons": {"enterprise_id not in the published snapshot": unknown_firm} if unknown_firm else {}}
+    # No service database yet: every label came from the outcome file.
+    assert report["outcomes"]["sources"] == {"files": len(outcomes) - unknown_firm, "database": 0, "reviews": 0}
     # The earlier snapshot is found by data date although it was ingested last.
     growth = report["growth"]
     assert trained.previous_snapshot > trained.current_snapshot
