@@ -56,7 +56,9 @@ def serve(
     if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="matcher-metrics-")
     uvicorn.run("service.app:create_app", factory=True, host=host, port=port, workers=workers, log_level=log_level,
-                access_log=access_log, timeout_graceful_shutdown=20)
+                access_log=access_log, timeout_graceful_shutdown=20,
+                # A worker imports torch and loads its artifacts before it answers health pings.
+                timeout_worker_healthcheck=120)
 
 
 keys_app = typer.Typer(help="API keys: create (shown once), list, revoke.", no_args_is_help=True)

@@ -1,12 +1,14 @@
 """The HTTP service: ``create_app(settings)`` builds it; ``matcher serve`` runs it under uvicorn.
 
 At startup the database is migrated (unless ``service_db_auto_upgrade`` is off, as in the workers
-``matcher serve`` starts after migrating once), and the current artifact version loads in the
-background: ``/health`` answers at once, ``/ready`` says 503 until the version is loaded and warm.
+``matcher serve`` starts after migrating once), and the current artifact version loads and warms
+before the worker accepts requests (up to ``service_startup_wait_s``; after that, or with nothing
+published, it starts anyway: ``/health`` answers, ``/ready`` says 503 until a version is loaded).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import time
@@ -128,6 +130,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI):
         writer.start()
         holder.start()
+        # Accept connections once the version is loaded (so no worker of several answers 503
+        # while its siblings serve); with nothing published, start at once and say 503 on /ready.
+        if holder.published() is not None:
+            await asyncio.to_thread(holder.first_check.wait, settings.service_startup_wait_s)
         log.info("service started: database %s, artifacts %s", describe(settings.db_url), settings.artifacts_dir)
         try:
             yield

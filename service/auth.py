@@ -16,6 +16,7 @@ import threading
 import time
 
 from fastapi import Depends, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from matcher.store import repo
@@ -40,6 +41,12 @@ class KeyCache:
         self._cache: dict[str, tuple[Actor, float]] = {}
         self._lock = threading.Lock()
 
+    def cached(self, key: str) -> Actor | None:
+        """The actor of a key checked within the last ``ttl_s`` seconds, or None."""
+        with self._lock:
+            hit = self._cache.get(repo.hash_key(key))
+        return hit[0] if hit is not None and hit[1] > time.monotonic() else None
+
     def actor(self, key: str) -> Actor | None:
         digest = repo.hash_key(key)
         now = time.monotonic()
@@ -56,11 +63,13 @@ class KeyCache:
         return actor
 
 
-def current_actor(request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> Actor:
-    """The caller, from a valid key (401 otherwise)."""
+async def current_actor(request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> Actor:
+    """The caller, from a valid key (401 otherwise). Async: a key checked recently costs no
+    thread hop; otherwise the database lookup runs in the thread pool."""
     if credentials is None or credentials.scheme.lower() != "bearer" or not credentials.credentials:
         raise AuthenticationError("missing API key: send 'Authorization: Bearer <key>' (keys come from 'matcher keys create')")
-    actor = request.app.state.keys.actor(credentials.credentials)
+    keys = request.app.state.keys
+    actor = keys.cached(credentials.credentials) or await run_in_threadpool(keys.actor, credentials.credentials)
     if actor is None:
         raise AuthenticationError("unknown or revoked API key")
     rid = getattr(request.state, "request_id", None)
@@ -71,7 +80,7 @@ def current_actor(request: Request, credentials: HTTPAuthorizationCredentials | 
 
 def need(permission: str):
     """Dependency: the caller, who must hold ``permission`` (403 otherwise)."""
-    def check(actor: Actor = Depends(current_actor)) -> Actor:
+    async def check(actor: Actor = Depends(current_actor)) -> Actor:
         if permission not in PERMISSIONS.get(actor.role, []):
             raise PermissionDeniedError(f"role '{actor.role}' may not do this ({permission} is needed)")
         return actor

@@ -76,6 +76,10 @@ class RankedEntry:
     def feature_vector(self, position: int) -> dict:
         return dict(zip(self.record["feature_names"], self.record["items"][position]["features"]))
 
+    def explained(self, positions: list[int], lang: str) -> bool:
+        """Whether the rows at ``positions`` are explained already (answering needs no computing)."""
+        return all((lang, p) in self._explanations for p in positions)
+
     def explanations(self, catalog: Catalog, positions: list[int], lang: str) -> list[dict]:
         """Explanations of rows at ``positions`` (computed once per row and language)."""
         from matcher.explain import explain_ranked
@@ -162,6 +166,14 @@ class Loaded:
                     self._inflight.pop(key, None)
             return entry
 
+    def peek(self, key: tuple) -> RankedEntry | None:
+        """A cached list, or None (never computes)."""
+        with self._lists_lock:
+            entry = self._lists.get(key)
+            if entry is not None:
+                self.hits += 1
+            return entry
+
     def gap_list(self, gap_id: str, filters: Filters) -> RankedEntry:
         """The ranked list of a gap (raises UnknownEntityError for an unknown gap)."""
         gap, vector = self.catalog.gap(gap_id)
@@ -205,6 +217,7 @@ class ArtifactHolder:
         self._failed: str | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self.first_check = threading.Event()  # set once the first load has succeeded or failed
 
     def published(self) -> str | None:
         try:
@@ -242,6 +255,9 @@ class ArtifactHolder:
     def check(self) -> None:
         """Reload if ``CURRENT`` names another version than the one served (once per failure)."""
         published = self.published()
+        if published is None and self.current is None:
+            self.last_error = (f"{self.artifacts_dir}: no published artifact version yet; run 'matcher build' "
+                               "(or the nightly refresh)")
         if published is None or (self.current is not None and published == self.current.version) or published == self._failed:
             return
         try:
@@ -257,6 +273,7 @@ class ArtifactHolder:
         def run() -> None:
             while not self._stop.is_set():
                 self.check()
+                self.first_check.set()
                 self._stop.wait(self.poll_s)
 
         self._thread = threading.Thread(target=run, name="artifact-poller", daemon=True)

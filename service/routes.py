@@ -12,6 +12,7 @@ from typing import Annotated, Optional
 import numpy as np
 import pandas as pd
 from fastapi import APIRouter, Body, Depends, Header, Path, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
 
 from matcher import artifacts
 from matcher import schemas as S
@@ -55,7 +56,7 @@ def clean(value: str | None, where: str) -> str | None:
     return value
 
 
-def query_filters(
+async def query_filters(
     country: Annotated[list[str], Query(description="any of these countries; repeatable")] = [],  # noqa: B006
     province: Annotated[list[str], Query(description="any of these provinces/states; repeatable")] = [],  # noqa: B006
     min_employees: Annotated[Optional[int], Query(ge=0, le=10_000_000)] = None,
@@ -146,22 +147,39 @@ def gaps(request: Request, chain: TextQuery = None, actor: Actor = Depends(need(
 # --- prospects ------------------------------------------------------------------------------
 
 @router.get("/gaps/{gap_id}/prospects", response_model=api.ProspectPage, summary="Ranked prospects of a gap (paginated)")
-def prospects(request: Request, gap_id: Annotated[str, Path(max_length=api.MAX_ID)], top: TopQuery = 20,
-              offset: OffsetQuery = 0, lang: LangQuery = "en", filters: api.ProspectFilters = Depends(query_filters),
-              actor: Actor = Depends(need("prospects:read"))):
+async def prospects(request: Request, gap_id: Annotated[str, Path(max_length=api.MAX_ID)], top: TopQuery = 20,
+                    offset: OffsetQuery = 0, lang: LangQuery = "en", filters: api.ProspectFilters = Depends(query_filters),
+                    actor: Actor = Depends(need("prospects:read"))):
+    # A page of a cached, explained list is answered on the event loop (no thread hop: the
+    # common case, and the one with tight latency); anything to compute goes to the thread pool.
     state = svc(request)
     loaded = state.loaded()
     loaded.catalog.gap(gap_id)
+    if not state.exclusions_due():
+        entry = loaded.peek(("gap", gap_id, to_filters(filters, state.exclusions.get(gap_id, frozenset()))))
+        positions = list(range(offset, min(offset + top, entry.total))) if entry is not None else []
+        if entry is not None and entry.explained(positions, lang):
+            return page(state, loaded, entry, filters, offset, top, lang, "prospects", actor)
+    return await run_in_threadpool(_prospects, state, loaded, gap_id, filters, offset, top, lang, actor)
+
+
+def _prospects(state: ServiceState, loaded: Loaded, gap_id: str, filters: api.ProspectFilters, offset: int, top: int,
+               lang: str, actor: Actor) -> api.ProspectPage:
     entry = loaded.gap_list(gap_id, to_filters(filters, state.excluded(gap_id)))
     return page(state, loaded, entry, filters, offset, top, lang, "prospects", actor)
 
 
 @router.post("/prospects/search", response_model=api.ProspectPage, responses=WRITE_ERRORS,
              summary="Ranked enterprises for a free-text need")
-def search(request: Request, body: api.SearchRequest, actor: Actor = Depends(need("prospects:read"))):
+async def search(request: Request, body: api.SearchRequest, actor: Actor = Depends(need("prospects:read"))):
     state = svc(request)
     loaded = state.loaded()
-    entry = loaded.search_list(body.text, to_filters(body.filters))
+    filters = to_filters(body.filters)
+    entry = loaded.peek(("search", body.text, filters))
+    positions = list(range(body.offset, min(body.offset + body.top, entry.total))) if entry is not None else []
+    if entry is None or not entry.explained(positions, body.lang):
+        entry = await run_in_threadpool(loaded.search_list, body.text, filters)
+        await run_in_threadpool(entry.explanations, loaded.catalog, list(range(body.offset, min(body.offset + body.top, entry.total))), body.lang)
     return page(state, loaded, entry, body.filters, body.offset, body.top, body.lang, "search", actor)
 
 

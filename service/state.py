@@ -51,6 +51,9 @@ class ServiceState:
                 self.exclusion_revision, self.exclusions = repo.active_exclusions(self.store)
             self._checked = time.monotonic()
 
+    def exclusions_due(self) -> bool:
+        return time.monotonic() - self._checked >= self.settings.service_exclusion_poll_s
+
     def excluded(self, gap_id: str) -> frozenset:
         self.refresh_exclusions()
         return self.exclusions.get(gap_id, frozenset())

@@ -74,3 +74,16 @@ def test_publish_is_picked_up_without_mixing_versions_and_rollback(service, serv
         assert client.post("/v1/admin/reload", headers=admin, json={"version": "nope"}).status_code == 404
         assert client.post("/v1/admin/reload", headers=admin).json()["changed"] is False
         assert client.post("/v1/admin/reload", headers=service.auth("staff")).status_code == 403
+
+
+def test_not_ready_until_a_version_is_published(service, service_workspace, database_url, tmp_path):
+    home = tmp_path / "empty"
+    app = create_app(service_settings(home, database_url))
+    with TestClient(app) as client:
+        assert client.get("/health").status_code == 200
+        ready = client.get("/ready")
+        assert ready.status_code == 503 and not ready.json()["ready"]
+        error = client.get("/v1/gaps", headers=service.auth("staff")).json()["error"]
+        assert error["code"] == "not_ready" and "matcher build" in error["message"]
+        shutil.copytree(service_workspace.home / "models" / "matcher", home / "models" / "matcher")
+        assert wait_ready(client)["version"] == service_workspace.manifest["version"]
