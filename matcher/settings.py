@@ -31,19 +31,6 @@ class Settings(BaseSettings):
     service_warm_explain_top: int = Field(20, ge=0, le=200, description="rows explained per gap when a version loads")
     service_db_auto_upgrade: bool = Field(True, description="apply database migrations when the service starts")
     service_startup_wait_s: float = Field(300.0, ge=0, description="how long a worker waits for its artifacts before accepting requests")
-    # Service and its database (service/, matcher/store/)
-    database_url: str | None = Field(
-        None, validation_alias=AliasChoices("MATCHER_DATABASE_URL", "DATABASE_URL", "database_url"),
-        description="postgresql://user@host/db or sqlite:///path; None: SQLite file HOME/matcher.db",
-    )
-    service_reload_poll_s: float = Field(5.0, gt=0, description="how often workers check models/matcher/CURRENT")
-    service_max_body_bytes: int = Field(1_048_576, ge=1024, description="largest request body accepted")
-    service_auth_cache_s: float = Field(5.0, ge=0, description="how long a checked API key is trusted without the database")
-    service_exclusion_poll_s: float = Field(1.0, ge=0, description="how often workers check for new review exclusions")
-    service_log_flush_s: float = Field(0.5, gt=0, description="served-list log batch interval")
-    service_warm_gaps: bool = Field(True, description="rank every gap when a version loads (before it serves)")
-    service_warm_explain_top: int = Field(20, ge=0, le=200, description="rows explained per gap when a version loads")
-    service_db_auto_upgrade: bool = Field(True, description="apply database migrations when the service starts")
     chain_map: Path = Field(PROJECT_ROOT / "data" / "chains" / "yangpu.yaml")
     embedding_model: str = Field(
         "all-MiniLM-L6-v2", description="packaged model name or a local directory"
