@@ -526,6 +526,7 @@ def train(
 @evaluate_app.command("ranking")
 def evaluate_ranking_command(
     outcomes: OutcomesOpt,
+    repeats: Annotated[int, typer.Option("--repeats", min=1, max=100, help="Time- and group-respecting splits to average over (each holds out other gaps).")] = 12,
     home: HomeOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -537,7 +538,7 @@ def evaluate_ranking_command(
     usable, rejected = load_outcomes(outcomes, set(catalog.enterprises["enterprise_id"]), catalog.known_gap_ids())
     if len(usable) < 20 or usable["landed"].nunique() < 2:
         raise SchemaError(f"{', '.join(map(str, outcomes))}: {len(usable)} usable outcomes; too few to evaluate")
-    evaluation = evaluate_ranking(catalog, usable, pair_features(catalog, usable))
+    evaluation = evaluate_ranking(catalog, usable, pair_features(catalog, usable), repeats=repeats)
     if as_json:
         emit_json({**evaluation, "rejected": len(rejected)})
     else:
