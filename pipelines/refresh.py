@@ -635,31 +635,50 @@ def _carry_models(parent_dir: Path, staged: Path, parent: dict, table: pd.DataFr
     return carried
 
 
-def _standing(path: Path, settings_top: int, config: RefreshConfig) -> tuple[pd.DataFrame, Catalog]:
-    """A version's standing prospect lists: stored ones when they were ranked by the version's own
-    ranker, else ranked now (a version trained after it was built carries its parent's lists)."""
-    bc = config.build
-    catalog = Catalog.load(path, ef_search=bc.hnsw_ef_search, depth=bc.retrieval_depth, dense_weight=bc.dense_weight, check=False)
-    stored = path / PROSPECTS_FILE
+@dataclass
+class VersionView:
+    """What the change report reads of a version (no index or BM25 loaded)."""
+
+    path: Path
+    enterprises: pd.DataFrame
+    gaps: list[dict]
+    segments: pd.DataFrame
+    assignments: pd.DataFrame
+    ranker_name: str
+
+    @classmethod
+    def load(cls, path: Path) -> "VersionView":
+        manifest = json.loads((path / artifacts.MANIFEST).read_text())
+        ranker = ("cold-start" if not (path / C.RANKER_FILE).is_file()
+                  else f"landing-model@{manifest.get('ranker', {}).get('trained_in')}")
+        return cls(path, pd.read_parquet(path / C.ENTERPRISES_FILE), json.loads((path / C.GAPS_FILE).read_text()),
+                   pd.read_parquet(path / C.SEGMENTS_FILE), pd.read_parquet(path / C.ASSIGNMENTS_FILE), ranker)
+
+
+def _standing(view: VersionView, config: RefreshConfig) -> pd.DataFrame:
+    """A version's standing prospect lists: the stored ones when its own ranker ranked them, else
+    ranked now (a version trained after it was built carries its parent's lists)."""
+    stored = view.path / PROSPECTS_FILE
     if stored.is_file():
         standing = pd.read_parquet(stored)
-        if len(standing) and (standing["ranker"] == catalog.ranker_name).all():
-            return standing, catalog
-    return standing_prospects(catalog, settings_top), catalog
+        if len(standing) and (standing["ranker"] == view.ranker_name).all():
+            return standing
+    bc = config.build
+    catalog = Catalog.load(view.path, ef_search=bc.hnsw_ef_search, depth=bc.retrieval_depth, dense_weight=bc.dense_weight,
+                           check=False)
+    return standing_prospects(catalog, bc.standing_top)
 
 
 def _change_report(config: RefreshConfig, parent_dir: Path, version: str, before: pd.DataFrame, snapshot: SnapshotInfo) -> dict:
-    bc = config.build
-    standing_before, old = _standing(parent_dir, bc.standing_top, config)
-    standing_after, new = _standing(bc.artifacts_dir / version, bc.standing_top, config)
-    report = change_report(ReportInputs(
-        standing_before=standing_before, standing_after=standing_after,
+    old = VersionView.load(parent_dir)
+    new = VersionView.load(config.build.artifacts_dir / version)
+    return change_report(ReportInputs(
+        standing_before=_standing(old, config), standing_after=_standing(new, config),
         enterprises_before=before, enterprises_after=new.enterprises,
         gaps_before=old.gaps, gaps_after=new.gaps, segments_before=old.segments, segments_after=new.segments,
         assignments_before=old.assignments, assignments_after=new.assignments,
         ranker_before=old.ranker_name, ranker_after=new.ranker_name,
     ))
-    return report
 
 
 # ---------------------------------------------------------------------------------- summaries
@@ -774,10 +793,11 @@ def refresh_command(
     home: HomeOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Refresh the published version from a new export: only changed profiles are embedded again.
+    """Refresh the published version from a new export: only new and changed profiles are embedded.
 
-    Exit codes: 0 published, 1 failed (the published version keeps serving), 2 invalid invocation,
-    3 nothing to do, 4 another refresh is running, 5 stopped by the shrink guard.
+    Exit codes: 0 published; 1 failed (the published version keeps serving; see 'matcher report
+    latest'); 2 invalid invocation or settings; 3 nothing to do; 4 another refresh is running;
+    5 stopped by the shrink guard (rerun with --allow-shrink if the shrink is real).
     """
     code, record = run_refresh(settings_for(home), source, mapping, allow_shrink, outcomes)
     if as_json:
