@@ -18,7 +18,7 @@ from matcher.retrieval import Filters, records
 from matcher.settings import PROJECT_ROOT, Settings
 from matcher.snapshot import ingest as ingest_snapshot
 from pipelines.build_index import BuildConfig, build as build_version
-from pipelines.train_ranker import TrainConfig, train as train_version
+from pipelines.train_ranker import EVALUATION_SPLITS, TrainConfig, train as train_version
 from pipelines.cli import HomeOption, JsonOption, TopOption, app, emit_json, err, out, progress_factory, settings_for
 
 SAMPLE_MAPPING = PROJECT_ROOT / "data" / "mappings" / "sample.yaml"
@@ -526,7 +526,7 @@ def train(
 @evaluate_app.command("ranking")
 def evaluate_ranking_command(
     outcomes: OutcomesOpt,
-    repeats: Annotated[int, typer.Option("--repeats", min=1, max=100, help="Time- and group-respecting splits to average over (each holds out other gaps).")] = 12,
+    repeats: Annotated[int, typer.Option("--repeats", min=1, max=100, help="Time- and group-respecting splits to average over (each holds out other gaps).")] = EVALUATION_SPLITS,
     home: HomeOption = None,
     as_json: JsonOption = False,
 ) -> None:
