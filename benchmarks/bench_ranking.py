@@ -82,7 +82,7 @@ def scaled(catalog: Catalog, factor: int, seed: int = 0) -> Catalog:
     print(f"  built BM25 over {len(texts):,} texts in {time.perf_counter() - t:.0f} s", flush=True)
     growth = np.tile(catalog.growth_scores, factor) if catalog.growth_scores is not None else None
     return replace(catalog, enterprises=enterprises, searcher=VectorSearcher(index, vectors), lexical=lexical,
-                   growth_scores=growth, _context=None, _dense_sample=None, _masks={}, _filter_columns=None, _landed=None)
+                   growth_scores=growth, _context=None, _dense_sample=None, _masks={}, _filter_columns=None, _landed=None, _landed_vectors=None)
 
 
 def main() -> int:

@@ -94,6 +94,7 @@ class Catalog:
     _dense_sample: np.ndarray | None = None
     _context: FeatureContext | None = field(default=None, repr=False)
     _landed: tuple | None = field(default=None, repr=False)
+    _landed_vectors: np.ndarray | None = field(default=None, repr=False)
     _masks: dict = field(default_factory=dict, repr=False)
     _filter_columns: FilterColumns | None = field(default=None, repr=False)
 
@@ -183,6 +184,13 @@ class Catalog:
             else:
                 self._landed = (np.zeros(0, int), {})
         return self._landed
+
+    def landed_vectors(self) -> np.ndarray:
+        """Vectors of the landed enterprises of :meth:`landed` (known rows only), read once."""
+        if self._landed_vectors is None:
+            rows = self.landed()[0]
+            self._landed_vectors = np.ascontiguousarray(self.searcher.vectors[rows[rows >= 0]], dtype=np.float32)
+        return self._landed_vectors
 
     def allowed(self, filters: Filters) -> np.ndarray:
         """The filter mask, cached per distinct filter (the default one serves most requests)."""

@@ -163,8 +163,11 @@ def reason_text(feature: str, value: float, lang: str) -> str:
     if value is None or value != value:  # missing (NaN)
         names = FEATURE_NAMES_ZH if lang == "zh" else FEATURE_NAMES_EN
         return L["missing"].format(name=names.get(feature, feature.replace("_", " ")))
+    fields = _fields(lang, feature)
+    if fields == ("v",):
+        return L[feature].format(v=value)
     values = {}
-    for name in _fields(lang, feature):
+    for name in fields:
         if name == "v":
             values[name] = value
         elif name == "pct":
@@ -273,6 +276,16 @@ def cold_start_contributions(components: pd.Series) -> tuple[float, dict[str, fl
     return 0.0, {k: float(v) for k, v in parts.items()}
 
 
+def top_positions(scores: np.ndarray, k: int) -> np.ndarray:
+    """Positions of the ``k`` highest scores, best first, ties by position: exactly
+    ``np.argsort(-scores, kind="stable")[:k]`` without sorting all of them."""
+    if len(scores) <= k:
+        return np.argsort(-scores, kind="stable")
+    threshold = np.partition(scores, len(scores) - k)[len(scores) - k]
+    candidates = np.flatnonzero(scores >= threshold)
+    return candidates[np.argsort(-scores[candidates], kind="stable")][:k]
+
+
 def _status(strength: float, weak_below: float) -> str:
     return "missing" if strength <= 0 else "weak" if strength < weak_below else "strong"
 
@@ -315,9 +328,10 @@ def explain_ranked(catalog, gap: dict, ranked: pd.DataFrame, features: pd.DataFr
     needed = np.union1d(partner_rows, landed_rows[landed_rows >= 0]).astype(int)
     names = dict(zip(needed.tolist(), catalog.enterprises[S.NAME].array.take(needed).to_numpy()))
     ids = dict(zip(needed.tolist(), catalog.enterprises[S.ENTERPRISE_ID].array.take(needed).to_numpy()))
-    partner_sims = vectors[rows] @ vectors[partner_rows].T if len(partner_rows) else None
+    prospect_vectors = np.ascontiguousarray(vectors[rows])
+    partner_sims = prospect_vectors @ vectors[partner_rows].T if len(partner_rows) else None
     others_all = landed_rows[landed_rows >= 0]
-    landed_sims = vectors[rows] @ vectors[others_all].T if len(others_all) else None
+    landed_sims = prospect_vectors @ catalog.landed_vectors().T if len(others_all) else None
     snapshot = catalog.manifest["snapshot"]["snapshot_id"]
 
     out = []
@@ -348,7 +362,7 @@ def explain_ranked(catalog, gap: dict, ranked: pd.DataFrame, features: pd.DataFr
                        "status_before": _status(before, weak_below), "status_after": _status(before + gain, weak_below)}
         partners = []
         if partner_sims is not None:
-            for j in np.argsort(-partner_sims[i], kind="stable")[:5]:
+            for j in top_positions(partner_sims[i], 5):
                 pid = ids[int(partner_rows[j])]
                 segs = [s for s in ctx.partner_segments.get(pid, []) if s in neighbours]
                 partners.append({"enterprise_id": pid, "name": names[int(partner_rows[j])], "segment_id": segs[0] if segs else None,
@@ -356,7 +370,7 @@ def explain_ranked(catalog, gap: dict, ranked: pd.DataFrame, features: pd.DataFr
         similar = []
         if landed_sims is not None:
             sims = np.where(others_all == row, -np.inf, landed_sims[i])
-            for j in np.argsort(-sims, kind="stable")[:3]:
+            for j in top_positions(sims, 3):
                 if np.isfinite(sims[j]):
                     eid = ids[int(others_all[j])]
                     similar.append({"enterprise_id": eid, "name": names[int(others_all[j])], "landed_for": landed_gap.get(eid),
