@@ -13,6 +13,7 @@
   const FACTORS = window.FACTOR_LABELS[LANG];
   const CHART_TOP = 10; // bars shown before "show all"
   const GAPS_TOP = 8;
+  const NEW_SHORTLIST_TOP = 20;
 
   const state = {
     me: null,
@@ -285,7 +286,8 @@
     const match = window.location.hash.match(/^#\/shortlists\/(\d+)\/items\/(\d+)$/);
     // Switching prospects within the open shortlist needs no reload.
     if (match && state.shortlist && state.shortlist.shortlist_id === Number(match[1])) {
-      selectItem(Number(match[2]));
+      // Re-rendering the prospect already shown would throw away a half-written review.
+      if (state.selectedItem !== Number(match[2])) selectItem(Number(match[2]));
       return;
     }
     route();
@@ -360,10 +362,12 @@
         box.append(el("p", { class: "muted" }, t("no_gaps")));
         return;
       }
+      const canCreate = (state.me.permissions || []).includes("shortlists:create");
       const tbody = el("tbody");
       const table = el("table", { class: "grid", dataset: { testid: "gaps" } },
         el("thead", {}, el("tr", {}, el("th", {}, t("col_gap")), el("th", {}, t("col_kind")),
-          el("th", { class: "num" }, t("col_severity")), el("th", { class: "num" }, t("col_strength")))),
+          el("th", { class: "num" }, t("col_severity")), el("th", { class: "num" }, t("col_strength")),
+          canCreate ? el("th", {}) : null)),
         tbody);
       let expanded = false;
       const toggle = el("button", { type: "button", class: "link" });
@@ -373,7 +377,11 @@
           el("td", {}, g.title || g.gap_id),
           el("td", {}, el("span", { class: "badge gap-" + g.kind }, t("kind_" + g.kind))),
           el("td", { class: "num" }, Number(g.severity).toFixed(2)),
-          el("td", { class: "num" }, g.strength === null || g.strength === undefined ? "–" : g.strength))));
+          el("td", { class: "num" }, g.strength === null || g.strength === undefined ? "–" : g.strength),
+          canCreate ? el("td", { class: "num" }, el("button", {
+            type: "button", class: "small-button", title: t("new_shortlist_title", { n: NEW_SHORTLIST_TOP }),
+            dataset: { testid: "new-shortlist" }, onclick: (e) => createShortlist(g, e.target),
+          }, t("new_shortlist"))) : null)));
         toggle.textContent = expanded ? t("show_fewer") : t("show_all", { n: gaps.length });
         toggle.hidden = gaps.length <= GAPS_TOP;
       };
@@ -383,6 +391,20 @@
     } catch (err) {
       box.replaceChildren(heading);
       showError(err, box.appendChild(el("div")));
+    }
+  }
+
+  // A shortlist freezes the gap's current top N (scores, explanations, versions) for review.
+  async function createShortlist(gap, button) {
+    button.disabled = true;
+    try {
+      const created = await api("/v1/shortlists" + (LANG === "zh" ? "?lang=zh" : ""), {
+        method: "POST", body: { gap_id: gap.gap_id, top: NEW_SHORTLIST_TOP },
+      });
+      window.location.hash = "#/shortlists/" + created.shortlist_id;
+    } catch (err) {
+      button.disabled = false;
+      if (err.status !== 401) flash(err.message, "error");
     }
   }
 

@@ -60,6 +60,8 @@ window.I18N = {
     col_name: "Enterprise",
     col_score: "Score",
     open: "Open",
+    new_shortlist: "New shortlist",
+    new_shortlist_title: "Freeze this gap's current top {n} prospects as a shortlist to review",
     // statuses
     status_open: "open",
     status_in_review: "in review",
@@ -182,6 +184,8 @@ window.I18N = {
     col_name: "企业",
     col_score: "得分",
     open: "打开",
+    new_shortlist: "生成名单",
+    new_shortlist_title: "将该缺口当前排名前 {n} 的企业固定为一份待审核的候选名单",
     status_open: "待审核",
     status_in_review: "审核中",
     status_reviewed: "已完成",

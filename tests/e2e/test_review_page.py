@@ -31,7 +31,7 @@ pytestmark = pytest.mark.e2e
 
 CHROMIUM = Path(os.environ.get("MATCHER_TEST_CHROMIUM", "/usr/bin/chromium"))
 CHROMEDRIVER = Path(os.environ.get("MATCHER_TEST_CHROMEDRIVER", "/usr/bin/chromedriver"))
-WAIT_S = 15
+WAIT_S = 30
 
 
 def free_port() -> int:
@@ -48,20 +48,22 @@ def service(workspace_copy):
     from matcher.settings import Settings
     from service.app import create_app
 
-    settings = Settings(home=workspace_copy.home)
+    # No warm-up ranking of every gap before serving: the page asks for one shortlist.
+    settings = Settings(home=workspace_copy.home, service_warm_gaps=False, service_warm_explain_top=0)
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, name="review-page-service", daemon=True)
     thread.start()
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 180  # generous: the CI machine is shared
     while True:
         try:
-            if httpx.get(url + "/ready", timeout=2).json().get("ready"):
+            ready = httpx.get(url + "/ready", timeout=5).json()
+            if ready.get("ready"):
                 break
-        except (httpx.HTTPError, ValueError):
-            pass
-        assert thread.is_alive() and time.monotonic() < deadline, "the service did not become ready"
+        except (httpx.HTTPError, ValueError) as exc:
+            ready = repr(exc)
+        assert thread.is_alive() and time.monotonic() < deadline, f"the service did not become ready: {ready}"
         time.sleep(0.1)
     try:
         yield url
@@ -105,9 +107,13 @@ def create_key(home: Path, role: str, *chains: str) -> str:
 # --- page helpers ---------------------------------------------------------------------------
 
 def wait_for(driver, condition, what: str):
+    """Poll ``condition`` until truthy; the page re-renders parts of itself, so an element found a
+    moment ago may be gone (stale) and is simply looked up again."""
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
     from selenium.webdriver.support.ui import WebDriverWait
 
-    return WebDriverWait(driver, WAIT_S).until(lambda d: condition(d), message=f"waiting for {what}")
+    return WebDriverWait(driver, WAIT_S, ignored_exceptions=(NoSuchElementException, StaleElementReferenceException)).until(
+        lambda d: condition(d), message=f"waiting for {what}")
 
 
 def find(driver, testid: str, within=None):
@@ -145,6 +151,7 @@ def open_item(driver, item_id: int):
     from selenium.webdriver.common.by import By
 
     driver.find_element(By.CSS_SELECTOR, f"[data-testid='item'][data-item-id='{item_id}'] a").click()
+    wait_for(driver, lambda d: d.current_url.endswith(f"/items/{item_id}"), f"the address of item {item_id}")
     return wait_for(driver, lambda d: next((e for e in find_all(d, "item-detail") if e.get_attribute("data-item-id") == str(item_id)), None),
                     f"the detail of item {item_id}")
 
