@@ -85,7 +85,8 @@ def compare_standing(a: pd.DataFrame, b: pd.DataFrame, top: int = 20) -> dict:
     return {
         "gaps": len(gaps), f"gaps_with_identical_top{top}": same, f"mean_top{top}_overlap": round(float(np.mean(overlap)), 4),
         "max_score_difference": float((merged["score_a"] - merged["score_b"]).abs().max()) if len(merged) else None,
-        "identical_standing_lists": bool(a.reset_index(drop=True).equals(b.reset_index(drop=True))),
+        "identical_standing_lists": bool(a.drop(columns="ranked_in", errors="ignore").reset_index(drop=True)
+                                         .equals(b.drop(columns="ranked_in", errors="ignore").reset_index(drop=True))),
     }
 
 

@@ -28,7 +28,7 @@ from matcher.retrieval import Filters
 
 PROSPECTS_FILE = "prospects.parquet"  # standing prospect lists of a version
 STANDING_COLUMNS = ("gap_id", "rank", S.ENTERPRISE_ID, S.NAME, "score", "fit_score", "growth_score", "regional_score",
-                    "similarity", "ranker")
+                    "similarity", "ranker", "ranked_in")
 
 
 # ----------------------------------------------------------------------------------------- diff
@@ -185,12 +185,13 @@ def retrain_plan(policy: RefreshPolicy, model_card: dict | None, snapshot_id: st
 
 def standing_prospects(catalog, top: int = 50) -> pd.DataFrame:
     """The top ``top`` outside, non-closed prospects of every gap, as ``matcher prospects`` ranks
-    them (columns ``STANDING_COLUMNS``)."""
+    them (columns ``STANDING_COLUMNS``; ``ranked_in`` is the version that ranked them, so a copy
+    carried into another version is recognised as stale)."""
     frames = []
     for gap in catalog.gaps:
         ranked = catalog.prospects(gap["gap_id"], top, Filters())
         if len(ranked):
-            frames.append(ranked.assign(gap_id=gap["gap_id"])[list(STANDING_COLUMNS)])
+            frames.append(ranked.assign(gap_id=gap["gap_id"], ranked_in=catalog.version)[list(STANDING_COLUMNS)])
     if not frames:
         return pd.DataFrame({c: pd.Series(dtype=object) for c in STANDING_COLUMNS})
     standing = pd.concat(frames, ignore_index=True)

@@ -65,6 +65,7 @@ EXIT_PUBLISHED, EXIT_FAILED, EXIT_USAGE, EXIT_NOTHING_TO_DO, EXIT_LOCKED, EXIT_S
 KILL_AT_ENV = "MATCHER_REFRESH_KILL_AT"
 MODEL_FILES = (C.RANKER_FILE, C.OUTCOMES_FILE, "model_card.json", "model_card.md", "growth_model.joblib")
 RECALL_QUERIES = 200
+SMALL_BATCH = 256  # fewer profiles to embed than this: the PyTorch backend (starts faster)
 
 
 class RefreshLockedError(MatcherError):
@@ -87,6 +88,7 @@ class RefreshConfig:
     allow_shrink: bool = False
     outcomes: tuple[Path, ...] = ()
     min_outcomes: int = 200
+    database_url: str | None = None  # the service database: its outcomes and review verdicts count too
 
 
 def refresh_config(settings: Settings, allow_shrink: bool = False, outcomes: tuple[Path, ...] = ()) -> RefreshConfig:
@@ -106,9 +108,12 @@ def refresh_config(settings: Settings, allow_shrink: bool = False, outcomes: tup
         max_tombstone_share=settings.refresh_max_tombstone_share, min_recall=settings.refresh_min_recall,
         retrain=settings.refresh_retrain, retrain_min_new_outcomes=settings.refresh_retrain_min_new_outcomes,
     )
+    # As 'matcher train' does: the service database when one is configured or the workspace has one.
+    use_db = settings.database_url is not None or (settings.home / "matcher.db").is_file()
     return RefreshConfig(build=build, runs_dir=settings.runs_dir, lock_path=settings.refresh_lock_path,
                          max_bad_row_share=settings.max_bad_row_share, policy=policy, allow_shrink=allow_shrink,
-                         outcomes=tuple(outcomes), min_outcomes=settings.min_outcomes)
+                         outcomes=tuple(outcomes), min_outcomes=settings.min_outcomes,
+                         database_url=settings.db_url if use_db else None)
 
 
 # ------------------------------------------------------------------------------ lock and records
@@ -346,7 +351,7 @@ def _refresh(run: Run, config: RefreshConfig, source: Path, mapping_path: Path, 
                 f"{config.policy.max_shrink_share:.0%}; a truncated export must not wipe the universe. Nothing was published; "
                 "if the shrink is real, rerun with --allow-shrink"
             )
-    outcome_rows, outcome_files = _outcome_sources(config, model_card)
+    outcome_rows, outcome_files = _outcome_sources(config, model_card, parent_dir)
     due, why = retrain_plan(config.policy, model_card, snapshot.snapshot_id, outcome_rows)
     data_changed = diff.changed > 0 or not inputs_same or new_factory != parent["index"]["factory"]
 
@@ -424,25 +429,33 @@ def _quarantine_summary(snapshot: SnapshotInfo, counts: dict) -> dict:
     return summary
 
 
-def _outcome_sources(config: RefreshConfig, model_card: dict | None) -> tuple[int | None, tuple[Path, ...]]:
+def _train_config(config: RefreshConfig, outcome_files: tuple[Path, ...]):
+    from pipelines.train_ranker import TrainConfig
+
+    return TrainConfig(artifacts_dir=config.build.artifacts_dir, snapshots_dir=config.build.snapshots_dir,
+                       outcomes=outcome_files, min_outcomes=config.min_outcomes, keep_versions=config.build.keep_versions,
+                       database_url=config.database_url)
+
+
+def _outcome_sources(config: RefreshConfig, model_card: dict | None, parent_dir: Path) -> tuple[int | None, tuple[Path, ...]]:
     """Outcome files for a retrain (given, else those the published model learned from, if they
-    still exist) and how many labelled rows they hold (None: no source)."""
+    still exist) and how many usable labelled outcomes they and the service database hold
+    (None: no outcome source at all)."""
     files = config.outcomes or tuple(Path(p) for p in (model_card or {}).get("data", {}).get("outcome_files", []) if Path(p).is_file())
-    if not files:
+    if not files and not config.database_url:
         return None, ()
-    rows = 0
-    for path in files:
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False, usecols=lambda c: c == "outcome")
-        if "outcome" in frame.columns:
-            rows += int(frame["outcome"].str.strip().str.casefold().isin(("landed", "signed", "declined", "lost")).sum())
-    return rows, tuple(files)
+    from pipelines.train_ranker import gather_outcomes
+
+    view = VersionView.load(parent_dir)
+    known_gaps = {g["gap_id"] for g in view.gaps} | {f"{c}.{s}" for c, s in zip(view.segments["chain_id"], view.segments["segment_id"])}
+    usable, _, _ = gather_outcomes(_train_config(config, tuple(files)), set(view.enterprises[S.ENTERPRISE_ID]), known_gaps)
+    return len(usable), tuple(files)
 
 
 def _retrain(config: RefreshConfig, outcome_files: tuple[Path, ...]) -> dict:
-    from pipelines.train_ranker import TrainConfig, train
+    from pipelines.train_ranker import train
 
-    return train(TrainConfig(artifacts_dir=config.build.artifacts_dir, snapshots_dir=config.build.snapshots_dir,
-                             outcomes=outcome_files, min_outcomes=config.min_outcomes, keep_versions=config.build.keep_versions))
+    return train(_train_config(config, outcome_files))
 
 
 def _build_version(run: Run, config: RefreshConfig, snapshot: SnapshotInfo, parent: dict, parent_dir: Path,
@@ -463,12 +476,16 @@ def _build_version(run: Run, config: RefreshConfig, snapshot: SnapshotInfo, pare
             rec["index"] = {"mode": "rebuild", "reason": entry["reason"], "factory": manifest["index"]["factory"]}
         return version
 
-    encoder_box: dict = {"encoder": encoder}
+    encoder_box: dict = {"encoder": encoder, "todo": 0}
 
     def get_encoder() -> Encoder:
         if encoder_box["encoder"] is None:
             # Through the build module, so whoever provides the build's encoder provides this one.
-            encoder_box["encoder"] = B.Encoder(bc.embedding_model, bc.embedding_precision, bc.embedding_batch_size)
+            # A few hundred profiles: PyTorch starts in a fraction of the time OpenVINO spends
+            # compiling (same vectors to cosine 0.9999; the cache key does not include the backend).
+            backend = "torch" if encoder_box["todo"] < SMALL_BATCH else "auto"
+            encoder_box["encoder"] = B.Encoder(bc.embedding_model, bc.embedding_precision, bc.embedding_batch_size,
+                                               backend=backend)
         return encoder_box["encoder"]
 
     with run.step("embed") as entry:
@@ -485,6 +502,7 @@ def _build_version(run: Run, config: RefreshConfig, snapshot: SnapshotInfo, pare
             cache = EmbeddingCache(bc.cache_dir / "embeddings" / parent["embedding"]["key"], int(parent["embedding"]["dim"]))
             hashes = after[S.PROFILE_HASH].to_numpy()[fresh].tolist()
             todo = len({hashes[i] for i in cache.missing(hashes)})
+            encoder_box["todo"] = todo
             texts = profile_texts(after.iloc[fresh])
             if todo:
                 vectors[fresh], embedded = encode_cached(get_encoder(), cache, texts, hashes,
@@ -640,6 +658,7 @@ class VersionView:
     """What the change report reads of a version (no index or BM25 loaded)."""
 
     path: Path
+    version: str
     enterprises: pd.DataFrame
     gaps: list[dict]
     segments: pd.DataFrame
@@ -651,17 +670,19 @@ class VersionView:
         manifest = json.loads((path / artifacts.MANIFEST).read_text())
         ranker = ("cold-start" if not (path / C.RANKER_FILE).is_file()
                   else f"landing-model@{manifest.get('ranker', {}).get('trained_in')}")
-        return cls(path, pd.read_parquet(path / C.ENTERPRISES_FILE), json.loads((path / C.GAPS_FILE).read_text()),
+        return cls(path, manifest["version"], pd.read_parquet(path / C.ENTERPRISES_FILE), json.loads((path / C.GAPS_FILE).read_text()),
                    pd.read_parquet(path / C.SEGMENTS_FILE), pd.read_parquet(path / C.ASSIGNMENTS_FILE), ranker)
 
 
 def _standing(view: VersionView, config: RefreshConfig) -> pd.DataFrame:
-    """A version's standing prospect lists: the stored ones when its own ranker ranked them, else
-    ranked now (a version trained after it was built carries its parent's lists)."""
+    """A version's standing prospect lists: the stored ones when the version itself ranked them,
+    else ranked now (a version trained after it was built carries its parent's lists)."""
     stored = view.path / PROSPECTS_FILE
     if stored.is_file():
         standing = pd.read_parquet(stored)
-        if len(standing) and (standing["ranker"] == view.ranker_name).all():
+        # Lists written before they carried their version are trusted when the ranker matches.
+        same = standing["ranked_in"] == view.version if "ranked_in" in standing else standing["ranker"] == view.ranker_name
+        if len(standing) and same.all():
             return standing
     bc = config.build
     catalog = Catalog.load(view.path, ef_search=bc.hnsw_ef_search, depth=bc.retrieval_depth, dense_weight=bc.dense_weight,

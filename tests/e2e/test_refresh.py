@@ -106,7 +106,8 @@ def test_refreshed_version_answers_like_a_full_build_of_the_same_snapshot(worksp
     assert refreshed.gaps == rebuilt.gaps and refreshed.segments.equals(rebuilt.segments)
     # The standing lists (top 50 of every gap, as `matcher prospects` ranks them), and a few gaps
     # asked again through the catalog.
-    assert pd.read_parquet(refreshed.path / "prospects.parquet").equals(pd.read_parquet(rebuilt.path / "prospects.parquet"))
+    standing = [pd.read_parquet(c.path / "prospects.parquet").drop(columns="ranked_in") for c in (refreshed, rebuilt)]
+    assert standing[0].equals(standing[1])
     for gap in refreshed.gaps[:3]:
         a = refreshed.prospects(gap["gap_id"], 20, Filters())
         b = rebuilt.prospects(gap["gap_id"], 20, Filters())
