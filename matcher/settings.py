@@ -31,6 +31,7 @@ class Settings(BaseSettings):
     service_warm_explain_top: int = Field(20, ge=0, le=200, description="rows explained per gap when a version loads")
     service_db_auto_upgrade: bool = Field(True, description="apply database migrations when the service starts")
     service_startup_wait_s: float = Field(300.0, ge=0, description="how long a worker waits for its artifacts before accepting requests")
+    service_cache_lists: int = Field(256, ge=16, description="ranked lists cached per worker (about 1 MB each)")
     chain_map: Path = Field(PROJECT_ROOT / "data" / "chains" / "yangpu.yaml")
     embedding_model: str = Field(
         "all-MiniLM-L6-v2", description="packaged model name or a local directory"

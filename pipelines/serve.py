@@ -37,7 +37,7 @@ def serve(
     port: Annotated[int, typer.Option("--port", min=1, max=65535, help="TCP port.")] = 8000,
     workers: Annotated[int, typer.Option("--workers", min=1, max=64, help="Worker processes (one per core is a good start).")] = 1,
     log_level: Annotated[str, typer.Option("--log-level", help="uvicorn log level: critical, error, warning, info, debug.")] = "info",
-    access_log: Annotated[bool, typer.Option("--access-log/--no-access-log", help="Log every request (path, status; never keys).")] = True,
+    access_log: Annotated[bool, typer.Option("--access-log/--no-access-log", help="Log every request as a JSON line (request id, route, status, ms, key prefix; never keys).")] = True,
     home: HomeOption = None,
     database_url: DatabaseOption = None,
 ) -> None:
@@ -56,9 +56,25 @@ def serve(
     if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="matcher-metrics-")
     uvicorn.run("service.app:create_app", factory=True, host=host, port=port, workers=workers, log_level=log_level,
-                access_log=access_log, timeout_graceful_shutdown=20,
+                access_log=False, log_config=log_config(access_log), timeout_graceful_shutdown=20,
                 # A worker imports torch and loads its artifacts before it answers health pings.
                 timeout_worker_healthcheck=120)
+
+
+def log_config(access_log: bool) -> dict:
+    """uvicorn's logging plus the service's loggers; the service logs one JSON line per request
+    (request id, route, status, time, key prefix and role) instead of uvicorn's access log."""
+    import copy
+
+    from uvicorn.config import LOGGING_CONFIG
+
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config["loggers"]["service"] = {"handlers": ["default"], "level": "INFO", "propagate": False}
+    config["loggers"]["service.access"] = {"handlers": ["access_lines"], "level": "INFO" if access_log else "WARNING",
+                                           "propagate": False}
+    config["formatters"]["plain"] = {"format": "%(message)s"}
+    config["handlers"]["access_lines"] = {"class": "logging.StreamHandler", "formatter": "plain", "stream": "ext://sys.stdout"}
+    return config
 
 
 keys_app = typer.Typer(help="API keys: create (shown once), list, revoke.", no_args_is_help=True)

@@ -9,6 +9,7 @@ published, it starts anyway: ``/health`` answers, ``/ready`` says 503 until a ve
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import re
 import time
@@ -32,6 +33,7 @@ from service.routes import router
 from service.state import ServiceState
 
 log = logging.getLogger("service")
+access = logging.getLogger("service.access")
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 PLACEHOLDER = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Chain Matcher review</title></head>
 <body><h1>Chain Matcher</h1><p>The review page is not installed; the API is documented at <a href="/docs">/docs</a>.</p></body></html>
@@ -91,8 +93,16 @@ class RequestContext:
         route = scope.get("route")
         template = getattr(route, "path", None) or "unmatched"
         method = scope.get("method", "")
+        seconds = time.perf_counter() - started
         self.metrics.requests.labels(template, method, str(status)).inc()
-        self.metrics.latency.labels(template, method).observe(time.perf_counter() - started)
+        self.metrics.latency.labels(template, method).observe(seconds)
+        if access.isEnabledFor(logging.INFO):
+            state = scope.get("state") or {}
+            actor = state.get("actor")
+            # One JSON line per request: who (key prefix and role, never the key), what, outcome.
+            access.info(json.dumps({"request_id": state.get("request_id"), "method": method, "route": template,
+                                    "path": scope.get("path"), "status": status, "ms": round(seconds * 1000, 2),
+                                    "key": actor.prefix if actor else None, "role": actor.role if actor else None}))
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -119,7 +129,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     holder = ArtifactHolder(settings.artifacts_dir, load, exclusions=lambda: state_box["state"].all_exclusions(),
                             poll_s=settings.service_reload_poll_s, explain_top=settings.service_warm_explain_top,
-                            warm_gaps=settings.service_warm_gaps,
+                            warm_gaps=settings.service_warm_gaps, max_lists=settings.service_cache_lists,
                             on_swap=on_swap)
     writer = ServedLogWriter(store, flush_s=settings.service_log_flush_s)
     state = ServiceState(settings=settings, store=store, holder=holder, writer=writer, metrics=metrics,

@@ -112,7 +112,7 @@ def make_entry(catalog: Catalog, gap: dict, filters: Filters, ranked: pd.DataFra
 class Loaded:
     """One loaded artifact version with its caches (dropped with it on reload)."""
 
-    def __init__(self, catalog: Catalog, max_lists: int = 2048):
+    def __init__(self, catalog: Catalog, max_lists: int = 256):
         self.catalog = catalog
         self.version = catalog.version
         self.loaded_at = datetime.now(timezone.utc)
@@ -157,13 +157,16 @@ class Loaded:
             with self._lists_lock:
                 entry = self._lists.get(key)
             if entry is None:
-                entry = compute()
+                try:
+                    entry = compute()
+                finally:
+                    with self._lists_lock:
+                        self._inflight.pop(key, None)
                 with self._lists_lock:
                     self.misses += 1
                     self._lists[key] = entry
                     while len(self._lists) > self.max_lists:
                         self._lists.popitem(last=False)
-                    self._inflight.pop(key, None)
             return entry
 
     def peek(self, key: tuple) -> RankedEntry | None:
@@ -203,13 +206,14 @@ class ArtifactHolder:
 
     def __init__(self, artifacts_dir: Path, load: Callable[[str | None], Catalog], *,
                  exclusions: Callable[[], dict[str, frozenset]] = dict, poll_s: float = 5.0, explain_top: int = 20,
-                 warm_gaps: bool = True, on_swap: Callable[[Loaded], None] | None = None):
+                 warm_gaps: bool = True, max_lists: int = 256, on_swap: Callable[[Loaded], None] | None = None):
         self.artifacts_dir = artifacts_dir
         self._load = load
         self._exclusions = exclusions
         self.poll_s = poll_s
         self.explain_top = explain_top
         self.warm_gaps = warm_gaps
+        self.max_lists = max_lists
         self.on_swap = on_swap
         self.current: Loaded | None = None
         self.last_error: str | None = None
@@ -239,7 +243,7 @@ class ArtifactHolder:
                 if version is not None and self.published() != version:
                     artifacts.set_current(self.artifacts_dir, version)
                 return previous, previous.version, False, time.perf_counter() - started
-            loaded = Loaded(self._load(target))
+            loaded = Loaded(self._load(target), self.max_lists)
             loaded.warm(self._exclusions(), self.explain_top, self.warm_gaps)
             if version is not None and self.published() != version:
                 artifacts.set_current(self.artifacts_dir, version)  # rollback: every worker follows CURRENT
