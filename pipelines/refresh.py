@@ -65,6 +65,7 @@ EXIT_PUBLISHED, EXIT_FAILED, EXIT_USAGE, EXIT_NOTHING_TO_DO, EXIT_LOCKED, EXIT_S
 KILL_AT_ENV = "MATCHER_REFRESH_KILL_AT"
 MODEL_FILES = (C.RANKER_FILE, C.OUTCOMES_FILE, "model_card.json", "model_card.md", "growth_model.joblib")
 RECALL_QUERIES = 200
+STALE_STAGING_S = 6 * 3600  # a staging directory not written for this long belongs to a dead process
 SMALL_BATCH = 256  # fewer profiles to embed than this: the PyTorch backend (starts faster)
 
 
@@ -260,10 +261,13 @@ def recover(config: RefreshConfig, log) -> list[str]:
                                                      if published else "the published version was not changed")})
         _write_json(config.runs_dir / record["run_id"] / "record.json", record)
         log({"event": "recovered", "run_id": record["run_id"], "step": record.get("step")})
+    # Other staging directories may belong to a 'matcher build' or 'matcher train' running now;
+    # only ones untouched for hours are left over from a dead process.
     for directory in (config.build.snapshots_dir, config.build.artifacts_dir):
         for tmp in directory.glob(".tmp-*") if directory.is_dir() else ():
-            shutil.rmtree(tmp, ignore_errors=True)
-            cleaned.append(str(tmp))
+            if time.time() - tmp.stat().st_mtime > STALE_STAGING_S:
+                shutil.rmtree(tmp, ignore_errors=True)
+                cleaned.append(str(tmp))
     cache_root = config.build.cache_dir / "embeddings"
     for tmp in cache_root.glob("*/.tmp-*") if cache_root.is_dir() else ():
         pid = tmp.name.split("-")[1] if tmp.name.count("-") >= 2 else ""

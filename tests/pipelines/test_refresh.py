@@ -213,3 +213,17 @@ def test_schedule_runs_a_refresh_at_the_given_time(monkeypatch):
     assert job.trigger.get_next_fire_time(None, now).isoformat() == "2026-11-28T02:00:00+08:00"
     with pytest.raises(Exception, match="HH:MM"):
         R.parse_at("25:00")
+
+
+def test_a_new_chain_map_is_a_full_build_that_still_reuses_every_cached_vector(home):
+    data = chain_map_data()
+    data["chains"][0]["segments"][0]["description"] += " Also solid-state flash LiDAR for trucks."
+    (home / "chains.yaml").write_text(yaml.safe_dump(data))
+    encoder = HashingEncoder(dim=64)
+    record = refresh(home, next_export(home), encoder)
+    assert record["status"] == "published" and record["index"]["mode"] == "rebuild"
+    assert "chain map" in record["index"]["reason"]
+    assert record["counts"]["embedded"] == 5  # the new and changed profiles; the rest from the cache
+    manifest = artifacts.verify(home / "models" / "matcher" / record["version"])
+    assert manifest["chain_map"]["sha256"] != json.loads(
+        (home / "models" / "matcher" / record["parent_version"] / "manifest.json").read_text())["chain_map"]["sha256"]
