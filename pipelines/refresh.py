@@ -364,6 +364,12 @@ def _refresh(run: Run, config: RefreshConfig, source: Path, mapping_path: Path, 
         version = _build_version(run, config, snapshot, parent, parent_dir, before, after, diff, inputs_same,
                                  encoder, progress, now)
     rec["models"] = {"retrain_due": due, "reason": why}
+    if model_card:
+        rec["models"]["published_model"] = {
+            "ranker": model_card.get("ranker"), "trained_on_snapshot": model_card.get("data", {}).get("snapshot_id"),
+            "outcomes_used": model_card.get("data", {}).get("outcomes_used"),
+            "metrics": model_card.get("evaluation", {}).get("metrics"), "growth": model_card.get("growth", {}).get("metrics"),
+        }
     if due:
         with run.step("retrain") as entry:
             report = _retrain(config, outcome_files)
