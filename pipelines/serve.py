@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from typing import Annotated, Optional
 
@@ -53,12 +54,15 @@ def serve(
     if settings.database_url:
         os.environ["MATCHER_DATABASE_URL"] = settings.database_url
     os.environ["MATCHER_SERVICE_DB_AUTO_UPGRADE"] = "false"
-    if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="matcher-metrics-")
+    metrics_dir = None
+    if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):  # /metrics adds up every worker's figures
+        metrics_dir = os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="matcher-metrics-")
     uvicorn.run("service.app:create_app", factory=True, host=host, port=port, workers=workers, log_level=log_level,
                 access_log=False, log_config=log_config(access_log), timeout_graceful_shutdown=20,
                 # A worker imports torch and loads its artifacts before it answers health pings.
                 timeout_worker_healthcheck=120)
+    if metrics_dir:
+        shutil.rmtree(metrics_dir, ignore_errors=True)
 
 
 def log_config(access_log: bool) -> dict:

@@ -7,6 +7,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+from matcher.retrieval import Filters
 from matcher.settings import Settings
 from matcher.store import repo
 from matcher.store.db import Store
@@ -48,8 +49,31 @@ class ServiceState:
                 return
             revision = repo.exclusion_revision(self.store)
             if revision != self.exclusion_revision:
+                before = self.exclusions
                 self.exclusion_revision, self.exclusions = repo.active_exclusions(self.store)
+                changed = {g for g in set(before) | set(self.exclusions) if before.get(g) != self.exclusions.get(g)}
+                if changed and self.settings.service_warm_gaps:
+                    self._rewarm(changed)
             self._checked = time.monotonic()
+
+    def _rewarm(self, gap_ids: set[str]) -> None:
+        """Rank (and explain the top of) the unfiltered lists of gaps whose exclusions changed, in
+        the background, so the next request finds them ready."""
+        loaded, exclusions = self.holder.current, dict(self.exclusions)
+        if loaded is None:
+            return
+
+        def run() -> None:
+            for gap_id in sorted(gap_ids):
+                try:
+                    entry = loaded.gap_list(gap_id, Filters(exclude_ids=tuple(sorted(exclusions.get(gap_id, ())))))
+                    top = list(range(min(self.settings.service_warm_explain_top, entry.total)))
+                    if top:
+                        entry.explanations(loaded.catalog, top, "en")
+                except Exception:  # noqa: BLE001 - a gap of another version, or gone: the request path reports it
+                    continue
+
+        threading.Thread(target=run, name="exclusion-rewarm", daemon=True).start()
 
     def exclusions_due(self) -> bool:
         return time.monotonic() - self._checked >= self.settings.service_exclusion_poll_s
