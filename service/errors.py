@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -44,7 +44,7 @@ class NotReadyError(MatcherError):
     """No artifact version is loaded yet."""
 
 
-class PayloadTooLargeError(StarletteHTTPException):
+class PayloadTooLargeError(HTTPException):  # FastAPI's own: it passes body-reading errors of this type through
     """The request body is larger than the limit (raised while reading it)."""
 
     def __init__(self, limit: int):

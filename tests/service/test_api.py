@@ -108,6 +108,9 @@ def test_bad_input_is_4xx_with_the_field(service):
     assert_error(service.post("/v1/shortlists", content=b"{not json", headers={"Content-Type": "application/json"}),
                  422, "validation_error")
     assert_error(service.post("/v1/prospects/search", json={"text": "x" * 2_000_000}), 413, "payload_too_large")
+    chunks = (b'{"text": "' + b"x" * 100_000 for _ in range(20))  # no Content-Length: counted while read
+    assert_error(service.post("/v1/prospects/search", content=chunks, headers={"Content-Type": "application/json"}),
+                 413, "payload_too_large")
     s = shortlist(service, top=1)
     item = s["items"][0]
     assert_error(review(service, s, item, verdict="reject"), 422, "validation_error", "body.reason_code")
