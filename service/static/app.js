@@ -97,6 +97,7 @@
     box.textContent = message || "";
     box.className = "flash " + (kind || "error");
     box.hidden = !message;
+    box.onclick = () => { box.hidden = true; }; // click to dismiss
     if (message && kind === "ok") {
       const shown = message;
       setTimeout(() => { if (box.textContent === shown) box.hidden = true; }, 4000);
@@ -261,6 +262,7 @@
   }
 
   async function route() {
+    flash("");
     if (!sessionStorage.getItem(KEY_STORAGE)) {
       renderSignIn();
       return;

@@ -260,6 +260,14 @@ def test_chain_leader_reviews_a_shortlist_in_the_browser(workspace_copy, service
     assert find(driver, "back").text == "← 我的产业链"
     assert "已通过" in find(driver, "items").text
 
+    # A chain leader can freeze a gap's current top prospects as a new shortlist.
+    driver.get(f"{service}/ui#/")
+    button = wait_for(driver, lambda d: visible(d, "new-shortlist"), "the new-shortlist buttons")
+    button.click()
+    page = wait_for(driver, lambda d: next((e for e in find_all(d, "shortlist") if e.get_attribute("data-shortlist-id") != str(sid)), None),
+                    "the new shortlist")
+    assert find_all(driver, "item") and page.get_attribute("data-shortlist-id") in driver.current_url
+
     # Another chain's leader sees a plain 403, not the shortlist.
     find(driver, "sign-out").click()
     sign_in(driver, service, outsider, f"#/shortlists/{sid}")
