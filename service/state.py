@@ -56,12 +56,12 @@ class ServiceState:
                     self._rewarm(changed)
             self._checked = time.monotonic()
 
-    def _rewarm(self, gap_ids: set[str]) -> None:
+    def _rewarm(self, gap_ids: set[str]) -> threading.Thread | None:
         """Rank (and explain the top of) the unfiltered lists of gaps whose exclusions changed, in
         the background, so the next request finds them ready."""
         loaded, exclusions = self.holder.current, dict(self.exclusions)
         if loaded is None:
-            return
+            return None
 
         def run() -> None:
             for gap_id in sorted(gap_ids):
@@ -73,7 +73,9 @@ class ServiceState:
                 except Exception:  # noqa: BLE001 - a gap of another version, or gone: the request path reports it
                     continue
 
-        threading.Thread(target=run, name="exclusion-rewarm", daemon=True).start()
+        thread = threading.Thread(target=run, name="exclusion-rewarm", daemon=True)
+        thread.start()
+        return thread
 
     def exclusions_due(self) -> bool:
         return time.monotonic() - self._checked >= self.settings.service_exclusion_poll_s

@@ -215,6 +215,12 @@ def test_not_chain_fit_excludes_until_undone(service):
     fresh = shortlist(service, top=5)
     assert eid not in [i["enterprise_id"] for i in fresh["items"]]
 
+    state = service.app.state.svc  # what a worker does when exclusions change (with warming on):
+    key = ("gap", gap, Filters(exclude_ids=tuple(sorted(state.exclusions[gap]))))
+    state.holder.current._lists.pop(key)
+    state._rewarm({gap}).join()
+    assert state.holder.current.peek(key) is not None  # ranked again before anyone asks
+
     review(service, s, item, verdict="defer", comment="second thoughts")  # a later verdict undoes it
     assert eid in [r["enterprise_id"] for r in service.get(f"/v1/gaps/{gap}/prospects?top=50").json()["results"]]
     review(service, s, item, verdict="reject", reason_code="not_chain_fit")
