@@ -194,11 +194,15 @@ class Catalog:
 
     def allowed(self, filters: Filters) -> np.ndarray:
         """The filter mask, cached per distinct filter (the default one serves most requests)."""
-        if filters not in self._masks:
+        mask = self._masks.get(filters)
+        if mask is None:
+            mask = self.filter_columns.mask(self.enterprises, filters)
             if len(self._masks) > 64:
                 self._masks.clear()
-            self._masks[filters] = self.filter_columns.mask(self.enterprises, filters)
-        return self._masks[filters]
+            # Service threads share this cache: return the local, never a re-read another
+            # thread's clear() may have removed.
+            self._masks[filters] = mask
+        return mask
 
     @property
     def filter_columns(self) -> FilterColumns:
