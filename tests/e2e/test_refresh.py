@@ -36,7 +36,7 @@ def next_export(home, name="enterprises-next.csv", keep=None):
     return path
 
 
-def test_refresh_json_record_exit_codes_runs_and_report(workspace_copy):
+def test_refresh_json_record_exit_codes_runs_report_and_equality_with_a_full_build(workspace_copy, tmp_path):
     home = workspace_copy.home
     parent = artifacts.current_version(workspace_copy.artifacts_dir)
     export = next_export(home)
@@ -54,6 +54,7 @@ def test_refresh_json_record_exit_codes_runs_and_report(workspace_copy):
     entered = [e for g in gaps.values() for e in g["entered"]]
     assert all(e["causes"] for e in entered)
     artifacts.verify(workspace_copy.version_dir)
+    check_equals_full_build(workspace_copy, record, tmp_path)
 
     again = cli("refresh", export, "--mapping", SAMPLE_MAPPING, "--home", home, "--json", expect=3)
     assert json.loads(again.stdout)["status"] == "nothing-to-do"
@@ -87,13 +88,12 @@ def test_shrink_guard_and_lock_exit_codes(workspace_copy):
     assert "error: " in missing.stderr and "nope.csv: source file not found" in missing.stderr
 
 
-def test_refreshed_version_answers_like_a_full_build_of_the_same_snapshot(workspace_copy, tmp_path):
-    """The full build gets the same vectors (the cache is keyed by profile text), and builds the
-    index, BM25, chain analysis and standing lists from scratch; the exact index's answers must
-    be identical. (From-scratch embedding too: tests/pipelines/test_refresh.py with the stand-in
-    encoder, and benchmarks/bench_refresh.py on the YC pair.)"""
+def check_equals_full_build(workspace_copy, record, tmp_path):
+    """A full build of the refresh's snapshot gets the same vectors (the cache is keyed by profile
+    text) and builds the index, BM25, chain analysis and standing lists from scratch; the exact
+    index's answers must be identical. (From-scratch embedding too: tests/pipelines/test_refresh.py
+    with the stand-in encoder, and benchmarks/bench_refresh.py on the YC pair.)"""
     home = workspace_copy.home
-    record = cli_json("refresh", next_export(home), "--mapping", SAMPLE_MAPPING, "--home", home)
     rebuilt_home = tmp_path / "rebuilt"
     (rebuilt_home / "models" / "snapshots").mkdir(parents=True)
     shutil.copytree(home / "models" / "snapshots" / record["snapshot_id"],
