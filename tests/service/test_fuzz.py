@@ -7,7 +7,7 @@ schema for that status and content type.
 
 The service is its own instance on the session's built sample workspace, with a throwaway
 database per backend, so generated writes (reviews, outcomes, reloads) never reach the database
-the other service tests use. The example budget is small here (``FUZZ_MAX_EXAMPLES``, default 8 per
+the other service tests use. The example budget is small here (``FUZZ_MAX_EXAMPLES``, default 25 per
 operation); ``benchmarks/fuzz_service.py`` runs the same test with a larger one.
 """
 
@@ -36,7 +36,7 @@ from tests.service.databases import BACKENDS, throwaway_database
 
 pytestmark = pytest.mark.e2e
 
-MAX_EXAMPLES = int(os.environ.get("FUZZ_MAX_EXAMPLES", "8"))
+MAX_EXAMPLES = int(os.environ.get("FUZZ_MAX_EXAMPLES", "25"))
 SEED = int(os.environ.get("FUZZ_SEED", "0"))
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 
