@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 
-# Tests never download anything and never pick up a developer's MATCHER_* settings.
+# Tests never download anything and never pick up a developer's MATCHER_* settings (MATCHER_TEST_*
+# variables configure the tests themselves, e.g. MATCHER_TEST_POSTGRES).
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
-for _name in [n for n in os.environ if n.startswith("MATCHER_")]:
+for _name in [n for n in os.environ if n.startswith("MATCHER_") and not n.startswith("MATCHER_TEST_")]:
     del os.environ[_name]
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
