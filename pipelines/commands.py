@@ -83,6 +83,8 @@ def build_config(settings: Settings, chain_map: Path | None = None) -> BuildConf
         segment_margin=settings.segment_margin,
         weak_min_count=settings.weak_min_count,
         weak_median_ratio=settings.weak_median_ratio,
+        retrieval_depth=settings.retrieval_depth,
+        dense_weight=settings.dense_weight,
     )
 
 
