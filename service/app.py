@@ -39,6 +39,24 @@ PLACEHOLDER = """<!doctype html><html lang="en"><head><meta charset="utf-8"><tit
 <body><h1>Chain Matcher</h1><p>The review page is not installed; the API is documented at <a href="/docs">/docs</a>.</p></body></html>
 """
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+# The review page loads only its own files (no inline script or style attribute: app.js sets
+# styles through the CSSOM, which CSP allows); the same policy is sent with every response.
+CONTENT_SECURITY_POLICY = ("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+                           "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'none'; "
+                           "frame-ancestors 'none'")
+# /docs and /redoc are FastAPI's Swagger UI and ReDoc pages: an inline script and a CDN bundle,
+# so they get a policy that allows exactly that, still never framed.
+DOCS_POLICY = ("default-src 'self'; img-src 'self' data: https://fastapi.tiangolo.com; "
+               "style-src 'self' https://cdn.jsdelivr.net https://fonts.googleapis.com; font-src https://fonts.gstatic.com; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
+               "worker-src 'self' blob:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'")
+DOCS_PATHS = ("/docs", "/redoc")
+SECURITY_HEADERS = [(b"x-frame-options", b"DENY"), (b"x-content-type-options", b"nosniff"),
+                    (b"referrer-policy", b"no-referrer")]
+
+
+def security_headers(path: str) -> list[tuple[bytes, bytes]]:
+    policy = DOCS_POLICY if path.startswith(DOCS_PATHS) else CONTENT_SECURITY_POLICY
+    return [(b"content-security-policy", policy.encode()), *SECURITY_HEADERS]
 
 
 class RequestContext:
@@ -56,12 +74,14 @@ class RequestContext:
         rid = incoming if REQUEST_ID.match(incoming) else uuid.uuid4().hex[:16]
         scope.setdefault("state", {})["request_id"] = rid
         status = {"code": 500}
+        extra = [(b"x-request-id", rid.encode()), *security_headers(scope.get("path", ""))]
 
         async def send_with_id(message):
             if message["type"] == "http.response.start":
                 status["code"] = message["status"]
                 message.setdefault("headers", [])
-                message["headers"] = list(message["headers"]) + [(b"x-request-id", rid.encode())]
+                present = {name.lower() for name, _ in message["headers"]}
+                message["headers"] = list(message["headers"]) + [h for h in extra if h[0] not in present]
             await send(message)
 
         try:
@@ -191,7 +211,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         STATIC_DIR.mkdir(exist_ok=True)
         (STATIC_DIR / "index.html").write_text(PLACEHOLDER)
 
-    @app.get("/ui", include_in_schema=False)
+    @app.api_route("/ui", methods=["GET", "HEAD"], include_in_schema=False)
     def ui():
         return FileResponse(STATIC_DIR / "index.html", media_type="text/html")
 

@@ -4,7 +4,7 @@
 
 | error | status | code |
 |---|---|---|
-| request validation (FastAPI) / ``InvalidInputError`` / ``SchemaError`` | 422 | validation_error |
+| request validation (FastAPI) / pydantic ``ValidationError`` in a handler / ``InvalidInputError`` / ``SchemaError`` | 422 | validation_error |
 | ``AuthenticationError`` (missing or wrong key) | 401 | unauthorized |
 | ``PermissionDeniedError`` (role or chain) | 403 | forbidden |
 | ``UnknownEntityError`` | 404 | not_found |
@@ -21,6 +21,7 @@ import logging
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from matcher.errors import (
@@ -118,6 +119,13 @@ async def on_validation_error(request: Request, exc: RequestValidationError) -> 
     return error_response(422, "validation_error", f"invalid request: {summary}", request_id(request), fields)
 
 
+async def on_model_validation_error(request: Request, exc: ValidationError) -> JSONResponse:
+    """A pydantic model built inside a handler from request input: the input was bad (422), not the server."""
+    fields = [{"field": _location(tuple(e.get("loc", ()))), "reason": str(e.get("msg", "invalid"))} for e in exc.errors()]
+    summary = "; ".join(f"{f['field']}: {f['reason']}" for f in fields[:3])
+    return error_response(422, "validation_error", f"invalid request: {summary}", request_id(request), fields)
+
+
 async def on_http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
     code = HTTP_CODES.get(exc.status_code, "error")
     status = exc.status_code
@@ -136,5 +144,6 @@ async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
 def install(app: FastAPI) -> None:
     app.add_exception_handler(MatcherError, on_matcher_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)
+    app.add_exception_handler(ValidationError, on_model_validation_error)
     app.add_exception_handler(StarletteHTTPException, on_http_error)
     app.add_exception_handler(Exception, on_unexpected)

@@ -56,6 +56,14 @@ def clean(value: str | None, where: str) -> str | None:
     return value
 
 
+def list_limit(name: str) -> int:
+    """The most values ``ProspectFilters.<name>`` accepts (one limit for body and query)."""
+    for meta in api.ProspectFilters.model_fields[name].metadata:
+        if getattr(meta, "max_length", None) is not None:
+            return int(meta.max_length)
+    return 50
+
+
 async def query_filters(
     country: Annotated[list[str], Query(description="any of these countries; repeatable")] = [],  # noqa: B006
     province: Annotated[list[str], Query(description="any of these provinces/states; repeatable")] = [],  # noqa: B006
@@ -67,8 +75,9 @@ async def query_filters(
     include_closed: bool = False,
 ) -> api.ProspectFilters:
     for name, values in (("country", country), ("province", province), ("qualification", qualification)):
-        if len(values) > 50:
-            raise InvalidInputError(f"query.{name}", "at most 50 values")
+        limit = list_limit(name)
+        if len(values) > limit:
+            raise InvalidInputError(f"query.{name}", f"at most {limit} values (got {len(values)})")
     return api.ProspectFilters(country=country, province=province, min_employees=min_employees, max_employees=max_employees,
                                founded_after=founded_after, qualification=qualification, include_local=include_local,
                                include_closed=include_closed)

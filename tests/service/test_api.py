@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
+import json
 import logging
 import threading
 
@@ -278,3 +280,54 @@ def test_outcomes_move_forward(service):
     assert_error(service.post("/v1/outcomes", "leader", json={**body, "stage": "contacted", "date": "2026-11-01"}), 403, "forbidden")
     stages = [o["stage"] for o in service.get(f"/v1/outcomes?gap={gap}", "leader").json()["outcomes"] if o["enterprise_id"] == eid]
     assert stages == ["contacted", "negotiating", "lost"]
+
+
+def test_too_many_filter_values_is_422_naming_the_field(service):
+    gap = service.gap()
+    enterprise = service.get(f"/v1/gaps/{gap}/prospects?top=1").json()["results"][0]["enterprise_id"]
+    many = "&".join(f"qualification=q{i}" for i in range(21))
+    for path in (f"/v1/gaps/{gap}/prospects?{many}", f"/v1/gaps/{gap}/prospects/{enterprise}/explanation?{many}"):
+        error = assert_error(service.get(path), 422, "validation_error", "query.qualification")
+        assert "at most 20" in error["fields"][0]["reason"]
+    twenty = "&".join(f"qualification=q{i}" for i in range(20))
+    assert service.get(f"/v1/gaps/{gap}/prospects?{twenty}").status_code == 200
+    assert_error(service.get(f"/v1/gaps/{gap}/prospects?" + "&".join(f"country=c{i}" for i in range(51))),
+                 422, "validation_error", "query.country")
+
+
+def test_model_validation_error_in_a_handler_is_422(service):
+    from pydantic import ValidationError
+
+    from service import errors, schemas as api
+
+    try:
+        api.ProspectFilters(qualification=[f"q{i}" for i in range(21)])
+    except ValidationError as exc:
+        response = asyncio.run(errors.on_model_validation_error(_request(), exc))
+    assert response.status_code == 422
+    body = json.loads(response.body)
+    assert body["error"]["code"] == "validation_error" and body["error"]["fields"][0]["field"] == "qualification"
+
+
+def _request():
+    from starlette.requests import Request
+
+    return Request({"type": "http", "method": "GET", "path": "/", "headers": [], "state": {"request_id": "r1"}})
+
+
+def test_security_headers_on_the_review_page_and_api(service):
+    for path in ("/ui", "/ui/static/app.js", "/ui/static/app.css", "/health"):
+        response = service.client.get(path)
+        assert response.status_code == 200, path
+        csp = response.headers["content-security-policy"]
+        assert "default-src 'self'" in csp and "frame-ancestors 'none'" in csp and "unsafe-inline" not in csp, path
+        assert response.headers["x-frame-options"] == "DENY"
+        assert response.headers["x-content-type-options"] == "nosniff"
+        assert response.headers["referrer-policy"] == "no-referrer"
+    assert service.client.head("/ui").status_code == 200
+    assert service.client.head("/ui/static/app.js").status_code == 200
+    assert service.get(f"/v1/gaps/{service.gap()}/prospects?top=1").headers["x-frame-options"] == "DENY"
+    docs = service.client.get("/docs")
+    assert docs.status_code == 200 and "frame-ancestors 'none'" in docs.headers["content-security-policy"]
+    page = service.client.get("/ui").text
+    assert "<script>" not in page and " style=" not in page  # the strict policy needs no inline code
