@@ -316,3 +316,19 @@ def finish_version(config: BuildConfig, staged: Path, version: str, manifest: di
     if not np.array_equal(index_ids[index_ids >= 0], ids):
         raise ArtifactCorruptError(f"{staged}: the index's live ids are not the enterprise table's, row for row")
     return manifest
+
+
+def build_config(settings, chain_map: Path | None = None) -> BuildConfig:
+    """The build's configuration from the entry point's :class:`matcher.settings.Settings`
+    (``matcher build``, ``demo`` and ``refresh`` build the same way)."""
+    return BuildConfig(
+        snapshots_dir=settings.snapshots_dir, artifacts_dir=settings.artifacts_dir, cache_dir=settings.cache_dir,
+        chain_map=chain_map or settings.chain_map, embedding_model=settings.embedding_model,
+        embedding_precision=settings.embedding_precision, embedding_batch_size=settings.embedding_batch_size,
+        index_factory=settings.index_factory, exact_index_max=settings.exact_index_max,
+        hnsw_ef_search=settings.hnsw_ef_search, keep_versions=settings.keep_versions,
+        segment_threshold=settings.segment_threshold, segment_margin=settings.segment_margin,
+        weak_min_count=settings.weak_min_count, weak_median_ratio=settings.weak_median_ratio,
+        retrieval_depth=settings.retrieval_depth, dense_weight=settings.dense_weight,
+        standing_top=settings.refresh_standing_top,
+    )

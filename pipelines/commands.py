@@ -17,7 +17,7 @@ from matcher.mapping import load_mapping
 from matcher.retrieval import Filters, records
 from matcher.settings import PROJECT_ROOT, Settings
 from matcher.snapshot import ingest as ingest_snapshot
-from pipelines.build_index import BuildConfig, build as build_version
+from pipelines.build_index import build as build_version, build_config
 from pipelines.train_ranker import EVALUATION_SPLITS, TrainConfig, train as train_version
 from pipelines.cli import HomeOption, JsonOption, TopOption, app, emit_json, err, out, progress_factory, settings_for
 
@@ -62,28 +62,6 @@ def load_catalog(settings: Settings, version: str | None = None) -> Catalog:
         artifacts.version_dir(settings.artifacts_dir, version),
         ef_search=settings.hnsw_ef_search,
         depth=settings.retrieval_depth,
-        dense_weight=settings.dense_weight,
-    )
-
-
-def build_config(settings: Settings, chain_map: Path | None = None) -> BuildConfig:
-    return BuildConfig(
-        snapshots_dir=settings.snapshots_dir,
-        artifacts_dir=settings.artifacts_dir,
-        cache_dir=settings.cache_dir,
-        chain_map=chain_map or settings.chain_map,
-        embedding_model=settings.embedding_model,
-        embedding_precision=settings.embedding_precision,
-        embedding_batch_size=settings.embedding_batch_size,
-        index_factory=settings.index_factory,
-        exact_index_max=settings.exact_index_max,
-        hnsw_ef_search=settings.hnsw_ef_search,
-        keep_versions=settings.keep_versions,
-        segment_threshold=settings.segment_threshold,
-        segment_margin=settings.segment_margin,
-        weak_min_count=settings.weak_min_count,
-        weak_median_ratio=settings.weak_median_ratio,
-        retrieval_depth=settings.retrieval_depth,
         dense_weight=settings.dense_weight,
     )
 

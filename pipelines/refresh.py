@@ -57,7 +57,7 @@ from matcher.refresh import (
 from matcher.settings import Settings
 from matcher.snapshot import SnapshotInfo, find_snapshot, ingest, list_snapshots, load_enterprises, profile_texts
 from pipelines import build_index as B
-from pipelines.build_index import BuildConfig
+from pipelines.build_index import BuildConfig, build_config
 from pipelines.cli import HomeOption, JsonOption, app, emit_json, err, out, progress_factory, settings_for
 
 EXIT_PUBLISHED, EXIT_FAILED, EXIT_USAGE, EXIT_NOTHING_TO_DO, EXIT_LOCKED, EXIT_SHRINK = 0, 1, 2, 3, 4, 5
@@ -93,17 +93,7 @@ class RefreshConfig:
 
 
 def refresh_config(settings: Settings, allow_shrink: bool = False, outcomes: tuple[Path, ...] = ()) -> RefreshConfig:
-    build = BuildConfig(
-        snapshots_dir=settings.snapshots_dir, artifacts_dir=settings.artifacts_dir, cache_dir=settings.cache_dir,
-        chain_map=settings.chain_map, embedding_model=settings.embedding_model,
-        embedding_precision=settings.embedding_precision, embedding_batch_size=settings.embedding_batch_size,
-        index_factory=settings.index_factory, exact_index_max=settings.exact_index_max,
-        hnsw_ef_search=settings.hnsw_ef_search, keep_versions=settings.keep_versions,
-        segment_threshold=settings.segment_threshold, segment_margin=settings.segment_margin,
-        weak_min_count=settings.weak_min_count, weak_median_ratio=settings.weak_median_ratio,
-        retrieval_depth=settings.retrieval_depth, dense_weight=settings.dense_weight,
-        standing_top=settings.refresh_standing_top,
-    )
+    build = build_config(settings)
     policy = RefreshPolicy(
         max_shrink_share=settings.refresh_max_shrink_share, rebuild_change_share=settings.refresh_rebuild_change_share,
         max_tombstone_share=settings.refresh_max_tombstone_share, min_recall=settings.refresh_min_recall,
