@@ -396,6 +396,39 @@ def explain_ranked(catalog, gap: dict, ranked: pd.DataFrame, features: pd.DataFr
     return out
 
 
+def explain_reasons(catalog, gap: dict, ranked: pd.DataFrame, features: pd.DataFrame, pool: pd.DataFrame, lang: str = "en") -> list[dict]:
+    """Only the short reasons of :func:`explain_ranked` (``{"positive": [...], "negative": [...]}``
+    per row, the same texts), without evidence, partners, look-alikes or policies: what a page of
+    ranked prospects shows. The full explanation is :func:`explain_ranked`."""
+    from matcher.ranking import component_scores
+
+    L = LABELS[lang]
+    matrix = features[list(FEATURES)].to_numpy(dtype=float)
+    if catalog.ranker is not None:
+        phrases = percentile_phrases(matrix, sorted_population(pool), lang)
+        _, values, _ = catalog.ranker.explain(features)
+        updated = catalog.enterprises[S.UPDATED_AT].iloc[ranked["_row"].to_numpy()].tolist()
+        rows = [contribution_rows(matrix[i], values[i], phrases[i],
+                                  str(pd.Timestamp(u).date()) if pd.notna(u) else "unknown", lang)
+                for i, u in enumerate(updated)]
+    else:
+        components = component_scores(pool)
+        index = pool.index.get_indexer(features.index)
+        rows = []
+        for i in range(len(features)):
+            comp = components.iloc[index[i]]
+            _, parts = cold_start_contributions(comp)
+            rows.append([{"feature": g, "contribution": c,
+                          "text": L[g].format(v=float(comp["risk_penalty"] if g == "risk" else comp[f"{g}_score"]),
+                                              w=WEIGHTS.get(g, ""))} for g, c in parts.items()])
+    out = []
+    for contributions in rows:
+        ordered = sorted(contributions, key=lambda c: (-abs(c["contribution"]), c["feature"]))
+        out.append({"positive": [c["text"] for c in ordered if c["contribution"] > 0][:3],
+                    "negative": [c["text"] for c in ordered if c["contribution"] < 0][:3]})
+    return out
+
+
 def factor_scores(catalog, pool: pd.DataFrame, rows_features: pd.DataFrame, pool_positions: list[int | None] | None = None) -> tuple[np.ndarray, list[str], np.ndarray]:
     """Per-factor contributions of some rows, in the ranker's own additive space.
 

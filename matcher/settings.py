@@ -31,6 +31,8 @@ class Settings(BaseSettings):
     service_warm_explain_top: int = Field(20, ge=0, le=200, description="rows explained per gap when a version loads")
     service_db_auto_upgrade: bool = Field(True, description="apply database migrations when the service starts")
     service_startup_wait_s: float = Field(300.0, ge=0, description="how long a worker waits for its artifacts before accepting requests")
+    service_torch_threads: int = Field(1, ge=0, le=64, description="PyTorch intra-op threads per service worker (query "
+                                       "encoding); 0 leaves PyTorch's default (one per core, which contends across workers)")
     service_cache_lists: int = Field(256, ge=16, description="ranked lists cached per worker (about 1 MB each)")
     chain_map: Path = Field(PROJECT_ROOT / "data" / "chains" / "yangpu.yaml")
     embedding_model: str = Field(

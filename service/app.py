@@ -129,6 +129,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """The service for ``settings`` (built from ``MATCHER_*`` / ``DATABASE_URL`` when None, as in
     uvicorn workers started with ``--factory``)."""
     settings = settings or Settings()
+    if settings.service_torch_threads:
+        # Each worker encodes one short query at a time: one intra-op thread per worker. PyTorch's
+        # default (a thread per core) makes concurrent workers' threads wait on each other (~10x
+        # slower per query under load on 2 cores).
+        import torch
+
+        torch.set_num_threads(settings.service_torch_threads)
     if settings.service_db_auto_upgrade:
         upgrade(settings.db_url)
     store = Store(settings.db_url)

@@ -34,21 +34,26 @@ class ServedLogWriter:
         self.dropped = 0
         self.written = 0
 
-    def log(self, record: dict, route: str, offset: int, top: int, key_id: int | None, request_id: str | None) -> None:
-        """Queue one served page of the list ``record`` (stored once per list version)."""
+    def log(self, ranked, route: str, offset: int, top: int, key_id: int | None, request_id: str | None) -> None:
+        """Queue one served page of the list ``ranked`` (stored once per list version).
+
+        ``ranked`` is the list's record (a dict with ``list_version``) or an object with
+        ``list_version`` and a ``record`` property (a ``RankedEntry``): then the record, with every
+        feature vector, is built here in the writer's thread, not in the request."""
+        list_version = ranked["list_version"] if isinstance(ranked, dict) else ranked.list_version
         with self._known_lock:
-            new = record["list_version"] not in self._known
+            new = list_version not in self._known
             if new:
-                self._known.add(record["list_version"])
-        served = {"list_version": record["list_version"], "at": datetime.now(timezone.utc), "key_id": key_id,
+                self._known.add(list_version)
+        served = {"list_version": list_version, "at": datetime.now(timezone.utc), "key_id": key_id,
                   "route": route, "offset": offset, "top": top, "request_id": request_id}
         try:
-            self._queue.put_nowait((record if new else None, served))
+            self._queue.put_nowait((ranked if new else None, served))
         except queue.Full:
             self.dropped += 1
             if new:
                 with self._known_lock:
-                    self._known.discard(record["list_version"])
+                    self._known.discard(list_version)
             return
         if self._queue.qsize() >= self.batch:
             self._wake.set()
@@ -68,6 +73,7 @@ class ServedLogWriter:
                 except queue.Empty:
                     break
                 if record is not None:
+                    record = record if isinstance(record, dict) else record.record
                     lists.append({k: v for k, v in record.items()})
                 served.append(row)
             if not served:

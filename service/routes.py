@@ -92,9 +92,9 @@ def to_filters(f: api.ProspectFilters, excluded: frozenset = frozenset()) -> Fil
 def page(state: ServiceState, loaded: Loaded, entry: RankedEntry, f: api.ProspectFilters, offset: int, top: int,
          lang: str, route: str, actor: Actor) -> api.ProspectPage:
     positions = list(range(offset, min(offset + top, entry.total)))
-    explanations = entry.explanations(loaded.catalog, positions, lang) if positions else []
-    results = [{**entry.rows[p], "reasons": e["reasons"]} for p, e in zip(positions, explanations)]
-    state.writer.log(entry.record, route, offset, top, actor.key_id, actor.request_id)
+    reasons = entry.reasons(loaded.catalog, positions, lang) if positions else []
+    results = [{**row, "reasons": r} for row, r in zip(entry.rows_at(positions), reasons)]
+    state.writer.log(entry, route, offset, top, actor.key_id, actor.request_id)
     gap = entry.gap
     return api.ProspectPage(
         version=loaded.version, list_version=entry.list_version, ranker=loaded.catalog.ranker_name,
@@ -187,9 +187,15 @@ async def search(request: Request, body: api.SearchRequest, actor: Actor = Depen
     entry = loaded.peek(("search", body.text, filters))
     positions = list(range(body.offset, min(body.offset + body.top, entry.total))) if entry is not None else []
     if entry is None or not entry.explained(positions, body.lang):
-        entry = await run_in_threadpool(loaded.search_list, body.text, filters)
-        await run_in_threadpool(entry.explanations, loaded.catalog, list(range(body.offset, min(body.offset + body.top, entry.total))), body.lang)
+        entry = await run_in_threadpool(_search_page, loaded, body)
     return page(state, loaded, entry, body.filters, body.offset, body.top, body.lang, "search", actor)
+
+
+def _search_page(loaded: Loaded, body: api.SearchRequest) -> RankedEntry:
+    """Rank the need and give the requested page its short reasons, in one thread-pool hop."""
+    entry = loaded.search_list(body.text, to_filters(body.filters))
+    entry.reasons(loaded.catalog, list(range(body.offset, min(body.offset + body.top, entry.total))), body.lang)
+    return entry
 
 
 @router.get("/gaps/{gap_id}/prospects/{enterprise_id}/explanation", response_model=api.ExplanationResponse,
@@ -304,8 +310,9 @@ def create_shortlist(request: Request, body: api.ShortlistCreate, lang: LangQuer
         raise InvalidInputError("body.filters", f"no enterprise passes these filters for gap '{body.gap_id}'")
     english = entry.explanations(loaded.catalog, positions, "en")
     chinese = entry.explanations(loaded.catalog, positions, "zh")
-    items = [{"rank": entry.rows[p]["rank"], "enterprise_id": entry.rows[p]["enterprise_id"], "name": entry.rows[p]["name"],
-              "score": float(entry.rows[p]["score"]), "features": entry.feature_vector(p), "explanation_en": english[i],
+    rows = entry.rows_at(positions)
+    items = [{"rank": rows[i]["rank"], "enterprise_id": rows[i]["enterprise_id"], "name": rows[i]["name"],
+              "score": float(rows[i]["score"]), "features": entry.feature_vector(p), "explanation_en": english[i],
               "explanation_zh": chinese[i]} for i, p in enumerate(positions)]
     c = loaded.catalog
     shortlist_id = repo.create_shortlist(
