@@ -27,11 +27,32 @@ def cpu_ms(fn) -> tuple[float, object]:
     return (time.process_time() - started) * 1000, result
 
 
+def previous_make_entry(catalog, gap, filters, ranked, features):
+    """The list entry as it was made before: every row and feature vector, sha256 of their JSON."""
+    import hashlib
+
+    from matcher.features import FEATURES
+    from matcher.retrieval import records
+    from service.holder import _vector_rows, filters_dict
+
+    rows = records(ranked)
+    items = [{"enterprise_id": r["enterprise_id"], "rank": r["rank"], "score": r["score"], "features": v}
+             for r, v in zip(rows, _vector_rows(features))]
+    content = {"artifact_version": catalog.version, "ranker": catalog.ranker_name, "gap_id": gap.get("gap_id"),
+               "query_text": gap["text"], "filters": filters_dict(filters), "excluded": sorted(filters.exclude_ids),
+               "feature_names": list(FEATURES), "items": items}
+    return hashlib.sha256(json.dumps(content, sort_keys=True, ensure_ascii=False).encode()).hexdigest()[:32], rows
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--home", type=Path, required=True)
     parser.add_argument("--db", type=Path, required=True, help="SQLite file for the service's own tables")
     parser.add_argument("--n", type=int, default=60, help="distinct needs searched")
+    parser.add_argument("--compare", action="store_true",
+                        help="also time the previous path per need: encoding on --compare-threads torch threads, "
+                             "the list version as sha256 of the whole record's JSON, full explanations of the page")
+    parser.add_argument("--compare-threads", type=int, default=2)
     args = parser.parse_args()
 
     from fastapi.testclient import TestClient
@@ -69,6 +90,12 @@ def main() -> int:
             def explain_page(entry, catalog, positions, lang):
                 return entry.explanations(catalog, positions, lang)
 
+        import torch
+
+        from matcher.explain import explain_ranked
+
+        service_threads = torch.get_num_threads()
+        before = {"encode": [], "make_entry": [], "explain_page": []}
         for text in needs[5 + args.n:5 + 2 * args.n]:
             ms, vector = cpu_ms(lambda: c.encoder.encode([text])[0])
             steps["encode"].append(ms)
@@ -77,11 +104,33 @@ def main() -> int:
             steps["rank"].append(ms)
             ms, entry = cpu_ms(lambda: make_entry(c, gap, Filters(), ranked, features))
             steps["make_entry"].append(ms)
-            ms, _ = cpu_ms(lambda: explain_page(entry, c, list(range(20)), "en"))
+            ms, _ = cpu_ms(lambda: (explain_page(entry, c, list(range(20)), "en"), entry.rows_at(list(range(20)))))
             steps["explain_page"].append(ms)
+            if args.compare:  # the previous path, same text, same moment
+                ms, _ = cpu_ms(lambda: previous_make_entry(c, gap, Filters(), ranked, features))
+                before["make_entry"].append(ms)
+                ms, _ = cpu_ms(lambda: explain_ranked(c, gap, ranked.iloc[:20], features.iloc[:20], features, "en"))
+                before["explain_page"].append(ms)
+        if args.compare:  # encoding on PyTorch's default threads: its own block (switching per call costs a pool restart)
+            torch.set_num_threads(args.compare_threads)
+            for text in needs[:3]:
+                c.encoder.encode([text])
+            for text in needs[5 + args.n:5 + 2 * args.n]:
+                ms, _ = cpu_ms(lambda: c.encoder.encode([text])[0])
+                before["encode"].append(ms)
+            torch.set_num_threads(service_threads)
+            for text in needs[5 + args.n:5 + 2 * args.n]:
+                ms, _ = cpu_ms(lambda: c.encoder.encode([text])[0])
+                steps["encode"].append(ms)  # the same block length on one thread, just after
     report = {"home": str(args.home), "enterprises": len(c.enterprises), "searches": args.n,
               "route_cpu_ms_median": round(statistics.median(route), 1), "route_cpu_ms_mean": round(statistics.mean(route), 1),
+              "torch_threads": service_threads,
               **{f"{k}_cpu_ms_median": round(statistics.median(v), 1) for k, v in steps.items()}}
+    if args.compare:
+        report["previous_path"] = {"torch_threads": args.compare_threads, "rank_cpu_ms_median": report["rank_cpu_ms_median"],
+                                   **{f"{k}_cpu_ms_median": round(statistics.median(v), 1) for k, v in before.items()}}
+        report["steps_cpu_ms_now"] = round(sum(report[f"{k}_cpu_ms_median"] for k in steps), 1)
+        report["steps_cpu_ms_previous"] = round(sum(v for k, v in report["previous_path"].items() if k.endswith("_median")), 1)
     print(json.dumps(report, indent=1))
     return 0
 
