@@ -240,23 +240,31 @@ def percentile_phrases(matrix: np.ndarray, population: dict[str, np.ndarray], la
     return out
 
 
+def contribution_text(name: str, value: float, contribution: float, where: str, lang: str) -> str:
+    """A feature's reason as :func:`contribution_rows` words it: value, percentile phrase, and
+    whether it raises or lowers the score."""
+    text = reason_text(name, value, lang)
+    if where:
+        text += (" — " if lang == "en" else "，") + where
+    if abs(contribution) > 1e-9:
+        L = LABELS[lang]
+        if lang == "en":
+            text += f" ({L['raises']})" if contribution > 0 else f" ({L['lowers']})"
+        else:
+            text += f"（{L['raises']}）" if contribution > 0 else f"（{L['lowers']}）"
+    return text
+
+
 def contribution_rows(
     features: np.ndarray, contributions: np.ndarray, phrases: list[str], updated_at: str, lang: str,
 ) -> list[dict]:
     """One entry per feature (``features`` in FEATURES order): value, contribution, text (with
     its percentile phrase from :func:`percentile_phrases`) and where it came from."""
-    L = LABELS[lang]
     rows = []
-    separator = " — " if lang == "en" else "，"
-    raises, lowers = (f" ({L['raises']})", f" ({L['lowers']})") if lang == "en" else (f"（{L['raises']}）", f"（{L['lowers']}）")
     # Python floats: per-cell numpy scalar arithmetic costs ~10x more (1,300 cells for a top 50).
     for name, value, contribution, where in zip(FEATURES, np.asarray(features, float).tolist(),
                                                 np.asarray(contributions, float).tolist(), phrases):
-        text = reason_text(name, value, lang)
-        if where:
-            text += separator + where
-        if abs(contribution) > 1e-9:
-            text += raises if contribution > 0 else lowers
+        text = contribution_text(name, value, contribution, where, lang)
         source = OBSERVED.get(name)
         rows.append({
             "feature": name,
@@ -406,11 +414,16 @@ def explain_reasons(catalog, gap: dict, ranked: pd.DataFrame, features: pd.DataF
     matrix = features[list(FEATURES)].to_numpy(dtype=float)
     if catalog.ranker is not None:
         phrases = percentile_phrases(matrix, sorted_population(pool), lang)
-        _, values, _ = catalog.ranker.explain(features)
-        updated = catalog.enterprises[S.UPDATED_AT].iloc[ranked["_row"].to_numpy()].tolist()
-        rows = [contribution_rows(matrix[i], values[i], phrases[i],
-                                  str(pd.Timestamp(u).date()) if pd.notna(u) else "unknown", lang)
-                for i, u in enumerate(updated)]
+        _, values, _ = catalog.ranker.explain(features, margins=False)
+        rows = []
+        for i in range(len(features)):
+            contributions = np.asarray(values[i], float).tolist()
+            # Only the features a reason can show: the 3 largest each way (ties by name, as explain_ranked).
+            order = sorted(range(len(FEATURES)), key=lambda j: (-abs(contributions[j]), FEATURES[j]))
+            shown = ([j for j in order if contributions[j] > 0][:3] + [j for j in order if contributions[j] < 0][:3])
+            rows.append([{"feature": FEATURES[j], "contribution": contributions[j],
+                          "text": contribution_text(FEATURES[j], float(matrix[i, j]), contributions[j], phrases[i][j], lang)}
+                         for j in shown])
     else:
         components = component_scores(pool)
         index = pool.index.get_indexer(features.index)

@@ -110,8 +110,9 @@ class LandingModel(ClassifierMixin, BaseEstimator):
     def predict(self, X: pd.DataFrame) -> np.ndarray:
         return (self.predict_proba(X)[:, 1] >= 0.5).astype(int)
 
-    def explain(self, X: pd.DataFrame) -> tuple[float, np.ndarray, np.ndarray]:
-        """Exact SHAP contributions in log-odds: (base_value, contributions (n, n_features), margins)."""
+    def explain(self, X: pd.DataFrame, margins: bool = True) -> tuple[float, np.ndarray, np.ndarray | None]:
+        """Exact SHAP contributions in log-odds: (base_value, contributions (n, n_features), margins;
+        None without ``margins``)."""
         import shap
 
         check_is_fitted(self, "booster_")
@@ -120,7 +121,7 @@ class LandingModel(ClassifierMixin, BaseEstimator):
         X = self._prepare(X)
         values = np.asarray(self._explainer.shap_values(X.to_numpy(dtype=float)))
         base = float(np.ravel(self._explainer.expected_value)[0])
-        return base, values, self.decision_function(X)
+        return base, values, self.decision_function(X) if margins else None
 
     def __getstate__(self):
         state = self.__dict__.copy()

@@ -16,11 +16,11 @@ from service.holder import make_entry
 class LinearRanker:
     """Stands in for the landing model's SHAP output: a contribution per feature and row."""
 
-    def explain(self, features):
+    def explain(self, features, margins: bool = True):
         matrix = np.nan_to_num(features[list(FEATURES)].to_numpy(dtype=float))
         weights = np.linspace(-1.0, 1.0, len(FEATURES))
         values = matrix * weights
-        return 0.1, values, 0.1 + values.sum(axis=1)
+        return 0.1, values, 0.1 + values.sum(axis=1) if margins else None
 
     def predict_proba(self, features):
         p = 1 / (1 + np.exp(-np.clip(self.explain(features)[2], -30, 30)))
