@@ -73,7 +73,14 @@ class ServedLogWriter:
                 except queue.Empty:
                     break
                 if record is not None:
-                    record = record if isinstance(record, dict) else record.record
+                    try:
+                        record = record if isinstance(record, dict) else record.record
+                    except Exception:  # noqa: BLE001 - the log must never take the service down
+                        log.exception("served-list record could not be built; its rows are dropped")
+                        self.dropped += 1
+                        with self._known_lock:
+                            self._known.discard(row["list_version"])
+                        continue
                     lists.append({k: v for k, v in record.items()})
                 served.append(row)
             if not served:
