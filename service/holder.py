@@ -6,8 +6,11 @@ loads the new version completely (and ranks every gap, so the first requests are
 swap; the old version is freed when its last request finishes.
 
 A ranked list is deterministic for (version, gap or need, filters, excluded enterprises): it is
-computed once, cached, and paginated from the cache. Explanations of its rows are computed on
-first use and cached with it.
+computed once, cached, and paginated from the cache. A page needs only its rows' short reasons
+(computed alone, without evidence, partners or look-alikes); full explanations are computed for
+the explanation route and shortlists. Both are made on first use and cached with the list. The
+list version is a digest of the list's raw numbers; the record the served-list log stores (every
+feature vector) is built by the log writer's thread, not by the request.
 """
 
 from __future__ import annotations
