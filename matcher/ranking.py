@@ -66,9 +66,11 @@ class LandingModel(ClassifierMixin, BaseEstimator):
             monotonic_cst=[MONOTONIC.get(f, 0) for f in FEATURES], random_state=self.random_state,
         )
 
-    def fit(self, X: pd.DataFrame, y, groups=None) -> "LandingModel":
+    def fit(self, X: pd.DataFrame, y, groups=None, sample_weight=None) -> "LandingModel":
+        """Fit booster and calibration; ``sample_weight`` weighs labels of differing strength
+        (e.g. a review verdict against a recorded landing), in both."""
         with single_threaded():
-            return self._fit(X, y, groups)
+            return self._fit(X, y, groups, sample_weight)
 
     def _prepare(self, X: pd.DataFrame) -> pd.DataFrame:
         X = X[list(FEATURES)]
@@ -77,21 +79,22 @@ class LandingModel(ClassifierMixin, BaseEstimator):
             X = X.assign(**{f: 0.0 for f in empty})
         return X
 
-    def _fit(self, X: pd.DataFrame, y, groups=None) -> "LandingModel":
+    def _fit(self, X: pd.DataFrame, y, groups=None, sample_weight=None) -> "LandingModel":
         # A feature no training row reports (e.g. growth_score before there is a snapshot
         # history) carries no signal; a constant keeps the booster from failing on it.
         self.empty_features_ = [f for f in FEATURES if X[f].isna().all()]
         X = self._prepare(X)
         y = np.asarray(y, dtype=int)
-        self.booster_ = self._booster().fit(X, y)
+        w = None if sample_weight is None else np.asarray(sample_weight, dtype=float)
+        self.booster_ = self._booster().fit(X, y, sample_weight=w)
         margins = np.zeros(len(y))
         splits = (GroupKFold(5).split(X, y, groups) if groups is not None and len(set(groups)) >= 5
                   else StratifiedKFold(5, shuffle=True, random_state=self.random_state).split(X, y))
         for train, test in splits:
             if len(set(y[train])) < 2:
                 continue
-            margins[test] = self._booster().fit(X.iloc[train], y[train]).decision_function(X.iloc[test])
-        self.calibrator_ = LogisticRegression(C=1e6).fit(margins.reshape(-1, 1), y)
+            margins[test] = self._booster().fit(X.iloc[train], y[train], sample_weight=None if w is None else w[train]).decision_function(X.iloc[test])
+        self.calibrator_ = LogisticRegression(C=1e6).fit(margins.reshape(-1, 1), y, sample_weight=w)
         self.classes_ = np.array([0, 1])
         self.n_features_in_ = len(FEATURES)
         return self
