@@ -34,6 +34,10 @@ class Settings(BaseSettings):
     service_torch_threads: int = Field(1, ge=0, le=64, description="PyTorch intra-op threads per service worker (query "
                                        "encoding); 0 leaves PyTorch's default (one per core, which contends across workers)")
     service_cache_lists: int = Field(256, ge=16, description="ranked lists cached per worker (about 1 MB each)")
+    served_log_retention_days: int = Field(
+        180, ge=0, description="served pages and ranked lists older than this are pruned by 'matcher db prune-served' "
+        "and after each published refresh, except lists shortlists, reviews or outcomes refer to; 0: keep everything",
+    )
     chain_map: Path = Field(PROJECT_ROOT / "data" / "chains" / "yangpu.yaml")
     embedding_model: str = Field(
         "all-MiniLM-L6-v2", description="packaged model name or a local directory"

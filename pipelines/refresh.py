@@ -90,6 +90,7 @@ class RefreshConfig:
     outcomes: tuple[Path, ...] = ()
     min_outcomes: int = 200
     database_url: str | None = None  # the service database: its outcomes and review verdicts count too
+    served_log_retention_days: int = 0  # prune the service's served-list log after a publish; 0: never
 
 
 def refresh_config(settings: Settings, allow_shrink: bool = False, outcomes: tuple[Path, ...] = ()) -> RefreshConfig:
@@ -104,7 +105,8 @@ def refresh_config(settings: Settings, allow_shrink: bool = False, outcomes: tup
     return RefreshConfig(build=build, runs_dir=settings.runs_dir, lock_path=settings.refresh_lock_path,
                          max_bad_row_share=settings.max_bad_row_share, policy=policy, allow_shrink=allow_shrink,
                          outcomes=tuple(outcomes), min_outcomes=settings.min_outcomes,
-                         database_url=settings.db_url if use_db else None)
+                         database_url=settings.db_url if use_db else None,
+                         served_log_retention_days=settings.served_log_retention_days)
 
 
 # ------------------------------------------------------------------------------ lock and records
@@ -380,7 +382,26 @@ def _refresh(run: Run, config: RefreshConfig, source: Path, mapping_path: Path, 
         except Exception as exc:  # noqa: BLE001 - the version is published; a report failure must not hide that
             rec["report"] = {"error": f"{type(exc).__name__}: {exc}"}
         entry["gaps"] = len(rec["report"].get("gaps", []))
+    if config.database_url and config.served_log_retention_days:
+        with run.step("prune-served") as entry:
+            entry.update(_prune_served_log(run, config))
     return run.finish("published")
+
+
+def _prune_served_log(run: Run, config: RefreshConfig) -> dict:
+    """Served-list log retention after a publish (``matcher db prune-served``), best-effort: the
+    version is published; a failure is logged and recorded, never fails the refresh."""
+    from matcher.store.repo import Actor
+    from pipelines.serve import prune_served_log
+
+    try:
+        result = prune_served_log(config.database_url, config.served_log_retention_days,
+                                  actor=Actor(key_id=None, prefix="refresh", role="admin", name="nightly refresh"))
+    except Exception as exc:  # noqa: BLE001 - best-effort housekeeping
+        message = f"{type(exc).__name__}: {exc}".splitlines()[0]
+        run.log({"event": "prune-served", "status": "failed", "error": message})
+        return {"error": message}
+    return {**result, "cutoff": result["cutoff"].isoformat()}
 
 
 def _read_json(path: Path) -> dict | None:

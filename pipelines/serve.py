@@ -1,4 +1,4 @@
-"""``matcher serve``, ``matcher keys ...`` and ``matcher db upgrade``."""
+"""``matcher serve``, ``matcher keys ...``, ``matcher db upgrade`` and ``matcher db prune-served``."""
 
 from __future__ import annotations
 
@@ -162,3 +162,42 @@ def db_upgrade(home: HomeOption = None, database_url: DatabaseOption = None, as_
         emit_json({"database": describe(settings.db_url), "before": before, "after": after})
     else:
         out.print(f"database {describe(settings.db_url)}: schema {before or 'empty'} -> {after}", highlight=False)
+
+
+def prune_served_log(database_url: str, older_than_days: int, dry_run: bool = False, actor: repo.Actor = repo.CLI_ACTOR) -> dict:
+    """Prune the served-list log of the database at ``database_url`` (see ``repo.prune_served``);
+    the lists training reads are judged with the current ``FEATURES``."""
+    from matcher.features import FEATURES
+
+    upgrade(database_url)
+    store = Store(database_url, pool_size=1)
+    try:
+        return repo.prune_served(store, older_than_days, dry_run=dry_run, feature_names=list(FEATURES), actor=actor)
+    finally:
+        store.dispose()
+
+
+@db_app.command("prune-served")
+def db_prune_served(
+    older_than: Annotated[Optional[int], typer.Option("--older-than", min=1, metavar="DAYS", help="Prune what is older than this many days [default: MATCHER_SERVED_LOG_RETENTION_DAYS, 180].")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Count what would be deleted; delete nothing.")] = False,
+    home: HomeOption = None,
+    database_url: DatabaseOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Delete served pages and ranked lists older than the retention, except the lists shortlists,
+    reviews or outcomes refer to (training and audit sources are never pruned)."""
+    settings = _settings(home, database_url)
+    days = older_than or settings.served_log_retention_days
+    if not days:
+        raise typer.BadParameter("retention is off (MATCHER_SERVED_LOG_RETENTION_DAYS=0); give --older-than DAYS",
+                                 param_hint="--older-than")
+    result = prune_served_log(settings.db_url, days, dry_run)
+    if as_json:
+        emit_json({"database": describe(settings.db_url), **result})
+        return
+    verb = "would delete" if dry_run else "deleted"
+    out.print(f"database {describe(settings.db_url)}: served-list log before {result['cutoff']:%Y-%m-%d %H:%M} UTC "
+              f"({days} days): {verb} {result['served_deleted']} served pages and {result['lists_deleted']} ranked lists; "
+              f"kept {result['lists_protected']} older lists that shortlists, reviews or outcomes refer to and "
+              f"{result['lists_kept_served']} served since", highlight=False, soft_wrap=True)

@@ -4,6 +4,10 @@ A request only appends to a queue (microseconds); a thread writes what accumulat
 ``flush_s`` seconds (or sooner when ``batch`` rows wait) in one transaction: the ranked lists not
 stored yet (each distinct list once, with the feature vector behind every score), then one row per
 served page. If the queue is full the row is dropped and counted rather than slowing requests.
+
+A list the database no longer holds — ``matcher db prune-served`` deleted it while this process
+still serves it — is stored again with the batch that serves it, from the entry queued with the
+page (the process remembers which lists it stored, so it would otherwise refer to a missing one).
 """
 
 from __future__ import annotations
@@ -48,7 +52,7 @@ class ServedLogWriter:
         served = {"list_version": list_version, "at": datetime.now(timezone.utc), "key_id": key_id,
                   "route": route, "offset": offset, "top": top, "request_id": request_id}
         try:
-            self._queue.put_nowait((ranked if new else None, served))
+            self._queue.put_nowait((ranked, new, served))
         except queue.Full:
             self.dropped += 1
             if new:
@@ -66,30 +70,35 @@ class ServedLogWriter:
     def flush(self) -> int:
         """Write everything queued now; returns the number of served rows written."""
         with self._flush_lock:
-            lists, served = [], []
+            lists, served, entries = [], [], {}
             while True:
                 try:
-                    record, row = self._queue.get_nowait()
+                    ranked, new, row = self._queue.get_nowait()
                 except queue.Empty:
                     break
-                if record is not None:
-                    try:
-                        record = record if isinstance(record, dict) else record.record
-                    except Exception:  # noqa: BLE001 - the log must never take the service down
-                        log.exception("served-list record could not be built; its rows are dropped")
+                entries.setdefault(row["list_version"], ranked)
+                if new:
+                    record = self._record(ranked)
+                    if record is None:
                         self.dropped += 1
                         with self._known_lock:
                             self._known.discard(row["list_version"])
                         continue
-                    lists.append({k: v for k, v in record.items()})
+                    lists.append(record)
                 served.append(row)
             if not served:
                 return 0
+
+            def restore(list_version: str) -> dict | None:
+                entry = entries.get(list_version)
+                return None if entry is None else self._record(entry)
+
             for attempt in range(3):
                 try:
-                    repo.log_served(self.store, lists, served)
-                    self.written += len(served)
-                    return len(served)
+                    written = repo.log_served(self.store, lists, served, restore=restore)
+                    self.written += written
+                    self.dropped += len(served) - written
+                    return written
                 except Exception as exc:  # noqa: BLE001 - the log must never take the service down
                     log.warning("served-list log write failed (attempt %d of 3): %s", attempt + 1, exc)
                     self._stop.wait(0.2 * (attempt + 1))
@@ -99,6 +108,15 @@ class ServedLogWriter:
                     self._known.discard(record["list_version"])
             log.error("dropped %d served-list log rows after 3 failed writes", len(served))
             return 0
+
+    @staticmethod
+    def _record(ranked) -> dict | None:
+        """The stored record of a queued list (built here, in the writer's thread), or None."""
+        try:
+            return dict(ranked if isinstance(ranked, dict) else ranked.record)
+        except Exception:  # noqa: BLE001 - the log must never take the service down
+            log.exception("served-list record could not be built; its rows are dropped")
+            return None
 
     def start(self) -> None:
         def run() -> None:

@@ -82,7 +82,7 @@ class RankedList(Base):
     feature_names: Mapped[list[Any]]  # order of each item's feature vector
     n_items: Mapped[int]
     items: Mapped[list[Any]]
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)  # first stored: first served or shortlisted
 
 
 class ServedList(Base):
@@ -92,7 +92,7 @@ class ServedList(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     list_version: Mapped[str] = mapped_column(sa.ForeignKey("ranked_lists.list_version"), index=True)
-    at: Mapped[datetime] = mapped_column(default=utcnow)
+    at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     key_id: Mapped[Optional[int]]
     route: Mapped[str] = mapped_column(sa.String(100))
     offset: Mapped[int]
@@ -137,7 +137,7 @@ class ShortlistItem(Base):
     model_version: Mapped[str] = mapped_column(sa.String(200))
     data_version: Mapped[str] = mapped_column(sa.String(100))
     snapshot_id: Mapped[str] = mapped_column(sa.String(100))
-    list_version: Mapped[str] = mapped_column(sa.ForeignKey("ranked_lists.list_version"))
+    list_version: Mapped[str] = mapped_column(sa.ForeignKey("ranked_lists.list_version"), index=True)
     status: Mapped[str] = mapped_column(sa.String(20), default="pending")
     reason_code: Mapped[Optional[str]] = mapped_column(sa.String(40))
     comment: Mapped[str] = mapped_column(sa.Text, default="")

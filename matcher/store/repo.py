@@ -10,8 +10,8 @@ from __future__ import annotations
 import hashlib
 import secrets
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
-from typing import Any, Iterable
+from datetime import date, datetime, timedelta, timezone
+from typing import Any, Callable, Iterable, Iterator
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -172,12 +172,34 @@ def save_ranked_lists(session: Session, lists: list[dict]) -> None:
     _insert_ignore(session, RankedList, [{**r, "created_at": r.get("created_at") or _now()} for r in lists], ["list_version"])
 
 
-def log_served(store: Store, lists: list[dict], served: list[dict]) -> None:
-    """One batch of the served-list log: new ranked lists first, then the served pages."""
+def log_served(store: Store, lists: list[dict], served: list[dict],
+               restore: Callable[[str], dict | None] | None = None) -> int:
+    """One batch of the served-list log: new ranked lists first, then the served pages.
+
+    A page of a list the database no longer holds (pruned while a worker still serves it) gets
+    its list stored again from ``restore(list_version)``; when that gives nothing, its pages are
+    left out. Returns the number of served rows written."""
     with store.write() as s:
         save_ranked_lists(s, lists)
+        named = {r["list_version"] for r in served} - {r["list_version"] for r in lists}
+        present = set()
+        for chunk in _chunks(sorted(named)):
+            present.update(s.scalars(sa.select(RankedList.list_version).where(RankedList.list_version.in_(chunk))))
+        missing = named - present
+        if missing:
+            again = [r for r in (restore(v) if restore else None for v in sorted(missing)) if r is not None]
+            save_ranked_lists(s, [{**r, "created_at": None} for r in again])
+            missing -= {r["list_version"] for r in again}
+            served = [r for r in served if r["list_version"] not in missing]
         if served:
             s.execute(sa.insert(ServedList), served)
+        return len(served)
+
+
+def _chunks(values: list, size: int = 500) -> Iterator[list]:
+    """Slices of ``values`` small enough for an ``IN (...)`` on every backend."""
+    for start in range(0, len(values), size):
+        yield values[start:start + size]
 
 
 def get_ranked_list(store: Store, list_version: str) -> dict:
@@ -514,25 +536,169 @@ def list_outcomes(store: Store, gap_id: str | None = None, enterprise_id: str | 
 
 # --- training data --------------------------------------------------------------------------
 
-def outcome_records(store: Store) -> list[dict]:
+def outcome_records(store: Store, with_recorded_at: bool = False) -> list[dict]:
     """One row per approach (enterprise, gap) in the outcome file vocabulary: ``contacted_at`` is
-    the first stage's date, ``outcome`` the latest stage."""
+    the first stage's date, ``outcome`` the latest stage; ``with_recorded_at`` adds
+    ``recorded_at``, when the first stage was recorded (server time, UTC)."""
     with store.read() as s:
         rows = s.scalars(sa.select(Outcome).order_by(Outcome.id)).all()
     pairs: dict[tuple[str, str], dict] = {}
     for r in rows:
         pair = pairs.setdefault((r.enterprise_id, r.gap_id), {"enterprise_id": r.enterprise_id, "gap_id": r.gap_id,
                                                                "contacted_at": r.date.isoformat()})
+        if with_recorded_at:
+            pair.setdefault("recorded_at", r.recorded_at)
         pair["outcome"] = r.stage
     return list(pairs.values())
 
 
 def review_records(store: Store) -> list[dict]:
-    """The latest verdict on each (enterprise, gap) pair, with its date."""
+    """The latest verdict on each (enterprise, gap) pair, with its date, when it was recorded
+    (``recorded_at``, UTC) and the list version its shortlist item froze."""
     with store.read() as s:
-        rows = s.scalars(sa.select(Review).order_by(Review.id)).all()
+        rows = s.execute(sa.select(Review, ShortlistItem.list_version).join(ShortlistItem, ShortlistItem.id == Review.item_id)
+                         .order_by(Review.id)).all()
     latest: dict[tuple[str, str], dict] = {}
-    for r in rows:
+    for r, list_version in rows:
         latest[(r.enterprise_id, r.gap_id)] = {"enterprise_id": r.enterprise_id, "gap_id": r.gap_id, "verdict": r.verdict,
-                                               "reason_code": r.reason_code, "reviewed_at": r.created_at.date().isoformat()}
+                                               "reason_code": r.reason_code, "reviewed_at": r.created_at.date().isoformat(),
+                                               "recorded_at": r.created_at, "list_version": list_version}
     return list(latest.values())
+
+
+def logged_vectors(store: Store, requests: list[dict], feature_names: list[str] | None = None) -> dict:
+    """The feature vector each labelled pair was served with, from the served-list log.
+
+    For a request (``key``, ``enterprise_id``, ``gap_id``, ``before``: when its label was recorded,
+    and optionally ``list_version``: the list a shortlist item froze), the list is the named one
+    when it holds the enterprise with ``feature_names``; otherwise the latest list of that gap
+    first served (stored) before ``before`` that holds the enterprise and whose feature names are
+    ``feature_names`` (any names when None). Each list's items are read at most once.
+
+    Returns
+    -------
+    dict
+        key -> (list version, feature vector: list of float or None, in ``feature_names`` order),
+        for the requests a list was found for.
+    """
+    found: dict = {}
+    wanted = [list(feature_names)] if feature_names is not None else None
+    with store.read() as s:
+        named = sorted({r["list_version"] for r in requests if r.get("list_version")})
+        for chunk in _chunks(named):
+            for version, names, items in s.execute(sa.select(RankedList.list_version, RankedList.feature_names, RankedList.items)
+                                                   .where(RankedList.list_version.in_(chunk))):
+                if wanted is not None and list(names or []) not in wanted:
+                    continue
+                vectors = {i["enterprise_id"]: i["features"] for i in items or []}
+                for r in requests:
+                    if r.get("list_version") == version and r["enterprise_id"] in vectors:
+                        found[r["key"]] = (version, vectors[r["enterprise_id"]])
+        pending: dict[str, list[dict]] = {}
+        for r in requests:
+            if r["key"] not in found:
+                pending.setdefault(r["gap_id"], []).append(r)
+        for gap_id, open_requests in pending.items():
+            latest_before = max(r["before"] for r in open_requests)
+            lists = s.execute(sa.select(RankedList.list_version, RankedList.created_at, RankedList.feature_names)
+                              .where(RankedList.gap_id == gap_id, RankedList.created_at < latest_before)
+                              .order_by(RankedList.created_at.desc(), RankedList.list_version)).all()
+            enterprises = {r["enterprise_id"] for r in open_requests}
+            for version, created_at, names in lists:  # newest first: the first list to hold a pair is its latest
+                if not open_requests:
+                    break
+                if wanted is not None and list(names or []) not in wanted:
+                    continue
+                if not any(created_at < r["before"] for r in open_requests):
+                    continue
+                items = s.scalar(sa.select(RankedList.items).where(RankedList.list_version == version)) or []
+                vectors = {i["enterprise_id"]: i["features"] for i in items if i["enterprise_id"] in enterprises}
+                still = []
+                for r in open_requests:
+                    if created_at < r["before"] and r["enterprise_id"] in vectors:
+                        found[r["key"]] = (version, vectors[r["enterprise_id"]])
+                    else:
+                        still.append(r)
+                open_requests = still
+    return found
+
+
+# --- served-list log retention ------------------------------------------------------------------
+
+def protected_lists(store: Store, feature_names: list[str] | None = None) -> set[str]:
+    """List versions the log must keep: those a shortlist or shortlist item froze (reviews name
+    items, so these include every list a verdict refers to) and those training reads for a
+    recorded outcome or verdict (:func:`logged_vectors`, with ``feature_names`` and with any
+    feature names)."""
+    with store.read() as s:
+        keep = set(s.scalars(sa.select(Shortlist.list_version).distinct()))
+        keep |= set(s.scalars(sa.select(ShortlistItem.list_version).distinct()))
+    requests = [{"key": ("o", r["enterprise_id"], r["gap_id"]), "enterprise_id": r["enterprise_id"], "gap_id": r["gap_id"],
+                 "before": r["recorded_at"]} for r in outcome_records(store, with_recorded_at=True)]
+    requests += [{"key": ("r", r["enterprise_id"], r["gap_id"]), "enterprise_id": r["enterprise_id"], "gap_id": r["gap_id"],
+                  "before": r["recorded_at"], "list_version": r["list_version"]} for r in review_records(store)]
+    for names in [None] + ([list(feature_names)] if feature_names is not None else []):
+        keep |= {version for version, _ in logged_vectors(store, requests, names).values()}
+    return keep
+
+
+def prune_served(store: Store, older_than_days: int, *, dry_run: bool = False, feature_names: list[str] | None = None,
+                 actor: Actor = CLI_ACTOR, now: datetime | None = None) -> dict:
+    """Delete served-page rows older than ``older_than_days`` and ranked lists stored before then
+    that no served page refers to any more — except the lists of :func:`protected_lists`
+    (training and audit sources; neither they nor their served pages are ever pruned).
+
+    Each chunk is its own transaction, and a list is deleted only if, in that transaction, no
+    served page, shortlist or item refers to it (a list served or shortlisted meanwhile stays).
+    Unless ``dry_run``, the audit log records the counts.
+
+    Returns
+    -------
+    dict
+        ``cutoff``, ``older_than_days``, ``dry_run``, ``served_deleted``, ``lists_deleted``,
+        ``lists_protected`` (stored before the cutoff, kept as sources) and ``lists_kept_served``
+        (stored before the cutoff, served since).
+    """
+    if older_than_days < 1:
+        raise InvalidInputError("older_than_days", f"must be at least 1 day, not {older_than_days}")
+    cutoff = (now or _now()) - timedelta(days=older_than_days)
+    protected = protected_lists(store, feature_names)
+    with store.read() as s:
+        old_served = set(s.scalars(sa.select(ServedList.list_version).where(ServedList.at < cutoff).distinct()))
+        old_lists = set(s.scalars(sa.select(RankedList.list_version).where(RankedList.created_at < cutoff)))
+    prunable_served = sorted(old_served - protected)
+    prunable_lists = sorted(old_lists - protected)
+    counts = {"served_deleted": 0, "lists_deleted": 0}
+    referenced = sa.or_(
+        sa.exists().where(ServedList.list_version == RankedList.list_version),
+        sa.exists().where(Shortlist.list_version == RankedList.list_version),
+        sa.exists().where(ShortlistItem.list_version == RankedList.list_version),
+    )
+    if dry_run:
+        with store.read() as s:
+            for chunk in _chunks(prunable_served):
+                counts["served_deleted"] += int(s.scalar(sa.select(sa.func.count(ServedList.id)).where(
+                    ServedList.at < cutoff, ServedList.list_version.in_(chunk))))
+            for chunk in _chunks(prunable_lists):
+                fresh = sa.exists().where(ServedList.list_version == RankedList.list_version, ServedList.at >= cutoff)
+                counts["lists_deleted"] += int(s.scalar(sa.select(sa.func.count()).select_from(RankedList).where(
+                    RankedList.list_version.in_(chunk), ~fresh,
+                    ~sa.exists().where(Shortlist.list_version == RankedList.list_version),
+                    ~sa.exists().where(ShortlistItem.list_version == RankedList.list_version))))
+    else:
+        for chunk in _chunks(prunable_served):
+            with store.write() as s:
+                counts["served_deleted"] += s.execute(sa.delete(ServedList).where(
+                    ServedList.at < cutoff, ServedList.list_version.in_(chunk))).rowcount
+        for chunk in _chunks(prunable_lists):
+            with store.write() as s:
+                counts["lists_deleted"] += s.execute(sa.delete(RankedList).where(
+                    RankedList.list_version.in_(chunk), ~referenced).execution_options(synchronize_session=False)).rowcount
+    result = {"cutoff": cutoff, "older_than_days": older_than_days, "dry_run": dry_run, **counts,
+              "lists_protected": len(old_lists & protected),
+              "lists_kept_served": len(prunable_lists) - counts["lists_deleted"]}
+    if not dry_run:
+        with store.write() as s:
+            audit(s, actor, "served_log.prune", f"served-list log older than {older_than_days} days",
+                  {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in result.items()})
+    return result
