@@ -3,6 +3,11 @@
 The new version is the current one plus the models (files hard-linked, then manifest rewritten),
 published atomically like every other version. A landing model that is worse on the held-out
 evaluation than the published one is not published unless forced.
+
+Labels come from outcome files, outcomes recorded through the service and review verdicts
+(weighted by ``matcher.outcomes.LABEL_WEIGHTS``). A label recorded through the service is trained
+on the feature vector it was served with, read from the served-list log, when the log has it
+(:func:`logged_features`); every other pair's features are computed from the current version.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from matcher import artifacts, catalog as C, schemas as S
 from matcher.catalog import Catalog
 from matcher.features import FEATURES, MONOTONIC
 from matcher.growth import cross_validated_scores, growth_examples, growth_features, make_growth_model, score_report, usable_numeric
-from matcher.outcomes import load_outcomes, outcomes_from_records, review_labels, time_group_split
+from matcher.outcomes import label_counts, load_outcomes, outcomes_from_records, review_labels, time_group_split
 from matcher.ranking import COLD_START, LandingModel, cold_start_score, component_scores, ranking_metrics
 from matcher.snapshot import list_snapshots, load_enterprises
 
@@ -50,36 +55,81 @@ class TrainConfig:
 def gather_outcomes(config: TrainConfig, known_enterprises: set[str], known_gaps: set[str]) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     """Outcomes from the files, the service database and review verdicts (see matcher/outcomes.py).
 
-    Returns (usable, rejected, where the usable ones came from). A pair labelled by a file or a
-    recorded outcome is never also labelled by a verdict; a database outcome that repeats a file
-    row (same enterprise, gap and date) counts once.
+    Returns (usable, rejected, where the usable ones came from). ``usable`` has ``landed``,
+    ``source`` (files / database / reviews), ``label_kind`` and ``weight``, and for labels
+    recorded through the service ``recorded_at`` (when, UTC) and, for verdicts, the
+    ``list_version`` the shortlist item froze. A pair labelled by a file or a recorded outcome is
+    never also labelled by a verdict; a database outcome that repeats a file row (same enterprise,
+    gap and date) counts once.
     """
     usable, rejected = load_outcomes(list(config.outcomes), known_enterprises, known_gaps)
     sources = {"files": len(usable), "database": 0, "reviews": 0}
-    reviews = {"verdicts": 0, "used_as_negative": 0, "not_used": 0}
+    reviews = {"verdicts": 0, "used": 0, "used_as_positive": 0, "used_as_negative": 0, "not_used": {}}
     if config.database_url:
         from matcher.store import Store, repo, upgrade
 
         upgrade(config.database_url)
         store = Store(config.database_url, pool_size=1)
         try:
-            recorded, verdicts = repo.outcome_records(store), repo.review_records(store)
+            recorded, verdicts = repo.outcome_records(store, with_recorded_at=True), repo.review_records(store)
         finally:
             store.dispose()
-        db_usable, db_rejected = outcomes_from_records(recorded, "database", known_enterprises, known_gaps)
+        db_usable, db_rejected = outcomes_from_records(recorded, "database", known_enterprises, known_gaps, extra=("recorded_at",))
         seen = set(zip(usable["enterprise_id"], usable["gap_id"], usable["contacted_at"].astype(str)))
         fresh = [k not in seen for k in zip(db_usable["enterprise_id"], db_usable["gap_id"], db_usable["contacted_at"].astype(str))]
         db_usable = db_usable[np.array(fresh, dtype=bool)]
         labelled = set(zip(usable["enterprise_id"], usable["gap_id"])) | set(zip(db_usable["enterprise_id"], db_usable["gap_id"]))
-        labels, reviews = review_labels([v for v in verdicts if (v["enterprise_id"], v["gap_id"]) not in labelled])
-        reviews["not_used"] += sum(1 for v in verdicts if (v["enterprise_id"], v["gap_id"]) in labelled)
-        reviews["verdicts"] = len(verdicts)
-        review_usable, review_rejected = outcomes_from_records(labels, "reviews", known_enterprises, known_gaps)
+        labels, reviews = review_labels(verdicts, labelled)
+        review_usable, review_rejected = outcomes_from_records(labels, "reviews", known_enterprises, known_gaps,
+                                                               extra=("label_kind", "recorded_at", "list_version"))
         sources.update(database=len(db_usable), reviews=len(review_usable))
         usable = pd.concat([usable, db_usable, review_usable], ignore_index=True)
         rejected = pd.concat([r for r in (rejected, db_rejected, review_rejected) if len(r)], ignore_index=True) \
             if any(len(r) for r in (rejected, db_rejected, review_rejected)) else rejected
-    return usable, rejected, {"sources": sources, "reviews": reviews}
+    for column in ("recorded_at", "list_version"):
+        if column not in usable:
+            usable[column] = None
+    return usable, rejected, {"sources": sources, "reviews": reviews, "label_kinds": label_counts(usable)}
+
+
+def logged_features(database_url: str | None, outcomes: pd.DataFrame) -> pd.DataFrame:
+    """The served feature vectors of the labels recorded through the service.
+
+    A row of ``outcomes`` with a ``recorded_at`` gets the vector of its enterprise in the latest
+    ranked list of its gap stored before that time (for a verdict, the list its shortlist item
+    froze, when that list holds it), if that list's feature names are ``FEATURES``
+    (``matcher.store.repo.logged_vectors``).
+
+    Returns
+    -------
+    DataFrame
+        Indexed like the rows found (a subset of ``outcomes.index``): the ``FEATURES`` columns
+        (float64, NaN where the value was missing) and ``list_version``.
+    """
+    columns = [*FEATURES, "list_version"]
+    if not database_url or not len(outcomes) or "recorded_at" not in outcomes:
+        return pd.DataFrame(columns=columns)
+    wanted = outcomes[outcomes["recorded_at"].notna()]
+    if not len(wanted):
+        return pd.DataFrame(columns=columns)
+    from matcher.store import Store, repo
+
+    requests = [{"key": index, "enterprise_id": e, "gap_id": g, "before": pd.Timestamp(t).to_pydatetime(),
+                 "list_version": v if isinstance(v, str) else None}
+                for index, e, g, t, v in zip(wanted.index, wanted["enterprise_id"], wanted["gap_id"], wanted["recorded_at"],
+                                             wanted["list_version"])]
+    store = Store(database_url, pool_size=1)
+    try:
+        found = repo.logged_vectors(store, requests, list(FEATURES))
+    finally:
+        store.dispose()
+    if not found:
+        return pd.DataFrame(columns=columns)
+    index = [k for k in wanted.index if k in found]
+    vectors = np.array([[np.nan if v is None else v for v in found[k][1]] for k in index], dtype=float)
+    frame = pd.DataFrame(vectors, index=index, columns=list(FEATURES))
+    frame["list_version"] = [found[k][0] for k in index]
+    return frame
 
 
 def train_growth(catalog: Catalog, snapshots_dir: Path) -> tuple[np.ndarray | None, object | None, dict]:
@@ -115,14 +165,39 @@ def train_growth(catalog: Catalog, snapshots_dir: Path) -> tuple[np.ndarray | No
     }
 
 
-def pair_features(catalog: Catalog, outcomes: pd.DataFrame) -> pd.DataFrame:
-    """Feature rows for each outcome (same order)."""
-    parts = []
-    for gap_id, group in outcomes.groupby("gap_id", sort=False):
+def pair_features(catalog: Catalog, outcomes: pd.DataFrame, logged: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Feature rows (``FEATURES`` columns) for each outcome, same order: the logged vector where
+    ``logged`` (from :func:`logged_features`) has the row, otherwise computed from ``catalog``."""
+    logged = logged if logged is not None else pd.DataFrame(columns=list(FEATURES))
+    parts = [logged[list(FEATURES)].astype(float)] if len(logged) else []
+    todo = outcomes[~outcomes.index.isin(logged.index)]
+    for gap_id, group in todo.groupby("gap_id", sort=False):
         gap, vector = catalog.gap(gap_id)
         rows = pd.Index(catalog.enterprises[S.ENTERPRISE_ID]).get_indexer(group["enterprise_id"])
-        parts.append(catalog.features(gap, vector, rows).set_index(group.index))
+        parts.append(catalog.features(gap, vector, rows).set_index(group.index)[list(FEATURES)])
     return pd.concat(parts).loc[outcomes.index]
+
+
+def sample_weights(outcomes: pd.DataFrame) -> np.ndarray | None:
+    """The ``weight`` column, or None when every label weighs 1 (then the fit is the unweighted
+    one, bit for bit)."""
+    if "weight" not in outcomes or (outcomes["weight"] == 1.0).all():
+        return None
+    return outcomes["weight"].to_numpy(dtype=float)
+
+
+def outcomes_table(usable: pd.DataFrame) -> pd.DataFrame:
+    """The labels a version's ranker learned from, as stored in ``outcomes.parquet``: one row per
+    label with ``enterprise_id``, ``gap_id``, ``contacted_at`` (date), ``outcome`` (the stage,
+    or the verdict's label kind), ``landed`` (the label), ``source`` (files / database /
+    reviews), ``label_kind`` (``outcome`` for recorded outcomes: only those are landings),
+    ``weight``, ``file``, ``row``, ``recorded_at`` and ``feature_source`` (the list version the
+    vector came from, or ``recomputed``)."""
+    table = usable.assign(contacted_at=usable["contacted_at"].astype(str),  # as _published_training_pairs compares them
+                          recorded_at=[None if pd.isna(t) else pd.Timestamp(t).isoformat() for t in usable["recorded_at"]])
+    columns = ["enterprise_id", "gap_id", "contacted_at", "outcome", "landed", "source", "label_kind", "weight", "file", "row",
+               "recorded_at", "feature_source"]
+    return table[[c for c in columns if c in table]].astype({"file": str, "row": "int64"})
 
 
 def _published_training_pairs(catalog: Catalog) -> set[tuple]:
@@ -138,20 +213,25 @@ def evaluate_ranking(catalog: Catalog, outcomes: pd.DataFrame, features: pd.Data
     baselines (and the published landing model, on pairs it never trained on).
 
     Each of ``repeats`` splits holds out different gaps (:func:`time_group_split` with seeds
-    0..repeats-1); metrics are the mean over the splits, so one lucky split cannot decide.
+    0..repeats-1); metrics are the mean over the splits, so one lucky split cannot decide. Models
+    are fitted with the ``weight`` column (when there is one). Rows whose ``source`` is
+    ``reviews`` (verdict labels, not landings) may train a split's model but are never tested on.
     """
     y = outcomes["landed"].to_numpy()
+    weights = sample_weights(outcomes)
+    evaluable = (outcomes["source"] != "reviews").to_numpy() if "source" in outcomes else None
     pos = {i: p for p, i in enumerate(outcomes.index)}
     seen = _published_training_pairs(catalog) if catalog.ranker is not None else set()
     per_split: dict[str, list[dict]] = {}
     sizes = []
     for seed in range(repeats):
-        train_idx, test_idx = time_group_split(outcomes, seed=seed)
+        train_idx, test_idx = time_group_split(outcomes, seed=seed, evaluable=evaluable)
         tr, te = [pos[i] for i in train_idx], [pos[i] for i in test_idx]
         if len(set(y[tr])) < 2 or len(set(y[te])) < 2:
             continue
         sizes.append((len(tr), len(te), outcomes.iloc[te]["gap_id"].nunique()))
-        model = LandingModel().fit(features.iloc[tr], y[tr], groups=outcomes["enterprise_id"].to_numpy()[tr])
+        model = LandingModel().fit(features.iloc[tr], y[tr], groups=outcomes["enterprise_id"].to_numpy()[tr],
+                                   sample_weight=None if weights is None else weights[tr])
         test = outcomes.iloc[te][["gap_id", "enterprise_id", "landed"]].copy()
         test_features = features.iloc[te]
         test["landing model"] = model.predict_proba(test_features)[:, 1]
@@ -181,8 +261,8 @@ def evaluate_ranking(catalog: Catalog, outcomes: pd.DataFrame, features: pd.Data
         "status": "evaluated",
         "split": {"repeats": len(sizes), "train_pairs": int(np.mean([s[0] for s in sizes])),
                   "test_pairs": int(np.mean([s[1] for s in sizes])), "test_gaps": int(np.mean([s[2] for s in sizes])),
-                  "rule": "per split: test = later pairs of held-out gaps; train = earlier pairs of the other gaps, "
-                          "minus test enterprises; metrics are means over the splits"},
+                  "rule": "per split: test = later recorded outcomes of held-out gaps; train = earlier pairs of the other "
+                          "gaps (outcomes and review verdicts), minus test enterprises; metrics are means over the splits"},
         "metrics": metrics,
         "ndcg@10_per_split": {name: [round(m["ndcg@10"], 4) for m in runs] for name, runs in per_split.items()},
     }
@@ -216,7 +296,19 @@ def publish_guard(evaluation: dict, catalog: Catalog) -> str | None:
 
 def model_card_markdown(card: dict) -> str:
     lines = [f"# Model card — {card['version']}", "", f"Trained {card['created_at']} on snapshot {card['data']['snapshot_id']} "
-             f"and {card['data']['outcomes_used']} outcomes ({card['data']['landed']} landed). Ranker: **{card['ranker']}**.", ""]
+             f"and {card['data']['outcomes_used']} labels ({card['data']['landed']} recorded landings). Ranker: **{card['ranker']}**.", ""]
+    kinds = card["data"].get("label_kinds")
+    if kinds:
+        lines += ["## Labels", "", "| label kind | rows | landed | weight |", "|---|---|---|---|"]
+        lines += [f"| {kind} | {c['rows']} | {c['landed']} | {c['weight']:g} |" for kind, c in kinds.items()]
+        not_used = card["data"].get("review_verdicts", {}).get("not_used", {})
+        if not_used:
+            lines += ["", "Review verdicts not used: " + "; ".join(f"{k} {v['verdicts']} ({v['reason']})" for k, v in not_used.items()) + "."]
+        lines.append("")
+    vectors = card["data"].get("features")
+    if vectors:
+        lines += [f"Feature vectors: {vectors['from_log']} from the served-list log, {vectors['recomputed']} recomputed from "
+                  "this version.", ""]
     evaluation = card.get("evaluation", {})
     if evaluation.get("metrics"):
         lines += ["## Held-out evaluation", "", evaluation["split"]["rule"], "", "| scorer | NDCG@10 | P@10 | ROC-AUC | Brier | ECE |", "|---|---|---|---|---|---|"]
@@ -251,8 +343,13 @@ def train(config: TrainConfig, now: datetime | None = None) -> dict:
     needed = max(config.min_outcomes, 4 * LandingModel().min_samples_leaf)
     enough = len(usable) >= needed and usable["landed"].nunique() == 2
     model, evaluation, features = None, {"status": "not evaluated"}, None
+    usable = usable.assign(feature_source="recomputed")
+    report["outcomes"]["features"] = vectors = {"from_log": 0, "recomputed": 0}  # counted when features are made
     if enough:
-        features = pair_features(catalog, usable)
+        logged = logged_features(config.database_url, usable)
+        features = pair_features(catalog, usable, logged)
+        usable.loc[logged.index, "feature_source"] = logged["list_version"]
+        vectors.update(from_log=len(logged), recomputed=len(usable) - len(logged))
         evaluation = evaluate_ranking(catalog, usable, features)
         refusal = publish_guard(evaluation, catalog)
         if refusal and not config.force:
@@ -260,7 +357,8 @@ def train(config: TrainConfig, now: datetime | None = None) -> dict:
             return report
         if refusal:
             report["forced"] = refusal
-        model = LandingModel().fit(features, usable["landed"].to_numpy(), groups=usable["enterprise_id"].to_numpy())
+        model = LandingModel().fit(features, usable["landed"].to_numpy(), groups=usable["enterprise_id"].to_numpy(),
+                                   sample_weight=sample_weights(usable))
     ranker = "landing-model" if model is not None else COLD_START
     if model is None:
         report["cold_start_reason"] = f"{len(usable)} usable outcomes (need {needed} with both landed and declined)"
@@ -278,7 +376,7 @@ def train(config: TrainConfig, now: datetime | None = None) -> dict:
             (staged / name).unlink(missing_ok=True)
         if model is not None:
             joblib.dump(model, staged / C.RANKER_FILE)
-            usable.assign(contacted_at=usable["contacted_at"].astype(str)).to_parquet(staged / C.OUTCOMES_FILE, index=False)
+            outcomes_table(usable).to_parquet(staged / C.OUTCOMES_FILE, index=False)
         if growth_scores is not None:
             np.save(staged / C.GROWTH_SCORES_FILE, growth_scores)
             joblib.dump(growth_model, staged / "growth_model.joblib")
@@ -287,7 +385,9 @@ def train(config: TrainConfig, now: datetime | None = None) -> dict:
             "version": version, "created_at": now.isoformat(timespec="seconds"), "ranker": ranker,
             "data": {"snapshot_id": catalog.manifest["snapshot"]["snapshot_id"], "outcome_files": [str(p) for p in config.outcomes],
                      "outcome_sources": origin["sources"], "review_verdicts": origin["reviews"],
-                     "outcomes_used": len(usable), "landed": int(usable["landed"].sum()) if len(usable) else 0, "outcomes_rejected": len(rejected)},
+                     "label_kinds": origin["label_kinds"], "features": vectors,
+                     "outcomes_used": len(usable), "outcomes_rejected": len(rejected),
+                     "landed": int(((usable["landed"] == 1) & (usable["label_kind"] == "outcome")).sum()) if len(usable) else 0},
             "features": list(FEATURES), "monotonic": MONOTONIC, "evaluation": evaluation, "growth": growth_info,
             "training_seconds": round(time.perf_counter() - started, 1), "libraries": libraries,
         }
