@@ -179,7 +179,7 @@ def prune_served_log(database_url: str, older_than_days: int, dry_run: bool = Fa
 
 @db_app.command("prune-served")
 def db_prune_served(
-    older_than: Annotated[Optional[int], typer.Option("--older-than", min=1, metavar="DAYS", help="Prune what is older than this many days [default: MATCHER_SERVED_LOG_RETENTION_DAYS, 180].")] = None,
+    older_than: Annotated[Optional[int], typer.Option("--older-than", min=1, metavar="DAYS", help="Prune what is older than this many days (default: MATCHER_SERVED_LOG_RETENTION_DAYS, 180).")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Count what would be deleted; delete nothing.")] = False,
     home: HomeOption = None,
     database_url: DatabaseOption = None,
