@@ -211,7 +211,9 @@ def make_features(context: FeatureContext, gap: dict, gap_vector: np.ndarray, ro
         out["strength_gain"] = np.full(n, np.nan)
     open_cols = [ctx.segment_row[s] for s in sorted(ctx.open_gap_segments) if s != segment_id]
     out["other_gaps_filled"] = member[:, open_cols].sum(axis=1).astype(float) if open_cols else np.zeros(n)
-    return pd.DataFrame({name: out[name] for name in FEATURES}, dtype=float)
+    # One float block: a frame of 24 separate columns costs ~1 ms more to build, take from and
+    # hand to the models (a few hundred candidates per query).
+    return pd.DataFrame(np.column_stack([np.asarray(out[name], dtype=float) for name in FEATURES]), columns=list(FEATURES))
 
 
 def _eligible_policies(ctx: FeatureContext, ents: pd.DataFrame, chain_id: str) -> np.ndarray:

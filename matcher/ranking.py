@@ -79,11 +79,19 @@ class LandingModel(ClassifierMixin, BaseEstimator):
             X = X.assign(**{f: 0.0 for f in empty})
         return X
 
+    def _matrix(self, X: pd.DataFrame):
+        """What the booster reads: a float matrix in FEATURES order. The booster is fitted on
+        the matrix, not the frame: scikit-learn's checks of a frame's columns cost more than the
+        trees themselves at a few hundred rows (2.3 ms against 0.9 ms for 300). A booster fitted on
+        a frame (an older artifact) still gets one."""
+        X = self._prepare(X)
+        return X if hasattr(self.booster_, "feature_names_in_") else X.to_numpy(dtype=float)
+
     def _fit(self, X: pd.DataFrame, y, groups=None, sample_weight=None) -> "LandingModel":
         # A feature no training row reports (e.g. growth_score before there is a snapshot
         # history) carries no signal; a constant keeps the booster from failing on it.
         self.empty_features_ = [f for f in FEATURES if X[f].isna().all()]
-        X = self._prepare(X)
+        X = self._prepare(X).to_numpy(dtype=float)
         y = np.asarray(y, dtype=int)
         w = None if sample_weight is None else np.asarray(sample_weight, dtype=float)
         self.booster_ = self._booster().fit(X, y, sample_weight=w)
@@ -93,7 +101,7 @@ class LandingModel(ClassifierMixin, BaseEstimator):
         for train, test in splits:
             if len(set(y[train])) < 2:
                 continue
-            margins[test] = self._booster().fit(X.iloc[train], y[train], sample_weight=None if w is None else w[train]).decision_function(X.iloc[test])
+            margins[test] = self._booster().fit(X[train], y[train], sample_weight=None if w is None else w[train]).decision_function(X[test])
         self.calibrator_ = LogisticRegression(C=1e6).fit(margins.reshape(-1, 1), y, sample_weight=w)
         self.classes_ = np.array([0, 1])
         self.n_features_in_ = len(FEATURES)
@@ -103,7 +111,7 @@ class LandingModel(ClassifierMixin, BaseEstimator):
         """The booster's log-odds (the space explanations add up in)."""
         check_is_fitted(self, "booster_")
         with single_threaded():
-            return self.booster_.decision_function(self._prepare(X))
+            return self.booster_.decision_function(self._matrix(X))
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
         check_is_fitted(self, "calibrator_")
@@ -121,8 +129,7 @@ class LandingModel(ClassifierMixin, BaseEstimator):
         check_is_fitted(self, "booster_")
         if not hasattr(self, "_explainer"):
             self._explainer = shap.TreeExplainer(self.booster_)
-        X = self._prepare(X)
-        values = np.asarray(self._explainer.shap_values(X.to_numpy(dtype=float)))
+        values = np.asarray(self._explainer.shap_values(self._prepare(X).to_numpy(dtype=float)))
         base = float(np.ravel(self._explainer.expected_value)[0])
         return base, values, self.decision_function(X) if margins else None
 
@@ -133,9 +140,16 @@ class LandingModel(ClassifierMixin, BaseEstimator):
 
 
 def _percentile(values: np.ndarray) -> np.ndarray:
-    """Percentile rank among the candidates in [0, 1]; NaN stays NaN."""
-    s = pd.Series(values)
-    return s.rank(pct=True, method="average").to_numpy()
+    """Percentile rank among the candidates in [0, 1] (ties share their average rank, as
+    ``Series.rank(pct=True)``); NaN stays NaN."""
+    from scipy.stats import rankdata
+
+    values = np.asarray(values, dtype=float)
+    known = ~np.isnan(values)
+    out = np.full(len(values), np.nan)
+    if known.any():
+        out[known] = rankdata(values[known], method="average") / known.sum()
+    return out
 
 
 def _mean_available(columns: list[np.ndarray], weights: list[float] | None = None, default: float = 0.5) -> np.ndarray:
@@ -145,6 +159,13 @@ def _mean_available(columns: list[np.ndarray], weights: list[float] | None = Non
     total = (np.where(mask, stacked, 0) * w[:, None]).sum(axis=0)
     weight = (mask * w[:, None]).sum(axis=0)
     return np.where(weight > 0, total / np.maximum(weight, 1e-12), default)
+
+
+_COMPONENT_INPUTS = (
+    "gap_similarity", "lexical_z", "keyword_similarity", "growth_score", "employee_growth", "revenue_growth",
+    "funding_age_days", "patents_per_100_staff", "rd_intensity", "n_qualifications", "same_metro", "nearby_province",
+    "partner_affinity", "eligible_policies", "n_risk_flags", "abnormal_operation",
+)
 
 
 def component_scores(features: pd.DataFrame) -> pd.DataFrame:
@@ -159,26 +180,27 @@ def component_scores(features: pd.DataFrame) -> pd.DataFrame:
       0.2), partner affinity percentile, and policy eligibility (capped at 3 policies);
     - ``risk_penalty``: 0.15 per risk flag (at most 2) plus 0.2 for abnormal operation.
     """
-    f = features
+    f = {name: features[name].to_numpy(dtype=float) for name in _COMPONENT_INPUTS}  # numpy from here: ~3x faster
+
     def cosine_scale(x: np.ndarray) -> np.ndarray:
         return np.clip((x - 0.15) / 0.45, 0.0, 1.0)
 
     fit = _mean_available(
-        [cosine_scale(f["gap_similarity"].to_numpy()), np.clip(f["lexical_z"].to_numpy() / 8.0, 0.0, 1.0),
-         cosine_scale(f["keyword_similarity"].to_numpy())],
+        [cosine_scale(f["gap_similarity"]), np.clip(f["lexical_z"] / 8.0, 0.0, 1.0), cosine_scale(f["keyword_similarity"])],
         [0.5, 0.3, 0.2],
     )
-    if f["growth_score"].notna().any():
-        growth = f["growth_score"].fillna(f["growth_score"].median()).to_numpy()
+    growth_model = f["growth_score"]
+    if (~np.isnan(growth_model)).any():
+        growth = np.where(np.isnan(growth_model), np.nanmedian(growth_model), growth_model)
     else:
         growth = _mean_available([
-            _percentile(f["employee_growth"].to_numpy()), _percentile(f["revenue_growth"].to_numpy()),
-            _percentile(-f["funding_age_days"].to_numpy()), _percentile(f["patents_per_100_staff"].to_numpy()),
-            _percentile(f["rd_intensity"].to_numpy()), _percentile(f["n_qualifications"].to_numpy()),
+            _percentile(f["employee_growth"]), _percentile(f["revenue_growth"]),
+            _percentile(-f["funding_age_days"]), _percentile(f["patents_per_100_staff"]),
+            _percentile(f["rd_intensity"]), _percentile(f["n_qualifications"]),
         ])
     proximity = np.where(f["same_metro"] > 0, 1.0, np.where(f["nearby_province"] > 0, 0.7, 0.2))
-    regional = _mean_available([proximity, _percentile(f["partner_affinity"].to_numpy()), np.minimum(f["eligible_policies"].to_numpy() / 3, 1)])
-    penalty = 0.15 * np.minimum(f["n_risk_flags"].fillna(0).to_numpy(), 2) + 0.2 * f["abnormal_operation"].fillna(0).to_numpy()
+    regional = _mean_available([proximity, _percentile(f["partner_affinity"]), np.minimum(f["eligible_policies"] / 3, 1)])
+    penalty = 0.15 * np.minimum(np.nan_to_num(f["n_risk_flags"]), 2) + 0.2 * np.nan_to_num(f["abnormal_operation"])
     return pd.DataFrame({"fit_score": fit, "growth_score": growth, "regional_score": regional, "risk_penalty": penalty})
 
 

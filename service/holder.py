@@ -48,8 +48,11 @@ def filters_dict(filters: Filters) -> dict:
 
 
 def _vector_rows(features: pd.DataFrame) -> list[list[float | None]]:
+    """Each row's feature vector rounded to 6 decimals, missing values as None (JSON null)."""
     matrix = np.round(features[list(FEATURES)].to_numpy(dtype=float), 6)
-    return [[None if np.isnan(v) else float(v) for v in row] for row in matrix]
+    rows = matrix.astype(object)  # Python floats, as tolist() gives
+    rows[np.isnan(matrix)] = None
+    return rows.tolist()
 
 
 @dataclass
@@ -92,8 +95,11 @@ class RankedEntry:
         score); built on first use, normally by the log writer's thread, not by the request."""
         record = self._record
         if record is None:
-            items = [{"enterprise_id": r["enterprise_id"], "rank": r["rank"], "score": r["score"], "features": v}
-                     for r, v in zip(self.rows, _vector_rows(self.features) if len(self.features) else [])]
+            # From the columns, not the JSON-ready rows: those cost ~10 ms for 300 candidates.
+            ranked = self.ranked
+            items = [{"enterprise_id": e, "rank": r, "score": s, "features": v} for e, r, s, v in zip(
+                ranked["enterprise_id"].astype(str).tolist(), ranked["rank"].astype(int).tolist(),
+                ranked["score"].astype(float).tolist(), _vector_rows(self.features) if len(self.features) else [])]
             record = {"list_version": self.list_version, "artifact_version": self.artifact_version, "ranker": self.ranker,
                       "gap_id": self.gap.get("gap_id"), "query_text": self.gap["text"], "filters": filters_dict(self.filters),
                       "excluded": sorted(self.filters.exclude_ids), "feature_names": list(FEATURES), "items": items,

@@ -144,3 +144,16 @@ def test_percentile_phrases_follow_the_population():
     ties = np.array([0.0] * 61 + list(range(1, 40)), dtype=float)
     assert percentile_phrase(0.0, ties, "n_qualifications", "en") == "bottom 61% of candidates"
     assert percentile_phrase(5.0, np.full(10, 5.0), "local_partners", "en") == ""
+
+
+def test_percentile_ranks_like_pandas_with_ties_and_missing_values():
+    from matcher.ranking import _percentile
+
+    rng = np.random.default_rng(3)
+    values = rng.integers(0, 6, 200).astype(float)  # many ties
+    values[rng.random(200) < 0.2] = np.nan
+    expected = pd.Series(values).rank(pct=True, method="average").to_numpy()
+    got = _percentile(values)
+    assert np.array_equal(np.isnan(got), np.isnan(values))
+    assert np.allclose(got[~np.isnan(got)], expected[~np.isnan(expected)])
+    assert np.isnan(_percentile(np.full(4, np.nan))).all()
