@@ -19,7 +19,7 @@ from matcher.features import FeatureContext, make_features
 from matcher.index import VectorSearcher, load_index
 from matcher.lexical import LexicalIndex
 from matcher.ranking import COLD_START, cold_start_score, component_scores, single_threaded
-from matcher.retrieval import LEXICAL_Z, ROW, FilterColumns, Filters, corpus_sample, retrieve
+from matcher.retrieval import FilterColumns, Filters, Retrieved, corpus_sample, result_frame, retrieve_arrays
 
 INDEX_FILE = "index.faiss"
 VECTORS_FILE = "vectors.npy"
@@ -90,6 +90,7 @@ class Catalog:
     growth_scores: np.ndarray | None = None
     depth: int = 200
     dense_weight: float = 0.5
+    query_backend: str = "torch"  # see ``encoder``
     _encoder: Encoder | None = None
     _dense_sample: np.ndarray | None = None
     _context: FeatureContext | None = field(default=None, repr=False)
@@ -119,7 +120,9 @@ class Catalog:
         enterprises = pd.read_parquet(path / ENTERPRISES_FILE)
         for column in S.LIST_COLUMNS:
             enterprises[column] = enterprises[column].map(lambda v: [] if v is None else list(v))
-        vectors = np.load(path / VECTORS_FILE, mmap_mode="r")
+        # Memory-mapped (workers share the pages), seen as a plain ndarray: numpy.memmap's own
+        # __getitem__ costs ~0.1 ms per fancy index, four of them per query.
+        vectors = np.load(path / VECTORS_FILE, mmap_mode="r").view(np.ndarray)
         index = load_index(path / INDEX_FILE, ef_search)
         ranker = load_ranker(path / RANKER_FILE, manifest) if (path / RANKER_FILE).is_file() else None
         growth = np.load(path / GROWTH_SCORES_FILE) if (path / GROWTH_SCORES_FILE).is_file() else None
@@ -144,14 +147,23 @@ class Catalog:
 
     @property
     def encoder(self) -> Encoder:
-        """The encoder the artifact was built with (loaded on first free-text query)."""
+        """The encoder the artifact was built with (loaded on first free-text query).
+
+        ``query_backend`` "torch" (the CLI's default): PyTorch starts in a fraction of a second,
+        where OpenVINO spends ~5 s compiling; "auto" (the service, which loads once and answers
+        many): OpenVINO when installed, 4.3 ms of CPU per short query against 6.3 ms on PyTorch
+        (one thread each; benchmarks/RESULTS.md). Same vectors to cosine 0.9999.
+        """
         if self._encoder is None:
-            emb = self.manifest["embedding"]
-            # Queries are a few texts at a time: PyTorch starts in a fraction of a second, where
-            # the OpenVINO backend (for bulk builds) spends seconds compiling. Same vectors to
-            # cosine 0.9999.
-            self._encoder = Encoder(emb["model"], emb["precision"], emb.get("batch_size", 64), backend="torch")
+            self._encoder = Encoder(*self.encoder_config, backend=self.query_backend)
         return self._encoder
+
+    @property
+    def encoder_config(self) -> tuple[str, str, int]:
+        """(model, precision, batch size) of the artifact's embeddings: versions with the same
+        configuration can share one loaded encoder."""
+        emb = self.manifest["embedding"]
+        return emb["model"], emb["precision"], emb.get("batch_size", 64)
 
     @property
     def dense_sample(self) -> np.ndarray:
@@ -178,7 +190,8 @@ class Catalog:
             path = self.path / OUTCOMES_FILE
             if path.is_file():
                 outcomes = pd.read_parquet(path)
-                landed = outcomes[outcomes["landed"] == 1].drop_duplicates("enterprise_id")
+                # Landings only: approvals are training labels too (label_kind "approve"), not landings.
+                landed = outcomes[(outcomes["landed"] == 1) & (outcomes.get("label_kind", "outcome") == "outcome")].drop_duplicates("enterprise_id")
                 rows = pd.Index(self.enterprises[S.ENTERPRISE_ID]).get_indexer(landed["enterprise_id"])
                 self._landed = (rows, dict(zip(landed["enterprise_id"], landed["gap_id"])))
             else:
@@ -276,22 +289,20 @@ class Catalog:
             return self._rank_pool(gap, gap_vector, k, filters)
 
     def _rank_pool(self, gap: dict, gap_vector: np.ndarray, k: int, filters: Filters) -> tuple[pd.DataFrame, pd.DataFrame]:
-        candidates = self._retrieve(gap_vector, gap["text"], max(k, RANK_DEPTH), filters)
-        if candidates.empty:
-            return candidates, pd.DataFrame()
-        features = self.features(gap, gap_vector, candidates[ROW].to_numpy(), candidates[LEXICAL_Z].to_numpy())
+        found = self._retrieve(gap_vector, gap["text"], max(k, RANK_DEPTH), filters)
+        if not len(found):
+            return result_frame(self.enterprises, found), pd.DataFrame()
+        features = self.features(gap, gap_vector, found.rows, found.lexical_z)
         scores, components = self.score(features)
-        ranked = candidates.rename(columns={"score": "retrieval_score"})
-        ranked.insert(3, "score", np.round(scores, 6))
-        for column in ("growth_score", "fit_score", "regional_score"):
-            ranked[column] = np.round(components[column].to_numpy(), 4)
-        ranked["ranker"] = self.ranker_name
-        order = np.lexsort((-ranked["retrieval_score"].to_numpy(), -ranked["score"].to_numpy()))
-        ranked, features = ranked.iloc[order].reset_index(drop=True), features.iloc[order].reset_index(drop=True)
-        n = len(ranked)
-        ranked.insert(4, "rank", np.arange(1, n + 1))
-        ranked.insert(5, "percentile", np.round(1 - np.arange(n) / n, 4))
-        return ranked, features
+        scores = np.round(scores, 6)
+        order = np.lexsort((-found.fused, -scores))
+        n = len(order)
+        head = {"score": scores[order], "rank": np.arange(1, n + 1), "percentile": np.round(1 - np.arange(n) / n, 4),
+                "retrieval_score": found.fused[order]}
+        tail = {column: np.round(components[column].to_numpy()[order], 4) for column in ("growth_score", "fit_score", "regional_score")}
+        tail["ranker"] = np.full(n, self.ranker_name, dtype=object)
+        ranked = result_frame(self.enterprises, found, order, head, tail)
+        return ranked, features.take(order).reset_index(drop=True)
 
     def prospects(self, gap_id: str, k: int, filters: Filters, explain: bool = False, lang: str = "en") -> pd.DataFrame:
         """Outside enterprises that would fill a gap, ranked, best first (with an ``explanation``
@@ -318,9 +329,8 @@ class Catalog:
         vectors = self.encoder.encode(texts)
         return [self._answer(self.need_as_gap(t, v), v, k, f, explain, lang) for v, t, f in zip(vectors, texts, filters)]
 
-    def _retrieve(self, vector: np.ndarray, text: str, k: int, filters: Filters) -> pd.DataFrame:
-        return retrieve(
-            self.enterprises, self.searcher, self.lexical, vector, self.lexical.query_tokens(text),
-            k, filters, depth=self.depth, dense_weight=self.dense_weight, dense_sample=self.dense_sample,
-            allowed=self.allowed(filters),
+    def _retrieve(self, vector: np.ndarray, text: str, k: int, filters: Filters) -> Retrieved:
+        return retrieve_arrays(
+            self.searcher, self.lexical, vector, self.lexical.query_tokens(text), k, self.allowed(filters),
+            depth=self.depth, dense_weight=self.dense_weight, dense_sample=self.dense_sample,
         )

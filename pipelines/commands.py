@@ -494,10 +494,15 @@ def train(
     if as_json:
         emit_json(report)
     else:
-        src, rev = report["outcomes"]["sources"], report["outcomes"]["reviews"]
-        out.print(f"usable outcomes by source: files {src['files']}, database {src['database']}, review verdicts {src['reviews']} "
-                  f"({rev['verdicts']} verdicts: {rev['used_as_negative']} 'not a chain fit' rejections used as negatives, "
-                  f"{rev['not_used']} not landing labels)")
+        src, rev, vec = report["outcomes"]["sources"], report["outcomes"]["reviews"], report["outcomes"]["features"]
+        out.print(f"usable labels by source: files {src['files']}, database {src['database']}, review verdicts {src['reviews']} "
+                  f"({rev['verdicts']} verdicts: {rev['used_as_positive']} approvals as positives, {rev['used_as_negative']} "
+                  f"firm-level rejections as negatives, {sum(v['verdicts'] for v in rev['not_used'].values())} not used)", highlight=False)
+        for kind, why in rev["not_used"].items():
+            out.print(f"  not used: {kind} ({why['verdicts']}): {why['reason']}", highlight=False)
+        out.print("labels by kind: " + ", ".join(f"{k} {c['rows']} ({c['landed']} landed, weight {c['weight']:g})"
+                                                 for k, c in report["outcomes"]["label_kinds"].items())
+                  + f"; feature vectors: {vec['from_log']} from the served-list log, {vec['recomputed']} recomputed", highlight=False)
         print_train_report(report)
     if report["status"] != "published":
         raise typer.Exit(3)

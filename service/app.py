@@ -145,7 +145,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     def load(version: str | None):
         from pipelines.commands import load_catalog  # the CLI's own loading path
 
-        return load_catalog(settings, version)
+        catalog = load_catalog(settings, version)
+        catalog.query_backend = settings.service_query_backend  # OpenVINO: compiled once, then cheaper per search
+        previous = holder.current
+        if previous is not None and previous.catalog._encoder is not None \
+                and previous.catalog.encoder_config == catalog.encoder_config:
+            catalog._encoder = previous.catalog._encoder  # same model: a new version reuses it
+        return catalog
 
     state_box: dict = {}
 
