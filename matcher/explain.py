@@ -60,6 +60,10 @@ LABELS = {
         "strength_before": "segment has {v:.0f} local firm(s) now",
         "strength_gain": "{joins} the segment's local strength",
         "other_gaps_filled": "would also fill {v:.0f} other open gap(s)",
+        "segment_margin": "the gap's segment stands out among the segments its profile matches ({v:.1f} SD above the next)",
+        "segment_margin_side": "the gap's segment is a side line for it: its profile matches another segment {neg:.1f} SD better",
+        "keyword_margin": "the gap segment's keywords fit it best of all segments' ({v:.1f} SD above the next)",
+        "keyword_margin_side": "another segment's keywords fit it {neg:.1f} SD better than the gap segment's",
         "fit": "gap fit score {v:.2f} (weight {w})", "growth": "growth score {v:.2f} (weight {w}, scaled by fit)",
         "regional": "regional fit score {v:.2f} (weight {w}, scaled by fit)", "risk": "risk penalty {v:.2f}",
         "missing": "{name}: not reported",
@@ -96,6 +100,10 @@ LABELS = {
         "strength_before": "该环节目前有 {v:.0f} 家本地企业",
         "strength_gain": "{joins}该环节的本地实力",
         "other_gaps_filled": "还可填补另外 {v:.0f} 个开放缺口",
+        "segment_margin": "缺口所在环节在其简介匹配的各环节中最突出（高出次匹配环节 {v:.1f} 个标准差）",
+        "segment_margin_side": "缺口所在环节只是其副业：其简介与另一环节的匹配高出 {neg:.1f} 个标准差",
+        "keyword_margin": "缺口环节的关键词在所有环节中与其最匹配（高出次匹配环节 {v:.1f} 个标准差）",
+        "keyword_margin_side": "另一环节的关键词与其匹配度比缺口环节高 {neg:.1f} 个标准差",
         "fit": "缺口匹配得分 {v:.2f}（权重 {w}）", "growth": "成长得分 {v:.2f}（权重 {w}，按匹配度折算）",
         "regional": "区域适配得分 {v:.2f}（权重 {w}，按匹配度折算）", "risk": "风险扣分 {v:.2f}",
         "missing": "{name}：未披露",
@@ -111,19 +119,31 @@ FEATURE_NAMES_EN = {
     "age_years": "founding year", "log_employees": "headcount", "growth_score": "growth model score",
     "distance_km": "location", "partner_affinity": "similarity to local partners", "keyword_similarity": "keyword match",
     "revenue_growth": "revenue growth", "employee_growth": "employee growth", "shrinking_headcount": "headcount trend",
+    "segment_margin": "main-business margin", "keyword_margin": "main-business keyword margin",
 }
 FEATURE_NAMES_ZH = {
     "revenue_growth": "营收增长", "employee_growth": "员工增长", "funding_age_days": "融资", "patents_per_100_staff": "专利",
     "rd_intensity": "研发投入", "age_years": "成立年份", "log_employees": "员工人数", "growth_score": "成长模型",
     "distance_km": "位置", "partner_affinity": "上下游相似度", "keyword_similarity": "关键词匹配",
     "shrinking_headcount": "员工人数变化",
+    "segment_margin": "主营环节差距", "keyword_margin": "主营关键词差距",
 }
+# Features worded by sign: a negative value reads from LABELS[lang][feature + "_side"] ({neg}: -value).
+SIGNED = {"segment_margin", "keyword_margin"}
 
 
-def sorted_population(pool: pd.DataFrame) -> dict[str, np.ndarray]:
+def model_features(ranker) -> list[str]:
+    """The feature names ``ranker``'s contributions are in, in order: those its landing model was
+    fitted on (an older model reads fewer than FEATURES); FEATURES without a ranker."""
+    if ranker is not None and hasattr(ranker, "feature_names"):
+        return ranker.feature_names()
+    return list(FEATURES)
+
+
+def sorted_population(pool: pd.DataFrame, names=FEATURES) -> dict[str, np.ndarray]:
     """Each feature's known values among the candidates, sorted (for percentile phrases)."""
     out = {}
-    for name in FEATURES:
+    for name in names:
         values = pool[name].to_numpy(dtype=float)
         out[name] = np.sort(values[~np.isnan(values)])
     return out
@@ -163,6 +183,8 @@ def reason_text(feature: str, value: float, lang: str) -> str:
     if value is None or value != value:  # missing (NaN)
         names = FEATURE_NAMES_ZH if lang == "zh" else FEATURE_NAMES_EN
         return L["missing"].format(name=names.get(feature, feature.replace("_", " ")))
+    if feature in SIGNED and value < 0:
+        return L[feature + "_side"].format(neg=-value)
     fields = _fields(lang, feature)
     if fields == ("v",):
         return L[feature].format(v=value)
@@ -215,11 +237,11 @@ def _percent_texts(lang: str) -> tuple[list[str], list[str]]:
     return _PERCENT_TEXTS[lang]
 
 
-def percentile_phrases(matrix: np.ndarray, population: dict[str, np.ndarray], lang: str) -> list[list[str]]:
-    """:func:`percentile_phrase` of every cell of ``matrix`` (rows x FEATURES), column by column."""
-    out = [[""] * len(FEATURES) for _ in range(len(matrix))]
+def percentile_phrases(matrix: np.ndarray, population: dict[str, np.ndarray], lang: str, names=FEATURES) -> list[list[str]]:
+    """:func:`percentile_phrase` of every cell of ``matrix`` (rows x ``names``), column by column."""
+    out = [[""] * len(names) for _ in range(len(matrix))]
     tops, bottoms = _percent_texts(lang)
-    for j, name in enumerate(FEATURES):
+    for j, name in enumerate(names):
         known = population[name]
         n = len(known)
         if n < 2:
@@ -256,13 +278,14 @@ def contribution_text(name: str, value: float, contribution: float, where: str, 
 
 
 def contribution_rows(
-    features: np.ndarray, contributions: np.ndarray, phrases: list[str], updated_at: str, lang: str,
+    features: np.ndarray, contributions: np.ndarray, phrases: list[str], updated_at: str, lang: str, names=FEATURES,
 ) -> list[dict]:
-    """One entry per feature (``features`` in FEATURES order): value, contribution, text (with
-    its percentile phrase from :func:`percentile_phrases`) and where it came from."""
+    """One entry per feature (``features`` in ``names`` order, the model's features): value,
+    contribution, text (with its percentile phrase from :func:`percentile_phrases`) and where it
+    came from."""
     rows = []
     # Python floats: per-cell numpy scalar arithmetic costs ~10x more (1,300 cells for a top 50).
-    for name, value, contribution, where in zip(FEATURES, np.asarray(features, float).tolist(),
+    for name, value, contribution, where in zip(names, np.asarray(features, float).tolist(),
                                                 np.asarray(contributions, float).tolist(), phrases):
         text = contribution_text(name, value, contribution, where, lang)
         source = OBSERVED.get(name)
@@ -309,8 +332,9 @@ def explain_ranked(catalog, gap: dict, ranked: pd.DataFrame, features: pd.DataFr
     L = LABELS[lang]
     ctx = catalog.context
     rows = ranked["_row"].to_numpy()
-    matrix = features[list(FEATURES)].to_numpy(dtype=float)
-    phrases = percentile_phrases(matrix, sorted_population(pool), lang)
+    feature_names = model_features(catalog.ranker)
+    matrix = features[feature_names].to_numpy(dtype=float)
+    phrases = percentile_phrases(matrix, sorted_population(pool, feature_names), lang, feature_names)
     if catalog.ranker is not None:
         base, values, margins = catalog.ranker.explain(features)
         space = "log-odds of the landing model's gradient-boosted trees (score = calibrated probability, a monotone function of it)"
@@ -347,7 +371,7 @@ def explain_ranked(catalog, gap: dict, ranked: pd.DataFrame, features: pd.DataFr
         ent = ents[i]
         updated = str(pd.Timestamp(ent[S.UPDATED_AT]).date()) if pd.notna(ent[S.UPDATED_AT]) else "unknown"
         if values is not None:
-            contributions = contribution_rows(matrix[i], values[i], phrases[i], updated, lang)
+            contributions = contribution_rows(matrix[i], values[i], phrases[i], updated, lang, feature_names)
             model_output = float(margins[i])
             facts = []
         else:
@@ -359,12 +383,13 @@ def explain_ranked(catalog, gap: dict, ranked: pd.DataFrame, features: pd.DataFr
                 contributions.append({"feature": g, "value": round(v, 6), "contribution": c,
                                       "text": L[g].format(v=v, w=WEIGHTS.get(g, "")), "source": {"kind": "derived"}})
             model_output = float(sum(parts.values()))
-            facts = [c["text"] for c in contribution_rows(matrix[i], np.zeros(len(FEATURES)), phrases[i], updated, lang)]
+            facts = [c["text"] for c in contribution_rows(matrix[i], np.zeros(len(feature_names)), phrases[i], updated, lang,
+                                                          feature_names)]
         ordered = sorted(contributions, key=lambda c: (-abs(c["contribution"]), c["feature"]))
         closure = None
         if segment_id:
-            before = matrix[i, FEATURES.index("strength_before")]
-            gain = matrix[i, FEATURES.index("strength_gain")]
+            before = matrix[i, feature_names.index("strength_before")]
+            gain = matrix[i, feature_names.index("strength_gain")]
             gain = 0.0 if np.isnan(gain) else gain
             closure = {"segment_id": segment_id, "strength_before": int(before), "strength_after": int(before + gain),
                        "status_before": _status(before, weak_below), "status_after": _status(before + gain, weak_below)}
@@ -411,18 +436,19 @@ def explain_reasons(catalog, gap: dict, ranked: pd.DataFrame, features: pd.DataF
     from matcher.ranking import component_scores
 
     L = LABELS[lang]
-    matrix = features[list(FEATURES)].to_numpy(dtype=float)
     if catalog.ranker is not None:
-        phrases = percentile_phrases(matrix, sorted_population(pool), lang)
+        names = model_features(catalog.ranker)
+        matrix = features[names].to_numpy(dtype=float)
+        phrases = percentile_phrases(matrix, sorted_population(pool, names), lang, names)
         _, values, _ = catalog.ranker.explain(features, margins=False)
         rows = []
         for i in range(len(features)):
             contributions = np.asarray(values[i], float).tolist()
             # Only the features a reason can show: the 3 largest each way (ties by name, as explain_ranked).
-            order = sorted(range(len(FEATURES)), key=lambda j: (-abs(contributions[j]), FEATURES[j]))
+            order = sorted(range(len(names)), key=lambda j: (-abs(contributions[j]), names[j]))
             shown = ([j for j in order if contributions[j] > 0][:3] + [j for j in order if contributions[j] < 0][:3])
-            rows.append([{"feature": FEATURES[j], "contribution": contributions[j],
-                          "text": contribution_text(FEATURES[j], float(matrix[i, j]), contributions[j], phrases[i][j], lang)}
+            rows.append([{"feature": names[j], "contribution": contributions[j],
+                          "text": contribution_text(names[j], float(matrix[i, j]), contributions[j], phrases[i][j], lang)}
                          for j in shown])
     else:
         components = component_scores(pool)
@@ -454,7 +480,7 @@ def factor_scores(catalog, pool: pd.DataFrame, rows_features: pd.DataFrame, pool
 
     if catalog.ranker is not None:
         _, values, _ = catalog.ranker.explain(rows_features)
-        return values, list(FEATURES), catalog.ranker.predict_proba(rows_features)[:, 1]
+        return values, model_features(catalog.ranker), catalog.ranker.predict_proba(rows_features)[:, 1]
     pool_components = component_scores(pool)
     rows = []
     for i in range(len(rows_features)):

@@ -10,6 +10,8 @@ handles them, and explanations never present a missing value as a number.
 | gap fit | keyword_similarity | cosine of profile and the segment's keywords (NaN for free-text gaps) | + |
 | gap fit | lexical_z | BM25 score for the gap text, in standard deviations above the corpus mean | + |
 | gap fit | chain_segments | segments of the gap's chain the firm's profile also belongs to | |
+| gap fit | segment_margin | standardised similarity to the gap's segment minus the highest to any other segment | + |
+| gap fit | keyword_margin | the same with keyword similarities (standardised by each segment's corpus mean and sd) | + |
 | growth | revenue_growth, employee_growth | last reported year-on-year growth (fraction) | + |
 | growth | funding_age_days | days since the last funding round (NaN: none known) | |
 | growth | patents_per_100_staff | patents per 100 employees | |
@@ -26,6 +28,14 @@ handles them, and explanations never present a missing value as a number.
 | risk | n_risk_flags, abnormal_operation, shrinking_headcount | risk signals | - |
 | chain value | strength_before, strength_gain | segment's local strength, and +1 if the firm would join it | gain + |
 | chain value | other_gaps_filled | other open gaps of the region the firm would also fill | + |
+
+The two margins (NaN without a segment) say whether the gap's segment is a firm's main
+business or a side line (firms span several segments): positive, the gap's segment leads the
+segments its profile matches by that many standard deviations; negative, another segment is
+that much closer. Free-text needs get them through their nearest segment (need_as_gap). They
+come last in FEATURES (added after models were published on the first 26): a landing model
+remembers the names it was fitted on (``LandingModel.features_``), so an older model reads the
+first 26 and explains in those.
 """
 
 from __future__ import annotations
@@ -38,7 +48,9 @@ import pandas as pd
 from matcher import schemas as S
 from matcher.chains import ChainMap
 
-GAP_FIT = ("gap_similarity", "keyword_similarity", "lexical_z", "chain_segments")
+# The margins belong to gap fit but come last in FEATURES: published models read the first 26.
+MARGINS = ("segment_margin", "keyword_margin")
+GAP_FIT = ("gap_similarity", "keyword_similarity", "lexical_z", "chain_segments") + MARGINS
 GROWTH = (
     "revenue_growth", "employee_growth", "funding_age_days", "patents_per_100_staff", "rd_intensity",
     "n_qualifications", "age_years", "log_employees", "growth_score",
@@ -49,7 +61,7 @@ REGIONAL = (
 )
 RISK = ("n_risk_flags", "abnormal_operation", "shrinking_headcount")
 CHAIN_VALUE = ("strength_before", "strength_gain", "other_gaps_filled")
-FEATURES = GAP_FIT + GROWTH + REGIONAL + RISK + CHAIN_VALUE
+FEATURES = tuple(f for f in GAP_FIT if f not in MARGINS) + GROWTH + REGIONAL + RISK + CHAIN_VALUE + MARGINS
 GROUP_OF = {f: g for g, names in (("fit", GAP_FIT), ("growth", GROWTH), ("regional", REGIONAL), ("risk", RISK), ("chain", CHAIN_VALUE)) for f in names}
 
 # +1: more never lowers the landing score, all else equal; -1: more never raises it.
@@ -57,7 +69,7 @@ MONOTONIC = {
     "gap_similarity": 1, "keyword_similarity": 1, "lexical_z": 1, "revenue_growth": 1, "employee_growth": 1,
     "growth_score": 1, "local_partners": 1, "partner_affinity": 1, "distance_km": -1, "same_metro": 1,
     "nearby_province": 1, "eligible_policies": 1, "n_risk_flags": -1, "abnormal_operation": -1,
-    "shrinking_headcount": -1, "strength_gain": 1, "other_gaps_filled": 1,
+    "shrinking_headcount": -1, "strength_gain": 1, "other_gaps_filled": 1, "segment_margin": 1, "keyword_margin": 1,
 }
 EARTH_RADIUS_KM = 6371.0
 
@@ -109,8 +121,24 @@ class FeatureContext:
         self.metro = {c.casefold() for c in region.metro_area} | {region.city.casefold()}
         self.nearby = {p.casefold() for p in region.nearby_provinces} | {region.province.casefold()}
         self.as_of = pd.to_datetime(self.enterprises[S.UPDATED_AT]).max()
+        self._keyword_moments()
         self._precompute()
         self._policies: dict[str, np.ndarray] = {}
+
+    def _keyword_moments(self) -> None:
+        """Corpus mean and sd of every segment's keyword similarity, once per loaded version (a
+        query then standardises only its candidates' similarities: see :meth:`keyword_z`)."""
+        sums = np.zeros(len(self.keyword_vectors))
+        squares = np.zeros(len(self.keyword_vectors))
+        keywords = np.asarray(self.keyword_vectors, dtype=np.float32).T
+        for start in range(0, len(self.vectors), 50_000):  # bounded memory at 200k+
+            sims = (np.asarray(self.vectors[start:start + 50_000], dtype=np.float32) @ keywords).astype(np.float64)
+            sums += sims.sum(axis=0)
+            squares += (sims ** 2).sum(axis=0)
+        n = max(len(self.vectors), 1)
+        self.keyword_mean = sums / n
+        sd = np.sqrt(np.maximum(squares / n - self.keyword_mean ** 2, 0.0))
+        self.keyword_sd = np.where(sd > 0, sd, np.nan)  # a constant similarity says nothing: NaN margins
 
     def _precompute(self) -> None:
         """Per-enterprise columns every pair needs, as float arrays (ranking a gap then only
@@ -150,6 +178,20 @@ class FeatureContext:
     def segment_z(self, rows: np.ndarray) -> np.ndarray:
         """Standardised similarity of enterprises (rows) to every segment, (len(rows), n_segments)."""
         return (self.vectors[rows] @ self.segment_vectors.T - self.sim_mean) / self.sim_sd
+
+    def keyword_z(self, rows: np.ndarray) -> np.ndarray:
+        """Keyword similarity of enterprises (rows) to every segment, standardised per segment by
+        its corpus mean and sd, (len(rows), n_segments)."""
+        return (self.vectors[rows] @ self.keyword_vectors.T - self.keyword_mean) / self.keyword_sd
+
+
+def _margin(z: np.ndarray, column: int) -> np.ndarray:
+    """z in ``column`` minus the row's highest z in every other column (NaN with no other;
+    an unknown z elsewhere is skipped)."""
+    if z.shape[1] < 2:
+        return np.full(len(z), np.nan)
+    others = np.delete(z, column, axis=1)
+    return z[:, column] - np.fmax.reduce(others, axis=1)
 
 
 def make_features(context: FeatureContext, gap: dict, gap_vector: np.ndarray, rows: np.ndarray, lexical_z: np.ndarray) -> pd.DataFrame:
@@ -211,7 +253,14 @@ def make_features(context: FeatureContext, gap: dict, gap_vector: np.ndarray, ro
         out["strength_gain"] = np.full(n, np.nan)
     open_cols = [ctx.segment_row[s] for s in sorted(ctx.open_gap_segments) if s != segment_id]
     out["other_gaps_filled"] = member[:, open_cols].sum(axis=1).astype(float) if open_cols else np.zeros(n)
-    # One float block: a frame of 24 separate columns costs ~1 ms more to build, take from and
+    if segment_id is not None:
+        column = ctx.segment_row[segment_id]
+        out["segment_margin"] = _margin(np.asarray(z, dtype=float), column)
+        out["keyword_margin"] = _margin(np.asarray(ctx.keyword_z(rows), dtype=float), column)
+    else:
+        out["segment_margin"] = np.full(n, np.nan)
+        out["keyword_margin"] = np.full(n, np.nan)
+    # One float block: a frame of 28 separate columns costs ~1 ms more to build, take from and
     # hand to the models (a few hundred candidates per query).
     return pd.DataFrame(np.column_stack([np.asarray(out[name], dtype=float) for name in FEATURES]), columns=list(FEATURES))
 

@@ -63,7 +63,7 @@ class LandingModel(ClassifierMixin, BaseEstimator):
         return HistGradientBoostingClassifier(
             max_iter=self.max_iter, learning_rate=self.learning_rate, max_leaf_nodes=self.max_leaf_nodes,
             min_samples_leaf=self.min_samples_leaf, l2_regularization=self.l2_regularization,
-            monotonic_cst=[MONOTONIC.get(f, 0) for f in FEATURES], random_state=self.random_state,
+            monotonic_cst=[MONOTONIC.get(f, 0) for f in self.feature_names()], random_state=self.random_state,
         )
 
     def fit(self, X: pd.DataFrame, y, groups=None, sample_weight=None) -> "LandingModel":
@@ -72,15 +72,28 @@ class LandingModel(ClassifierMixin, BaseEstimator):
         with single_threaded():
             return self._fit(X, y, groups, sample_weight)
 
+    def feature_names(self) -> list[str]:
+        """The features this model reads, in its order: those it was fitted on. A model pickled
+        before it recorded them (``features_``) was fitted on the first ``n_features_in_`` of
+        FEATURES (later features are appended at the end, so that prefix is exact)."""
+        names = getattr(self, "features_", None)
+        if names is not None:
+            return list(names)
+        if hasattr(self, "booster_"):
+            if hasattr(self.booster_, "feature_names_in_"):  # fitted on a frame: it knows them
+                return list(self.booster_.feature_names_in_)
+            return list(FEATURES[: self.booster_.n_features_in_])
+        return list(FEATURES)
+
     def _prepare(self, X: pd.DataFrame) -> pd.DataFrame:
-        X = X[list(FEATURES)]
+        X = X[self.feature_names()]
         empty = getattr(self, "empty_features_", [])
         if empty:
             X = X.assign(**{f: 0.0 for f in empty})
         return X
 
     def _matrix(self, X: pd.DataFrame):
-        """What the booster reads: a float matrix in FEATURES order. The booster is fitted on
+        """What the booster reads: a float matrix in :meth:`feature_names` order. The booster is fitted on
         the matrix, not the frame: scikit-learn's checks of a frame's columns cost more than the
         trees themselves at a few hundred rows (2.3 ms against 0.9 ms for 300). A booster fitted on
         a frame (an older artifact) still gets one."""
@@ -90,7 +103,8 @@ class LandingModel(ClassifierMixin, BaseEstimator):
     def _fit(self, X: pd.DataFrame, y, groups=None, sample_weight=None) -> "LandingModel":
         # A feature no training row reports (e.g. growth_score before there is a snapshot
         # history) carries no signal; a constant keeps the booster from failing on it.
-        self.empty_features_ = [f for f in FEATURES if X[f].isna().all()]
+        self.features_ = list(FEATURES)
+        self.empty_features_ = [f for f in self.features_ if X[f].isna().all()]
         X = self._prepare(X).to_numpy(dtype=float)
         y = np.asarray(y, dtype=int)
         w = None if sample_weight is None else np.asarray(sample_weight, dtype=float)
@@ -104,7 +118,7 @@ class LandingModel(ClassifierMixin, BaseEstimator):
             margins[test] = self._booster().fit(X[train], y[train], sample_weight=None if w is None else w[train]).decision_function(X[test])
         self.calibrator_ = LogisticRegression(C=1e6).fit(margins.reshape(-1, 1), y, sample_weight=w)
         self.classes_ = np.array([0, 1])
-        self.n_features_in_ = len(FEATURES)
+        self.n_features_in_ = len(self.features_)
         return self
 
     def decision_function(self, X: pd.DataFrame) -> np.ndarray:
@@ -122,8 +136,8 @@ class LandingModel(ClassifierMixin, BaseEstimator):
         return (self.predict_proba(X)[:, 1] >= 0.5).astype(int)
 
     def explain(self, X: pd.DataFrame, margins: bool = True) -> tuple[float, np.ndarray, np.ndarray | None]:
-        """Exact SHAP contributions in log-odds: (base_value, contributions (n, n_features), margins;
-        None without ``margins``)."""
+        """Exact SHAP contributions in log-odds: (base_value, contributions (n, n_features) in
+        :meth:`feature_names` order, margins; None without ``margins``)."""
         import shap
 
         check_is_fitted(self, "booster_")

@@ -266,6 +266,23 @@ def test_explanations_add_up_to_the_landing_models_log_odds(trained, explained, 
             assert a["explanation"]["model_output"] > b["explanation"]["model_output"]
 
 
+def test_main_business_margins_compare_the_gaps_segment_with_the_firms_best_other_one(trained, ranked40, catalog):
+    ctx = catalog.context
+    features = pair_features(catalog, trained.gap["gap_id"], [r["enterprise_id"] for r in ranked40])
+    rows = np.array([catalog.row_of(r["enterprise_id"]) for r in ranked40])
+    column = ctx.segment_row[trained.gap["segment_id"]]
+    keyword = np.asarray(ctx.vectors, dtype=np.float64) @ np.asarray(ctx.keyword_vectors, dtype=np.float64).T
+    for name, z in (("segment_margin", ctx.segment_z(rows)),
+                    ("keyword_margin", ((keyword - keyword.mean(axis=0)) / keyword.std(axis=0))[rows])):
+        z = np.array(z, dtype=float)
+        own = z[:, column].copy()
+        z[:, column] = -np.inf
+        np.testing.assert_allclose(features[name].to_numpy(), own - z.max(axis=1), atol=1e-4, err_msg=name)
+    # A free-text need is placed in a segment, so it gets margins too.
+    gap = catalog.need_as_gap(trained.gap["text"], catalog.gap(trained.gap["gap_id"])[1])
+    assert gap["segment_id"] and catalog.features(gap, catalog.gap(trained.gap["gap_id"])[1], rows)["keyword_margin"].notna().all()
+
+
 def test_every_contribution_text_states_only_the_value_it_rests_on(trained, explained, catalog):
     features = pair_features(catalog, trained.gap["gap_id"], [r["enterprise_id"] for r in explained])
     checked_missing = checked_growth = 0

@@ -126,6 +126,61 @@ def test_outcomes_with_problems_are_rejected_with_reasons(tmp_path):
         load_outcomes([path], {"a"}, {"c.g"})
 
 
+def test_a_model_fitted_before_the_margins_still_predicts_and_explains(monkeypatch):
+    """A published model fitted on the features before the margins (the first 26), pickled before models recorded their
+    features (no ``features_``), reads those 24 from frames that carry all of FEATURES."""
+    import pickle
+    from types import SimpleNamespace
+
+    from matcher import ranking
+    from matcher.explain import explain_reasons, factor_scores, model_features
+    from matcher.features import MARGINS
+
+    old = tuple(f for f in FEATURES if f not in MARGINS)
+    assert FEATURES[: len(old)] == old and FEATURES[len(old):] == MARGINS  # appended at the end
+    X, y = make_pairs(400)
+    with monkeypatch.context() as m:
+        m.setattr(ranking, "FEATURES", old)
+        model = LandingModel(max_iter=30).fit(X[list(old)], y)
+    del model.features_
+    model = pickle.loads(pickle.dumps(model))
+    assert model.feature_names() == list(old) and model_features(model) == list(old)
+
+    rows = X.head(30).copy()
+    rows["segment_margin"] = 5.0  # unseen by the model: changes nothing
+    p = model.predict_proba(rows)[:, 1]
+    assert ((p >= 0) & (p <= 1)).all()
+    np.testing.assert_allclose(p, model.predict_proba(X.head(30))[:, 1])
+    base, values, margins = model.explain(rows)
+    assert values.shape == (30, len(old))
+    np.testing.assert_allclose(base + values.sum(axis=1), margins, atol=1e-6)
+
+    catalog = SimpleNamespace(ranker=model)
+    contributions, names, scores = factor_scores(catalog, rows, rows.head(2))
+    assert names == list(old) and contributions.shape == (2, len(old))
+    np.testing.assert_allclose(scores, p[:2])
+    for reasons in explain_reasons(catalog, {}, rows, rows, rows):
+        assert not any("segment" in t and "SD" in t for t in reasons["positive"] + reasons["negative"])
+
+
+def test_a_new_model_records_and_reads_every_feature():
+    X, y = make_pairs(300)
+    model = LandingModel(max_iter=20).fit(X, y)
+    assert model.features_ == list(FEATURES) and model.feature_names() == list(FEATURES)
+    assert model.explain(X.head(5))[1].shape == (5, len(FEATURES))
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_margin_texts_say_main_business_or_side_line_by_sign(lang):
+    ahead, behind = reason_text("segment_margin", 1.84, lang), reason_text("segment_margin", -0.72, lang)
+    assert "1.8" in ahead and "0.7" in behind and "-0.7" not in behind and ahead != behind
+    assert ("side line" in behind or "副业" in behind) and not ("side line" in ahead or "副业" in ahead)
+    ahead, behind = reason_text("keyword_margin", 0.5, lang), reason_text("keyword_margin", -2.26, lang)
+    assert "0.5" in ahead and "2.3" in behind and "-2.3" not in behind and ahead != behind
+    missing = reason_text("segment_margin", float("nan"), lang)
+    assert not any(ch.isdigit() for ch in missing) and ("not reported" in missing or "未披露" in missing)
+
+
 @pytest.mark.parametrize("lang", ["en", "zh"])
 def test_reason_texts_state_the_value_they_rest_on(lang):
     assert "+48%" in reason_text("employee_growth", 0.48, lang)
