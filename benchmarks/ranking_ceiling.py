@@ -270,7 +270,10 @@ def landing_features(extra: tuple[str, ...]):
     """LandingModel over FEATURES + ``extra`` (monotone increasing): the model reads its feature
     list from matcher.ranking's module globals, swapped here for the duration of a fit/predict."""
     saved = ranking.FEATURES, ranking.MONOTONIC
-    ranking.FEATURES, ranking.MONOTONIC = tuple(FEATURES) + tuple(extra), {**MONOTONIC, **{f: 1 for f in extra}}
+    # segment_margin and keyword_margin have been product features since this analysis chose them
+    # (session 3): the "+ margins" variants then add only what FEATURES lacks (the lexical margin).
+    extra = tuple(f for f in extra if f not in FEATURES)
+    ranking.FEATURES, ranking.MONOTONIC = tuple(FEATURES) + extra, {**MONOTONIC, **{f: 1 for f in extra}}
     try:
         yield
     finally:

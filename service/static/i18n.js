@@ -256,6 +256,7 @@ window.I18N = {
 window.FACTOR_LABELS = {
   en: {
     gap_similarity: "Gap match", keyword_similarity: "Keyword match", lexical_z: "Key terms",
+    segment_margin: "Main business", keyword_margin: "Main business (keywords)",
     chain_segments: "Chain segments", revenue_growth: "Revenue growth", employee_growth: "Employee growth",
     funding_age_days: "Last funding", patents_per_100_staff: "Patents", rd_intensity: "R&D intensity",
     n_qualifications: "Qualifications", age_years: "Age", log_employees: "Headcount",
@@ -268,6 +269,7 @@ window.FACTOR_LABELS = {
   },
   zh: {
     gap_similarity: "缺口匹配度", keyword_similarity: "关键词匹配", lexical_z: "关键术语",
+    segment_margin: "主营环节", keyword_margin: "主营关键词",
     chain_segments: "覆盖环节", revenue_growth: "营收增长", employee_growth: "员工增长",
     funding_age_days: "最近融资", patents_per_100_staff: "专利", rd_intensity: "研发强度",
     n_qualifications: "资质", age_years: "成立年限", log_employees: "员工规模",
