@@ -22,6 +22,26 @@ from matcher.features import FEATURES, eligible_policy_names
 from matcher.lexical import tokenize
 from matcher.ranking import WEIGHTS
 
+# Every number an explanation carries (feature values, contributions, base value, model output,
+# scores, similarities, differences) is rounded to this many decimal places, and every text is
+# rendered from the rounded number: what the JSON says and what the words say never disagree, and
+# two paths that compute a value a rounding error apart show the same explanation (README, JSON).
+DECIMALS = 6
+
+
+def rounded(value: float | None) -> float | None:
+    """``value`` as an explanation carries it: rounded to :data:`DECIMALS`, None when missing."""
+    if value is None:
+        return None
+    value = float(value)
+    return None if value != value else round(value, DECIMALS) + 0.0  # + 0.0: never -0.0
+
+
+def _shown(value: float) -> float:
+    """The number a text states: :func:`rounded`, NaN (rendered as "not reported") when missing."""
+    shown = rounded(value)
+    return math.nan if shown is None else shown
+
 # feature -> (source column observed in the data, or None when the engine derives it)
 OBSERVED = {
     "revenue_growth": S.REVENUE_GROWTH, "employee_growth": S.EMPLOYEE_GROWTH, "funding_age_days": S.LAST_FUNDING_DATE,
@@ -268,7 +288,7 @@ def contribution_text(name: str, value: float, contribution: float, where: str, 
     text = reason_text(name, value, lang)
     if where:
         text += (" — " if lang == "en" else "，") + where
-    if abs(contribution) > 1e-9:
+    if contribution:  # rounded (see rounded()): what the JSON shows as 0.0 neither raises nor lowers
         L = LABELS[lang]
         if lang == "en":
             text += f" ({L['raises']})" if contribution > 0 else f" ({L['lowers']})"
@@ -287,11 +307,12 @@ def contribution_rows(
     # Python floats: per-cell numpy scalar arithmetic costs ~10x more (1,300 cells for a top 50).
     for name, value, contribution, where in zip(names, np.asarray(features, float).tolist(),
                                                 np.asarray(contributions, float).tolist(), phrases):
-        text = contribution_text(name, value, contribution, where, lang)
+        value, contribution = rounded(value), rounded(contribution)
+        text = contribution_text(name, _shown(value), contribution, where, lang)
         source = OBSERVED.get(name)
         rows.append({
             "feature": name,
-            "value": None if value != value else round(value, 6),
+            "value": value,
             "contribution": contribution,
             "text": text,
             "source": {"kind": "observed", "column": source, "updated_at": updated_at} if source else {"kind": "derived"},
@@ -379,8 +400,8 @@ def explain_ranked(catalog, gap: dict, ranked: pd.DataFrame, features: pd.DataFr
             _, parts = cold_start_contributions(comp)
             contributions = []
             for g, c in parts.items():
-                v = float(comp["risk_penalty"] if g == "risk" else comp[f"{g}_score"])
-                contributions.append({"feature": g, "value": round(v, 6), "contribution": c,
+                v = rounded(comp["risk_penalty"] if g == "risk" else comp[f"{g}_score"])
+                contributions.append({"feature": g, "value": v, "contribution": rounded(c),
                                       "text": L[g].format(v=v, w=WEIGHTS.get(g, "")), "source": {"kind": "derived"}})
             model_output = float(sum(parts.values()))
             facts = [c["text"] for c in contribution_rows(matrix[i], np.zeros(len(feature_names)), phrases[i], updated, lang,
@@ -399,7 +420,7 @@ def explain_ranked(catalog, gap: dict, ranked: pd.DataFrame, features: pd.DataFr
                 pid = ids[int(partner_rows[j])]
                 segs = [s for s in ctx.partner_segments.get(pid, []) if s in neighbours]
                 partners.append({"enterprise_id": pid, "name": names[int(partner_rows[j])], "segment_id": segs[0] if segs else None,
-                                 "similarity": round(float(partner_sims[i, j]), 4)})
+                                 "similarity": rounded(partner_sims[i, j])})
         similar = []
         if landed_sims is not None:
             sims = np.where(others_all == row, -np.inf, landed_sims[i])
@@ -407,11 +428,11 @@ def explain_ranked(catalog, gap: dict, ranked: pd.DataFrame, features: pd.DataFr
                 if np.isfinite(sims[j]):
                     eid = ids[int(others_all[j])]
                     similar.append({"enterprise_id": eid, "name": names[int(others_all[j])], "landed_for": landed_gap.get(eid),
-                                    "similarity": round(float(sims[j]), 4)})
+                                    "similarity": rounded(sims[j])})
         out.append({
             "enterprise_id": ent[S.ENTERPRISE_ID], "name": ent[S.NAME], "gap_id": gap.get("gap_id"),
-            "rank": int(ranks[i]), "score": scores[i], "ranker": catalog.ranker_name,
-            "lang": lang, "output_space": space, "base_value": float(base), "model_output": model_output,
+            "rank": int(ranks[i]), "score": rounded(scores[i]), "ranker": catalog.ranker_name,
+            "lang": lang, "output_space": space, "base_value": rounded(base), "model_output": rounded(model_output),
             "contributions": ordered,
             "reasons": {
                 "positive": [c["text"] for c in ordered if c["contribution"] > 0][:3],
@@ -443,12 +464,12 @@ def explain_reasons(catalog, gap: dict, ranked: pd.DataFrame, features: pd.DataF
         _, values, _ = catalog.ranker.explain(features, margins=False)
         rows = []
         for i in range(len(features)):
-            contributions = np.asarray(values[i], float).tolist()
+            contributions = [rounded(c) for c in np.asarray(values[i], float).tolist()]
             # Only the features a reason can show: the 3 largest each way (ties by name, as explain_ranked).
             order = sorted(range(len(names)), key=lambda j: (-abs(contributions[j]), names[j]))
             shown = ([j for j in order if contributions[j] > 0][:3] + [j for j in order if contributions[j] < 0][:3])
             rows.append([{"feature": names[j], "contribution": contributions[j],
-                          "text": contribution_text(names[j], float(matrix[i, j]), contributions[j], phrases[i][j], lang)}
+                          "text": contribution_text(names[j], _shown(matrix[i, j]), contributions[j], phrases[i][j], lang)}
                          for j in shown])
     else:
         components = component_scores(pool)
@@ -457,8 +478,8 @@ def explain_reasons(catalog, gap: dict, ranked: pd.DataFrame, features: pd.DataF
         for i in range(len(features)):
             comp = components.iloc[index[i]]
             _, parts = cold_start_contributions(comp)
-            rows.append([{"feature": g, "contribution": c,
-                          "text": L[g].format(v=float(comp["risk_penalty"] if g == "risk" else comp[f"{g}_score"]),
+            rows.append([{"feature": g, "contribution": rounded(c),
+                          "text": L[g].format(v=rounded(comp["risk_penalty"] if g == "risk" else comp[f"{g}_score"]),
                                               w=WEIGHTS.get(g, ""))} for g, c in parts.items()])
     out = []
     for contributions in rows:
@@ -500,15 +521,14 @@ def compare_factors(names: list[str], a: np.ndarray, b: np.ndarray, fa: pd.Serie
     """Factor-by-factor difference A - B, largest in A's favour first."""
     out = []
     for j, name in enumerate(names):
-        entry = {"factor": name, "a_contribution": float(a[j]), "b_contribution": float(b[j]), "difference": float(a[j] - b[j])}
+        entry = {"factor": name, "a_contribution": rounded(a[j]), "b_contribution": rounded(b[j]), "difference": rounded(a[j] - b[j])}
         if fa is not None and name in fa.index:
             # Equal values can still contribute differently (tree interactions); such a factor
             # is not a reason, and is flagged so it is not presented as one.
             entry["same_value"] = bool(np.isclose(fa[name], fb[name], equal_nan=True))
-            entry["a_value"] = None if np.isnan(fa[name]) else float(fa[name])
-            entry["b_value"] = None if np.isnan(fb[name]) else float(fb[name])
-            entry["a_text"] = reason_text(name, float(fa[name]), lang)
-            entry["b_text"] = reason_text(name, float(fb[name]), lang)
+            entry["a_value"], entry["b_value"] = rounded(fa[name]), rounded(fb[name])
+            entry["a_text"] = reason_text(name, _shown(fa[name]), lang)
+            entry["b_text"] = reason_text(name, _shown(fb[name]), lang)
         out.append(entry)
     return sorted(out, key=lambda e: (-e["difference"], e["factor"]))
 
@@ -530,8 +550,8 @@ def compare(catalog, gap_id: str, a_id: str, b_id: str, filters, lang: str = "en
                               feats.iloc[1] if catalog.ranker is not None else None, lang)
     return {
         "gap_id": gap_id, "ranker": catalog.ranker_name,
-        "a": {"enterprise_id": a_id, "score": float(scores[0]), "rank": ranks.get(a_id)},
-        "b": {"enterprise_id": b_id, "score": float(scores[1]), "rank": ranks.get(b_id)},
+        "a": {"enterprise_id": a_id, "score": rounded(scores[0]), "rank": ranks.get(a_id)},
+        "b": {"enterprise_id": b_id, "score": rounded(scores[1]), "rank": ranks.get(b_id)},
         "higher": a_id if scores[0] >= scores[1] else b_id,
         "factors": factors,
     }
@@ -557,7 +577,7 @@ def why_not(catalog, gap_id: str, enterprise_id: str, shortlist: int, filters, l
     similarity = float(catalog.searcher.vectors[row] @ vector)
     report = {
         "gap_id": gap_id, "enterprise_id": enterprise_id, "name": ent[S.NAME].iloc[0], "ranker": catalog.ranker_name,
-        "shortlist_size": shortlist, "similarity": round(similarity, 4), "excluded_by": excluded,
+        "shortlist_size": shortlist, "similarity": rounded(similarity), "excluded_by": excluded,
         "retrieved": bool(len(in_pool)), "rank": int(ranked.loc[in_pool[0], "rank"]) if len(in_pool) else None,
         "candidates_ranked": len(ranked),
     }
@@ -571,12 +591,12 @@ def why_not(catalog, gap_id: str, enterprise_id: str, shortlist: int, filters, l
     rows = np.array([row, int(last["_row"])])
     feats = catalog.features(gap, vector, rows)
     values, names, scores = factor_scores(catalog, pool, feats, _positions(ranked, rows))
-    report["score"] = float(scores[0])
-    report["last_shortlisted"] = {"enterprise_id": last["enterprise_id"], "name": last["name"], "rank": int(last["rank"]), "score": float(scores[1])}
+    report["score"] = rounded(scores[0])
+    report["last_shortlisted"] = {"enterprise_id": last["enterprise_id"], "name": last["name"], "rank": int(last["rank"]), "score": rounded(scores[1])}
     factors = compare_factors(names, values[0], values[1], feats.iloc[0] if catalog.ranker is not None else None,
                               feats.iloc[1] if catalog.ranker is not None else None, lang)
     reasons = [f for f in factors if not f.get("same_value", False)]
     report["holding_it_back"] = [f for f in sorted(reasons, key=lambda e: e["difference"]) if f["difference"] < 0][:5]
     report["in_its_favour"] = [f for f in reasons if f["difference"] > 0][:3]
-    report["interactions"] = float(sum(f["difference"] for f in factors if f.get("same_value", False)))
+    report["interactions"] = rounded(sum(f["difference"] for f in factors if f.get("same_value", False)))
     return report

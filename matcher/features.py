@@ -103,6 +103,9 @@ class FeatureContext:
         self.strength = dict(zip(self.segments["segment_id"], self.segments["strength"].astype(int)))
         self.sim_mean = self.segments["similarity_mean"].to_numpy(np.float32)
         self.sim_sd = self.segments["similarity_sd"].to_numpy(np.float32)
+        # Similarities of candidates are summed in float64 (see make_features).
+        self.segment_vectors64 = np.asarray(self.segment_vectors, dtype=np.float64)
+        self.keyword_vectors64 = np.asarray(self.keyword_vectors, dtype=np.float64)
         self.row_of = pd.Index(self.enterprises[S.ENTERPRISE_ID])
         self.open_gap_segments = {g["segment_id"] for g in self.gaps if g["segment_id"] and g["kind"] in ("missing", "weak")}
         neighbours: dict[str, list[str]] = {}
@@ -177,12 +180,12 @@ class FeatureContext:
 
     def segment_z(self, rows: np.ndarray) -> np.ndarray:
         """Standardised similarity of enterprises (rows) to every segment, (len(rows), n_segments)."""
-        return (self.vectors[rows] @ self.segment_vectors.T - self.sim_mean) / self.sim_sd
+        return (np.asarray(self.vectors[rows], dtype=np.float64) @ self.segment_vectors64.T - self.sim_mean) / self.sim_sd
 
     def keyword_z(self, rows: np.ndarray) -> np.ndarray:
         """Keyword similarity of enterprises (rows) to every segment, standardised per segment by
         its corpus mean and sd, (len(rows), n_segments)."""
-        return (self.vectors[rows] @ self.keyword_vectors.T - self.keyword_mean) / self.keyword_sd
+        return (np.asarray(self.vectors[rows], dtype=np.float64) @ self.keyword_vectors64.T - self.keyword_mean) / self.keyword_sd
 
 
 def _margin(z: np.ndarray, column: int) -> np.ndarray:
@@ -213,7 +216,12 @@ def make_features(context: FeatureContext, gap: dict, gap_vector: np.ndarray, ro
     """
     ctx = context
     rows = np.asarray(rows)
-    vectors = ctx.vectors[rows]
+    # Similarities in float64: a float32 dot product's rounding depends on the BLAS kernel, which
+    # depends on the batch shape and thread count, so one firm's standardised margins differed by
+    # up to 6e-6 between a ranked list and a why-not or an explanation of the same firm. Products
+    # of float32 numbers are exact in float64 and their sums agree to ~1e-16 on every path: the
+    # same firm gets the same features (to the explanation's 6 decimals) however it is asked for.
+    vectors = np.asarray(ctx.vectors[rows], dtype=np.float64)
     segment_id = gap.get("segment_id")
     chain_id = gap["chain_id"]
     z = ctx.segment_z(rows)
@@ -222,9 +230,9 @@ def make_features(context: FeatureContext, gap: dict, gap_vector: np.ndarray, ro
     n = len(rows)
     out: dict[str, np.ndarray] = {}
 
-    out["gap_similarity"] = vectors @ gap_vector
+    out["gap_similarity"] = vectors @ np.asarray(gap_vector, dtype=np.float64)
     if segment_id is not None:
-        out["keyword_similarity"] = vectors @ ctx.keyword_vectors[ctx.segment_row[segment_id]]
+        out["keyword_similarity"] = vectors @ ctx.keyword_vectors64[ctx.segment_row[segment_id]]
     else:
         out["keyword_similarity"] = np.full(n, np.nan)
     out["lexical_z"] = np.asarray(lexical_z, dtype=float)
@@ -237,9 +245,13 @@ def make_features(context: FeatureContext, gap: dict, gap_vector: np.ndarray, ro
     partners = partners[partners >= 0]
     out["local_partners"] = np.full(n, float(len(partners)))
     if len(partners):
-        sims = vectors @ ctx.vectors[partners].T
-        top = np.partition(sims, sims.shape[1] - min(5, len(partners)), axis=1)[:, -min(5, len(partners)):]
-        out["partner_affinity"] = top.mean(axis=1)
+        # The five closest partners by a float32 product (thousands of partners at 200k), their
+        # similarities then summed in float64 (as above).
+        sims = ctx.vectors[rows] @ ctx.vectors[partners].T
+        k = min(5, len(partners))
+        nearest = partners[np.argpartition(sims, sims.shape[1] - k, axis=1)[:, -k:]]
+        exact = np.einsum("id,ikd->ik", vectors, np.asarray(ctx.vectors[nearest.ravel()], dtype=np.float64).reshape(n, k, -1))
+        out["partner_affinity"] = exact.mean(axis=1)
     else:
         out["partner_affinity"] = np.full(n, np.nan)
     out["local_competitors"] = np.full(n, float(ctx.strength.get(segment_id, np.nan)) if segment_id else np.nan)
