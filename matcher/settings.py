@@ -45,7 +45,11 @@ class Settings(BaseSettings):
     embedding_model: str = Field(
         "all-MiniLM-L6-v2", description="packaged model name or a local directory"
     )
-    embedding_precision: Literal["auto", "fp32", "bf16"] = "auto"
+    embedding_precision: Literal["auto", "fp32", "bf16"] = Field(
+        "auto", description="inference dtype: 'auto' = bf16 on CPUs with bf16 matrix instructions, else fp32")
+    embedding_backend: Literal["auto", "openvino", "torch"] = Field(
+        "auto", description="inference engine of build and refresh: 'auto' = OpenVINO when installed, else PyTorch; "
+                            "'torch' turns OpenVINO off everywhere, the service's query encoder included")
     embedding_batch_size: int = Field(64, ge=1, le=4096)
     index_factory: str | None = Field(None, description="FAISS factory string; None: by size")
     exact_index_max: int = Field(

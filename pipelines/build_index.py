@@ -40,6 +40,7 @@ class BuildConfig:
     embedding_model: str = "all-MiniLM-L6-v2"
     embedding_precision: str = "auto"
     embedding_batch_size: int = 64
+    embedding_backend: str = "auto"
     index_factory: str | None = None
     exact_index_max: int = 20_000
     hnsw_ef_search: int = 512
@@ -106,7 +107,8 @@ def build(
     texts = profile_texts(enterprises)
 
     t = time.perf_counter()
-    encoder = encoder or Encoder(config.embedding_model, config.embedding_precision, config.embedding_batch_size)
+    encoder = encoder or Encoder(config.embedding_model, config.embedding_precision, config.embedding_batch_size,
+                                 backend=config.embedding_backend)
     cache = EmbeddingCache(config.cache_dir / "embeddings" / encoder.key, encoder.dim)
     hashes = list(enterprises[S.PROFILE_HASH])
     todo = len({hashes[i] for i in cache.missing(hashes)})
@@ -325,6 +327,7 @@ def build_config(settings, chain_map: Path | None = None) -> BuildConfig:
         snapshots_dir=settings.snapshots_dir, artifacts_dir=settings.artifacts_dir, cache_dir=settings.cache_dir,
         chain_map=chain_map or settings.chain_map, embedding_model=settings.embedding_model,
         embedding_precision=settings.embedding_precision, embedding_batch_size=settings.embedding_batch_size,
+        embedding_backend=settings.embedding_backend,
         index_factory=settings.index_factory, exact_index_max=settings.exact_index_max,
         hnsw_ef_search=settings.hnsw_ef_search, keep_versions=settings.keep_versions,
         segment_threshold=settings.segment_threshold, segment_margin=settings.segment_margin,

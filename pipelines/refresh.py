@@ -504,7 +504,7 @@ def _build_version(run: Run, config: RefreshConfig, snapshot: SnapshotInfo, pare
             # Through the build module, so whoever provides the build's encoder provides this one.
             # A few hundred profiles: PyTorch starts in a fraction of the time OpenVINO spends
             # compiling (same vectors to cosine 0.9999; the cache key does not include the backend).
-            backend = "torch" if encoder_box["todo"] < SMALL_BATCH else "auto"
+            backend = "torch" if encoder_box["todo"] < SMALL_BATCH else bc.embedding_backend
             encoder_box["encoder"] = B.Encoder(bc.embedding_model, bc.embedding_precision, bc.embedding_batch_size,
                                                backend=backend)
         return encoder_box["encoder"]

@@ -146,7 +146,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         from pipelines.commands import load_catalog  # the CLI's own loading path
 
         catalog = load_catalog(settings, version)
-        catalog.query_backend = settings.service_query_backend  # OpenVINO: compiled once, then cheaper per search
+        # OpenVINO: compiled once, then cheaper per search; MATCHER_EMBEDDING_BACKEND=torch turns it off.
+        catalog.query_backend = "torch" if settings.embedding_backend == "torch" else settings.service_query_backend
         previous = holder.current
         if previous is not None and previous.catalog._encoder is not None \
                 and previous.catalog.encoder_config == catalog.encoder_config:
