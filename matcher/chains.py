@@ -16,13 +16,15 @@ cosine thresholds reached at best F1 0.63 against 0.69).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from matcher import schemas as S
 from matcher.yaml_config import load_yaml_model
@@ -30,6 +32,7 @@ from matcher.errors import UnknownEntityError
 
 MAX_SEGMENTS_PER_ENTERPRISE = 3
 PRIORITY_SEVERITY = {"high": 0.9, "medium": 0.6, "low": 0.3}
+INDUSTRY_CODE = re.compile(r"[A-T](\d{2}|\d{3}|\d{4})?")
 
 
 class Policy(BaseModel):
@@ -64,7 +67,22 @@ class Segment(BaseModel):
     stage: Literal["upstream", "midstream", "downstream"]
     description: str = Field(min_length=20)
     keywords: list[str] = []
+    # Chinese text, written the way Chinese firms describe their business in 经营范围 / 主营业务:
+    # what Chinese profiles are matched against.
+    description_zh: str = ""
+    keywords_zh: list[str] = []
+    # GB/T 4754-2017 codes typical of the segment, any level ("C39", "C3971", "I65"); a firm's
+    # industry code matches by prefix.
+    industry_codes: list[str] = []
     supplies: list[str] = []
+
+    @field_validator("industry_codes")
+    @classmethod
+    def _codes(cls, codes: list[str]) -> list[str]:
+        bad = [c for c in codes if not INDUSTRY_CODE.fullmatch(c)]
+        if bad:
+            raise ValueError(f"industry codes {bad} are not GB/T 4754 codes (a letter A-T and 0, 2, 3 or 4 digits, e.g. C39, I6513)")
+        return codes
 
     @property
     def text(self) -> str:
@@ -72,12 +90,21 @@ class Segment(BaseModel):
         keywords = f" Keywords: {', '.join(self.keywords)}." if self.keywords else ""
         return f"{self.name}. {self.description.strip()}{keywords}"
 
+    @property
+    def text_zh(self) -> str:
+        """The Chinese text a segment is matched by ("" when the map has none)."""
+        if not self.description_zh:
+            return ""
+        keywords = f"关键词：{'、'.join(self.keywords_zh)}。" if self.keywords_zh else ""
+        return f"{self.name_zh or self.name}。{self.description_zh.strip()}{keywords}"
+
 
 class DeclaredGap(BaseModel):
     model_config = ConfigDict(extra="forbid")
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
     segment: str | None = None
     text: str | None = None
+    text_zh: str | None = None  # the Chinese wording of a free-text gap
     priority: Literal["high", "medium", "low"] = "medium"
     note: str = ""
 
