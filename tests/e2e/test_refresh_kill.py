@@ -17,14 +17,15 @@ import pandas as pd
 import pytest
 
 from matcher import artifacts
-from tests.conftest import REPO_ROOT, SAMPLE_MAPPING
+from tests.conftest import EMBEDDING_PATH_SETTINGS, REPO_ROOT, SAMPLE_MAPPING
 from tests.e2e.conftest import cli
 
 pytestmark = pytest.mark.e2e
 
 
 def run_refresh(home, source, kill_at: str) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MATCHER_")}
+    # The child embeds on the run's embedding path (the workspace's vectors were made on it).
+    env = {k: v for k, v in os.environ.items() if (not k.startswith("MATCHER_") or k in EMBEDDING_PATH_SETTINGS)}
     env.update(HF_HUB_OFFLINE="1", MATCHER_REFRESH_KILL_AT=kill_at)
     return subprocess.run([sys.executable, "-m", "pipelines", "refresh", str(source), "--mapping", str(SAMPLE_MAPPING),
                            "--home", str(home)], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300)

@@ -28,7 +28,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import REPO_ROOT
+from tests.conftest import EMBEDDING_PATH_SETTINGS, REPO_ROOT
 from tests.e2e.conftest import cli
 from tests.service.databases import BACKENDS, throwaway_database
 
@@ -105,7 +105,8 @@ class Service:
 def database_env(request, tmp_path):
     """Environment for the service, with its ``DATABASE_URL`` (also given to the CLI): a SQLite
     file of the test, or a throwaway PostgreSQL database (skipped when none is reachable)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MATCHER_") and k != "DATABASE_URL"}
+    # The child embeds on the run's embedding path (the workspace's vectors were made on it).
+    env = {k: v for k, v in os.environ.items() if (not k.startswith("MATCHER_") or k in EMBEDDING_PATH_SETTINGS) and k != "DATABASE_URL"}
     # No warm-up ranking of every gap at start: this test is about writes, and starts twice.
     env.update({"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "MATCHER_SERVICE_WARM_GAPS": "false",
                 "MATCHER_SERVICE_WARM_EXPLAIN_TOP": "0"})
