@@ -1,4 +1,4 @@
-"""Source mappings: turn any CSV / Parquet / JSONL export into the canonical enterprise columns.
+"""Source mappings: turn any CSV / XLSX / Parquet / JSONL export into the canonical enterprise columns.
 
 A mapping is a small YAML file (see ``data/mappings/``)::
 
@@ -7,13 +7,23 @@ A mapping is a small YAML file (see ``data/mappings/``)::
       description: {concat: [short_description, long_description]}
       tags: {column: keywords, list: ";"}  # a delimited list ("python" / "json" literals too)
       country: {constant: CN}
+      founded_year: {column: 成立日期, parse: year}          # value parsers, see matcher/parsers.py
+      registered_capital: {column: 注册资本, parse: money}   # -> CNY, + registered_capital_currency
+      employees: {column: 参保人数, parse: count}            # -, 未公开, 暂无 stay missing
+      industry_code: {coalesce: [国标行业小类, 国标行业大类], parse: industry_code}
     extra:                        # carried into the snapshot, never indexed or embedded
       yc_tags: {column: tags, list: python}
     is_local: {column: district, in: [Yangpu, 杨浦区]}   # or a canonical ``is_local`` column
     updated_at_from_filename: '(\\d{4}-\\d{2}-\\d{2})'
     status_map: {Public: listed}
+    encoding: gb18030             # CSV encoding (detected when omitted)
+    header_row: 2                 # 1-based line of the header (a title row above it is skipped)
+    sheet: 企业列表                # workbook sheet (the first when omitted; --sheet overrides)
+    currency_rates: {USD: 7.1}    # CNY per unit, on top of matcher.parsers.DEFAULT_CURRENCY_RATES
 
-Values are kept as the source gives them; :mod:`matcher.validation` converts and checks types.
+Without ``parse`` values are kept as the source gives them; :mod:`matcher.validation` converts and
+checks types. A value a parser cannot read becomes a :class:`matcher.parsers.ParseFailure`, which
+validation quarantines with its reason.
 """
 
 from __future__ import annotations
@@ -22,47 +32,109 @@ import ast
 import json
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from matcher import parsers as P
 from matcher import schemas as S
-from matcher.yaml_config import load_yaml_model
 from matcher.errors import SchemaError
+from matcher.sources import read_source  # noqa: F401 - re-exported: the reader of every source
+from matcher.yaml_config import load_yaml_model
+
+Parse = Literal["text", "year", "date", "money", "count", "number", "status", "list", "industry_code"]
+# What each parser yields, and the canonical column kinds it may fill.
+PARSE_KINDS: dict[str, tuple[str, ...]] = {
+    "text": ("str",), "industry_code": ("str",), "status": ("str",), "year": ("int", "float"),
+    "count": ("int", "float"), "number": ("float", "int"), "money": ("float",), "date": ("date",),
+    "list": ("list",),
+}
+CURRENCY_SUFFIX = "_currency"
 
 
 class FieldSpec(BaseModel):
-    """How one output column is made from the source."""
+    """How one output column is made from the source.
+
+    One source: ``column``, ``concat`` (parts joined by ``sep``), ``coalesce`` (the first
+    non-blank of several columns, e.g. the most specific industry level) or ``constant``. Then
+    optionally a value parser (``parse``, see :mod:`matcher.parsers`) and its options.
+    """
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
     column: str | None = None
     concat: list[str] | None = None
+    coalesce: list[str] | None = None
     sep: str = " "
+    # concat: leave the separator out after a part that already ends a sentence (。；;.!?).
+    sentences: bool = False
     constant: Any = None
     as_list: str | None = Field(None, alias="list")  # "python", "json" or a delimiter like ";"
+    parse: Parse | None = None
+    # money: the scale of a bare number (万 for a column in 万元) and its currency.
+    unit: str | float | None = None
+    currency: str = "CNY"
+    # list: items equal to (or containing) a key become its value(s), e.g. 高新技术企业 -> high-tech enterprise.
+    values: dict[str, str | list[str]] = {}
+    # list: flag columns (是/否) whose value, when set, joins the list.
+    flags: dict[str, str | list[str]] = {}
+    # Source columns that may be absent from a file (platform exports differ), read as blank:
+    # true for all of this spec's columns, or a list of them.
+    optional: bool | list[str] = False
 
     @model_validator(mode="after")
     def _one_source(self) -> "FieldSpec":
-        given = [self.column is not None, self.concat is not None, self.constant is not None]
-        if sum(given) != 1:
-            raise ValueError("give exactly one of 'column', 'concat' or 'constant'")
+        given = [self.column is not None, self.concat is not None, self.coalesce is not None,
+                 self.constant is not None]
+        if sum(given) > 1 or (sum(given) == 0 and not self.flags):
+            raise ValueError("give exactly one of 'column', 'concat', 'coalesce' or 'constant'")
+        if (self.values or self.flags) and self.parse != "list":
+            raise ValueError("'values' and 'flags' need 'parse: list'")
+        if self.unit is not None:
+            if self.parse != "money":
+                raise ValueError("'unit' applies to 'parse: money' only")
+            self.unit_multiplier()
+        if self.parse is not None and self.as_list is not None:
+            raise ValueError("give either 'list' or 'parse', not both")
+        if isinstance(self.optional, list):
+            unknown = sorted(set(self.optional) - set(self.source_columns()))
+            if unknown:
+                raise ValueError(f"optional columns {unknown} are not source columns of this field")
         return self
+
+    def unit_multiplier(self) -> float:
+        if self.unit is None or self.unit in ("元", ""):
+            return 1.0
+        if isinstance(self.unit, (int, float)):
+            return float(self.unit)
+        word = self.unit.removesuffix("元")
+        if word not in P.MONEY_UNITS:
+            raise ValueError(f"unknown money unit '{self.unit}'; use one of {['元', *P.MONEY_UNITS]} or a number")
+        return P.MONEY_UNITS[word]
 
     def source_columns(self) -> list[str]:
         if self.column is not None:
             return [self.column]
-        return list(self.concat or [])
+        return [*(self.concat or self.coalesce or []), *self.flags]
+
+    def required_columns(self) -> list[str]:
+        """The source columns a file must have (all but the optional ones)."""
+        if self.optional is True:
+            return []
+        optional = set(self.optional or [])
+        return [c for c in self.source_columns() if c not in optional]
 
 
 class LocalRule(BaseModel):
-    """``is_local`` derived from a location column: true when its value is in ``in``."""
+    """``is_local`` derived from a location column: true when its value is in ``in``, or when it
+    contains one of ``contains`` (an address: ``contains: [上海市杨浦区]``)."""
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
     column: str
     values: list[str] = Field(default_factory=list, alias="in")
+    contains: list[str] = []
 
 
 class Mapping(BaseModel):
@@ -77,6 +149,30 @@ class Mapping(BaseModel):
     is_local: LocalRule | None = None
     updated_at_from_filename: str | None = None
     status_map: dict[str, str] = {}
+    encoding: str | None = None
+    header_row: int = Field(1, ge=1)
+    sheet: str | None = None
+    currency_rates: dict[str, float] = {}
+
+    @field_validator("encoding")
+    @classmethod
+    def _known_encoding(cls, value: str | None) -> str | None:
+        if value is not None:
+            import codecs
+
+            try:
+                codecs.lookup(value)
+            except LookupError:
+                raise ValueError(f"unknown encoding '{value}'; use for example gb18030 or utf-8") from None
+        return value
+
+    @field_validator("currency_rates")
+    @classmethod
+    def _positive_rates(cls, rates: dict[str, float]) -> dict[str, float]:
+        bad = sorted(k for k, v in rates.items() if not v > 0)
+        if bad:
+            raise ValueError(f"currency rates must be positive CNY amounts; check {bad}")
+        return rates
 
     @model_validator(mode="before")
     @classmethod
@@ -118,31 +214,24 @@ class Mapping(BaseModel):
         bad_status = sorted(v for v in self.status_map.values() if v not in S.STATUS_CLASSES)
         if bad_status:
             raise ValueError(f"status_map values {bad_status} not in {list(S.STATUS_CLASSES)}")
+        for name, spec in self.columns.items():
+            kind = S.COLUMN_BY_NAME[name].kind
+            if spec.parse is not None and kind not in PARSE_KINDS[spec.parse]:
+                raise ValueError(f"{name}: 'parse: {spec.parse}' cannot fill a {kind} column")
+        outputs = set(self.columns) | set(self.extra)
+        for name, spec in [*self.columns.items(), *self.extra.items()]:
+            if spec.parse == "money" and name + CURRENCY_SUFFIX in outputs | set(S.CANONICAL_COLUMNS):
+                raise ValueError(f"{name + CURRENCY_SUFFIX} is written by '{name}: parse: money'; rename that column")
         return self
+
+    def currency_columns(self) -> list[str]:
+        """The extra columns the money parsers add (``registered_capital_currency``, ...)."""
+        return [n + CURRENCY_SUFFIX for n, s in [*self.columns.items(), *self.extra.items()] if s.parse == "money"]
 
 
 def load_mapping(path: str | Path) -> Mapping:
     """Read and validate a mapping YAML file."""
     return load_yaml_model(path, Mapping, "mapping file")
-
-
-def read_source(path: str | Path) -> pd.DataFrame:
-    """Read a CSV, Parquet or JSONL file as strings/objects, exactly as the source has it."""
-    path = Path(path)
-    if not path.is_file():
-        raise SchemaError(f"{path}: source file not found")
-    suffix = "".join(path.suffixes[-2:]).lower() if path.suffix == ".gz" else path.suffix.lower()
-    try:
-        if suffix in (".csv", ".csv.gz", ".tsv"):
-            sep = "\t" if suffix == ".tsv" else ","
-            return pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False, na_values=[""])
-        if suffix == ".parquet":
-            return pd.read_parquet(path)
-        if suffix in (".jsonl", ".ndjson", ".jsonl.gz"):
-            return pd.read_json(path, lines=True, dtype=False)
-    except (ValueError, pd.errors.ParserError, OSError) as exc:
-        raise SchemaError(f"{path}: cannot be read as {suffix.lstrip('.')}: {exc}") from None
-    raise SchemaError(f"{path}: unsupported source type '{path.suffix}'; use .csv, .parquet or .jsonl")
 
 
 def parse_list(value: Any, how: str | None) -> Any:
@@ -173,31 +262,124 @@ def parse_list(value: Any, how: str | None) -> Any:
     return [str(x).strip() for x in items if str(x).strip()]
 
 
-def _apply_spec(source: pd.DataFrame, spec: FieldSpec, list_column: bool) -> pd.Series:
+_SENTENCE_END = ("。", "；", ";", ".", "!", "?", "！", "？")
+
+
+def _blank_to_none(values: pd.Series) -> pd.Series:
+    return values.astype(object).where(values.notna(), None)
+
+
+def _join(parts: list[pd.Series], sep: str, sentences: bool) -> pd.Series:
+    texts = [p.astype(object).where(p.notna(), "").astype(str).str.strip() for p in parts]
+    joined = texts[0]
+    for part in texts[1:]:
+        glue = pd.Series(sep, index=joined.index, dtype=object)
+        if sentences and sep.strip():
+            # 主营业务 often ends with 。 already: do not write 。。
+            glue = glue.where(~joined.str.endswith(_SENTENCE_END), sep.replace(sep.strip(), "", 1))
+        # A blank earlier part must not leave the separator in front.
+        joined = joined.where(part == "", (joined + glue + part).where(joined != "", part)).str.strip()
+    return joined.where(joined != "", None)
+
+
+def _source_values(source: pd.DataFrame, spec: FieldSpec) -> pd.Series:
+    def column(name: str) -> pd.Series:
+        if name in source.columns:
+            return source[name]
+        return pd.Series(None, index=source.index, dtype=object)  # an optional column absent
+
     if spec.constant is not None:
-        values = pd.Series([spec.constant] * len(source), index=source.index, dtype=object)
-    elif spec.column is not None:
-        values = source[spec.column].astype(object)
-    else:
-        parts = [source[c].astype(object).where(source[c].notna(), "") for c in spec.concat or []]
-        joined = parts[0].astype(str).str.strip()
-        for part in parts[1:]:
-            part = part.astype(str).str.strip()
-            # A blank earlier part must not leave the separator in front.
-            joined = joined.where(part == "", (joined + spec.sep + part).where(joined != "", part)).str.strip()
-        values = joined.where(joined != "", None)
+        return pd.Series([spec.constant] * len(source), index=source.index, dtype=object)
+    if spec.column is not None:
+        return column(spec.column).astype(object)
+    if spec.concat is not None:
+        return _join([column(c) for c in spec.concat], spec.sep, spec.sentences)
+    if spec.coalesce is not None:
+        values = pd.Series(None, index=source.index, dtype=object)
+        for name in spec.coalesce:
+            values = values.where(~P.map_cells(values, P.is_missing).astype(bool), _blank_to_none(column(name)))
+        return values.astype(object)
+    return pd.Series(None, index=source.index, dtype=object)  # flags only
+
+
+def _as_list(value: str | list[str]) -> list[str]:
+    return [value] if isinstance(value, str) else list(value)
+
+
+def _parse_values(source: pd.DataFrame, values: pd.Series, spec: FieldSpec, mapping: "Mapping") -> pd.Series:
+    """Run the spec's parser over its values (ParseFailure where a value does not parse)."""
+    kind = spec.parse
+    if kind == "text":
+        return P.map_cells(values, lambda v: None if P.is_missing(v) else str(v).strip())
+    if kind == "year":
+        return P.map_cells(values, P.parse_year)
+    if kind == "date":
+        return P.map_cells(values, P.parse_date)
+    if kind == "count":
+        return P.map_cells(values, P.parse_count)
+    if kind == "number":
+        return P.map_cells(values, P.parse_number)
+    if kind == "industry_code":
+        return P.map_cells(values, P.parse_industry_code)
+    if kind == "status":
+        table = P.status_table(mapping.status_map)
+        return P.map_cells(values, lambda v: P.parse_status(v, table))
+    if kind == "money":
+        words, rates = P.currency_table(mapping.currency_rates)
+        unit, currency = spec.unit_multiplier(), spec.currency.upper()
+        return P.map_cells(values, lambda v: P.parse_money(v, unit, currency, words, rates))
+    # list
+    table = {k: _as_list(v) for k, v in spec.values.items()}
+    items = P.map_cells(values, lambda v: P.translate_items(P.split_list(v) or [], table))
+    for flag_column, flag_values in spec.flags.items():
+        if flag_column not in source.columns:
+            continue  # optional spec, column absent
+        held = P.map_cells(source[flag_column], P.is_flag_set).astype(bool)
+        if held.any():
+            add = _as_list(flag_values)
+            items = items.copy()
+            items[held] = items[held].map(lambda current: [*current, *(x for x in add if x not in current)])
+    return items.map(lambda v: v if v else None).astype(object)
+
+
+def _apply_spec(
+    source: pd.DataFrame, spec: FieldSpec, list_column: bool, mapping: "Mapping"
+) -> tuple[pd.Series, pd.Series | None]:
+    """(values, currencies): the output column, and for ``parse: money`` the currency codes."""
+    values = _source_values(source, spec)
+    if spec.parse is not None:
+        values = _parse_values(source, values, spec, mapping)
+        if spec.parse == "money":
+            currencies = values.map(lambda v: v.currency if isinstance(v, P.MoneyValue) else None).astype(object)
+            amounts = values.map(lambda v: v.amount_cny if isinstance(v, P.MoneyValue) else v).astype(object)
+            return amounts, currencies
+        return values, None
     if spec.as_list is not None or list_column:
         values = values.map(lambda v: parse_list(v, spec.as_list))
-    return values
+    return values, None
+
+
+def _header_hint(source: pd.DataFrame, missing: list[str], header_row: int) -> str:
+    """Where the missing columns' names are, when they sit in a data row (a title row above the
+    header that ``header_row`` does not skip)."""
+    for offset, (_, row) in enumerate(source.head(20).iterrows()):
+        cells = {" ".join(str(v).split()) for v in row.to_numpy() if isinstance(v, str)}
+        if set(missing) <= cells:
+            line = header_row + offset + 1
+            return f"; they are on line {line}: set 'header_row: {line}' in the mapping"
+    return ""
 
 
 def apply_mapping(source: pd.DataFrame, mapping: Mapping, source_name: str) -> pd.DataFrame:
     """Map a source frame onto canonical (and extra) columns; values are not yet type-checked.
 
     The result keeps ``source_row`` (1-based data row in the file, header excluded) so every
-    validation message can point at the row a person would open.
+    validation message can point at the row a person would open. Declared parsers have run:
+    a value that did not parse is a :class:`matcher.parsers.ParseFailure` for validation to
+    quarantine.
     """
-    needed = {c for spec in [*mapping.columns.values(), *mapping.extra.values()] for c in spec.source_columns()}
+    specs = [*mapping.columns.values(), *mapping.extra.values()]
+    needed = {c for spec in specs for c in spec.required_columns()}
     if mapping.is_local is not None:
         needed.add(mapping.is_local.column)
     missing = sorted(needed - set(source.columns))
@@ -205,21 +387,37 @@ def apply_mapping(source: pd.DataFrame, mapping: Mapping, source_name: str) -> p
         raise SchemaError(
             f"{source_name}: missing columns {missing} named by the mapping; "
             f"the source has {sorted(map(str, source.columns))[:20]}"
+            + _header_hint(source, missing, mapping.header_row)
         )
     out = pd.DataFrame(index=source.index)
     out[S.SOURCE_ROW] = range(1, len(source) + 1)
+    currencies: dict[str, pd.Series] = {}
     for name in S.CANONICAL_COLUMNS:
         spec = mapping.columns.get(name)
         if spec is not None:
-            out[name] = _apply_spec(source, spec, name in S.LIST_COLUMNS)
+            out[name], currency = _apply_spec(source, spec, name in S.LIST_COLUMNS, mapping)
+            if currency is not None:
+                currencies[name + CURRENCY_SUFFIX] = currency
         else:
             out[name] = None
     for name, spec in mapping.extra.items():
-        out[name] = _apply_spec(source, spec, False)
+        out[name], currency = _apply_spec(source, spec, False, mapping)
+        if currency is not None:
+            currencies[name + CURRENCY_SUFFIX] = currency
+    for name, currency in currencies.items():
+        out[name] = currency
     if mapping.is_local is not None and S.IS_LOCAL not in mapping.columns:
-        wanted = {v.casefold() for v in mapping.is_local.values}
-        column = source[mapping.is_local.column]
-        out[S.IS_LOCAL] = column.map(lambda v: isinstance(v, str) and v.strip().casefold() in wanted)
+        rule = mapping.is_local
+        wanted = {v.casefold() for v in rule.values}
+        parts = [p.casefold() for p in rule.contains]
+
+        def local(v: object) -> bool:
+            if not isinstance(v, str):
+                return False
+            text = v.strip().casefold()
+            return text in wanted or any(p in text for p in parts)
+
+        out[S.IS_LOCAL] = source[rule.column].map(local)
     elif S.IS_LOCAL not in mapping.columns:
         out[S.IS_LOCAL] = False
     if mapping.updated_at_from_filename and S.UPDATED_AT not in mapping.columns:

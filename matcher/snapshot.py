@@ -5,7 +5,8 @@ Layout (under ``<home>/models/snapshots/``)::
     20261127T101500Z-3f2a9c1b/
       enterprises.parquet    validated, de-duplicated, with content_hash and profile_hash
       quarantine.csv         every rejected row: file, row, enterprise_id, column, value, reason
-      manifest.json          source, mapping, counts, hashes, created_at
+      repairs.csv            values kept after a repair (control characters removed), same columns
+      manifest.json          source (with encoding, sheet, header row), mapping, counts, hashes
 
 A snapshot directory is written under a temporary name and renamed into place, so a reader never
 sees half of one, and an existing snapshot is never overwritten.
@@ -27,11 +28,13 @@ import pandas as pd
 from matcher import schemas as S
 from matcher.artifacts import file_sha256
 from matcher.errors import ArtifactNotFoundError, UnknownEntityError, ValidationFailedError
-from matcher.mapping import Mapping, apply_mapping, read_source
+from matcher.mapping import Mapping, apply_mapping
+from matcher.sources import SourceFormat, read_source
 from matcher.validation import ValidationResult, validate_enterprises
 
 ENTERPRISES_FILE = "enterprises.parquet"
 QUARANTINE_FILE = "quarantine.csv"
+REPAIRS_FILE = "repairs.csv"
 MANIFEST_FILE = "manifest.json"
 REJECTED_DIR = "rejected"
 
@@ -93,11 +96,25 @@ def _new_snapshot_id(snapshots_dir: Path, source_sha: str, now: datetime) -> str
     return candidate
 
 
-def validate_source(source: Path, mapping: Mapping) -> ValidationResult:
-    """Read a source through its mapping and validate it, without writing anything."""
+def read_mapped_source(
+    source: Path, mapping: Mapping, sheet: str | None = None
+) -> tuple[pd.DataFrame, SourceFormat, str]:
+    """Read a source as its mapping says (encoding, header row, sheet; ``sheet`` overrides the
+    mapping's) and map it: (mapped frame, how it was read, the name quarantine records use)."""
     source = Path(source)
-    mapped = apply_mapping(read_source(source), mapping, source.name)
-    return validate_enterprises(mapped, source.name, mapping.status_map)
+    raw = read_source(source, sheet=sheet or mapping.sheet, encoding=mapping.encoding, header_row=mapping.header_row)
+    fmt: SourceFormat = raw.attrs["source_format"]
+    # A workbook's rows are named with their sheet, as Excel writes it: file.xlsx[sheet].
+    source_name = f"{source.name}[{fmt.sheet}]" if fmt.sheet else source.name
+    if len(raw) == 0:
+        return raw, fmt, source_name
+    return apply_mapping(raw, mapping, source_name), fmt, source_name
+
+
+def validate_source(source: Path, mapping: Mapping, sheet: str | None = None) -> ValidationResult:
+    """Read a source through its mapping and validate it, without writing anything."""
+    mapped, _, source_name = read_mapped_source(source, mapping, sheet)
+    return validate_enterprises(mapped, source_name, mapping.status_map)
 
 
 def ingest(
@@ -108,8 +125,12 @@ def ingest(
     mapping_path: Path | None = None,
     now: datetime | None = None,
     order: Callable[[pd.DataFrame], pd.DataFrame] | None = None,
+    sheet: str | None = None,
 ) -> SnapshotInfo:
     """Validate a source through its mapping and write a new snapshot.
+
+    ``sheet`` names the workbook sheet to read (over the mapping's ``sheet:``; the first sheet
+    when neither names one).
 
     ``order`` may reorder the validated rows before they are written (a refresh keeps the
     previous table's order, so a full build of the snapshot matches the refreshed version).
@@ -122,11 +143,10 @@ def ingest(
     """
     source = Path(source)
     now = now or datetime.now(timezone.utc)
-    raw = read_source(source)
-    if len(raw) == 0:
-        raise ValidationFailedError(f"{source}: the source has no data rows; nothing was published")
-    mapped = apply_mapping(raw, mapping, source.name)
-    result = validate_enterprises(mapped, source.name, mapping.status_map)
+    mapped, fmt, source_name = read_mapped_source(source, mapping, sheet)
+    if len(mapped) == 0:
+        raise ValidationFailedError(f"{fmt.where(source)}: the source has no data rows; nothing was published")
+    result = validate_enterprises(mapped, source_name, mapping.status_map)
     source_sha = file_sha256(source)
     snapshots_dir.mkdir(parents=True, exist_ok=True)
     snapshot_id = _new_snapshot_id(snapshots_dir, source_sha, now)
@@ -140,7 +160,7 @@ def ingest(
         top = result.quarantine.groupby(["column", "reason"]).size().sort_values(ascending=False)
         worst = "; ".join(f"{c}: {r} ({n})" for (c, r), n in top.head(3).items())
         raise ValidationFailedError(
-            f"{source}: {result.rows_quarantined} of {result.rows_in} rows "
+            f"{fmt.where(source)}: {result.rows_quarantined} of {result.rows_in} rows "
             f"({result.bad_share:.1%}) failed validation, above the limit of "
             f"{max_bad_row_share:.1%}; most common: {worst}; details in {rejected}; "
             "nothing was published"
@@ -154,7 +174,8 @@ def ingest(
         "created_at": now.isoformat(timespec="microseconds"),
         # Ingest order, independent of clocks: 'newest' is the last ingested.
         "sequence": 1 + max((i.manifest.get("sequence", 0) for i in list_snapshots(snapshots_dir)), default=0),
-        "source": {"path": str(source.resolve()), "sha256": source_sha, "name": source.name},
+        "source": {"path": str(source.resolve()), "sha256": source_sha, "name": source.name,
+                   "format": fmt.kind, "encoding": fmt.encoding, "sheet": fmt.sheet, "header_row": fmt.header_row},
         "mapping": {"name": mapping.name, "path": str(mapping_path) if mapping_path else None},
         "counts": {
             "rows_in": result.rows_in,
@@ -162,6 +183,7 @@ def ingest(
             "local": int(enterprises[S.IS_LOCAL].sum()),
             "quarantined_rows": result.rows_quarantined,
             "quarantine_records": len(result.quarantine),
+            "repaired_values": len(result.repairs),
         },
         "as_of": str(enterprises[S.UPDATED_AT].max().date()) if enterprises[S.UPDATED_AT].notna().any() else None,
         "data_sha256": hashlib.sha256("".join(enterprises[S.CONTENT_HASH]).encode()).hexdigest(),
@@ -174,6 +196,7 @@ def ingest(
     try:
         enterprises.to_parquet(tmp / ENTERPRISES_FILE, index=False)
         result.quarantine.to_csv(tmp / QUARANTINE_FILE, index=False)
+        result.repairs.to_csv(tmp / REPAIRS_FILE, index=False)
         (tmp / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, ensure_ascii=False))
         os.rename(tmp, snapshots_dir / snapshot_id)
     except BaseException:

@@ -2,19 +2,28 @@
 
 Nothing is silently lost: a row with any invalid value goes to the quarantine table with the
 file, row, column, value and reason, and the caller decides (by the bad-row share) whether the
-source as a whole is fit to publish.
+source as a whole is fit to publish. Values a declared parser could not read
+(:class:`matcher.parsers.ParseFailure`) are quarantined with the parser's reason.
+
+Text is made safe to store: control characters (NUL and the other C0 controls except tab and
+line breaks; PostgreSQL rejects NUL) are removed and each removal is recorded in ``repairs``; a
+text longer than its cap (:data:`MAX_TEXT_CHARS`) is quarantined.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
+from matcher import parsers as P
 from matcher import schemas as S
 
 QUARANTINE_COLUMNS = ["file", "row", "enterprise_id", "column", "value", "reason"]
+# Longest text accepted per column (characters); others get DEFAULT_MAX_TEXT_CHARS.
+MAX_TEXT_CHARS = {S.ENTERPRISE_ID: 200, S.NAME: 1_000, S.DESCRIPTION: 100_000}
+DEFAULT_MAX_TEXT_CHARS = 100_000
 _TRUE = {"true", "1", "yes", "y", "t", "是"}
 _FALSE = {"false", "0", "no", "n", "f", "否"}
 
@@ -26,6 +35,8 @@ class ValidationResult:
     enterprises: pd.DataFrame
     quarantine: pd.DataFrame
     rows_in: int
+    # Values kept after a repair (control characters removed): same columns as the quarantine.
+    repairs: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=QUARANTINE_COLUMNS))
 
     @property
     def rows_quarantined(self) -> int:
@@ -74,17 +85,96 @@ def _is_blank(values: pd.Series) -> pd.Series:
             return False
         return bool(pd.isna(v))  # None, NaN, pd.NA, NaT
 
-    return values.map(blank).astype(bool)
+    cells = values.to_numpy(dtype=object)
+    kinds = _kinds(cells)
+    if kinds <= {type(None), float}:
+        return pd.Series(pd.isna(cells), index=values.index)
+    if kinds == {str}:
+        return pd.Series([not v.strip() for v in cells], index=values.index, dtype=bool)
+    return pd.Series(np.fromiter((blank(v) for v in cells), dtype=bool, count=len(cells)), index=values.index)
 
 
-def _check_column(frame: pd.DataFrame, column: S.Column, problems: _Problems) -> pd.Series:
-    raw = frame[column.name]
+def _kinds(cells: np.ndarray) -> set[type]:
+    """The types of the cells (map and set run in C: a cheap first look at a column)."""
+    return set(map(type, cells))
+
+
+def _cells_where(values: pd.Series, test) -> np.ndarray:
+    cells = values.to_numpy(dtype=object)
+    return np.fromiter((test(v) for v in cells), dtype=bool, count=len(cells))
+
+
+def _take_failures(raw: pd.Series, column: str, problems: _Problems) -> pd.Series:
+    """Quarantine the values a parser could not read, and blank them for the checks below."""
+    if raw.dtype != object or P.ParseFailure not in _kinds(raw.to_numpy(dtype=object)):
+        return raw
+    failed = _cells_where(raw, lambda v: type(v) is P.ParseFailure)
+    if failed.any():
+        failed = pd.Series(failed, index=raw.index)
+        problems.add(failed, column, raw.map(str), raw.map(lambda v: getattr(v, "reason", "")))
+        raw = raw.where(~failed, None)
+    return raw
+
+
+def _texts(values: pd.Series) -> list[str]:
+    cells = values.to_numpy(dtype=object)
+    return list(cells) if _kinds(cells) == {str} else [v for v in cells if type(v) is str]
+
+
+def _clean_texts(values: pd.Series, column: str, problems: _Problems, repairs: _Problems) -> pd.Series:
+    """Remove control characters (recorded as repairs) and quarantine texts over the cap."""
+    if values.dtype != object and not pd.api.types.is_string_dtype(values):
+        return values
+    texts = _texts(values)
+    # One scan of the joined column finds whether any cell needs a closer look (most never do).
+    if P.CONTROL_CHARS.search("\n".join(texts)):
+        mask = pd.Series(_cells_where(values, lambda v: type(v) is str and P.CONTROL_CHARS.search(v) is not None),
+                         index=values.index)
+        repairs.add(mask, column, values.map(lambda v: repr(v)[1:-1] if isinstance(v, str) else v),
+                    "control characters removed")
+        values = values.astype(object).where(~mask, values.map(lambda v: P.clean_text(v) if isinstance(v, str) else v))
+    cap = MAX_TEXT_CHARS.get(column, DEFAULT_MAX_TEXT_CHARS)
+    if max(map(len, texts), default=0) > cap:
+        long = pd.Series(_cells_where(values, lambda v: type(v) is str and len(v) > cap), index=values.index)
+        if long.any():
+            reasons = values.map(lambda v: f"text of {len(v):,} characters is longer than the limit of {cap:,}"
+                                 if isinstance(v, str) else "")
+            problems.add(long, column, values, reasons)
+    return values
+
+
+def _clean_list_items(values: pd.Series, column: str, problems: _Problems, repairs: _Problems) -> pd.Series:
+    if values.dtype != object:
+        return values
+    cells = values.to_numpy(dtype=object)
+    if list not in _kinds(cells):
+        return values
+    joined = "\n".join(["\n".join(map(str, v)) for v in cells if type(v) is list])
+    if not P.CONTROL_CHARS.search(joined):
+        return values
+    dirty = pd.Series(_cells_where(values, lambda v: type(v) is list and any(
+        P.CONTROL_CHARS.search(str(x)) for x in v)), index=values.index)
+    repairs.add(dirty, column, values.map(lambda v: repr(v)), "control characters removed")
+    return values.where(~dirty, values.map(
+        lambda v: [c for c in (P.clean_text(str(x)).strip() for x in v) if c] if isinstance(v, list) else v))
+
+
+def _check_column(frame: pd.DataFrame, column: S.Column, problems: _Problems, repairs: _Problems) -> pd.Series:
+    raw = _take_failures(frame[column.name], column.name, problems)
+    if column.kind == "str":
+        raw = _clean_texts(raw, column.name, problems, repairs)
     blank = _is_blank(raw)
     if column.required:
         problems.add(blank, column.name, raw, "missing required value")
     if column.kind == "str":
-        return raw.where(~blank, None).map(lambda v: v if v is None else str(v).strip())
+        cells = raw.to_numpy(dtype=object)
+        return pd.Series([None if b else str(v).strip() for v, b in zip(cells, blank.to_numpy())],
+                         index=raw.index, dtype=object)
+    if blank.all() and column.kind in ("int", "float"):
+        # An unmapped or empty numeric column: nothing to convert (most exports lack several).
+        return pd.Series(pd.NA, index=raw.index, dtype="Int64" if column.kind == "int" else "Float64")
     if column.kind == "list":
+        raw = _clean_list_items(raw, column.name, problems, repairs)
         bad = ~blank & ~raw.map(lambda v: isinstance(v, list))
         problems.add(bad, column.name, raw, "not a list (use the mapping's 'list' option)")
         return raw.map(lambda v: v if isinstance(v, list) else [])
@@ -130,8 +220,15 @@ def _clean_number(value: object) -> object:
 
 
 def _status_class(status: pd.Series, status_map: dict[str, str]) -> pd.Series:
-    table = {k.casefold(): v for k, v in {**S.DEFAULT_STATUS_MAP, **status_map}.items()}
-    return status.map(lambda v: "unknown" if v is None else table.get(str(v).strip().casefold(), "unknown"))
+    table = P.status_table(status_map)
+    return P.map_cells(status, lambda v: "unknown" if v is None else (P.status_class_of(v, table) or "unknown"))
+
+
+def _check_extra(values: pd.Series, name: str, problems: _Problems, repairs: _Problems) -> pd.Series:
+    """Extra columns are carried as the source (or its declared parser) gives them, made safe."""
+    values = _take_failures(values, name, problems)
+    values = _clean_texts(values, name, problems, repairs)
+    return _clean_list_items(values, name, problems, repairs)
 
 
 def validate_enterprises(
@@ -156,12 +253,13 @@ def validate_enterprises(
         then the last row); ``quarantine``: one record per problem.
     """
     problems = _Problems(source_name, mapped)
+    repairs = _Problems(source_name, mapped)
     clean = pd.DataFrame(index=mapped.index)
     clean[S.SOURCE_ROW] = mapped[S.SOURCE_ROW]
     for column in S.COLUMNS:
-        clean[column.name] = _check_column(mapped, column, problems)
+        clean[column.name] = _check_column(mapped, column, problems, repairs)
     for extra in [c for c in mapped.columns if c not in clean.columns]:
-        clean[extra] = mapped[extra]
+        clean[extra] = _check_extra(mapped[extra], extra, problems, repairs)
     clean[S.STATUS_CLASS] = _status_class(clean[S.STATUS], status_map or {})
 
     table = problems.table()
@@ -193,4 +291,5 @@ def validate_enterprises(
             ignore_index=True,
         )
     enterprises = order[~dup].sort_values(S.SOURCE_ROW).reset_index(drop=True)
-    return ValidationResult(enterprises=enterprises, quarantine=table.reset_index(drop=True), rows_in=len(mapped))
+    return ValidationResult(enterprises=enterprises, quarantine=table.reset_index(drop=True), rows_in=len(mapped),
+                            repairs=repairs.table().reset_index(drop=True))

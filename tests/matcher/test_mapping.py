@@ -128,10 +128,18 @@ def test_every_source_format_maps_to_the_same_enterprises(tmp_path, suffix):
 
 
 def test_unsupported_source_type_is_a_schema_error_naming_the_file(tmp_path):
+    path = tmp_path / "firms.docx"
+    path.write_bytes(b"not really")
+
+    with pytest.raises(SchemaError, match="firms.docx"):
+        read_source(path)
+
+
+def test_a_damaged_workbook_is_a_schema_error_naming_the_file(tmp_path):
     path = tmp_path / "firms.xlsx"
     path.write_bytes(b"not really")
 
-    with pytest.raises(SchemaError, match="firms.xlsx"):
+    with pytest.raises(SchemaError, match="firms.xlsx: cannot be read as a workbook"):
         read_source(path)
 
 

@@ -15,6 +15,7 @@ from matcher.snapshot import (
     MANIFEST_FILE,
     QUARANTINE_FILE,
     REJECTED_DIR,
+    REPAIRS_FILE,
     add_hashes,
     find_snapshot,
     ingest,
@@ -43,13 +44,15 @@ def test_ingest_writes_enterprises_quarantine_and_manifest(tmp_path, source):
     info = ingest_to(snapshots, source)
 
     assert info.path.parent == snapshots
-    assert {p.name for p in info.path.iterdir()} == {ENTERPRISES_FILE, QUARANTINE_FILE, MANIFEST_FILE}
+    assert {p.name for p in info.path.iterdir()} == {ENTERPRISES_FILE, QUARANTINE_FILE, REPAIRS_FILE, MANIFEST_FILE}
     manifest = json.loads((info.path / MANIFEST_FILE).read_text())
     assert manifest["snapshot_id"] == info.snapshot_id
     assert manifest["counts"] == {
         "rows_in": 30, "enterprises": 30, "local": 6, "quarantined_rows": 0, "quarantine_records": 0,
+        "repaired_values": 0,
     }
     assert manifest["source"]["name"] == "firms.csv"
+    assert manifest["source"]["format"] == "csv" and manifest["source"]["encoding"] == "utf-8"
     assert manifest["extra_columns"] == ["district"]
     enterprises = load_enterprises(info)
     assert len(enterprises) == 30
