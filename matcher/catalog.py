@@ -17,9 +17,11 @@ from matcher.embedding import Encoder
 from matcher.errors import ArtifactCorruptError, UnknownEntityError
 from matcher.features import FeatureContext, make_features
 from matcher.index import VectorSearcher, load_index
-from matcher.lexical import LexicalIndex
+from matcher.lexical import LexicalIndex, text_language
 from matcher.ranking import COLD_START, cold_start_score, component_scores, single_threaded
-from matcher.retrieval import FilterColumns, Filters, Retrieved, corpus_sample, result_frame, retrieve_arrays
+from matcher.retrieval import (
+    DENSE_WEIGHT_ZH, FilterColumns, Filters, Retrieved, corpus_sample, result_frame, retrieve_arrays,
+)
 
 INDEX_FILE = "index.faiss"
 VECTORS_FILE = "vectors.npy"
@@ -90,6 +92,7 @@ class Catalog:
     growth_scores: np.ndarray | None = None
     depth: int = 200
     dense_weight: float = 0.5
+    dense_weight_zh: float = DENSE_WEIGHT_ZH  # for Chinese queries (see dense_weight_for)
     query_backend: str = "torch"  # see ``encoder``
     _encoder: Encoder | None = None
     _dense_sample: np.ndarray | None = None
@@ -114,8 +117,13 @@ class Catalog:
         return f"landing-model@{self.manifest['ranker']['trained_in']}"
 
     @classmethod
-    def load(cls, path: Path, ef_search: int = 128, depth: int = 200, dense_weight: float = 0.5, check: bool = True) -> "Catalog":
-        """Load a version directory (verifying file hashes against its manifest by default)."""
+    def load(cls, path: Path, ef_search: int = 128, depth: int = 200, dense_weight: float = 0.5, check: bool = True,
+             dense_weight_zh: float | None = None) -> "Catalog":
+        """Load a version directory (verifying file hashes against its manifest by default).
+
+        ``dense_weight`` / ``dense_weight_zh``: weight of the dense signal in the fused retrieval
+        score for English / Chinese queries (None: ``DENSE_WEIGHT_ZH``).
+        """
         manifest = verify(path) if check else json.loads((path / "manifest.json").read_text())
         enterprises = pd.read_parquet(path / ENTERPRISES_FILE)
         for column in S.LIST_COLUMNS:
@@ -143,6 +151,7 @@ class Catalog:
             growth_scores=growth,
             depth=depth,
             dense_weight=dense_weight,
+            dense_weight_zh=DENSE_WEIGHT_ZH if dense_weight_zh is None else dense_weight_zh,
         )
 
     @property
@@ -255,9 +264,29 @@ class Catalog:
         return int(rows[0])
 
     def need_as_gap(self, text: str, vector: np.ndarray) -> dict:
-        """A free-text need, placed on its nearest segment so chain and regional features apply."""
+        """A free-text need, placed on its nearest segment so chain and regional features apply.
+
+        An English need: by standardised embedding similarity to the segment texts. A Chinese need
+        is compared with the segments' Chinese texts (``text_zh``): by IDF-weighted word overlap
+        (:meth:`LexicalIndex.similarities`), and, when ``dense_weight_zh`` > 0 (a model that reads
+        Chinese), that mixed with the embedding similarity, each standardised over the segments.
+        Segments without Chinese text cannot be chosen for it; a map without any falls back to
+        the embedding placement.
+        """
+        pairs = self.chain_map.segments()
         z = (self.segment_vectors @ vector - self.segments["similarity_mean"].to_numpy()) / self.segments["similarity_sd"].to_numpy()
-        chain, segment = self.chain_map.segments()[int(np.argmax(z))]
+        texts_zh = [s.text_zh for _, s in pairs]
+        if text_language(text) == "zh" and any(texts_zh):
+            lexical = self.lexical.similarities(text, texts_zh)
+            has_zh = np.array([bool(t) for t in texts_zh])
+            if lexical.max() > 0:
+                def standard(x: np.ndarray) -> np.ndarray:
+                    sd = x[has_zh].std()
+                    return (x - x[has_zh].mean()) / sd if sd > 0 else np.zeros_like(x)
+
+                w = self.dense_weight_zh
+                z = np.where(has_zh, w * standard(z) + (1 - w) * standard(lexical), -np.inf)
+        chain, segment = pairs[int(np.argmax(z))]
         return {"gap_id": None, "chain_id": chain.id, "segment_id": segment.id, "kind": "search", "text": text, "title": text[:80]}
 
     def features(self, gap: dict, gap_vector: np.ndarray, rows: np.ndarray, lexical_z: np.ndarray | None = None) -> pd.DataFrame:
@@ -266,7 +295,8 @@ class Catalog:
             bm25 = self.lexical.scores(self.lexical.query_tokens(gap["text"]))
             sd = bm25.std()
             lexical_z = (bm25[rows] - bm25.mean()) / sd if sd > 0 else np.zeros(len(rows))
-        return make_features(self.context, gap, gap_vector, np.asarray(rows), lexical_z)
+        dense = self.dense_weight_for(gap["text"]) > 0  # weight 0: the model does not read this language
+        return make_features(self.context, gap, gap_vector, np.asarray(rows), lexical_z, dense=dense)
 
     def score(self, features: pd.DataFrame) -> tuple[np.ndarray, pd.DataFrame]:
         """Scores in [0, 1] and the component scores, by the landing model or cold start."""
@@ -329,8 +359,13 @@ class Catalog:
         vectors = self.encoder.encode(texts)
         return [self._answer(self.need_as_gap(t, v), v, k, f, explain, lang) for v, t, f in zip(vectors, texts, filters)]
 
+    def dense_weight_for(self, text: str) -> float:
+        """The dense signal's weight in the fused score for a query text: ``dense_weight_zh`` when
+        the text is Chinese (:func:`matcher.lexical.text_language`), else ``dense_weight``."""
+        return self.dense_weight_zh if text_language(text) == "zh" else self.dense_weight
+
     def _retrieve(self, vector: np.ndarray, text: str, k: int, filters: Filters) -> Retrieved:
         return retrieve_arrays(
             self.searcher, self.lexical, vector, self.lexical.query_tokens(text), k, self.allowed(filters),
-            depth=self.depth, dense_weight=self.dense_weight, dense_sample=self.dense_sample,
+            depth=self.depth, dense_weight=self.dense_weight_for(text), dense_sample=self.dense_sample,
         )

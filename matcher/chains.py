@@ -175,6 +175,62 @@ def load_chain_map(path: str | Path) -> ChainMap:
     return load_yaml_model(path, ChainMap, "chain map")
 
 
+_FIRM_CODE = re.compile(r"[A-T]\d{2,4}")
+WEAK_CODE_MATCH = 0.5
+# An industry code within a segment's codes adds this many standard deviations to a firm's
+# similarity to it in segment assignment: evidence that tips a firm near the threshold, never
+# enough alone (the threshold is 2.5; industry divisions are broad).
+CODE_BONUS = 0.5
+
+
+def normalise_industry_code(code) -> str | None:
+    """The GB/T 4754 code in a firm's industry field ("I6513", "C39", "软件开发 I6513"), upper-cased;
+    None when there is none or it names only a section letter (too broad to be evidence)."""
+    if code is None or code != code:  # None or NaN
+        return None
+    found = _FIRM_CODE.search(str(code).strip().upper())
+    return found.group(0) if found else None
+
+
+def industry_code_match(firm_code, segment_codes: list[str]) -> float:
+    """How a firm's industry code matches a segment's ``industry_codes``, by prefix.
+
+    1.0: the firm's code lies within one of the segment's codes (firm I6513, segment I65 or
+    I6513). ``WEAK_CODE_MATCH`` (0.5): the firm reports a coarser code that contains one of the
+    segment's (firm I65 from a division-level source such as the CSRC code, segment I6513): the
+    same division, the class unconfirmed. 0.0: no match. NaN: the firm has no usable code or the
+    segment lists none (unknown is not a mismatch).
+    """
+    code = normalise_industry_code(firm_code)
+    if code is None or not segment_codes:
+        return float("nan")
+    if any(code.startswith(c) for c in segment_codes):
+        return 1.0
+    if any(c.startswith(code) for c in segment_codes):
+        return WEAK_CODE_MATCH
+    return 0.0
+
+
+def industry_code_table(firm_codes, chain_map: ChainMap) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`industry_code_match` of every firm with every segment, computed per distinct code (a
+    universe has few): ``table[index[i], j]`` is firm i's match with segment j.
+
+    Returns (index of shape (n_firms,), int64; table of shape (n_codes + 1, n_segments), float32,
+    whose last row, all NaN, is that of firms without a code).
+    """
+    codes, uniques = pd.factorize(pd.Series(list(firm_codes), dtype=object).map(normalise_industry_code))
+    segments = [s.industry_codes for _, s in chain_map.segments()]
+    table = np.array([[industry_code_match(u, seg) for seg in segments] for u in uniques], dtype=np.float32)
+    table = np.vstack([table.reshape(len(uniques), len(segments)), np.full((1, len(segments)), np.nan, np.float32)])
+    return np.where(codes < 0, len(uniques), codes), table
+
+
+def chain_words(chain_map: ChainMap) -> list[str]:
+    """The chain map's Chinese keywords: words the Chinese segmenter must keep whole (see
+    :class:`matcher.lexical.LexicalIndex`). Segment names are phrases, not words: left out."""
+    return [w for _, s in chain_map.segments() for w in s.keywords_zh if w]
+
+
 @dataclass
 class ChainAnalysis:
     """Segment strengths, assignments and the gap list of a region."""
@@ -223,8 +279,19 @@ def analyse_chains(
     margin: float,
     weak_min_count: int,
     weak_median_ratio: float,
+    *,
+    chinese: np.ndarray | None = None,
+    chinese_z: np.ndarray | None = None,
+    code_match: np.ndarray | None = None,
+    code_bonus: float = CODE_BONUS,
 ) -> ChainAnalysis:
     """Assign local enterprises to segments, measure strength, and list the gaps.
+
+    Each enterprise is compared in its own language: a Chinese profile (``chinese``) with the
+    segments' Chinese texts (``chinese_z``, standardised like the English similarities, for the
+    segments that have a ``text_zh``; the others keep the embedding comparison). An industry code
+    that matches a segment's ``industry_codes`` (``code_match``: 1 within, 0.5 same division)
+    adds ``code_bonus`` times the match, in standard deviations: evidence, never enough alone.
 
     Parameters
     ----------
@@ -235,11 +302,22 @@ def analyse_chains(
         In the order of ``chain_map.segments()``.
     stats : (mean, sd), each of shape (n_segments,)
         :func:`segment_stats` over the whole indexed universe.
+    chinese : ndarray of bool, shape (len(local),), optional
+        Which profiles are Chinese (:func:`matcher.lexical.text_language`).
+    chinese_z : ndarray of shape (len(local), n_segments), optional
+        Standardised similarity of each profile to each segment's ``text_zh`` (NaN where a segment
+        has none).
+    code_match : ndarray of shape (len(local), n_segments), optional
+        :func:`industry_code_match` of each firm with each segment (NaN: unknown).
     """
     pairs = chain_map.segments()
     sims = local_vectors @ segment_vectors.T if len(local) else np.zeros((0, len(pairs)), np.float32)
     mean, sd = stats
     z = (sims - mean) / sd
+    if chinese is not None and chinese_z is not None and len(local):
+        z = np.where(np.asarray(chinese, bool)[:, None] & ~np.isnan(chinese_z), chinese_z, z)
+    if code_match is not None and len(local):
+        z = z + code_bonus * np.nan_to_num(code_match, nan=0.0)
     member = assign_segments(z, threshold, margin)
     rows, cols = np.nonzero(member)
     assignments = pd.DataFrame(

@@ -84,6 +84,9 @@ LABELS = {
         "segment_margin_side": "the gap's segment is a side line for it: its profile matches another segment {neg:.1f} SD better",
         "keyword_margin": "the gap segment's keywords fit it best of all segments' ({v:.1f} SD above the next)",
         "keyword_margin_side": "another segment's keywords fit it {neg:.1f} SD better than the gap segment's",
+        "industry_code_match": "industry code {code}",
+        "code_match": "matches this segment's industry codes", "code_division": "is in the division of this segment's industry codes",
+        "code_none": "is outside this segment's industry codes",
         "fit": "gap fit score {v:.2f} (weight {w})", "growth": "growth score {v:.2f} (weight {w}, scaled by fit)",
         "regional": "regional fit score {v:.2f} (weight {w}, scaled by fit)", "risk": "risk penalty {v:.2f}",
         "missing": "{name}: not reported",
@@ -124,6 +127,9 @@ LABELS = {
         "segment_margin_side": "缺口所在环节只是其副业：其简介与另一环节的匹配高出 {neg:.1f} 个标准差",
         "keyword_margin": "缺口环节的关键词在所有环节中与其最匹配（高出次匹配环节 {v:.1f} 个标准差）",
         "keyword_margin_side": "另一环节的关键词与其匹配度比缺口环节高 {neg:.1f} 个标准差",
+        "industry_code_match": "国标行业代码{code}",
+        "code_match": "与该环节的行业代码相符", "code_division": "与该环节的行业代码同属一个大类",
+        "code_none": "不在该环节的行业代码范围内",
         "fit": "缺口匹配得分 {v:.2f}（权重 {w}）", "growth": "成长得分 {v:.2f}（权重 {w}，按匹配度折算）",
         "regional": "区域适配得分 {v:.2f}（权重 {w}，按匹配度折算）", "risk": "风险扣分 {v:.2f}",
         "missing": "{name}：未披露",
@@ -140,6 +146,7 @@ FEATURE_NAMES_EN = {
     "distance_km": "location", "partner_affinity": "similarity to local partners", "keyword_similarity": "keyword match",
     "revenue_growth": "revenue growth", "employee_growth": "employee growth", "shrinking_headcount": "headcount trend",
     "segment_margin": "main-business margin", "keyword_margin": "main-business keyword margin",
+    "industry_code_match": "industry code",
 }
 FEATURE_NAMES_ZH = {
     "revenue_growth": "营收增长", "employee_growth": "员工增长", "funding_age_days": "融资", "patents_per_100_staff": "专利",
@@ -147,6 +154,7 @@ FEATURE_NAMES_ZH = {
     "distance_km": "位置", "partner_affinity": "上下游相似度", "keyword_similarity": "关键词匹配",
     "shrinking_headcount": "员工人数变化",
     "segment_margin": "主营环节差距", "keyword_margin": "主营关键词差距",
+    "industry_code_match": "国标行业代码",
 }
 # Features worded by sign: a negative value reads from LABELS[lang][feature + "_side"] ({neg}: -value).
 SIGNED = {"segment_margin", "keyword_margin"}
@@ -222,6 +230,8 @@ def reason_text(feature: str, value: float, lang: str) -> str:
             values[name] = L["shrinks"] if value >= 0.5 else L["grows"]
         elif name == "joins":
             values[name] = L["joins"] if value >= 0.5 else L["no_join"]
+        elif name == "code":  # 1: within the segment's codes, 0.5: same division, 0: outside
+            values[name] = L["code_match"] if value >= 0.75 else L["code_division"] if value > 0 else L["code_none"]
         else:
             values[name] = ""
     return L[feature].format(**values)
@@ -232,9 +242,27 @@ def evidence_sentences(description: str, gap_text: str, n: int = 2) -> list[str]
     return evidence_for([description], gap_text, n)[0]
 
 
+# A sentence ends after . ! ? followed by white space, or after a Chinese full stop, semicolon or
+# exclamation / question mark (Chinese runs on without spaces): evidence then quotes one clause of
+# a 经营范围, not the whole scope.
+_SENTENCE_END = re.compile(r"(?<=[.!?;])\s+|(?<=[。；！？])\s*")
+_CJK_TEXT = re.compile("[\u3400-\u9fff]")
+
+
+def split_sentences(description: str) -> list[str]:
+    """The sentences / clauses of a description worth quoting, each a substring of it: longer
+    than 15 characters, or 6 when it contains Chinese (denser per character)."""
+    out = []
+    for part in _SENTENCE_END.split(description):
+        part = part.strip()
+        if len(part) > 15 or (len(part) >= 6 and _CJK_TEXT.search(part)):
+            out.append(part)
+    return out
+
+
 def evidence_for(descriptions: list[str], gap_text: str, n: int = 2) -> list[list[str]]:
     """:func:`evidence_sentences` for many descriptions, tokenised in one pass."""
-    split = [[s.strip() for s in re.split(r"(?<=[.!?。；;])\s+", d) if len(s.strip()) > 15] for d in descriptions]
+    split = [split_sentences(d) for d in descriptions]
     flat = [s for sentences in split for s in sentences]
     gap_terms = set(tokenize([gap_text])[0])
     tokens = iter(tokenize(flat) if flat else [])

@@ -178,7 +178,7 @@ def _mean_available(columns: list[np.ndarray], weights: list[float] | None = Non
 _COMPONENT_INPUTS = (
     "gap_similarity", "lexical_z", "keyword_similarity", "growth_score", "employee_growth", "revenue_growth",
     "funding_age_days", "patents_per_100_staff", "rd_intensity", "n_qualifications", "same_metro", "nearby_province",
-    "partner_affinity", "eligible_policies", "n_risk_flags", "abnormal_operation",
+    "partner_affinity", "eligible_policies", "n_risk_flags", "abnormal_operation", "industry_code_match",
 )
 
 
@@ -187,7 +187,9 @@ def component_scores(features: pd.DataFrame) -> pd.DataFrame:
 
     - ``fit_score``: absolute, so it means the same in every list: gap similarity (0.5) and
       keyword similarity (0.2) mapped linearly from cosine 0.15 (0) to 0.60 (1), and the
-      standardised BM25 score (0.3) from 0 to 8 standard deviations;
+      standardised BM25 score (0.3) from 0 to 8 standard deviations, and the industry-code match
+      (0.15; 1 within the segment's codes, 0.5 same division); a NaN input (no code; no dense
+      similarity for a Chinese need with the English model) is left out of the weighted mean;
     - ``growth_score``: the growth model's probability when there is one, else the mean
       percentile of the growth indicators the source reports (0.5 when it reports none);
     - ``regional_score``: mean of proximity (same metro 1, neighbouring province 0.7, elsewhere
@@ -200,8 +202,9 @@ def component_scores(features: pd.DataFrame) -> pd.DataFrame:
         return np.clip((x - 0.15) / 0.45, 0.0, 1.0)
 
     fit = _mean_available(
-        [cosine_scale(f["gap_similarity"]), np.clip(f["lexical_z"] / 8.0, 0.0, 1.0), cosine_scale(f["keyword_similarity"])],
-        [0.5, 0.3, 0.2],
+        [cosine_scale(f["gap_similarity"]), np.clip(f["lexical_z"] / 8.0, 0.0, 1.0), cosine_scale(f["keyword_similarity"]),
+         f["industry_code_match"]],
+        [0.5, 0.3, 0.2, 0.15],
     )
     growth_model = f["growth_score"]
     if (~np.isnan(growth_model)).any():

@@ -19,6 +19,9 @@ from matcher.lexical import LexicalIndex
 
 ROW = "_row"  # position in the artifact's enterprise table; internal, never printed
 LEXICAL_Z = "_lexical_z"  # standardised BM25 score; internal, a ranking feature
+# Dense weight for Chinese queries: the default embedding model (all-MiniLM-L6-v2) is English-only,
+# so Chinese needs lean on BM25 (measured on the A-share set: benchmarks/bench_cn_retrieval.py).
+DENSE_WEIGHT_ZH = 0.0
 RESULT_COLUMNS = (
     S.ENTERPRISE_ID, S.NAME, "score", "similarity", "lexical_score", "dense_rank", "lexical_rank",
     S.IS_LOCAL, S.CITY, S.PROVINCE, S.COUNTRY, S.EMPLOYEES, S.FOUNDED_YEAR, S.STATUS,

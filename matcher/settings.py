@@ -24,6 +24,8 @@ class Settings(BaseSettings):
     )
     service_reload_poll_s: float = Field(5.0, gt=0, description="how often workers check models/matcher/CURRENT")
     service_max_body_bytes: int = Field(1_048_576, ge=1024, description="largest request body accepted")
+    service_metrics_public: bool = Field(False, description="serve /metrics without a key (only where the port is "
+                                         "private to the scraper); false: /metrics needs an admin key (Bearer)")
     service_auth_cache_s: float = Field(5.0, ge=0, description="how long a checked API key is trusted without the database")
     service_exclusion_poll_s: float = Field(1.0, ge=0, description="how often workers check for new review exclusions")
     service_log_flush_s: float = Field(0.5, gt=0, description="served-list log batch interval")
@@ -34,6 +36,12 @@ class Settings(BaseSettings):
     service_torch_threads: int = Field(1, ge=0, le=64, description="PyTorch intra-op threads per service worker (query "
                                        "encoding); 0 leaves PyTorch's default (one per core, which contends across workers)")
     service_cache_lists: int = Field(256, ge=16, description="ranked lists cached per worker (about 1 MB each)")
+    service_rate_limit: str = Field(
+        "120/minute", description="requests per API key (admin keys are not limited), in the 'limits' notation: "
+        "'120/minute', several as '120/minute;2000/hour'; 'off' turns quotas off")
+    service_rate_limit_storage: str | None = Field(
+        None, description="where request counts live: 'redis://host:6379/0' (shared by every worker and host); "
+        "None: each worker's memory (a key then gets the limit per worker)")
     service_query_backend: Literal["auto", "torch"] = Field(
         "auto", description="free-text query encoder of the service: 'auto' = OpenVINO when installed (compiled once "
                             "per worker, ~5 s at start; 4.3 ms per query against 6.3 on PyTorch), else PyTorch")
@@ -64,6 +72,11 @@ class Settings(BaseSettings):
     retrieval_depth: int = Field(200, ge=10, description="candidates taken from each signal")
     dense_weight: float = Field(
         0.5, ge=0.0, le=1.0, description="weight of the dense signal in the fused score (rest: BM25)"
+    )
+    dense_weight_zh: float = Field(
+        0.0, ge=0.0, le=1.0, description="weight of the dense signal for Chinese queries (rest: BM25); 0 suits the "
+        "English default model, which does not read Chinese (benchmarks/bench_cn_retrieval.py); with a multilingual "
+        "model, measure and raise it",
     )
     segment_threshold: float = Field(2.5, description="standardised similarity to join a segment")
     segment_margin: float = Field(0.25, ge=0.0, description="how far below its best segment a firm may join another")

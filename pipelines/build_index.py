@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import platform
 import shutil
 import time
@@ -18,15 +19,31 @@ import pandas as pd
 
 import matcher
 from matcher import artifacts, catalog as C, schemas as S
-from matcher.chains import ChainAnalysis, ChainMap, analyse_chains, load_chain_map, segment_stats
+from matcher.chains import (
+    ChainAnalysis, ChainMap, analyse_chains, chain_words, industry_code_table, load_chain_map, segment_stats,
+)
 from matcher.errors import ArtifactCorruptError
 from matcher.embedding import EmbeddingCache, Encoder, encode_cached
 from matcher.index import build_index, choose_factory, enterprise_faiss_ids, live_mask, save_index
-from matcher.lexical import LexicalIndex
+from matcher.lexical import LexicalIndex, chinese_share, text_language
 from matcher.refresh import PROSPECTS_FILE, standing_prospects
 from matcher.snapshot import SnapshotInfo, find_snapshot, load_enterprises, profile_texts
 
 Progress = Callable[[str, int], Callable[[int], None]]
+LOG = logging.getLogger("matcher.build")
+# Embedding models known to read English only: with mostly Chinese profiles, ranking leans on the
+# lexical and industry-code signals (dense_weight_zh), and the build says so.
+ENGLISH_ONLY_MODELS = {"all-MiniLM-L6-v2", "all-mpnet-base-v2", "all-MiniLM-L12-v2"}
+
+
+def language_note(model: str, chinese: float) -> str | None:
+    """The one warning line of a build whose profiles are mostly Chinese (``chinese``: their
+    share) embedded by an English-only model, else None."""
+    if chinese <= 0.5 or Path(model).name not in ENGLISH_ONLY_MODELS:
+        return None
+    return (f"{chinese:.0%} of the profiles are Chinese and the embedding model {Path(model).name} reads English only: "
+            "ranking leans on the lexical and industry-code signals; set MATCHER_EMBEDDING_MODEL to a local "
+            "multilingual sentence-transformers directory (and MATCHER_DENSE_WEIGHT_ZH) to use embeddings for Chinese")
 
 
 @dataclass(frozen=True)
@@ -53,6 +70,7 @@ class BuildConfig:
     # are ranked as `matcher prospects` ranks them: same depth and fusion weight.
     retrieval_depth: int = 200
     dense_weight: float = 0.5
+    dense_weight_zh: float = 0.0
     standing_top: int = 50
 
 
@@ -105,6 +123,10 @@ def build(
     enterprises = load_enterprises(snapshot)
     enterprises.insert(0, S.FAISS_ID, enterprise_faiss_ids(enterprises[S.ENTERPRISE_ID]))
     texts = profile_texts(enterprises)
+    chinese = chinese_share(enterprises[S.DESCRIPTION].fillna(""))
+    note = language_note(config.embedding_model, chinese)
+    if note:
+        LOG.warning(note)
 
     t = time.perf_counter()
     encoder = encoder or Encoder(config.embedding_model, config.embedding_precision, config.embedding_batch_size,
@@ -123,12 +145,12 @@ def build(
     timings["index_s"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    lexical = LexicalIndex.build(texts)
+    lexical = LexicalIndex.build(texts, words=chain_words(chain_map))
     timings["lexical_s"] = time.perf_counter() - t
 
     t = time.perf_counter()
     segment_vectors, keyword_vectors = chain_vectors(encoder, chain_map)
-    analysis, gap_vectors = analyse(config, chain_map, enterprises, vectors, segment_vectors, encoder.encode)
+    analysis, gap_vectors = analyse(config, chain_map, enterprises, vectors, segment_vectors, encoder.encode, lexical)
     timings["chains_s"] = time.perf_counter() - t
 
     version = new_version_name(config, now, snapshot, encoder.key, factory)
@@ -142,6 +164,8 @@ def build(
             config, now, snapshot, chain_map, encoder_manifest(encoder), factory, index, enterprises, analysis,
             embedded=embedded, reused=len(enterprises) - embedded,
         )
+        manifest["lexical"] = {"tokenizer": lexical.tokenizer, "words": len(lexical.words)}
+        manifest["languages"] = {"chinese_share": round(chinese, 4), "note": note}
         manifest = finish_version(config, staged, version, manifest, timings, started)
         artifacts.publish(config.artifacts_dir, staged, version, config.keep_versions)
     except BaseException:
@@ -165,15 +189,25 @@ def analyse(
     vectors: np.ndarray,
     segment_vectors: np.ndarray,
     encode_texts: Callable[[list[str]], np.ndarray],
+    lexical: LexicalIndex | None = None,
 ) -> tuple[ChainAnalysis, np.ndarray]:
     """Chain analysis of the universe, and one vector per gap of its gap list.
 
     ``encode_texts`` embeds the free-text declared gaps (a segment gap uses its segment's vector).
+    ``lexical`` (the universe's BM25 index) compares Chinese local profiles with the segments'
+    Chinese texts (:func:`chinese_segment_z`); without it they are compared by embedding.
     """
     local_mask = enterprises[S.IS_LOCAL].to_numpy(dtype=bool) & ~enterprises[S.STATUS_CLASS].isin(S.NOT_PROSPECTS).to_numpy()
+    local = enterprises[local_mask]
+    chinese = np.array([text_language(d) == "zh" for d in local[S.DESCRIPTION].fillna("")], dtype=bool)
+    chinese_z = None
+    if chinese.any() and lexical is not None:
+        chinese_z = chinese_segment_z(chain_map, lexical, np.flatnonzero(local_mask))
+    code_index, code_table = industry_code_table(local[S.INDUSTRY_CODE], chain_map)
     analysis = analyse_chains(
-        chain_map, enterprises[local_mask], vectors[local_mask], segment_vectors,
+        chain_map, local, vectors[local_mask], segment_vectors,
         segment_stats(vectors, segment_vectors), config.segment_threshold, config.segment_margin, config.weak_min_count, config.weak_median_ratio,
+        chinese=chinese, chinese_z=chinese_z, code_match=code_table[code_index],
     )
     segment_row = {s.id: i for i, (_, s) in enumerate(chain_map.segments())}
     free_text = [g["text"] for g in analysis.gaps if g["segment_id"] is None]
@@ -182,6 +216,27 @@ def analyse(
         [segment_vectors[segment_row[g["segment_id"]]] if g["segment_id"] else next(free_vectors) for g in analysis.gaps]
     ) if analysis.gaps else np.zeros((0, segment_vectors.shape[1]), np.float32)
     return analysis, gap_vectors.astype(np.float32)
+
+
+def chinese_segment_z(chain_map: ChainMap, lexical: LexicalIndex, rows: np.ndarray) -> np.ndarray:
+    """Standardised BM25 score of each segment's ``text_zh`` for the documents ``rows``, (len(rows),
+    n_segments), NaN for segments without Chinese text.
+
+    Each segment's scores are standardised by their mean and standard deviation over the whole
+    universe, as the embedding similarities are (:func:`matcher.chains.segment_stats`), so the same
+    threshold applies. With the English default model this is the Chinese signal the assignment
+    has; the embedding of a Chinese profile is near noise for it.
+    """
+    pairs = chain_map.segments()
+    out = np.full((len(rows), len(pairs)), np.nan, dtype=np.float32)
+    for j, (_, segment) in enumerate(pairs):
+        if not segment.text_zh:
+            continue
+        scores = lexical.scores(lexical.query_tokens(segment.text_zh))
+        sd = float(scores.std())
+        if sd > 0:
+            out[:, j] = (scores[rows] - scores.mean()) / sd
+    return out
 
 
 def encoder_manifest(encoder: Encoder) -> dict:
@@ -295,7 +350,7 @@ def finish_version(config: BuildConfig, staged: Path, version: str, manifest: di
     t = time.perf_counter()
     artifacts.write_manifest(staged, version, manifest)  # provisional: the catalog reads it
     catalog = C.Catalog.load(staged, ef_search=config.hnsw_ef_search, depth=config.retrieval_depth,
-                             dense_weight=config.dense_weight, check=False)
+                             dense_weight=config.dense_weight, dense_weight_zh=config.dense_weight_zh, check=False)
     standing = standing_prospects(catalog, config.standing_top)
     standing.to_parquet(staged / PROSPECTS_FILE, index=False)
     timings["rank_s"] = time.perf_counter() - t
@@ -333,5 +388,6 @@ def build_config(settings, chain_map: Path | None = None) -> BuildConfig:
         segment_threshold=settings.segment_threshold, segment_margin=settings.segment_margin,
         weak_min_count=settings.weak_min_count, weak_median_ratio=settings.weak_median_ratio,
         retrieval_depth=settings.retrieval_depth, dense_weight=settings.dense_weight,
+        dense_weight_zh=settings.dense_weight_zh,
         standing_top=settings.refresh_standing_top,
     )

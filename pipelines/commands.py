@@ -22,6 +22,7 @@ from pipelines.train_ranker import EVALUATION_SPLITS, TrainConfig, train as trai
 from pipelines.cli import HomeOption, JsonOption, TopOption, app, emit_json, err, out, progress_factory, settings_for
 
 SAMPLE_MAPPING = PROJECT_ROOT / "data" / "mappings" / "sample.yaml"
+CN_REGISTRY_MAPPING = PROJECT_ROOT / "data" / "mappings" / "cn-registry.yaml"
 
 CountryOpt = Annotated[Optional[list[str]], typer.Option("--country", help="Only these countries (ISO code as in the data); repeatable.")]
 ProvinceOpt = Annotated[Optional[list[str]], typer.Option("--province", help="Only these provinces/states; repeatable.")]
@@ -33,6 +34,7 @@ LocalOpt = Annotated[bool, typer.Option("--include-local", help="Also return ent
 ClosedOpt = Annotated[bool, typer.Option("--include-closed", help="Also return closed enterprises.")]
 ExplainOpt = Annotated[bool, typer.Option("--explain", help="Explain every rank (contributions, evidence, partners, risks).")]
 LangOpt = Annotated[str, typer.Option("--lang", help="Language of explanations: en or zh.")]
+SampleLangOpt = Annotated[str, typer.Option("--lang", help="Language of the sample region: en (CSV exports) or zh (Chinese registry XLSX exports, mapped by cn-registry.yaml).")]
 
 
 def check_lang(lang: str) -> str:
@@ -63,6 +65,7 @@ def load_catalog(settings: Settings, version: str | None = None) -> Catalog:
         ef_search=settings.hnsw_ef_search,
         depth=settings.retrieval_depth,
         dense_weight=settings.dense_weight,
+        dense_weight_zh=settings.dense_weight_zh,
     )
 
 
@@ -71,6 +74,7 @@ def sample(
     n: Annotated[int, typer.Option("--n", min=100, max=2_000_000, help="Number of enterprises.")] = 20_000,
     seed: Annotated[int, typer.Option("--seed", help="Random seed (same seed, same data).")] = 7,
     out_dir: Annotated[Optional[Path], typer.Option("--out", help="Output directory [default: HOME/data/samples].")] = None,
+    lang: SampleLangOpt = "en",
     home: HomeOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -79,7 +83,7 @@ def sample(
 
     settings = settings_for(home)
     target = out_dir or settings.samples_dir
-    files = write_sample(target, n=n, seed=seed, chain_map_path=settings.chain_map)
+    files = write_sample(target, n=n, seed=seed, chain_map_path=settings.chain_map, lang=check_lang(lang))
     if as_json:
         emit_json({k: str(v) for k, v in files.items()})
     else:
@@ -89,14 +93,16 @@ def sample(
 
 @app.command()
 def ingest(
-    source: Annotated[Path, typer.Argument(help="CSV, Parquet or JSONL file of enterprises.")],
+    source: Annotated[Path, typer.Argument(help="CSV (UTF-8 or GB18030), XLSX, Parquet or JSONL file of enterprises.")],
     mapping: Annotated[Path, typer.Option("--mapping", help="YAML column mapping (see data/mappings/).")],
+    sheet: Annotated[Optional[str], typer.Option("--sheet", help="Workbook sheet to read (default: the mapping's 'sheet:', else the first sheet).")] = None,
     home: HomeOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Validate a source into a new dated snapshot; bad rows go to its quarantine file."""
     settings = settings_for(home)
-    info = ingest_snapshot(source, load_mapping(mapping), settings.snapshots_dir, settings.max_bad_row_share, mapping_path=mapping)
+    info = ingest_snapshot(source, load_mapping(mapping), settings.snapshots_dir, settings.max_bad_row_share,
+                           mapping_path=mapping, sheet=sheet)
     counts = info.manifest["counts"]
     if as_json:
         emit_json({"snapshot_id": info.snapshot_id, "path": str(info.path), "counts": counts})
@@ -364,6 +370,7 @@ def demo(
     n: Annotated[int, typer.Option("--n", min=100, max=2_000_000, help="Enterprises to generate.")] = 20_000,
     seed: Annotated[int, typer.Option("--seed")] = 7,
     top: TopOption = 5,
+    lang: SampleLangOpt = "en",
     home: HomeOption = None,
 ) -> None:
     """The whole sample flow: generate -> ingest -> build -> train, then print gaps and prospects."""
@@ -371,12 +378,16 @@ def demo(
 
     settings = settings_for(home)
     out.rule("1/5 generate the sample region")
-    files = write_sample(settings.samples_dir, n=n, seed=seed, chain_map_path=settings.chain_map)
+    files = write_sample(settings.samples_dir, n=n, seed=seed, chain_map_path=settings.chain_map, lang=check_lang(lang))
     out.print(f"{n} enterprises -> {files['enterprises']}")
     out.rule("2/5 ingest last year's and this year's registry exports")
-    mapping = load_mapping(SAMPLE_MAPPING)
+    mapping_path = CN_REGISTRY_MAPPING if lang == "zh" else SAMPLE_MAPPING
+    mapping = load_mapping(mapping_path)
+    if lang == "zh":
+        # The Chinese exports carry their date in the file name (enterprises-2026-11-01.xlsx).
+        mapping = mapping.model_copy(update={"updated_at_from_filename": r"(\d{4}-\d{2}-\d{2})"})
     for source in (files["previous"], files["enterprises"]):
-        info = ingest_snapshot(source, mapping, settings.snapshots_dir, settings.max_bad_row_share, mapping_path=SAMPLE_MAPPING)
+        info = ingest_snapshot(source, mapping, settings.snapshots_dir, settings.max_bad_row_share, mapping_path=mapping_path)
         c = info.manifest["counts"]
         out.print(f"snapshot {info.snapshot_id} ({source.name}): {c['enterprises']} enterprises ({c['local']} local), {c['quarantined_rows']} rows quarantined")
     out.rule("3/5 build")

@@ -41,7 +41,7 @@ import typer
 from matcher import artifacts, catalog as C, schemas as S
 from matcher.artifacts import file_sha256
 from matcher.catalog import Catalog
-from matcher.chains import load_chain_map
+from matcher.chains import chain_words, load_chain_map
 from matcher.embedding import EmbeddingCache, Encoder, encode_cached, encoder_key
 from matcher.errors import ArtifactNotFoundError, MatcherError, UnknownEntityError
 from matcher.index import (
@@ -283,8 +283,11 @@ def refresh(
     progress=_no_progress,
     log: Callable[[dict], None] = lambda _e: None,
     now: datetime | None = None,
+    sheet: str | None = None,
 ) -> dict:
     """Run one refresh and return its run record (``status``: published / nothing-to-do).
+
+    ``sheet`` names the workbook sheet of an XLSX source (default: the mapping's, else the first).
 
     Raises
     ------
@@ -299,7 +302,7 @@ def refresh(
         recover(config, log)
         run = Run.start(config, source, mapping_path, now, log)
         try:
-            return _refresh(run, config, source, mapping_path, encoder, progress, now)
+            return _refresh(run, config, source, mapping_path, encoder, progress, now, sheet)
         except BaseException as exc:
             kind = "shrink-guard" if isinstance(exc, ShrinkGuardError) else type(exc).__name__
             error = {"kind": kind, "step": run.record.get("step"), "message": str(exc) or repr(exc)}
@@ -312,7 +315,8 @@ def refresh(
             raise
 
 
-def _refresh(run: Run, config: RefreshConfig, source: Path, mapping_path: Path, encoder, progress, now) -> dict:
+def _refresh(run: Run, config: RefreshConfig, source: Path, mapping_path: Path, encoder, progress, now,
+             sheet: str | None = None) -> dict:
     bc = config.build
     rec = run.record
     parent_dir = artifacts.version_dir(bc.artifacts_dir)
@@ -321,7 +325,7 @@ def _refresh(run: Run, config: RefreshConfig, source: Path, mapping_path: Path, 
     model_card = _read_json(parent_dir / "model_card.json")
 
     with run.step("ingest") as entry:
-        snapshot, how = _snapshot_for(run, config, source, mapping_path, parent, parent_dir, now)
+        snapshot, how = _snapshot_for(run, config, source, mapping_path, parent, parent_dir, now, sheet)
         entry["snapshot"] = how
         rec["snapshot_id"] = snapshot.snapshot_id
         rec["source"]["sha256"] = snapshot.manifest["source"]["sha256"]
@@ -408,7 +412,7 @@ def _read_json(path: Path) -> dict | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
-def _snapshot_for(run, config, source, mapping_path, parent, parent_dir, now) -> tuple[SnapshotInfo, str]:
+def _snapshot_for(run, config, source, mapping_path, parent, parent_dir, now, sheet=None) -> tuple[SnapshotInfo, str]:
     """The snapshot of this source: the published one when the file is the same, one a killed
     refresh already wrote, or a new one (validated like ``matcher ingest``)."""
     bc = config.build
@@ -435,7 +439,8 @@ def _snapshot_for(run, config, source, mapping_path, parent, parent_dir, now) ->
             moved = set(merged.loc[merged[S.PROFILE_HASH] != merged[S.PROFILE_HASH + "_old"], S.ENTERPRISE_ID])
         return refresh_order(previous_ids[S.ENTERPRISE_ID], enterprises, moved)
 
-    info = ingest(source, mapping, bc.snapshots_dir, config.max_bad_row_share, mapping_path=mapping_path, now=now, order=order)
+    info = ingest(source, mapping, bc.snapshots_dir, config.max_bad_row_share, mapping_path=mapping_path, now=now, order=order,
+                  sheet=sheet)
     return info, "new"
 
 
@@ -542,14 +547,14 @@ def _build_version(run: Run, config: RefreshConfig, snapshot: SnapshotInfo, pare
         entry.update(info)
         timings["index_s"] = time.perf_counter() - t
 
+    chain_map = load_chain_map(bc.chain_map)
     with run.step("lexical"):
         t = time.perf_counter()
-        lexical = LexicalIndex.build(profile_texts(table))
+        lexical = LexicalIndex.build(profile_texts(table), words=chain_words(chain_map))  # as a full build
         timings["lexical_s"] = time.perf_counter() - t
 
     with run.step("chains") as entry:
         t = time.perf_counter()
-        chain_map = load_chain_map(bc.chain_map)
         segment_vectors = np.load(parent_dir / C.SEGMENT_VECTORS_FILE)
         keyword_vectors = np.load(parent_dir / C.KEYWORD_VECTORS_FILE)
         old_gaps = json.loads((parent_dir / C.GAPS_FILE).read_text())
@@ -561,7 +566,7 @@ def _build_version(run: Run, config: RefreshConfig, snapshot: SnapshotInfo, pare
                 return np.stack([known[t] for t in texts])
             return get_encoder().encode(texts)
 
-        analysis, gap_vectors = B.analyse(bc, chain_map, table, table_vectors, segment_vectors, encode_texts)
+        analysis, gap_vectors = B.analyse(bc, chain_map, table, table_vectors, segment_vectors, encode_texts, lexical)
         entry["gaps"] = len(analysis.gaps)
         timings["chains_s"] = time.perf_counter() - t
 
@@ -578,6 +583,7 @@ def _build_version(run: Run, config: RefreshConfig, snapshot: SnapshotInfo, pare
         manifest = B.base_manifest(bc, now, snapshot, chain_map, parent["embedding"], info["factory"], index, table,
                                    analysis, embedded=rec["counts"]["embedded"], reused=rec["counts"]["reused_vectors"])
         manifest["index"].update({k: info[k] for k in ("mode", "reason", "recall_at_10") if k in info})
+        manifest["lexical"] = {"tokenizer": lexical.tokenizer, "words": len(lexical.words)}
         for key in ("ranker", "growth"):
             if key in parent:
                 manifest[key] = parent[key]
@@ -707,7 +713,7 @@ def _standing(view: VersionView, config: RefreshConfig) -> pd.DataFrame:
             return standing
     bc = config.build
     catalog = Catalog.load(view.path, ef_search=bc.hnsw_ef_search, depth=bc.retrieval_depth, dense_weight=bc.dense_weight,
-                           check=False)
+                           dense_weight_zh=bc.dense_weight_zh, check=False)
     return standing_prospects(catalog, bc.standing_top)
 
 
@@ -796,20 +802,21 @@ def _log_line(event: dict) -> None:
     sys.stderr.flush()
 
 
-SourceArg = Annotated[Path, typer.Argument(help="CSV, Parquet or JSONL export of enterprises (the full universe).")]
+SourceArg = Annotated[Path, typer.Argument(help="CSV (UTF-8 or GB18030), XLSX, Parquet or JSONL export of enterprises (the full universe).")]
 MappingOpt = Annotated[Path, typer.Option("--mapping", help="YAML column mapping (see data/mappings/).")]
+SheetOpt = Annotated[Optional[str], typer.Option("--sheet", help="Workbook sheet to read (default: the mapping's 'sheet:', else the first sheet).")]
 ShrinkOpt = Annotated[bool, typer.Option("--allow-shrink", help="Publish even if more than the allowed share of enterprises is gone.")]
 OutcomesOpt = Annotated[Optional[list[Path]], typer.Option(
     "--outcomes", help="Outcome CSVs for a retrain (default: the files the published model learned from); repeatable.")]
 
 
-def run_refresh(settings: Settings, source: Path, mapping: Path, allow_shrink: bool, outcomes) -> tuple[int, dict]:
+def run_refresh(settings: Settings, source: Path, mapping: Path, allow_shrink: bool, outcomes, sheet: str | None = None) -> tuple[int, dict]:
     """One refresh from the command line: (exit code, run record)."""
     config = refresh_config(settings, allow_shrink, tuple(outcomes or ()))
     if not Path(mapping).is_file():
         raise MatcherError(f"{mapping}: mapping file not found")
     try:
-        record = refresh(config, source, mapping, progress=progress_factory(), log=_log_line)
+        record = refresh(config, source, mapping, progress=progress_factory(), log=_log_line, sheet=sheet)
     except RefreshLockedError as exc:
         return EXIT_LOCKED, {"status": "failed", "error": {"kind": "locked", "message": str(exc)}}
     except MatcherError as exc:
@@ -832,6 +839,7 @@ def refresh_command(
     mapping: MappingOpt,
     allow_shrink: ShrinkOpt = False,
     outcomes: OutcomesOpt = None,
+    sheet: SheetOpt = None,
     home: HomeOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -841,7 +849,7 @@ def refresh_command(
     latest'); 2 invalid invocation or settings; 3 nothing to do; 4 another refresh is running;
     5 stopped by the shrink guard (rerun with --allow-shrink if the shrink is real).
     """
-    code, record = run_refresh(settings_for(home), source, mapping, allow_shrink, outcomes)
+    code, record = run_refresh(settings_for(home), source, mapping, allow_shrink, outcomes, sheet)
     if as_json:
         emit_json(record)
     elif "run_id" in record:

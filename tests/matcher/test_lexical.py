@@ -61,3 +61,21 @@ def test_saved_and_reloaded_index_scores_identically(tmp_path):
         np.testing.assert_array_equal(
             loaded.scores(loaded.query_tokens(query)), index.scores(index.query_tokens(query))
         )
+
+
+def test_saved_index_records_its_tokenizer(tmp_path):
+    from matcher.lexical import TOKENIZER_FILE, tokenizer_id
+
+    index = LexicalIndex.build(TEXTS)
+    index.save(tmp_path / "lexical")
+
+    assert (tmp_path / "lexical" / TOKENIZER_FILE).is_file()
+    assert LexicalIndex.load(tmp_path / "lexical").tokenizer == index.tokenizer == tokenizer_id()
+
+
+def test_english_and_chinese_documents_share_one_index():
+    index = LexicalIndex.build(TEXTS + ["快充科技。电动汽车充电桩运营。"])
+
+    assert int(np.argmax(index.scores(index.query_tokens("充电桩")))) == 4
+    assert index.scores(index.query_tokens("充电桩"))[:4].max() == 0
+    assert index.query_tokens("lidar sensors for bakeries") == ["lidar", "sensor"]

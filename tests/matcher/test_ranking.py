@@ -134,10 +134,11 @@ def test_a_model_fitted_before_the_margins_still_predicts_and_explains(monkeypat
 
     from matcher import ranking
     from matcher.explain import explain_reasons, factor_scores, model_features
-    from matcher.features import MARGINS
+    from matcher.features import APPENDED, MARGINS
 
-    old = tuple(f for f in FEATURES if f not in MARGINS)
-    assert FEATURES[: len(old)] == old and FEATURES[len(old):] == MARGINS  # appended at the end
+    old = tuple(f for f in FEATURES if f not in APPENDED)
+    assert FEATURES[: len(old)] == old and FEATURES[len(old):] == APPENDED  # appended at the end
+    assert APPENDED == (*MARGINS, "industry_code_match")  # in the order they were added
     X, y = make_pairs(400)
     with monkeypatch.context() as m:
         m.setattr(ranking, "FEATURES", old)
@@ -161,6 +162,27 @@ def test_a_model_fitted_before_the_margins_still_predicts_and_explains(monkeypat
     np.testing.assert_allclose(scores, p[:2])
     for reasons in explain_reasons(catalog, {}, rows, rows, rows):
         assert not any("segment" in t and "SD" in t for t in reasons["positive"] + reasons["negative"])
+
+
+def test_a_model_fitted_before_the_industry_code_reads_the_first_28(monkeypatch):
+    """A model pickled with the margins but before ``industry_code_match`` (and before it recorded
+    its features) reads the first 28 features; the new one changes nothing it predicts."""
+    import pickle
+
+    from matcher import ranking
+
+    old = FEATURES[:28]
+    assert "industry_code_match" not in old
+    X, y = make_pairs(400)
+    with monkeypatch.context() as m:
+        m.setattr(ranking, "FEATURES", old)
+        model = LandingModel(max_iter=30).fit(X[list(old)], y)
+    del model.features_
+    model = pickle.loads(pickle.dumps(model))
+    rows = X.head(30).assign(industry_code_match=1.0)
+
+    assert model.feature_names() == list(old)
+    np.testing.assert_allclose(model.predict_proba(rows)[:, 1], model.predict_proba(X.head(30))[:, 1])
 
 
 def test_a_new_model_records_and_reads_every_feature():

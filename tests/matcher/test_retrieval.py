@@ -268,3 +268,14 @@ def test_records_of_hand_made_frame():
     frame = pd.DataFrame({"a": pd.array([1, None], dtype="Int64"), "b": [["x"], []], "c": [np.float32(0.5), np.nan]})
 
     assert records(frame) == [{"a": 1, "b": ["x"], "c": 0.5}, {"a": None, "b": [], "c": None}]
+
+
+def test_each_query_language_picks_its_dense_weight():
+    from types import SimpleNamespace
+
+    from matcher.catalog import Catalog
+
+    catalog = SimpleNamespace(dense_weight=0.5, dense_weight_zh=0.0)
+
+    assert Catalog.dense_weight_for(catalog, "fermentation-based enzyme production") == 0.5
+    assert Catalog.dense_weight_for(catalog, "招引CPU、GPU、AI芯片等数字芯片设计企业") == 0.0
