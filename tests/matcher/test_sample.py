@@ -9,7 +9,7 @@ import yaml
 from matcher import schemas as S
 from matcher.chains import load_chain_map
 from matcher.mapping import apply_mapping, load_mapping
-from matcher.sample import generate_sample
+from matcher.sample import CN_REGISTRY_COLUMNS, generate_sample
 from matcher.validation import validate_enterprises
 from tests.conftest import CHAIN_MAP, REPO_ROOT, SAMPLE_MAPPING
 
@@ -106,3 +106,134 @@ def test_vocabulary_must_cover_every_segment(chain_map, vocabulary):
 
     with pytest.raises(ValueError, match="vocabulary has no entry"):
         generate_sample(chain_map, partial, n=100, seed=0)
+
+
+# ----------------------------------------------------------------------------- Chinese sample
+
+VOCABULARY_ZH = REPO_ROOT / "data" / "generator" / "vocabulary_zh.yaml"
+CN_REGISTRY_MAPPING = REPO_ROOT / "data" / "mappings" / "cn-registry.yaml"
+ZH_STATUS_WORDS = {"存续", "在业", "存续（在营、开业、在册）", "注销", "迁出", "撤销", "吊销，未注销", "吊销", "停业"}
+
+
+@pytest.fixture(scope="module")
+def vocabulary_zh():
+    return yaml.safe_load(VOCABULARY_ZH.read_text(encoding="utf-8"))
+
+
+@pytest.fixture(scope="module")
+def sample_zh(chain_map, vocabulary, vocabulary_zh):
+    return generate_sample(chain_map, vocabulary, n=400, seed=3, lang="zh", vocabulary_zh=vocabulary_zh)
+
+
+def test_every_segment_has_chinese_matching_text_and_industry_codes(chain_map):
+    for _, segment in chain_map.segments():
+        assert segment.description_zh.count("。") >= 3, segment.id
+        assert 8 <= len(segment.keywords_zh) <= 15, segment.id
+        assert segment.industry_codes, segment.id
+        assert segment.text_zh.startswith(segment.name_zh)
+    for chain in chain_map.chains:
+        for gap in chain.gaps:
+            assert (gap.text is None) == (gap.text_zh is None), gap.id
+
+
+def test_chinese_sample_has_the_english_firms_labels_and_outcomes(sample, sample_zh):
+    pd.testing.assert_frame_equal(sample_zh["labels"], sample["labels"])
+    pd.testing.assert_frame_equal(sample_zh["outcomes"], sample["outcomes"])
+    assert sample_zh["enterprises"]["统一社会信用代码"].tolist() == sample["enterprises"]["uscc"].tolist()
+    assert len(sample_zh["previous"]) == len(sample["previous"])
+
+
+def test_chinese_export_has_the_cn_registry_headers_and_chinese_text(sample_zh):
+    export = sample_zh["enterprises"]
+    named = export[export["企业名称"] != ""]
+
+    assert list(export.columns) == list(CN_REGISTRY_COLUMNS)
+    assert named["企业名称"].str.endswith("公司").all()
+    assert named["企业名称"].str.contains(r"[\u4e00-\u9fff]{4,}").all()
+    assert export["经营范围"].str.contains("依法须经批准的项目|依法自主开展经营活动").all()
+    assert export["经营范围"].str.contains("一般项目：").mean() > 0.5
+    assert set(export["登记状态"]) - ZH_STATUS_WORDS == {"正常经营中"}  # the one deliberately unknown word
+    assert export["注册资本"].str.contains(r"^\d+(?:\.\d+)?(?:万|亿)").mean() > 0.99
+    assert export["成立日期"].str.fullmatch(r"\d{4}-\d{2}-\d{2}").mean() > 0.99
+    assert {"是", "否"} >= set(export["高新技术企业"])
+
+
+def test_chinese_export_places_local_firms_in_yangpu(sample, sample_zh):
+    export = sample_zh["enterprises"]
+    local = sample["labels"]["is_local"]
+
+    assert (export["所属区县"] == "杨浦区").tolist() == local.tolist()
+    assert set(export.loc[local, "所属城市"]) == {"上海市"}
+    assert export.loc[local, "注册地址"].str.startswith("上海市杨浦区").all()
+
+
+def test_chinese_industry_codes_follow_each_firms_true_segment(chain_map, sample_zh):
+    codes = {s.id: s.industry_codes for _, s in chain_map.segments()}
+    export, labels = sample_zh["enterprises"], sample_zh["labels"]
+    with_code = export["国标行业小类"] != "-"
+    primary = labels["segments"].fillna("").str.split(";").str[0]
+    code = export["国标行业小类"].str.split(" ").str[0]
+
+    in_segment = [
+        any(c.startswith(p) for p in codes[s]) for c, s, k, has in zip(code, primary, labels["kind"], with_code)
+        if k in ("normal", "multi") and has
+    ]
+    generic = [
+        any(c.startswith(p) for cs in codes.values() for p in cs)
+        for c, k, has in zip(code, labels["kind"], with_code) if k == "generic" and has
+    ]
+    assert 0.7 <= sum(in_segment) / len(in_segment) < 1.0  # mostly the segment's codes, some noise
+    assert not any(generic)
+    for column, level in (("国标行业门类", 1), ("国标行业大类", 3), ("国标行业中类", 4)):
+        assert (export.loc[with_code, column].str.split(" ").str[0] == code[with_code].str[:level]).all()
+
+
+def test_chinese_sample_is_deterministic_per_seed(chain_map, vocabulary, vocabulary_zh, sample_zh):
+    again = generate_sample(chain_map, vocabulary, n=400, seed=3, lang="zh", vocabulary_zh=vocabulary_zh)
+    other = generate_sample(chain_map, vocabulary, n=400, seed=4, lang="zh", vocabulary_zh=vocabulary_zh)
+
+    for name in ("enterprises", "previous", "outcomes", "labels"):
+        pd.testing.assert_frame_equal(again[name], sample_zh[name])
+    assert other["enterprises"]["经营范围"].tolist() != sample_zh["enterprises"]["经营范围"].tolist()
+
+
+def test_a_firms_fixed_attributes_are_the_same_in_both_yearly_exports(sample_zh):
+    current = sample_zh["enterprises"].set_index("统一社会信用代码")
+    previous = sample_zh["previous"].set_index("统一社会信用代码")
+    both = previous.index.intersection(current.index)
+    fixed = ["经营范围", "法定代表人", "注册资本", "国标行业小类", "所属区县"]
+
+    # only the deliberately broken current rows differ
+    assert (current.loc[both, fixed] != previous.loc[both, fixed]).any(axis=1).sum() <= 1
+
+
+def test_chinese_export_ingests_with_only_the_broken_rows_quarantined(sample_zh):
+    mapping = load_mapping(CN_REGISTRY_MAPPING)
+    mapped = apply_mapping(sample_zh["enterprises"], mapping, "enterprises-2026-11-01.xlsx")
+
+    result = validate_enterprises(mapped, "enterprises-2026-11-01.xlsx", mapping.status_map)
+
+    assert result.rows_quarantined == 6
+    assert {S.EMPLOYEES, S.NAME, S.LAST_FUNDING_DATE, S.FOUNDED_YEAR, S.REGISTERED_CAPITAL, S.STATUS} <= set(result.quarantine["column"])
+    valid = result.enterprises
+    assert valid[S.INDUSTRY_CODE].dropna().str.fullmatch(r"[A-T]\d{4}").all()
+    assert set(valid[S.STATUS_CLASS]) <= {"operating", "closed"}
+    assert valid[S.IS_LOCAL].sum() == valid["district"].eq("杨浦区").sum() > 0
+
+
+def test_chinese_vocabulary_must_cover_every_segment_within_its_codes(chain_map, vocabulary, vocabulary_zh):
+    partial = {**vocabulary_zh, "segments": dict(list(vocabulary_zh["segments"].items())[:-1])}
+    with pytest.raises(ValueError, match="no entry for segments"):
+        generate_sample(chain_map, vocabulary, n=100, seed=0, lang="zh", vocabulary_zh=partial)
+
+    robots = {**vocabulary_zh["segments"]["industrial-robots"], "industry_classes": ["I6513"]}
+    outside = {**vocabulary_zh, "segments": {**vocabulary_zh["segments"], "industrial-robots": robots}}
+    with pytest.raises(ValueError, match="industrial-robots class I6513"):
+        generate_sample(chain_map, vocabulary, n=100, seed=0, lang="zh", vocabulary_zh=outside)
+
+
+def test_unknown_language_or_missing_chinese_vocabulary_is_refused(chain_map, vocabulary):
+    with pytest.raises(ValueError, match="unknown sample language 'fr'"):
+        generate_sample(chain_map, vocabulary, n=100, seed=0, lang="fr")
+    with pytest.raises(ValueError, match="vocabulary_zh.yaml"):
+        generate_sample(chain_map, vocabulary, n=100, seed=0, lang="zh")
