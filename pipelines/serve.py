@@ -45,6 +45,8 @@ def serve(
     """Run the HTTP service (API at /v1, docs at /docs, review page at /ui)."""
     import uvicorn
 
+    from service.errors import HTTP_PROTOCOL
+
     settings = _settings(home, database_url)
     before, after = upgrade(settings.db_url)  # once, before any worker starts
     if before != after:
@@ -57,12 +59,46 @@ def serve(
     metrics_dir = None
     if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):  # /metrics adds up every worker's figures
         metrics_dir = os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="matcher-metrics-")
-    uvicorn.run("service.app:create_app", factory=True, host=host, port=port, workers=workers, log_level=log_level,
-                access_log=False, log_config=log_config(access_log), timeout_graceful_shutdown=20,
-                # A worker imports torch and loads its artifacts before it answers health pings.
-                timeout_worker_healthcheck=120)
-    if metrics_dir:
-        shutil.rmtree(metrics_dir, ignore_errors=True)
+    options = dict(factory=True, host=host, port=port, workers=workers, log_level=log_level, access_log=False,
+                   log_config=log_config(access_log), timeout_graceful_shutdown=20,
+                   # A worker that stops answering health pings (hung) is replaced after this long; a
+                   # worker importing torch and loading its artifacts may be slow to answer.
+                   timeout_worker_healthcheck=120,
+                   # Requests the HTTP parser refuses (a 65 KB URL) are answered in the error shape.
+                   http=HTTP_PROTOCOL)
+    try:
+        if workers > 1:
+            config = uvicorn.Config("service.app:create_app", **options)
+            worker_supervisor()(config, sockets=[config.bind_socket()]).run()
+        else:
+            uvicorn.run("service.app:create_app", **options)
+    finally:
+        if metrics_dir:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def worker_supervisor():
+    """The supervisor class of ``--workers`` > 1 (uvicorn is imported only when serving)."""
+    from uvicorn.supervisors import Multiprocess
+
+    class WorkerSupervisor(Multiprocess):
+        """uvicorn's worker supervisor, replacing a worker that died (kill -9, out of memory) within
+        a round of its loop (0.5 s) however busy it was.
+
+        uvicorn's parent keeps its copy of each worker's end of the health-check pipe, so a ping
+        sent to a worker that dies before answering sees no end-of-file and waits the whole
+        ``timeout_worker_healthcheck`` (120 s) — with the loop, and every other worker's check,
+        stuck behind it. Closing the parent's copy once the worker runs (it has its own since it
+        was spawned) makes that ping return at once; a hung but living worker still gets the
+        timeout."""
+
+        def keep_subprocess_alive(self) -> None:
+            for process in self.processes:
+                if process.process.pid is not None:  # started: the worker holds its own end
+                    process.child_conn.close()  # idempotent; uvicorn closes it again on terminate
+            super().keep_subprocess_alive()
+
+    return WorkerSupervisor
 
 
 def log_config(access_log: bool) -> dict:

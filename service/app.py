@@ -17,17 +17,19 @@ import uuid
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from fastapi import FastAPI, Request, Response
+import sqlalchemy as sa
+from fastapi import Depends, FastAPI, Request, Response
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from matcher.settings import Settings
 from matcher.store.db import Store, describe, upgrade
 from service import errors, schemas as api
-from service.auth import KeyCache
+from service.auth import KeyCache, need
 from service.errors import PayloadTooLargeError, error_body
 from service.holder import ArtifactHolder
 from service.logwriter import ServedLogWriter
+from service.quotas import Quotas
 from service.metrics import CONTENT_TYPE_LATEST, Metrics
 from service.routes import router
 from service.state import ServiceState
@@ -140,6 +142,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         upgrade(settings.db_url)
     store = Store(settings.db_url)
     store.check_schema()
+    for engine in {store.engine, store.write_engine}:
+        errors.watch_database(engine)  # reconnect once a read-only or unreachable database is back
     metrics = Metrics()
 
     def load(version: str | None):
@@ -196,6 +200,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.svc = state
     app.state.keys = state.keys
+    app.state.quotas = Quotas(settings.service_rate_limit, settings.service_rate_limit_storage)
     errors.install(app)
     app.add_middleware(RequestContext, metrics=metrics, max_body=settings.service_max_body_bytes)
     app.include_router(router)
@@ -204,17 +209,41 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     def health():
         return {"status": "ok"}
 
-    @app.get("/ready", response_model=api.ReadyResponse, tags=["operations"], summary="Artifacts loaded (which version)",
-             responses={503: {"model": api.ReadyResponse, "description": "no version loaded yet"}})
+    def database_problem() -> str | None:
+        """Why the database does not answer now (no host, no path), or None when it does."""
+        try:
+            with store.engine.connect() as connection:
+                connection.exec_driver_sql("SELECT 1")
+        except sa.exc.SQLAlchemyError as exc:
+            if not errors.database_unavailable(exc):
+                raise
+            log.warning("ready: database %s unavailable: %s", describe(settings.db_url), str(exc).splitlines()[0])
+            return f"database unavailable ({type(getattr(exc, 'orig', None) or exc).__name__}); requests that need it answer 503"
+        return None
+
+    @app.get("/ready", response_model=api.ReadyResponse, tags=["operations"],
+             summary="Artifacts loaded (which version) and the database answering",
+             responses={503: {"model": api.ReadyResponse, "description": "no version loaded yet, or the database is unavailable"}})
     def ready():
         loaded = holder.current
-        if loaded is None:
-            body = api.ReadyResponse(ready=False, message=holder.last_error or "loading the current artifact version")
-            return JSONResponse(body.model_dump(mode="json"), status_code=503)
-        return api.ReadyResponse(ready=True, version=loaded.version, ranker=loaded.catalog.ranker_name,
+        problem = database_problem()
+        database = "unavailable" if problem else "ok"
+        if loaded is None or problem:
+            body = api.ReadyResponse(ready=False, database=database,
+                                     message=problem or holder.last_error or "loading the current artifact version")
+            if loaded is not None:
+                body = body.model_copy(update={"version": loaded.version, "ranker": loaded.catalog.ranker_name,
+                                               "loaded_at": loaded.loaded_at})
+            return JSONResponse(body.model_dump(mode="json"), status_code=503,
+                                headers={"Retry-After": str(errors.RETRY_AFTER_S)})
+        return api.ReadyResponse(ready=True, database=database, version=loaded.version, ranker=loaded.catalog.ranker_name,
                                  loaded_at=loaded.loaded_at, message=holder.last_error or "")
 
-    @app.get("/metrics", tags=["operations"], summary="Prometheus metrics", response_class=Response,
+    # Metrics tell request rates, routes and versions: an admin key unless the port is private.
+    metrics_access = [] if settings.service_metrics_public else [Depends(need("admin"))]
+
+    @app.get("/metrics", tags=["operations"], summary="Prometheus metrics (an admin key unless MATCHER_SERVICE_METRICS_PUBLIC)",
+             response_class=Response, dependencies=metrics_access,
              responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}, "description": "Prometheus text format"}})
     def prometheus():
         loaded = holder.current

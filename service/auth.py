@@ -7,7 +7,8 @@
 | admin | everything, including reloads and the audit log |
 
 A checked key is trusted for ``service_auth_cache_s`` seconds (so a revocation takes effect within
-that time); only its sha256 is kept in memory, never the key.
+that time); only its sha256 is kept in memory, never the key. Each request of a key counts against
+its quota (``service/quotas.py``; admin keys have none).
 """
 
 from __future__ import annotations
@@ -75,6 +76,9 @@ async def current_actor(request: Request, credentials: HTTPAuthorizationCredenti
     rid = getattr(request.state, "request_id", None)
     actor = Actor(key_id=actor.key_id, prefix=actor.prefix, role=actor.role, chains=actor.chains, name=actor.name, request_id=rid)
     request.state.actor = actor
+    quotas = getattr(request.app.state, "quotas", None)
+    if quotas is not None:
+        await quotas.check(actor)  # 429 with Retry-After over the key's quota (service/quotas.py)
     return actor
 
 

@@ -34,6 +34,7 @@ from matcher import artifacts
 from matcher.catalog import Catalog
 from matcher.features import FEATURES
 from matcher.retrieval import Filters, records
+from service.errors import database_unavailable, public_message
 
 log = logging.getLogger("service.holder")
 
@@ -346,16 +347,20 @@ class ArtifactHolder:
     def check(self) -> None:
         """Reload if ``CURRENT`` names another version than the one served (once per failure)."""
         published = self.published()
+        # last_error is shown on /ready and in 503s: which version and why, never a path (the log has them).
         if published is None and self.current is None:
-            self.last_error = (f"{self.artifacts_dir}: no published artifact version yet; run 'matcher build' "
-                               "(or the nightly refresh)")
+            self.last_error = "no published artifact version yet; run 'matcher build' (or the nightly refresh)"
+            log.warning("%s: no published artifact version yet", self.artifacts_dir)
         if published is None or (self.current is not None and published == self.current.version) or published == self._failed:
             return
         try:
             self.reload()
         except Exception as exc:  # noqa: BLE001 - keep serving the old version; report on /ready
-            self._failed = published
-            self.last_error = f"version {published} failed to load: {exc}"
+            if database_unavailable(exc):  # warming reads the review exclusions: try again at the next poll
+                self.last_error = f"version {published} waits for the database to load"
+            else:
+                self._failed = published
+                self.last_error = f"version {published} failed to load: {public_message(str(exc))}"
             log.error("artifact version %s failed to load; still serving %s: %s", published,
                       self.current.version if self.current else None, exc)
 

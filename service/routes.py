@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from datetime import datetime, timezone
 from typing import Annotated, Optional
@@ -17,6 +15,7 @@ from fastapi.concurrency import run_in_threadpool
 from matcher import artifacts
 from matcher import schemas as S
 from matcher.errors import UnknownEntityError
+from matcher.export import write_csv, write_xlsx
 from matcher.retrieval import Filters
 from matcher.store import repo
 from matcher.store.errors import InvalidInputError
@@ -31,7 +30,10 @@ ERRORS = {
     403: {"model": api.ErrorResponse, "description": "the key's role or chains do not allow this"},
     404: {"model": api.ErrorResponse, "description": "unknown id"},
     422: {"model": api.ErrorResponse, "description": "invalid input: the fields at fault"},
-    503: {"model": api.ErrorResponse, "description": "no artifact version loaded yet"},
+    429: {"model": api.ErrorResponse, "description": "the key's request quota is used up (with Retry-After); "
+                                                     "admin keys have none"},
+    503: {"model": api.ErrorResponse, "description": "no artifact version loaded yet, or the database is unavailable "
+                                                     "(with Retry-After)"},
 }
 WRITE_ERRORS = {**ERRORS, 409: {"model": api.ErrorResponse, "description": "conflict with the current state (included)"},
                 413: {"model": api.ErrorResponse, "description": "request body too large"}}
@@ -47,6 +49,20 @@ TextQuery = Annotated[Optional[str], Query(max_length=api.MAX_ID, pattern=api.NO
 
 def svc(request: Request) -> ServiceState:
     return request.app.state.svc
+
+
+def no_store(response: Response) -> None:
+    """Dependency: the response holds shortlists and reviews; no cache (browser or proxy) keeps it."""
+    response.headers["Cache-Control"] = "no-store"
+
+
+NO_STORE = [Depends(no_store)]
+
+
+def sees_chain(actor: Actor, chain_id: str) -> bool:
+    """Whether the caller may see a chain's shortlists and exclusions (a chain leader: their own)."""
+    chains = visible_chains(actor)
+    return chains is None or chain_id in chains
 
 
 def clean(value: str | None, where: str) -> str | None:
@@ -78,6 +94,10 @@ async def query_filters(
         limit = list_limit(name)
         if len(values) > limit:
             raise InvalidInputError(f"query.{name}", f"at most {limit} values (got {len(values)})")
+        longest = max(values, key=len, default="")
+        if len(longest) > api.MAX_FILTER_VALUE:
+            raise InvalidInputError(f"query.{name}", f"each value at most {api.MAX_FILTER_VALUE} characters "
+                                                     f"(value {values.index(longest) + 1} has {len(longest)})")
     return api.ProspectFilters(country=country, province=province, min_employees=min_employees, max_employees=max_employees,
                                founded_after=founded_after, qualification=qualification, include_local=include_local,
                                include_closed=include_closed)
@@ -228,9 +248,10 @@ def why_not(request: Request, gap_id: Annotated[str, Path(max_length=api.MAX_ID)
 
     state = svc(request)
     loaded = state.loaded()
-    loaded.catalog.gap(gap_id)
+    gap, _ = loaded.catalog.gap(gap_id)
     loaded.catalog.row_of(enterprise_id)
-    excluded = state.excluded(gap_id)
+    # Review exclusions are a chain's own: another chain's leader gets the report without them.
+    excluded = state.excluded(gap_id) if sees_chain(actor, gap["chain_id"]) else frozenset()
     filters = Filters(include_local=include_local, include_closed=include_closed, exclude_ids=tuple(sorted(excluded)))
     report = explain_why_not(loaded.catalog, gap_id, enterprise_id, shortlist, filters, lang)
     if enterprise_id in excluded:
@@ -296,7 +317,7 @@ def _detail(state: ServiceState, s: dict, lang: str) -> dict:
     return {**_summary(s), "filters": s["filters"], "gap": gap, "lang": lang, "items": [_item(i, lang) for i in s["items"]]}
 
 
-@router.post("/shortlists", response_model=api.ShortlistDetail, status_code=201, responses=WRITE_ERRORS,
+@router.post("/shortlists", response_model=api.ShortlistDetail, status_code=201, responses=WRITE_ERRORS, dependencies=NO_STORE,
              summary="A shortlist from a gap's current top N (scores and explanations frozen)")
 def create_shortlist(request: Request, body: api.ShortlistCreate, lang: LangQuery = "en",
                      actor: Actor = Depends(need("shortlists:create"))):
@@ -323,7 +344,7 @@ def create_shortlist(request: Request, body: api.ShortlistCreate, lang: LangQuer
     return _detail(state, repo.get_shortlist(state.store, shortlist_id), lang)
 
 
-@router.get("/shortlists", response_model=api.ShortlistList, summary="Shortlists, newest first (a chain leader's own chains)")
+@router.get("/shortlists", response_model=api.ShortlistList, dependencies=NO_STORE, summary="Shortlists, newest first (a chain leader's own chains)")
 def list_shortlists(request: Request, chain: TextQuery = None, status: Optional[api.ShortlistStatus] = None,
                     gap: TextQuery = None, limit: Annotated[int, Query(ge=1, le=api.MAX_TOP)] = 50, offset: OffsetQuery = 0,
                     actor: Actor = Depends(need("shortlists:read"))):
@@ -337,26 +358,34 @@ def list_shortlists(request: Request, chain: TextQuery = None, status: Optional[
     return {"total": total, "offset": offset, "limit": limit, "shortlists": [_summary(r) for r in rows]}
 
 
+def _visible(actor: Actor, chain_id: str, shortlist_id: int) -> None:
+    """Another chain's shortlist is answered exactly as an unknown one (ids do not tell what exists)."""
+    if not sees_chain(actor, chain_id):
+        raise UnknownEntityError(f"shortlist {shortlist_id} not found")
+
+
 def _own_shortlist(state: ServiceState, actor: Actor, shortlist_id: int) -> dict:
     shortlist = repo.get_shortlist(state.store, shortlist_id)
-    check_chain(actor, shortlist["chain_id"], f"shortlist {shortlist_id}")
+    _visible(actor, shortlist["chain_id"], shortlist_id)
     return shortlist
 
 
-@router.get("/shortlists/{shortlist_id}", response_model=api.ShortlistDetail, summary="A shortlist with its items and reviews")
+@router.get("/shortlists/{shortlist_id}", response_model=api.ShortlistDetail, dependencies=NO_STORE, summary="A shortlist with its items and reviews")
 def get_shortlist(request: Request, shortlist_id: IntId, lang: LangQuery = "en", actor: Actor = Depends(need("shortlists:read"))):
     state = svc(request)
     return _detail(state, _own_shortlist(state, actor, shortlist_id), lang)
 
 
 @router.post("/shortlists/{shortlist_id}/items/{item_id}/review", response_model=api.ReviewResponse, responses=WRITE_ERRORS,
-             summary="Approve, reject or defer a shortlisted prospect")
+             dependencies=NO_STORE, summary="Approve, reject or defer a shortlisted prospect")
 def review(request: Request, shortlist_id: IntId, item_id: IntId, body: api.ReviewRequest, lang: LangQuery = "en",
            idempotency_key: Annotated[Optional[str], Header(alias="Idempotency-Key", max_length=200,
-                                                            description="repeat a request safely: the same key records one review")] = None,
+                                                            description="repeat a request safely: the same key records one review; "
+                                                                        "keys are per API key; reused with a different "
+                                                                        "request: 422")] = None,
            actor: Actor = Depends(need("shortlists:review"))):
     state = svc(request)
-    check_chain(actor, repo.shortlist_chain(state.store, shortlist_id), f"shortlist {shortlist_id}")
+    _visible(actor, repo.shortlist_chain(state.store, shortlist_id), shortlist_id)
     result = repo.review_item(state.store, actor, shortlist_id, item_id, body.verdict, body.reason_code, body.comment,
                               body.expected_version, idempotency_key)
     state.refresh_exclusions(force=True)  # this worker's next list leaves the enterprise out at once
@@ -386,35 +415,30 @@ def export(request: Request, shortlist_id: IntId, format: Annotated[str, Query(p
                      "; ".join(e["reasons"]["positive"]), "; ".join(e["reasons"]["negative"]), " | ".join(e["evidence"]),
                      ", ".join(e["risk_flags"]), i["model_version"], i["data_version"], i["list_version"]])
     name = f"shortlist-{shortlist_id}"
+    # Text written as data, never formulas (matcher/export.py); nobody caches the file on the way.
+    headers = {"Content-Disposition": f'attachment; filename="{name}.{format}"', "Cache-Control": "no-store"}
     if format == "csv":
-        buffer = io.StringIO()
-        writer = csv.writer(buffer)
-        writer.writerow(header)
-        writer.writerows(rows)
-        return Response("\ufeff" + buffer.getvalue(), media_type="text/csv; charset=utf-8",
-                        headers={"Content-Disposition": f'attachment; filename="{name}.csv"'})
-    from openpyxl import Workbook
-
-    book = Workbook()
-    sheet = book.active
-    sheet.title = "shortlist"
-    sheet.append(header)
-    for row in rows:
-        sheet.append(row)
-    meta = book.create_sheet("about")
-    for k in ("shortlist_id", "title", "gap_id", "chain_id", "status", "created_by", "created_at", "data_version", "model_version"):
-        meta.append([k, s[k].isoformat() if isinstance(s[k], datetime) else s[k]])
-    buffer = io.BytesIO()
-    book.save(buffer)
-    return Response(buffer.getvalue(), media_type=XLSX, headers={"Content-Disposition": f'attachment; filename="{name}.xlsx"'})
+        return Response(write_csv(header, rows), media_type="text/csv; charset=utf-8", headers=headers)
+    about = [[k, s[k].isoformat() if isinstance(s[k], datetime) else s[k]]
+             for k in ("shortlist_id", "title", "gap_id", "chain_id", "status", "created_by", "created_at", "data_version",
+                       "model_version")]
+    book = write_xlsx({"shortlist": (header, rows), "about": (None, about)})
+    return Response(book, media_type=XLSX, headers=headers)
 
 
 @router.get("/gaps/{gap_id}/exclusions", response_model=api.ExclusionList,
             summary="Enterprises reviews rejected as not a chain fit for a gap")
 def exclusions(request: Request, gap_id: Annotated[str, Path(max_length=api.MAX_ID)], actor: Actor = Depends(need("shortlists:read"))):
     state = svc(request)
-    state.loaded().catalog.gap(gap_id)
+    gap, _ = state.loaded().catalog.gap(gap_id)
+    _exclusions_visible(actor, gap)
     return {"gap_id": gap_id, "exclusions": repo.list_exclusions(state.store, gap_id)}
+
+
+def _exclusions_visible(actor: Actor, gap: dict) -> None:
+    """A gap's review exclusions belong to its chain: another chain's leader gets 404, as for an unknown gap."""
+    if not sees_chain(actor, gap["chain_id"]):
+        raise UnknownEntityError(f"gap '{gap['gap_id']}' not found among the gaps of this key's chains")
 
 
 @router.delete("/gaps/{gap_id}/exclusions/{enterprise_id}", response_model=api.ExclusionOut, responses=WRITE_ERRORS,
@@ -423,7 +447,7 @@ def lift_exclusion(request: Request, gap_id: Annotated[str, Path(max_length=api.
                    enterprise_id: Annotated[str, Path(max_length=api.MAX_ID)], actor: Actor = Depends(need("exclusions:lift"))):
     state = svc(request)
     gap, _ = state.loaded().catalog.gap(gap_id)
-    check_chain(actor, gap["chain_id"], f"gap '{gap_id}'")
+    _exclusions_visible(actor, gap)
     clean(enterprise_id, "path.enterprise_id")
     row = repo.lift_exclusion(state.store, actor, gap_id, enterprise_id)
     state.refresh_exclusions(force=True)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 from datetime import datetime
-from typing import Any, Literal, Optional
+from typing import Annotated, Any, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -27,6 +27,7 @@ MAX_TOP = 200  # largest page / shortlist
 MAX_OFFSET = 10_000
 MAX_TEXT = 2_000  # free-text need, comment, note
 MAX_ID = 200  # ids in paths and bodies
+MAX_FILTER_VALUE = 200  # one filter value (a country, province or qualification)
 NO_NUL = r"^[^\x00]*$"  # stored text: no NUL characters
 
 
@@ -93,6 +94,7 @@ class HealthResponse(BaseModel):
 
 class ReadyResponse(BaseModel):
     ready: bool
+    database: Optional[Literal["ok", "unavailable"]] = Field(None, description="whether the database answers now")
     version: Optional[str] = None
     ranker: Optional[str] = None
     loaded_at: Optional[datetime] = None
@@ -160,17 +162,33 @@ class GapList(BaseModel):
 
 # --- prospects ------------------------------------------------------------------------------
 
+FilterValue = Annotated[str, Field(max_length=MAX_FILTER_VALUE, pattern=NO_NUL)]
+
+
 class ProspectFilters(Strict):
     """Exact filters, as in the CLI (an unknown value does not pass a filter on that value)."""
 
-    country: list[str] = Field([], max_length=50, description="any of these countries")
-    province: list[str] = Field([], max_length=50, description="any of these provinces/states")
+    country: list[FilterValue] = Field([], max_length=50, description="any of these countries")
+    province: list[FilterValue] = Field([], max_length=50, description="any of these provinces/states")
     min_employees: Optional[int] = Field(None, ge=0, le=10_000_000)
     max_employees: Optional[int] = Field(None, ge=0, le=10_000_000)
     founded_after: Optional[int] = Field(None, ge=1000, le=3000)
-    qualification: list[str] = Field([], max_length=20, description="all of these qualifications")
+    qualification: list[FilterValue] = Field([], max_length=20, description="all of these qualifications")
     include_local: bool = Field(False, strict=True)
     include_closed: bool = Field(False, strict=True)
+
+
+class StoredFilters(BaseModel):
+    """The filters a shortlist was made with, as stored (older ones may predate today's limits)."""
+
+    country: list[str] = []
+    province: list[str] = []
+    min_employees: Optional[int] = None
+    max_employees: Optional[int] = None
+    founded_after: Optional[int] = None
+    qualification: list[str] = []
+    include_local: bool = False
+    include_closed: bool = False
 
 
 class Reasons(BaseModel):
@@ -451,7 +469,7 @@ class ShortlistSummary(BaseModel):
 
 
 class ShortlistDetail(ShortlistSummary):
-    filters: ProspectFilters
+    filters: StoredFilters
     gap: Optional[GapOut] = None
     lang: Lang = "en"
     items: list[ShortlistItemOut]

@@ -7,6 +7,7 @@ start with ``BEGIN IMMEDIATE`` so two writers queue for the lock instead of fail
 
 from __future__ import annotations
 
+import json
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -17,6 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from matcher.errors import ConfigError
 from matcher.store.errors import DatabaseUnavailableError, SchemaOutOfDateError
+from matcher.store.models import strip_nul
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
@@ -48,9 +50,12 @@ def make_engine(url: str, *, immediate: bool = False, pool_size: int = 10) -> sa
     except sa.exc.ArgumentError as exc:
         raise ConfigError(f"DATABASE_URL: {exc}; expected e.g. postgresql://user@host/db or sqlite:///path") from None
     if parsed.get_backend_name() == "sqlite":
-        if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = sa.create_engine(parsed, connect_args={"timeout": 30, "check_same_thread": False}, pool_size=pool_size)
+        if parsed.database and parsed.database != ":memory:" and not Path(parsed.database).parent.is_dir():
+            # A typo in the path would otherwise start a service on a new, empty database (no keys).
+            raise ConfigError(f"DATABASE_URL: directory {Path(parsed.database).parent} does not exist; create it or "
+                              "correct the path")
+        engine = sa.create_engine(parsed, connect_args={"timeout": 30, "check_same_thread": False}, pool_size=pool_size,
+                                  json_serializer=dump_json)
 
         @event.listens_for(engine, "connect")
         def _on_connect(dbapi_connection, _record):
@@ -69,7 +74,17 @@ def make_engine(url: str, *, immediate: bool = False, pool_size: int = 10) -> sa
         return engine
     if parsed.get_backend_name() != "postgresql":
         raise ConfigError(f"DATABASE_URL: backend '{parsed.get_backend_name()}' is not supported; use postgresql:// or sqlite:///")
-    return sa.create_engine(parsed, pool_size=pool_size, max_overflow=20, pool_pre_ping=True)
+    # connect_timeout: a partitioned database answers 503 within seconds instead of hanging requests.
+    return sa.create_engine(parsed, pool_size=pool_size, max_overflow=20, pool_pre_ping=True, json_serializer=dump_json,
+                            connect_args={"connect_timeout": 5})
+
+
+def dump_json(value) -> str:
+    """JSON columns as text, never with a NUL (``\\u0000``: PostgreSQL's JSONB and text functions refuse
+    it; see :func:`matcher.store.models.strip_nul`). The check is one substring search; only a value
+    that has the escape is walked and cleaned."""
+    text = json.dumps(value)
+    return json.dumps(strip_nul(value)) if "\\u0000" in text else text
 
 
 def alembic_config(url: str):

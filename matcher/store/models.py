@@ -31,6 +31,36 @@ class UtcDateTime(sa.types.TypeDecorator):
         return None if value is None else value.replace(tzinfo=timezone.utc)
 
 
+def strip_nul(value):
+    """``value`` without NUL characters: PostgreSQL refuses them in text ("text fields cannot contain
+    NUL") and SQLite tools cut a string at one. Source data may carry them (enterprise names);
+    every text the store writes passes here (the column types below, JSON through the engine)."""
+    if isinstance(value, str):
+        return value.replace("\x00", "") if "\x00" in value else value
+    if isinstance(value, dict):
+        return {strip_nul(k): strip_nul(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [strip_nul(v) for v in value]
+    return value
+
+
+class CleanString(sa.types.TypeDecorator):
+    """``VARCHAR`` whose values never carry NUL (removed on the way in)."""
+
+    impl = sa.String
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        return strip_nul(value)
+
+
+class CleanText(CleanString):
+    """``TEXT`` whose values never carry NUL (removed on the way in)."""
+
+    impl = sa.Text
+    cache_ok = True
+
+
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
@@ -39,15 +69,24 @@ class Base(DeclarativeBase):
     type_annotation_map = {datetime: UtcDateTime(), dict[str, Any]: sa.JSON, list[Any]: sa.JSON}
 
 
+@sa.event.listens_for(Base, "attribute_instrument", propagate=True)
+def _clean_on_assignment(cls, key, attribute) -> None:
+    """Text attributes drop NUL when assigned, so an object read back from the session (a new
+    outcome, say) holds what the database holds; statements without objects pass the column types."""
+    column = getattr(getattr(attribute, "property", None), "columns", [None])[0]
+    if isinstance(getattr(column, "type", None), CleanString):
+        sa.event.listen(attribute, "set", lambda target, value, old, initiator: strip_nul(value), retval=True)
+
+
 class ApiKey(Base):
     __tablename__ = "api_keys"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    prefix: Mapped[str] = mapped_column(sa.String(16), index=True)
-    key_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)  # sha256 hex; the key itself is never stored
-    role: Mapped[str] = mapped_column(sa.String(20))
+    prefix: Mapped[str] = mapped_column(CleanString(16), index=True)
+    key_hash: Mapped[str] = mapped_column(CleanString(64), unique=True)  # sha256 hex; the key itself is never stored
+    role: Mapped[str] = mapped_column(CleanString(20))
     chains: Mapped[list[Any]] = mapped_column(default=list)
-    name: Mapped[str] = mapped_column(sa.String(200), default="")
+    name: Mapped[str] = mapped_column(CleanString(200), default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     revoked_at: Mapped[Optional[datetime]]
 
@@ -58,29 +97,32 @@ class AuditEntry(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     key_id: Mapped[Optional[int]]
-    key_prefix: Mapped[Optional[str]] = mapped_column(sa.String(16))
-    role: Mapped[Optional[str]] = mapped_column(sa.String(20))
-    action: Mapped[str] = mapped_column(sa.String(64))
-    target: Mapped[str] = mapped_column(sa.String(400), default="")
-    request_id: Mapped[Optional[str]] = mapped_column(sa.String(64))
+    key_prefix: Mapped[Optional[str]] = mapped_column(CleanString(16))
+    role: Mapped[Optional[str]] = mapped_column(CleanString(20))
+    action: Mapped[str] = mapped_column(CleanString(64))
+    target: Mapped[str] = mapped_column(CleanString(400), default="")
+    request_id: Mapped[Optional[str]] = mapped_column(CleanString(64))
     detail: Mapped[Optional[dict[str, Any]]]
 
 
 class RankedList(Base):
     """One distinct ranked list, stored once: the content hash of its inputs and items is its
-    list version. ``items`` holds every ranked candidate with its score and feature vector."""
+    list version. ``items`` holds the part of the list that was served or shortlisted — its first
+    ``n_stored`` of ``n_items`` candidates, each with its score and feature vector; a later page
+    further down extends it (never shortens it)."""
 
     __tablename__ = "ranked_lists"
 
-    list_version: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
-    artifact_version: Mapped[str] = mapped_column(sa.String(100), index=True)
-    ranker: Mapped[str] = mapped_column(sa.String(200))
-    gap_id: Mapped[Optional[str]] = mapped_column(sa.String(200), index=True)
-    query_text: Mapped[str] = mapped_column(sa.Text)
+    list_version: Mapped[str] = mapped_column(CleanString(64), primary_key=True)
+    artifact_version: Mapped[str] = mapped_column(CleanString(100), index=True)
+    ranker: Mapped[str] = mapped_column(CleanString(200))
+    gap_id: Mapped[Optional[str]] = mapped_column(CleanString(200), index=True)
+    query_text: Mapped[str] = mapped_column(CleanText)
     filters: Mapped[dict[str, Any]]
     excluded: Mapped[list[Any]] = mapped_column(default=list)
     feature_names: Mapped[list[Any]]  # order of each item's feature vector
     n_items: Mapped[int]
+    n_stored: Mapped[int]  # len(items)
     items: Mapped[list[Any]]
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)  # first stored: first served or shortlisted
 
@@ -94,31 +136,31 @@ class ServedList(Base):
     list_version: Mapped[str] = mapped_column(sa.ForeignKey("ranked_lists.list_version"), index=True)
     at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     key_id: Mapped[Optional[int]]
-    route: Mapped[str] = mapped_column(sa.String(100))
+    route: Mapped[str] = mapped_column(CleanString(100))
     offset: Mapped[int]
     top: Mapped[int]
-    request_id: Mapped[Optional[str]] = mapped_column(sa.String(64))
+    request_id: Mapped[Optional[str]] = mapped_column(CleanString(64))
 
 
 class Shortlist(Base):
     __tablename__ = "shortlists"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    gap_id: Mapped[str] = mapped_column(sa.String(200), index=True)
-    chain_id: Mapped[str] = mapped_column(sa.String(100), index=True)
-    title: Mapped[str] = mapped_column(sa.String(200))
+    gap_id: Mapped[str] = mapped_column(CleanString(200), index=True)
+    chain_id: Mapped[str] = mapped_column(CleanString(100), index=True)
+    title: Mapped[str] = mapped_column(CleanString(200))
     filters: Mapped[dict[str, Any]]
     top: Mapped[int]
-    status: Mapped[str] = mapped_column(sa.String(20), default="open", index=True)
+    status: Mapped[str] = mapped_column(CleanString(20), default="open", index=True)
     created_by_key_id: Mapped[Optional[int]]
-    created_by: Mapped[str] = mapped_column(sa.String(250))
+    created_by: Mapped[str] = mapped_column(CleanString(250))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
-    data_version: Mapped[str] = mapped_column(sa.String(100))
-    model_version: Mapped[str] = mapped_column(sa.String(200))
-    snapshot_id: Mapped[str] = mapped_column(sa.String(100))
+    data_version: Mapped[str] = mapped_column(CleanString(100))
+    model_version: Mapped[str] = mapped_column(CleanString(200))
+    snapshot_id: Mapped[str] = mapped_column(CleanString(100))
     list_version: Mapped[str] = mapped_column(sa.ForeignKey("ranked_lists.list_version"))
-    request_id: Mapped[Optional[str]] = mapped_column(sa.String(64))
+    request_id: Mapped[Optional[str]] = mapped_column(CleanString(64))
 
 
 class ShortlistItem(Base):
@@ -128,42 +170,45 @@ class ShortlistItem(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     shortlist_id: Mapped[int] = mapped_column(sa.ForeignKey("shortlists.id"), index=True)
     rank: Mapped[int]
-    enterprise_id: Mapped[str] = mapped_column(sa.String(200))
-    name: Mapped[str] = mapped_column(sa.String(500))
+    enterprise_id: Mapped[str] = mapped_column(CleanString(200))
+    name: Mapped[str] = mapped_column(CleanString(500))
     score: Mapped[float]
     features: Mapped[dict[str, Any]]
     explanation_en: Mapped[dict[str, Any]]
     explanation_zh: Mapped[dict[str, Any]]
-    model_version: Mapped[str] = mapped_column(sa.String(200))
-    data_version: Mapped[str] = mapped_column(sa.String(100))
-    snapshot_id: Mapped[str] = mapped_column(sa.String(100))
+    model_version: Mapped[str] = mapped_column(CleanString(200))
+    data_version: Mapped[str] = mapped_column(CleanString(100))
+    snapshot_id: Mapped[str] = mapped_column(CleanString(100))
     list_version: Mapped[str] = mapped_column(sa.ForeignKey("ranked_lists.list_version"), index=True)
-    status: Mapped[str] = mapped_column(sa.String(20), default="pending")
-    reason_code: Mapped[Optional[str]] = mapped_column(sa.String(40))
-    comment: Mapped[str] = mapped_column(sa.Text, default="")
+    status: Mapped[str] = mapped_column(CleanString(20), default="pending")
+    reason_code: Mapped[Optional[str]] = mapped_column(CleanString(40))
+    comment: Mapped[str] = mapped_column(CleanText, default="")
     reviewed_at: Mapped[Optional[datetime]]
-    reviewed_by: Mapped[Optional[str]] = mapped_column(sa.String(250))
+    reviewed_by: Mapped[Optional[str]] = mapped_column(CleanString(250))
     version: Mapped[int] = mapped_column(default=0)
 
 
 class Review(Base):
     __tablename__ = "reviews"
+    # An Idempotency-Key is the caller's: two keys may use the same value independently.
+    __table_args__ = (sa.UniqueConstraint("key_id", "idempotency_key", name="uq_reviews_key_id_idempotency_key"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     item_id: Mapped[int] = mapped_column(sa.ForeignKey("shortlist_items.id"), index=True)
     shortlist_id: Mapped[int] = mapped_column(index=True)
-    gap_id: Mapped[str] = mapped_column(sa.String(200))
-    enterprise_id: Mapped[str] = mapped_column(sa.String(200))
-    verdict: Mapped[str] = mapped_column(sa.String(20))
-    reason_code: Mapped[Optional[str]] = mapped_column(sa.String(40))
-    comment: Mapped[str] = mapped_column(sa.Text, default="")
+    gap_id: Mapped[str] = mapped_column(CleanString(200))
+    enterprise_id: Mapped[str] = mapped_column(CleanString(200))
+    verdict: Mapped[str] = mapped_column(CleanString(20))
+    reason_code: Mapped[Optional[str]] = mapped_column(CleanString(40))
+    comment: Mapped[str] = mapped_column(CleanText, default="")
     key_id: Mapped[Optional[int]]
-    reviewer: Mapped[str] = mapped_column(sa.String(250))
-    role: Mapped[str] = mapped_column(sa.String(20))
+    reviewer: Mapped[str] = mapped_column(CleanString(250))
+    role: Mapped[str] = mapped_column(CleanString(20))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     item_version: Mapped[int]
-    idempotency_key: Mapped[Optional[str]] = mapped_column(sa.String(200), unique=True)
-    request_id: Mapped[Optional[str]] = mapped_column(sa.String(64))
+    idempotency_key: Mapped[Optional[str]] = mapped_column(CleanString(200))
+    request_hash: Mapped[Optional[str]] = mapped_column(CleanString(64))  # sha256 of what the keyed request asked for
+    request_id: Mapped[Optional[str]] = mapped_column(CleanString(64))
 
 
 class Exclusion(Base):
@@ -173,8 +218,8 @@ class Exclusion(Base):
     __table_args__ = (sa.UniqueConstraint("gap_id", "enterprise_id"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    gap_id: Mapped[str] = mapped_column(sa.String(200), index=True)
-    enterprise_id: Mapped[str] = mapped_column(sa.String(200))
+    gap_id: Mapped[str] = mapped_column(CleanString(200), index=True)
+    enterprise_id: Mapped[str] = mapped_column(CleanString(200))
     active: Mapped[bool] = mapped_column(default=True)
     review_id: Mapped[Optional[int]]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -187,17 +232,17 @@ class Outcome(Base):
     __tablename__ = "outcomes"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    enterprise_id: Mapped[str] = mapped_column(sa.String(200), index=True)
-    gap_id: Mapped[str] = mapped_column(sa.String(200), index=True)
-    stage: Mapped[str] = mapped_column(sa.String(20))
-    previous_stage: Mapped[Optional[str]] = mapped_column(sa.String(20))
+    enterprise_id: Mapped[str] = mapped_column(CleanString(200), index=True)
+    gap_id: Mapped[str] = mapped_column(CleanString(200), index=True)
+    stage: Mapped[str] = mapped_column(CleanString(20))
+    previous_stage: Mapped[Optional[str]] = mapped_column(CleanString(20))
     date: Mapped[date] = mapped_column(sa.Date)
-    reason: Mapped[Optional[str]] = mapped_column(sa.Text)
-    note: Mapped[str] = mapped_column(sa.Text, default="")
+    reason: Mapped[Optional[str]] = mapped_column(CleanText)
+    note: Mapped[str] = mapped_column(CleanText, default="")
     key_id: Mapped[Optional[int]]
-    recorded_by: Mapped[str] = mapped_column(sa.String(250))
+    recorded_by: Mapped[str] = mapped_column(CleanString(250))
     recorded_at: Mapped[datetime] = mapped_column(default=utcnow)
-    request_id: Mapped[Optional[str]] = mapped_column(sa.String(64))
+    request_id: Mapped[Optional[str]] = mapped_column(CleanString(64))
 
 
 class Counter(Base):
@@ -205,5 +250,5 @@ class Counter(Base):
 
     __tablename__ = "counters"
 
-    name: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(CleanString(64), primary_key=True)
     value: Mapped[int] = mapped_column(sa.BigInteger, default=0)

@@ -8,6 +8,7 @@ nothing, with its audit entry. Values come back as plain dicts.
 from __future__ import annotations
 
 import hashlib
+import json
 import secrets
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
@@ -75,15 +76,20 @@ def _now() -> datetime:
     return utcnow()
 
 
-def _insert_ignore(session: Session, model, rows: list[dict], keys: list[str]) -> None:
-    """Insert rows, skipping those whose unique ``keys`` exist (another worker stored them)."""
-    if not rows:
-        return
+def _insert(session: Session):
+    """The dialect's ``insert`` (with ``ON CONFLICT``)."""
     if session.get_bind().dialect.name == "postgresql":
         from sqlalchemy.dialects.postgresql import insert
     else:
         from sqlalchemy.dialects.sqlite import insert
-    session.execute(insert(model).on_conflict_do_nothing(index_elements=keys), rows)
+    return insert
+
+
+def _insert_ignore(session: Session, model, rows: list[dict], keys: list[str]) -> None:
+    """Insert rows, skipping those whose unique ``keys`` exist (another worker stored them)."""
+    if not rows:
+        return
+    session.execute(_insert(session)(model).on_conflict_do_nothing(index_elements=keys), rows)
 
 
 def audit(session: Session, actor: Actor, action: str, target: str = "", detail: dict | None = None) -> None:
@@ -168,13 +174,30 @@ def authenticate(store: Store, key: str) -> Actor | None:
 # --- ranked lists ---------------------------------------------------------------------------
 
 def save_ranked_lists(session: Session, lists: list[dict]) -> None:
-    """Store ranked lists (keyed by list version) unless already stored."""
-    _insert_ignore(session, RankedList, [{**r, "created_at": r.get("created_at") or _now()} for r in lists], ["list_version"])
+    """Store ranked lists (keyed by list version): each record's ``items`` are the part of the list
+    to keep (the served or shortlisted candidates, from the top). A list stored before keeps its
+    first storing time and gets the longer of the two parts (one statement, so concurrent writers
+    never shorten it)."""
+    longest: dict[str, dict] = {}
+    for r in lists:
+        if r["list_version"] not in longest or len(r["items"]) > len(longest[r["list_version"]]["items"]):
+            longest[r["list_version"]] = r
+    if not longest:
+        return
+    rows = [{**r, "n_stored": len(r["items"]), "created_at": r.get("created_at") or _now()}
+            for _, r in sorted(longest.items())]  # one order for every writer: no lock cycles on PostgreSQL
+    statement = _insert(session)(RankedList)
+    statement = statement.on_conflict_do_update(
+        index_elements=["list_version"],
+        set_={"items": statement.excluded["items"], "n_stored": statement.excluded["n_stored"]},
+        where=RankedList.n_stored < statement.excluded["n_stored"])
+    session.execute(statement, rows)
 
 
 def log_served(store: Store, lists: list[dict], served: list[dict],
                restore: Callable[[str], dict | None] | None = None) -> int:
-    """One batch of the served-list log: new ranked lists first, then the served pages.
+    """One batch of the served-list log: new ranked lists (or longer parts of stored ones, see
+    :func:`save_ranked_lists`) first, then the served pages.
 
     A page of a list the database no longer holds (pruned while a worker still serves it) gets
     its list stored again from ``restore(list_version)``; when that gives nothing, its pages are
@@ -346,18 +369,54 @@ def review_item(store: Store, actor: Actor, shortlist_id: int, item_id: int, ver
     status is always computed from committed items. With ``expected_version`` a review of an
     item that changed since is refused (:class:`StaleWriteError`, carrying the current item);
     without it the verdict is applied after the earlier ones — both are kept, in order.
-    An ``idempotency_key`` seen before returns the earlier result instead of a second review.
+
+    An ``idempotency_key`` belongs to the caller's API key (two keys may use the same value). Seen
+    before with the same request (shortlist, item, verdict, reason, comment, expected version), it
+    returns the earlier result instead of a second review; with a different request it is refused
+    (:class:`InvalidInputError` on ``header.Idempotency-Key``, 422: the IETF idempotency-key rule),
+    so a new verdict is never silently dropped.
 
     A rejection as ``not_chain_fit`` excludes the enterprise from the gap's lists; any later
-    verdict on it (approve, defer, or a rejection for another reason) lifts the exclusion.
+    verdict on it (approve, defer, or a rejection for another reason) lifts the exclusion. Verdicts
+    on one (gap, enterprise) are serialised (:func:`_lock_verdicts`), from any shortlist: the one
+    recorded later (the higher review id) decides whether the enterprise is excluded.
     """
     check_review(verdict, reason_code)
-    try:
-        review_id = _apply_review(store, actor, shortlist_id, item_id, verdict, reason_code, comment, expected_version,
-                                  idempotency_key)
-    except _Replay as replay:
-        return {**_review_result(store, shortlist_id, item_id, replay.review_id), "replayed": True}
+    fingerprint = _request_hash(shortlist_id, item_id, verdict, reason_code, comment, expected_version)
+    for attempt in range(2):
+        try:
+            review_id = _apply_review(store, actor, shortlist_id, item_id, verdict, reason_code, comment, expected_version,
+                                      idempotency_key, fingerprint)
+            break
+        except _Replay as replay:
+            return {**_review_result(store, shortlist_id, item_id, replay.review_id), "replayed": True}
+        except sa.exc.IntegrityError:
+            # The same caller's key committed meanwhile by a request on another shortlist (whose
+            # lock this one does not wait for): the second attempt finds it and answers as above.
+            if not idempotency_key or attempt:
+                raise
     return {**_review_result(store, shortlist_id, item_id, review_id), "replayed": False}
+
+
+def _request_hash(shortlist_id: int, item_id: int, verdict: str, reason_code: str | None, comment: str,
+                  expected_version: int | None) -> str:
+    """sha256 of what a review request asks for (stored with its Idempotency-Key)."""
+    request = {"shortlist_id": shortlist_id, "item_id": item_id, "verdict": verdict, "reason_code": reason_code,
+               "comment": comment, "expected_version": expected_version}
+    return hashlib.sha256(json.dumps(request, sort_keys=True, ensure_ascii=False).encode("utf-8")).hexdigest()
+
+
+def _lock_verdicts(s: Session, gap_id: str, enterprise_id: str) -> None:
+    """Hold, until the transaction ends, the lock of verdicts on (gap, enterprise): whichever
+    review takes it second reads the first one's exclusion change. PostgreSQL: a transaction-level
+    advisory lock on a 64-bit hash of the pair (a collision only serialises two pairs); SQLite: the
+    database's write lock, which a write transaction takes when it begins (``BEGIN IMMEDIATE``; begun
+    here at the latest)."""
+    if s.get_bind().dialect.name == "postgresql":
+        digest = hashlib.blake2b(f"{gap_id}\x1f{enterprise_id}".encode("utf-8"), digest_size=8).digest()
+        s.execute(sa.select(sa.func.pg_advisory_xact_lock(int.from_bytes(digest, "big", signed=True))))
+    else:
+        s.connection()
 
 
 class _Replay(Exception):
@@ -366,21 +425,28 @@ class _Replay(Exception):
 
 
 def _apply_review(store: Store, actor: Actor, shortlist_id: int, item_id: int, verdict: str, reason_code: str | None,
-                  comment: str, expected_version: int | None, idempotency_key: str | None) -> int:
-    now = _now()
+                  comment: str, expected_version: int | None, idempotency_key: str | None, fingerprint: str) -> int:
     with store.write() as s:
-        locked = s.execute(sa.update(Shortlist).where(Shortlist.id == shortlist_id).values(updated_at=now))
+        locked = s.execute(sa.update(Shortlist).where(Shortlist.id == shortlist_id).values(updated_at=_now()))
         if locked.rowcount == 0:
             raise UnknownEntityError(f"shortlist {shortlist_id} not found")
         if idempotency_key:
-            earlier = s.scalar(sa.select(Review).where(Review.idempotency_key == idempotency_key))
+            earlier = s.scalar(sa.select(Review).where(Review.key_id == actor.key_id,
+                                                       Review.idempotency_key == idempotency_key))
             if earlier is not None:
-                if earlier.item_id != item_id or earlier.shortlist_id != shortlist_id:
-                    raise ConflictError(f"Idempotency-Key was already used for item {earlier.item_id} of shortlist {earlier.shortlist_id}")
+                same_target = earlier.item_id == item_id and earlier.shortlist_id == shortlist_id
+                if not same_target or earlier.request_hash not in (None, fingerprint):  # None: stored before 0003
+                    target = "" if same_target else f" (item {earlier.item_id} of shortlist {earlier.shortlist_id})"
+                    raise InvalidInputError("header.Idempotency-Key",
+                                            f"already used by this key for a different request{target}, recorded as review "
+                                            f"{earlier.id} ({earlier.verdict}); send a new key for a new request")
                 raise _Replay(earlier.id)  # leaves nothing written (the lock's touch rolls back)
         item = s.get(ShortlistItem, item_id)
         if item is None or item.shortlist_id != shortlist_id:
             raise UnknownEntityError(f"item {item_id} not found in shortlist {shortlist_id}")
+        shortlist = s.get(Shortlist, shortlist_id)
+        _lock_verdicts(s, shortlist.gap_id, item.enterprise_id)
+        now = _now()  # after the lock: verdicts on the pair are timed in the order they apply
         if expected_version is not None and item.version != expected_version:
             raise StaleWriteError(
                 f"item {item_id} is at version {item.version}, not {expected_version}: someone reviewed it meanwhile "
@@ -395,11 +461,11 @@ def _apply_review(store: Store, actor: Actor, shortlist_id: int, item_id: int, v
         )
         if changed.rowcount != 1:  # cannot happen while the shortlist lock is held; never write blind
             raise StaleWriteError(f"item {item_id} changed during the review; reload and review again")
-        shortlist = s.get(Shortlist, shortlist_id)
         review = Review(item_id=item_id, shortlist_id=shortlist_id, gap_id=shortlist.gap_id, enterprise_id=item.enterprise_id,
                         verdict=verdict, reason_code=reason_code, comment=comment, key_id=actor.key_id,
                         reviewer=actor.label, role=actor.role, created_at=now, item_version=seen_version + 1,
-                        idempotency_key=idempotency_key or None, request_id=actor.request_id)
+                        idempotency_key=idempotency_key or None, request_hash=fingerprint if idempotency_key else None,
+                        request_id=actor.request_id)
         s.add(review)
         s.flush()
         excluded = verdict == "reject" and reason_code == EXCLUDING_REASON
@@ -473,6 +539,7 @@ def list_exclusions(store: Store, gap_id: str) -> list[dict]:
 def lift_exclusion(store: Store, actor: Actor, gap_id: str, enterprise_id: str) -> dict:
     """Undo a 'not a chain fit' exclusion explicitly."""
     with store.write() as s:
+        _lock_verdicts(s, gap_id, enterprise_id)
         if not _set_exclusion(s, gap_id, enterprise_id, False, None, _now()):
             raise UnknownEntityError(f"enterprise '{enterprise_id}' is not excluded from gap '{gap_id}'")
         audit(s, actor, "exclusion.lift", f"gap {gap_id} enterprise {enterprise_id}")

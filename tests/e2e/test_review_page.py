@@ -5,7 +5,7 @@ the session's built sample workspace. Staff create a shortlist through the API; 
 signs in on ``/ui`` with a key made by ``matcher keys create``, opens the shortlist, approves one
 prospect and rejects another with a reason. Both verdicts are checked in the API and again in the
 page after a reload. Also: Chinese labels at ``?lang=zh``, the CSV export downloaded by the page,
-a wrong key sent back to sign-in, and another chain's shortlist shown as a plain 403.
+a wrong key sent back to sign-in, and another chain's shortlist shown as a plain 404, as an unknown one is.
 
 Chromium and chromedriver are Debian's (``/usr/bin/chromium``, ``/usr/bin/chromedriver``); the test
 skips when they are absent. Selenium is pointed at both, so selenium-manager never downloads.
@@ -268,8 +268,8 @@ def test_chain_leader_reviews_a_shortlist_in_the_browser(workspace_copy, service
                     "the new shortlist")
     assert find_all(driver, "item") and page.get_attribute("data-shortlist-id") in driver.current_url
 
-    # Another chain's leader sees a plain 403, not the shortlist.
+    # Another chain's leader sees a plain 404, as for an unknown shortlist (ids cannot be enumerated).
     find(driver, "sign-out").click()
     sign_in(driver, service, outsider, f"#/shortlists/{sid}")
-    error = wait_for(driver, lambda d: visible(d, "error"), "the 403 message")
-    assert "403" in error.text and not find_all(driver, "item")
+    error = wait_for(driver, lambda d: visible(d, "error"), "the 404 message")
+    assert "404" in error.text and not find_all(driver, "item")

@@ -108,8 +108,9 @@ def database_env(request, tmp_path):
     # The child embeds on the run's embedding path (the workspace's vectors were made on it).
     env = {k: v for k, v in os.environ.items() if (not k.startswith("MATCHER_") or k in EMBEDDING_PATH_SETTINGS) and k != "DATABASE_URL"}
     # No warm-up ranking of every gap at start: this test is about writes, and starts twice.
+    # No quota: the burst of reviews is the test's load, not a caller to slow down.
     env.update({"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "MATCHER_SERVICE_WARM_GAPS": "false",
-                "MATCHER_SERVICE_WARM_EXPLAIN_TOP": "0"})
+                "MATCHER_SERVICE_WARM_EXPLAIN_TOP": "0", "MATCHER_SERVICE_RATE_LIMIT": "off"})
     with throwaway_database(request.param, tmp_path) as url:
         env["DATABASE_URL"] = url
         yield env
