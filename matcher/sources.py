@@ -27,7 +27,7 @@ import pandas as pd
 
 from matcher.errors import SchemaError
 
-TEXT_SUFFIXES = (".csv", ".csv.gz", ".tsv", ".txt")
+TEXT_SUFFIXES = (".csv", ".csv.gz", ".tsv")
 WORKBOOK_SUFFIXES = (".xlsx", ".xlsm", ".xlsb", ".xls", ".ods")
 REPLACEMENT_CHAR = "\ufffd"
 # charset-normalizer reads this much of a file to decide its encoding.
