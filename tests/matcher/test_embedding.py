@@ -1,4 +1,5 @@
-"""Embedding helpers that need no model: normalisation, model resolution, the content-hash cache.
+"""Embedding helpers that need no model: normalisation, model resolution, the model's identity in
+cache keys, the content-hash cache.
 
 The cache tests use a counting stand-in encoder (tests/factories.py): they are about what gets
 embedded, not about the model. The real model is tested in tests/e2e/test_embedding_model.py.
@@ -6,10 +7,14 @@ embedded, not about the model. The real model is tested in tests/e2e/test_embedd
 
 from __future__ import annotations
 
+import shutil
+
 import numpy as np
 import pytest
 
-from matcher.embedding import EmbeddingCache, encode_cached, normalize, resolve_model_path
+from matcher.embedding import (
+    EmbeddingCache, encode_cached, encoder_key, model_fingerprint, normalize, resolve_model_path,
+)
 from matcher.errors import ModelNotFoundError
 from tests.factories import HashingEncoder
 
@@ -45,6 +50,51 @@ def test_packaged_model_resolves_to_a_local_directory():
 
     assert path.is_dir()
     assert resolve_model_path("sentence-transformers/all-MiniLM-L6-v2") == path
+
+
+def fake_model(path, weights: bytes = b"weights-0", config: str = '{"hidden_size": 32}'):
+    """A directory laid out like a sentence-transformers model (the key only reads files)."""
+    (path / "1_Pooling").mkdir(parents=True)
+    (path / "config.json").write_text(config)
+    (path / "model.safetensors").write_bytes(weights)
+    (path / "1_Pooling" / "config.json").write_text('{"pooling_mode_mean_tokens": true}')
+    (path / "README.md").write_text("# a model")
+    return path
+
+
+def test_a_model_replaced_in_place_gets_another_key(tmp_path):
+    model = fake_model(tmp_path / "bge-small-zh")
+    before = encoder_key(str(model), "fp32")
+    shutil.rmtree(model)
+    fake_model(model, weights=b"weights-1")  # same path, same size, other weights
+
+    assert encoder_key(str(model), "fp32") != before
+
+
+def test_a_changed_configuration_gets_another_key(tmp_path):
+    model = fake_model(tmp_path / "m")
+    before = encoder_key(str(model), "fp32")
+    (model / "1_Pooling" / "config.json").write_text('{"pooling_mode_cls_token": true}')
+
+    assert encoder_key(str(model), "fp32") != before
+
+
+def test_a_moved_model_or_edited_documentation_keeps_the_key(tmp_path):
+    model = fake_model(tmp_path / "one" / "bge-small-zh")
+    key = encoder_key(str(model), "fp32")
+    moved = shutil.copytree(model, tmp_path / "two" / "bge-small-zh")
+    (moved / "README.md").write_text("# edited")
+    (moved / ".cache").mkdir()
+    (moved / ".cache" / "download.lock").write_text("x")
+
+    assert encoder_key(str(moved), "fp32") == key
+    assert key.startswith("bge-small-zh-") and key.endswith("-fp32")
+    assert encoder_key(str(moved), "bf16") == key.removesuffix("fp32") + "bf16"
+
+
+def test_an_empty_model_directory_is_refused_naming_it(tmp_path):
+    with pytest.raises(ModelNotFoundError, match=str(tmp_path)):
+        model_fingerprint(tmp_path)
 
 
 def test_first_run_embeds_every_profile_once(tmp_path, encoder):
