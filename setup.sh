@@ -15,12 +15,13 @@ fi
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet torch==2.13.0
 .venv/bin/python -m pip install --quiet -e ".[test]"
-# The review page is tested in a real headless browser: Debian's Chromium and its driver.
-if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
+# The review page is tested in a real headless browser: Debian's Chromium and its driver, and a CJK
+# font so Chinese renders in the tests as it does on staff laptops.
+if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null || ! fc-list 2>/dev/null | grep -qi "CJK"; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    echo "installing chromium and chromium-driver (browser tests of the review page)" >&2
-    (apt-get install -y -q chromium chromium-driver >/dev/null 2>&1 ||
-      { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q chromium chromium-driver >/dev/null; }) ||
+    echo "installing chromium, chromium-driver and fonts-noto-cjk (browser tests of the review page)" >&2
+    (apt-get install -y -q chromium chromium-driver fonts-noto-cjk >/dev/null 2>&1 ||
+      { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q chromium chromium-driver fonts-noto-cjk >/dev/null; }) ||
       echo "warning: could not install chromium; the browser tests will be skipped" >&2
   else
     echo "note: chromium/chromedriver not found and not root; the browser tests will be skipped" >&2
