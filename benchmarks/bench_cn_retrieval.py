@@ -9,8 +9,12 @@ default) embedding model, answers ../shared/eval/cn_queries_dev.json with ``matc
 In the same run, on the same corpus text (企业名称。经营范围。主营业务): the two published baselines
 (jieba ``lcut_for_search`` + BM25; character 1-2-gram TF-IDF, sublinear tf, cosine), the tokenizer
 ablations that chose matcher.lexical's settings (BM25 alone), and the dense weights for Chinese
-queries (fused retrieval alone and ``Catalog.search``, from the built artifact). Skips cleanly when
-../shared is absent.
+queries (fused retrieval alone and ``Catalog.search``, from the built artifact). Then, from the
+built artifact, the ranking ablations (:func:`ranking_ablations`): the Chinese lexical signal (BM25
+alone / BM25 + TF-IDF cosine), the industry-code evidence of a search (none / the segment the need
+is placed on / the industry profile of its best matches), the cold-start weights (a gap's / a
+search's), and the feedback depth of the industry profile with a leave-one-query-out check. Skips
+cleanly when ../shared is absent.
 
     python benchmarks/bench_cn_retrieval.py [--home DIR] [--skip-ablations]
 """
@@ -99,13 +103,15 @@ def source_csv(tmp: Path) -> tuple[Path, Path]:
     return copy, mapping
 
 
-def baselines(texts: list[str], ids: list[str], queries: list[dict], labelled: set[str]) -> dict[str, float]:
+def baselines(texts: list[str], ids: list[str], queries: list[dict], labelled: set[str],
+              out: Path | None = None) -> dict[str, float]:
+    """nDCG@10 of the two published baselines (and, with ``out``, their runs written there as
+    cn-baseline-*.jsonl for cn_eval.py)."""
     import bm25s
     import jieba
     from sklearn.feature_extraction.text import TfidfVectorizer
 
     jieba.setLogLevel(60)
-    out = {}
     retriever = bm25s.BM25()
     retriever.index([jieba.lcut_for_search(t) for t in texts], show_progress=False)
     vocab = set(retriever.vocab_dict)
@@ -114,12 +120,19 @@ def baselines(texts: list[str], ids: list[str], queries: list[dict], labelled: s
         tokens = [w for w in jieba.lcut_for_search(q) if w in vocab]
         return retriever.get_scores(tokens) if tokens else np.zeros(len(texts))
 
-    out["baseline: jieba lcut_for_search + BM25"] = evaluate(bm25, ids, queries, labelled)
     vectorizer = TfidfVectorizer(analyzer="char", ngram_range=(1, 2), sublinear_tf=True)
     matrix = vectorizer.fit_transform(texts)
-    out["baseline: character 1-2-gram TF-IDF (sublinear tf, cosine)"] = evaluate(
-        lambda q: (matrix @ vectorizer.transform([q]).T).toarray().ravel(), ids, queries, labelled)
-    return out
+    runs = {"baseline: jieba lcut_for_search + BM25": bm25,
+            "baseline: character 1-2-gram TF-IDF (sublinear tf, cosine)":
+                lambda q: (matrix @ vectorizer.transform([q]).T).toarray().ravel()}
+    results = {}
+    for i, (label, score) in enumerate(runs.items()):
+        results[label] = evaluate(score, ids, queries, labelled)
+        if out is not None:
+            (out / f"cn-baseline-{i}.jsonl").write_text("".join(
+                json.dumps({"id": q["id"], "ranked": [ids[j] for j in np.argsort(-np.asarray(score(q["text"])), kind="stable")[:DEPTH]]})
+                + "\n" for q in queries))
+    return results
 
 
 def evaluate(score, ids: list[str], queries: list[dict], labelled: set[str]) -> float:
@@ -185,6 +198,59 @@ def dense_weights(home: Path, queries: list[dict], labelled: set[str], weights=(
     return out
 
 
+def ranking_ablations(home: Path, queries: list[dict], labelled: set[str]) -> tuple[dict[str, float], dict]:
+    """What each part of a Chinese search contributes, end to end on the built artifact (the
+    pieces of ``Catalog._rank_pool`` recombined), and the feedback depth's sensitivity.
+
+    Returns (rows, {"per_query": {label: [nDCG@10 per query]}, "loo": leave-one-query-out nDCG@10
+    of choosing the feedback depth on the other 13 needs}).
+    """
+    sys.path.insert(0, str(ROOT))
+    from matcher.artifacts import version_dir
+    from matcher.catalog import RANK_DEPTH, Catalog
+    from matcher.chains import FEEDBACK_DOCS, code_profile
+    from matcher.ranking import SEARCH_WEIGHTS, WEIGHTS, cold_start_score, component_scores
+    from matcher.retrieval import Filters, retrieve_arrays
+
+    catalog = Catalog.load(version_dir(home / "models" / "matcher"))
+    ids = catalog.enterprises["enterprise_id"].to_numpy()
+    ctx = catalog.context
+    vectors = catalog.encoder.encode([q["text"] for q in queries])
+    allowed = catalog.allowed(Filters(include_local=True))
+    per_query: dict[str, list[float]] = {}
+
+    def record(label: str, q: dict, rows: np.ndarray) -> None:
+        per_query.setdefault(label, []).append(ndcg_at(list(ids[rows]), set(q["relevant"]), labelled))
+
+    for q, v in zip(queries, vectors):
+        gap = catalog.need_as_gap(q["text"], v)
+        tokens = catalog.lexical.query_tokens(q["text"])
+        for lexical, chinese in (("BM25", False), ("BM25 + TF-IDF cosine", True)):
+            found = retrieve_arrays(catalog.searcher, catalog.lexical, v, tokens, RANK_DEPTH, allowed, depth=catalog.depth,
+                                    dense_weight=catalog.dense_weight_for(q["text"]), dense_sample=catalog.dense_sample,
+                                    chinese=chinese)
+            record(f"retrieval alone: {lexical}", q, found.rows)
+            divisions = ctx.divisions[ctx.division_index[found.rows]]
+            evidence = {"no industry code": {}, "segment's codes": None}
+            for depth in (5, 10, 20, 30):
+                evidence[f"industry profile of the best {depth}"] = code_profile(divisions[:depth])
+            for code, profile in evidence.items():
+                features = catalog.features(gap, v, found.rows, found.lexical_z, profile)
+                components = component_scores(features)
+                for weighting, weights in (("gap weights", WEIGHTS), ("search weights", SEARCH_WEIGHTS)):
+                    if code.startswith("industry profile") and code != f"industry profile of the best {FEEDBACK_DOCS}" and (
+                            lexical == "BM25" or weighting == "gap weights"):
+                        continue
+                    score = np.round(cold_start_score(components, weights), 6)
+                    record(f"ranked: {lexical}, {code}, {weighting}", q, found.rows[np.lexsort((-found.fused, -score))])
+    rows = {label: float(np.mean(values)) for label, values in per_query.items()}
+    depths = [label for label in per_query if "industry profile" in label and "TF-IDF" in label and "search weights" in label]
+    table = np.array([per_query[label] for label in depths])
+    loo = [table[np.argmax(np.delete(table, i, axis=1).mean(axis=1)), i] for i in range(table.shape[1])]
+    rows[f"leave-one-query-out: feedback depth chosen on the other 13 needs ({len(depths)} depths)"] = float(np.mean(loo))
+    return rows, {"per_query": per_query, "loo": float(np.mean(loo))}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--home", type=Path, default=ROOT / "benchmarks" / "out" / "cn-home")
@@ -222,11 +288,16 @@ def main() -> int:
     data = list(csv.DictReader(DATA.open(encoding="utf-8")))
     ids = [r["股票代码"] for r in data]
     texts = [f"{r['企业名称']}。{r['经营范围']}。{r['主营业务']}" for r in data]
-    rows.update(baselines(texts, ids, queries, labelled))
+    rows.update(baselines(texts, ids, queries, labelled, out))
+    baseline_metrics = {label: score_file(out / f"cn-baseline-{i}.jsonl")
+                        for i, label in enumerate(k for k in rows if k.startswith("baseline"))}
     if not args.skip_ablations:
         sys.path.insert(0, str(ROOT))
         rows.update(tokenizer_ablations(texts, ids, queries, labelled))
         rows.update(dense_weights(args.home, queries, labelled))
+        ranking, details = ranking_ablations(args.home, queries, labelled)
+        rows.update(ranking)
+        (out / "cn_ranking_ablations.json").write_text(json.dumps(details, indent=1))
 
     best_baseline = max(v for k, v in rows.items() if k.startswith("baseline"))
     print(f"machine: {machine()}; jieba {version('jieba')}, bm25s {version('bm25s')}, "
@@ -236,8 +307,9 @@ def main() -> int:
     for label, value in rows.items():
         print(f"| {label} | {value:.3f} | {value / best_baseline:.2f} |")
     print(f"end to end: {json.dumps(end_to_end)}")
-    (out / "cn_retrieval.json").write_text(json.dumps({"rows": rows, "end_to_end": end_to_end, "timings": timings,
-                                                       "machine": machine()}, indent=2, ensure_ascii=False))
+    print(f"baselines (P@10, R@100, MRR as cn_eval.py): {json.dumps(baseline_metrics)}")
+    (out / "cn_retrieval.json").write_text(json.dumps({"rows": rows, "end_to_end": end_to_end, "baselines": baseline_metrics,
+                                                       "timings": timings, "machine": machine()}, indent=2, ensure_ascii=False))
     return 0
 
 

@@ -12,13 +12,13 @@ import pandas as pd
 
 from matcher import schemas as S
 from matcher.artifacts import verify
-from matcher.chains import ChainMap, load_chain_map
+from matcher.chains import FEEDBACK_DOCS, ChainMap, code_profile, load_chain_map
 from matcher.embedding import Encoder
 from matcher.errors import ArtifactCorruptError, UnknownEntityError
 from matcher.features import FeatureContext, make_features
 from matcher.index import VectorSearcher, load_index
 from matcher.lexical import LexicalIndex, text_language
-from matcher.ranking import COLD_START, cold_start_score, component_scores, single_threaded
+from matcher.ranking import COLD_START, cold_start_score, cold_start_weights, component_scores, single_threaded
 from matcher.retrieval import (
     DENSE_WEIGHT_ZH, FilterColumns, Filters, Retrieved, corpus_sample, result_frame, retrieve_arrays,
 )
@@ -289,20 +289,33 @@ class Catalog:
         chain, segment = pairs[int(np.argmax(z))]
         return {"gap_id": None, "chain_id": chain.id, "segment_id": segment.id, "kind": "search", "text": text, "title": text[:80]}
 
-    def features(self, gap: dict, gap_vector: np.ndarray, rows: np.ndarray, lexical_z: np.ndarray | None = None) -> pd.DataFrame:
-        """Pair features of enterprises ``rows`` for ``gap`` (BM25 computed when not given)."""
+    def features(self, gap: dict, gap_vector: np.ndarray, rows: np.ndarray, lexical_z: np.ndarray | None = None,
+                 code_profile: dict[str, float] | None = None) -> pd.DataFrame:
+        """Pair features of enterprises ``rows`` for ``gap`` (the lexical score computed when not
+        given); ``code_profile``: a free-text need's industry profile (see :meth:`need_codes`)."""
         if lexical_z is None:
-            bm25 = self.lexical.scores(self.lexical.query_tokens(gap["text"]))
+            bm25 = self.lexical.relevance(self.lexical.query_tokens(gap["text"]), text_language(gap["text"]) == "zh")
             sd = bm25.std()
             lexical_z = (bm25[rows] - bm25.mean()) / sd if sd > 0 else np.zeros(len(rows))
         dense = self.dense_weight_for(gap["text"]) > 0  # weight 0: the model does not read this language
-        return make_features(self.context, gap, gap_vector, np.asarray(rows), lexical_z, dense=dense)
+        return make_features(self.context, gap, gap_vector, np.asarray(rows), lexical_z, dense=dense,
+                             code_profile=code_profile)
 
-    def score(self, features: pd.DataFrame) -> tuple[np.ndarray, pd.DataFrame]:
-        """Scores in [0, 1] and the component scores, by the landing model or cold start."""
+    def need_codes(self, gap: dict, found: Retrieved) -> dict[str, float] | None:
+        """A free-text need's industry profile: the divisions of its ``FEEDBACK_DOCS`` best text
+        matches (:func:`matcher.chains.code_profile`), the codes the need itself does not name
+        (pseudo-relevance feedback). None for a gap: its segment's ``industry_codes`` apply."""
+        if gap.get("kind") != "search":
+            return None
+        ctx = self.context
+        return code_profile(ctx.divisions[ctx.division_index[found.rows[:FEEDBACK_DOCS]]])
+
+    def score(self, features: pd.DataFrame, gap: dict | None = None) -> tuple[np.ndarray, pd.DataFrame]:
+        """Scores in [0, 1] and the component scores, by the landing model or cold start (with the
+        weights of :func:`matcher.ranking.cold_start_weights` for ``gap``)."""
         components = component_scores(features)
         if self.ranker is None:
-            return cold_start_score(components), components
+            return cold_start_score(components, cold_start_weights(gap or {})), components
         return self.ranker.predict_proba(features)[:, 1], components
 
     def rank(self, gap: dict, gap_vector: np.ndarray, k: int, filters: Filters) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -322,8 +335,8 @@ class Catalog:
         found = self._retrieve(gap_vector, gap["text"], max(k, RANK_DEPTH), filters)
         if not len(found):
             return result_frame(self.enterprises, found), pd.DataFrame()
-        features = self.features(gap, gap_vector, found.rows, found.lexical_z)
-        scores, components = self.score(features)
+        features = self.features(gap, gap_vector, found.rows, found.lexical_z, self.need_codes(gap, found))
+        scores, components = self.score(features, gap)
         scores = np.round(scores, 6)
         order = np.lexsort((-found.fused, -scores))
         n = len(order)
@@ -368,4 +381,5 @@ class Catalog:
         return retrieve_arrays(
             self.searcher, self.lexical, vector, self.lexical.query_tokens(text), k, self.allowed(filters),
             depth=self.depth, dense_weight=self.dense_weight_for(text), dense_sample=self.dense_sample,
+            chinese=text_language(text) == "zh",
         )

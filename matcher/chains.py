@@ -225,6 +225,47 @@ def industry_code_table(firm_codes, chain_map: ChainMap) -> tuple[np.ndarray, np
     return np.where(codes < 0, len(uniques), codes), table
 
 
+# Pseudo-relevance feedback on industry codes: a free-text need names no codes, so the industries
+# of its best text matches stand in for them. Ten feedback documents is the usual setting of
+# relevance-model feedback (RM3; Anserini's default fbDocs), not tuned here; measured in
+# benchmarks/bench_cn_retrieval.py.
+FEEDBACK_DOCS = 10
+
+
+def industry_divisions(firm_codes) -> tuple[np.ndarray, np.ndarray]:
+    """The GB/T 4754 division (section letter and two digits: "I65" of "I6513") of every firm's
+    industry code, computed per distinct code.
+
+    Returns (index of shape (n_firms,), int64; divisions, object array of the distinct divisions
+    followed by None, the entry of firms without a code).
+    """
+    codes, uniques = pd.factorize(pd.Series(list(firm_codes), dtype=object).map(normalise_industry_code))
+    divisions = np.array([u[:3] for u in uniques] + [None], dtype=object)
+    return np.where(codes < 0, len(uniques), codes).astype(np.int64), divisions
+
+
+def code_profile(divisions) -> dict[str, float]:
+    """The industry profile of a need from the divisions of its best text matches (best first,
+    ``None`` for a firm without a code): each division weighted by its count relative to the
+    most common one (1.0 for the most common). Empty when none of them has a code."""
+    counts: dict[str, int] = {}
+    for division in divisions:
+        if division is not None:
+            counts[division] = counts.get(division, 0) + 1
+    top = max(counts.values(), default=0)
+    return {d: n / top for d, n in sorted(counts.items())} if top else {}
+
+
+def code_profile_match(divisions, profile: dict[str, float]) -> np.ndarray:
+    """Each firm's match with a need's :func:`code_profile`: the weight of its division (0 for a
+    division the profile lacks), NaN for a firm without a code or an empty profile (unknown is
+    not a mismatch), shape (len(divisions),), float64."""
+    divisions = list(divisions)
+    if not profile:
+        return np.full(len(divisions), np.nan)
+    return np.array([np.nan if d is None else profile.get(d, 0.0) for d in divisions], dtype=float)
+
+
 def chain_words(chain_map: ChainMap) -> list[str]:
     """The chain map's Chinese keywords: words the Chinese segmenter must keep whole (see
     :class:`matcher.lexical.LexicalIndex`). Segment names are phrases, not words: left out."""

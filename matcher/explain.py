@@ -348,11 +348,11 @@ def contribution_rows(
     return rows
 
 
-def cold_start_contributions(components: pd.Series) -> tuple[float, dict[str, float]]:
+def cold_start_contributions(components: pd.Series, weights: dict[str, float] = WEIGHTS) -> tuple[float, dict[str, float]]:
     """Additive parts of the cold-start score (base 0): see :func:`matcher.ranking.cold_start_parts`."""
     from matcher.ranking import cold_start_parts
 
-    parts = cold_start_parts(components.to_frame().T.astype(float)).iloc[0]
+    parts = cold_start_parts(components.to_frame().T.astype(float), weights).iloc[0]
     return 0.0, {k: float(v) for k, v in parts.items()}
 
 
@@ -376,9 +376,10 @@ def explain_ranked(catalog, gap: dict, ranked: pd.DataFrame, features: pd.DataFr
     ``catalog`` is a :class:`matcher.catalog.Catalog`; deterministic: the same inputs give the
     same explanation.
     """
-    from matcher.ranking import component_scores
+    from matcher.ranking import SEARCH_WEIGHTS, cold_start_weights, component_scores
 
     L = LABELS[lang]
+    weights = cold_start_weights(gap)
     ctx = catalog.context
     rows = ranked["_row"].to_numpy()
     feature_names = model_features(catalog.ranker)
@@ -391,7 +392,8 @@ def explain_ranked(catalog, gap: dict, ranked: pd.DataFrame, features: pd.DataFr
         components = component_scores(pool)  # growth percentiles need the whole pool
         index = pool.index.get_indexer(features.index)
         base, values, margins = 0.0, None, None
-        space = "cold-start score before clipping to [0, 1]: fit * (0.6 + 0.25 growth + 0.15 regional) - risk penalty"
+        space = ("cold-start score of a search before clipping to [0, 1]: fit - risk penalty" if weights is SEARCH_WEIGHTS
+                 else "cold-start score before clipping to [0, 1]: fit * (0.6 + 0.25 growth + 0.15 regional) - risk penalty")
     segment_id = gap.get("segment_id")
     weak_below = float(catalog.segments.set_index("segment_id").loc[segment_id, "weak_below"]) if segment_id else None
     landed_rows, landed_gap = catalog.landed()
@@ -425,12 +427,12 @@ def explain_ranked(catalog, gap: dict, ranked: pd.DataFrame, features: pd.DataFr
             facts = []
         else:
             comp = components.iloc[index[i]]
-            _, parts = cold_start_contributions(comp)
+            _, parts = cold_start_contributions(comp, weights)
             contributions = []
             for g, c in parts.items():
                 v = rounded(comp["risk_penalty"] if g == "risk" else comp[f"{g}_score"])
                 contributions.append({"feature": g, "value": v, "contribution": rounded(c),
-                                      "text": L[g].format(v=v, w=WEIGHTS.get(g, "")), "source": {"kind": "derived"}})
+                                      "text": L[g].format(v=v, w=weights.get(g, "")), "source": {"kind": "derived"}})
             model_output = float(sum(parts.values()))
             facts = [c["text"] for c in contribution_rows(matrix[i], np.zeros(len(feature_names)), phrases[i], updated, lang,
                                                           feature_names)]
@@ -482,9 +484,10 @@ def explain_reasons(catalog, gap: dict, ranked: pd.DataFrame, features: pd.DataF
     """Only the short reasons of :func:`explain_ranked` (``{"positive": [...], "negative": [...]}``
     per row, the same texts), without evidence, partners, look-alikes or policies: what a page of
     ranked prospects shows. The full explanation is :func:`explain_ranked`."""
-    from matcher.ranking import component_scores
+    from matcher.ranking import cold_start_weights, component_scores
 
     L = LABELS[lang]
+    weights = cold_start_weights(gap)
     if catalog.ranker is not None:
         names = model_features(catalog.ranker)
         matrix = features[names].to_numpy(dtype=float)
@@ -505,10 +508,10 @@ def explain_reasons(catalog, gap: dict, ranked: pd.DataFrame, features: pd.DataF
         rows = []
         for i in range(len(features)):
             comp = components.iloc[index[i]]
-            _, parts = cold_start_contributions(comp)
+            _, parts = cold_start_contributions(comp, weights)
             rows.append([{"feature": g, "contribution": rounded(c),
                           "text": L[g].format(v=rounded(comp["risk_penalty"] if g == "risk" else comp[f"{g}_score"]),
-                                              w=WEIGHTS.get(g, ""))} for g, c in parts.items()])
+                                              w=weights.get(g, ""))} for g, c in parts.items()])
     out = []
     for contributions in rows:
         ordered = sorted(contributions, key=lambda c: (-abs(c["contribution"]), c["feature"]))

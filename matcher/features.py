@@ -12,7 +12,7 @@ handles them, and explanations never present a missing value as a number.
 | gap fit | chain_segments | segments of the gap's chain the firm's profile also belongs to | |
 | gap fit | segment_margin | standardised similarity to the gap's segment minus the highest to any other segment | + |
 | gap fit | keyword_margin | the same with keyword similarities (standardised by each segment's corpus mean and sd) | + |
-| gap fit | industry_code_match | the firm's industry code against the segment's `industry_codes`, by prefix: 1 within, 0.5 a coarser code of the same division, 0 none (NaN: no code on either side) | + |
+| gap fit | industry_code_match | the firm's industry code against the segment's `industry_codes`, by prefix: 1 within, 0.5 a coarser code of the same division, 0 none (NaN: no code on either side); for a free-text need, the weight of the firm's division among the divisions of the need's best text matches (``code_profile``) | + |
 | growth | revenue_growth, employee_growth | last reported year-on-year growth (fraction) | + |
 | growth | funding_age_days | days since the last funding round (NaN: none known) | |
 | growth | patents_per_100_staff | patents per 100 employees | |
@@ -52,7 +52,7 @@ import numpy as np
 import pandas as pd
 
 from matcher import schemas as S
-from matcher.chains import ChainMap, industry_code_table
+from matcher.chains import ChainMap, code_profile_match, industry_code_table, industry_divisions
 
 # The margins belong to gap fit but come last in FEATURES: published models read the first 26.
 MARGINS = ("segment_margin", "keyword_margin")
@@ -133,6 +133,7 @@ class FeatureContext:
         self.nearby = {p.casefold() for p in region.nearby_provinces} | {region.province.casefold()}
         self.as_of = pd.to_datetime(self.enterprises[S.UPDATED_AT]).max()
         self.code_index, self.code_table = industry_code_table(self.enterprises[S.INDUSTRY_CODE], self.chain_map)
+        self.division_index, self.divisions = industry_divisions(self.enterprises[S.INDUSTRY_CODE])
         self._keyword_moments()
         self._precompute()
         self._policies: dict[str, np.ndarray] = {}
@@ -207,7 +208,7 @@ def _margin(z: np.ndarray, column: int) -> np.ndarray:
 
 
 def make_features(context: FeatureContext, gap: dict, gap_vector: np.ndarray, rows: np.ndarray, lexical_z: np.ndarray,
-                  dense: bool = True) -> pd.DataFrame:
+                  dense: bool = True, code_profile: dict[str, float] | None = None) -> pd.DataFrame:
     """Feature frame for enterprises ``rows`` as prospects for ``gap``.
 
     Parameters
@@ -222,6 +223,10 @@ def make_features(context: FeatureContext, gap: dict, gap_vector: np.ndarray, ro
     dense : bool
         False when the embedding model cannot read the gap text (a Chinese need with the English
         model): ``gap_similarity`` and ``keyword_similarity`` are then NaN.
+    code_profile : dict of str to float, optional
+        A free-text need's industry profile (:func:`matcher.chains.code_profile` of its best text
+        matches): ``industry_code_match`` is then the weight of the firm's division in it, in
+        place of the match with the segment the need was placed on.
 
     Returns
     -------
@@ -285,7 +290,9 @@ def make_features(context: FeatureContext, gap: dict, gap_vector: np.ndarray, ro
     else:
         out["segment_margin"] = np.full(n, np.nan)
         out["keyword_margin"] = np.full(n, np.nan)
-    if segment_id is not None:
+    if code_profile is not None:
+        out["industry_code_match"] = code_profile_match(ctx.divisions[ctx.division_index[rows]], code_profile)
+    elif segment_id is not None:
         out["industry_code_match"] = ctx.code_table[ctx.code_index[rows], ctx.segment_row[segment_id]].astype(float)
     else:
         out["industry_code_match"] = np.full(n, np.nan)

@@ -20,6 +20,14 @@ Measured on the 5,440 A-share companies and their 14 development needs
 (``benchmarks/bench_cn_retrieval.py``, BM25 alone): see benchmarks/RESULTS.md for the ablation
 that chose ``lcut_for_search`` and bigrams.
 
+**Chinese relevance.** A Chinese query's lexical signal (:meth:`LexicalIndex.relevance`) is the
+sum of two standardised scores over the same tokens: BM25 and the cosine of sublinear TF-IDF
+vectors (``1 + log tf``, smoothed IDF, L2-normalised documents). BM25 saturates term frequency and
+normalises length mildly; the cosine normalises a long 经营范围 fully, so a short profile that is
+all about the need is not outscored by a long scope that lists it among fifty items. The cosine
+is kept only for corpora with Chinese text (``TFIDF_FILE``); English queries and English-only
+corpora use BM25 alone, as before. Measured on the A-share set (benchmarks/RESULTS.md).
+
 **Identity.** The tokenizer's identity (:func:`tokenizer_id`: version, jieba version, mode and a
 fingerprint of the added words) is saved with the index, and loading an index made by another
 tokenizer raises :class:`~matcher.errors.ArtifactCorruptError`: its vocabulary would not match
@@ -46,6 +54,7 @@ from matcher.errors import ArtifactCorruptError
 
 _STEMMER = Stemmer.Stemmer("english")
 TOKENIZER_FILE = "tokenizer.json"
+TFIDF_FILE = "tfidf.npz"  # TF-IDF cosine of a corpus with Chinese text
 TOKENIZER_VERSION = "en-zh-1"
 LEGACY_ID = "en-1"  # indexes saved before the identity was recorded: English pipeline only
 
@@ -220,10 +229,12 @@ class LexicalIndex:
     tokenised with the same.
     """
 
-    def __init__(self, retriever: bm25s.BM25, words: tuple[str, ...] = (), tokenizer: str | None = None):
+    def __init__(self, retriever: bm25s.BM25, words: tuple[str, ...] = (), tokenizer: str | None = None,
+                 tfidf: "TfidfCosine | None" = None):
         self.retriever = retriever
         self.words = tuple(words)
         self.tokenizer = tokenizer or tokenizer_id(self.words)
+        self.tfidf = tfidf
         self._vocab = set(retriever.vocab_dict)
 
     @classmethod
@@ -231,12 +242,16 @@ class LexicalIndex:
         """Index ``texts``; ``words``: Chinese dictionary words (e.g. the chain map's
         ``keywords_zh``; reduced with :func:`chinese_words`)."""
         words = chinese_words(words)
+        tokens = tokenize(texts, words)
         retriever = bm25s.BM25(k1=k1, b=b)
-        retriever.index(tokenize(texts, words), show_progress=False)
-        return cls(retriever, words)
+        retriever.index(tokens, show_progress=False)
+        tfidf = TfidfCosine.build(tokens, retriever.vocab_dict) if any(CJK.search(t) for t in texts) else None
+        return cls(retriever, words, tfidf=tfidf)
 
     def save(self, directory: Path) -> None:
         self.retriever.save(str(directory), show_progress=False)
+        if self.tfidf is not None:
+            self.tfidf.save(Path(directory) / TFIDF_FILE)
         (Path(directory) / TOKENIZER_FILE).write_text(
             json.dumps({"id": self.tokenizer, "words": list(self.words)}, ensure_ascii=False, indent=1), encoding="utf-8"
         )
@@ -264,7 +279,8 @@ class LexicalIndex:
                 f"{directory}: the lexical index was tokenised without Chinese segmentation; rebuild the version "
                 "with 'matcher build'"
             )
-        return cls(retriever, words, expected)
+        tfidf = TfidfCosine.load(directory / TFIDF_FILE) if (directory / TFIDF_FILE).is_file() else None
+        return cls(retriever, words, expected, tfidf)
 
     def tokens(self, text: str) -> list[str]:
         """All tokens of ``text`` with this index's tokenizer (in the vocabulary or not)."""
@@ -304,3 +320,82 @@ class LexicalIndex:
         if not tokens:
             return np.zeros(n, dtype=np.float32)
         return self.retriever.get_scores(tokens).astype(np.float32)
+
+    def relevance(self, tokens: list[str], chinese: bool = False) -> np.ndarray:
+        """The lexical relevance of every document for a query's ``tokens``, shape (n,), float32.
+
+        BM25 (:meth:`scores`); for a Chinese query (``chinese``) in an index with a TF-IDF cosine,
+        the standardised sum of BM25 and the cosine, standardised again (see the module
+        docstring). Retrieval standardises what this returns, so only its order and relative
+        spacing matter.
+        """
+        bm25 = self.scores(tokens)
+        if not chinese or self.tfidf is None or not tokens:
+            return bm25
+        return _standardised(_standardised(bm25) + _standardised(self.tfidf.scores(tokens, self.retriever.vocab_dict)))
+
+
+def _standardised(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float64)
+    sd = x.std()
+    return ((x - x.mean()) / sd if sd > 0 else np.zeros_like(x)).astype(np.float32)
+
+
+class TfidfCosine:
+    """Cosine of sublinear TF-IDF vectors over the lexical index's tokens and vocabulary.
+
+    Documents: ``(1 + log tf) * idf``, L2-normalised, with the smoothed ``idf = log((1 + n) / (1 +
+    df)) + 1``; stored column-major (one column per token), so a query reads only its tokens'
+    columns. A query is weighted the same way; its norm is left out (it does not change the
+    order or the standardised score).
+    """
+
+    def __init__(self, matrix, idf: np.ndarray):
+        self.matrix = matrix  # scipy.sparse.csc_matrix (n_docs, n_tokens), float32
+        self.idf = idf  # (n_tokens,), float32
+
+    @classmethod
+    def build(cls, tokens: list[list[str]], vocab: dict[str, int]) -> "TfidfCosine":
+        from collections import Counter
+
+        from scipy import sparse
+
+        rows, cols, values = [], [], []
+        for i, doc in enumerate(tokens):
+            counts = Counter(vocab[t] for t in doc if t in vocab)
+            rows.extend([i] * len(counts))
+            cols.extend(counts.keys())
+            values.extend(counts.values())
+        shape = (len(tokens), max(vocab.values(), default=-1) + 1)
+        matrix = sparse.csr_matrix((np.asarray(values, np.float32), (np.asarray(rows, np.int64), np.asarray(cols, np.int64))),
+                                   shape=shape)
+        df = np.bincount(matrix.indices, minlength=shape[1])
+        idf = (np.log((1 + shape[0]) / (1 + df)) + 1).astype(np.float32)
+        matrix.data = (1 + np.log(matrix.data)) * idf[matrix.indices]
+        norms = np.sqrt(np.asarray(matrix.multiply(matrix).sum(axis=1)).ravel())
+        matrix = sparse.diags(np.where(norms > 0, 1 / np.maximum(norms, 1e-12), 0).astype(np.float32)) @ matrix
+        return cls(matrix.tocsc().astype(np.float32), idf)
+
+    def scores(self, tokens: list[str], vocab: dict[str, int]) -> np.ndarray:
+        """Cosine of every document with the query ``tokens``, shape (n_docs,), float32."""
+        from collections import Counter
+
+        counts = Counter(vocab[t] for t in tokens if t in vocab)
+        if not counts:
+            return np.zeros(self.matrix.shape[0], dtype=np.float32)
+        columns = np.fromiter(counts.keys(), dtype=np.int64)
+        weights = (1 + np.log(np.fromiter(counts.values(), dtype=np.float32))) * self.idf[columns]
+        return np.asarray(self.matrix[:, columns] @ weights, dtype=np.float32).ravel()
+
+    def save(self, path: Path) -> None:
+        m = self.matrix
+        with open(path, "wb") as handle:
+            np.savez(handle, data=m.data, indices=m.indices, indptr=m.indptr, shape=np.asarray(m.shape), idf=self.idf)
+
+    @classmethod
+    def load(cls, path: Path) -> "TfidfCosine":
+        from scipy import sparse
+
+        with np.load(path) as saved:
+            matrix = sparse.csc_matrix((saved["data"], saved["indices"], saved["indptr"]), shape=tuple(saved["shape"]))
+            return cls(matrix, saved["idf"])

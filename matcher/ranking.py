@@ -12,7 +12,8 @@ monotone function of that margin, so the order the explanation accounts for is t
 instead: ``fit * (0.6 + 0.25 growth + 0.15 regional) - risk penalty`` (see
 :func:`component_scores`). Fit gates the rest: growth and regional fit reorder firms that fit the
 gap, they never lift a firm that does not (an additive mix let fast growers with a weak fit crowd
-the top 10). Every output says which ranker produced it.
+the top 10). A free-text search is ordered by ``fit - risk penalty`` (``SEARCH_WEIGHTS``): it asks
+who does something, not whom to approach first. Every output says which ranker produced it.
 """
 
 from __future__ import annotations
@@ -43,6 +44,18 @@ def single_threaded():
         _THREADS = ThreadpoolController()
     return _THREADS.limit(limits=1)
 WEIGHTS = {"fit": 0.6, "growth": 0.25, "regional": 0.15}
+# A free-text search asks which firms do something: its cold-start order is fit alone (less the
+# risk penalty), ties going to retrieval relevance. Growth and regional fit are shown for every
+# result but do not reorder a search: mixed in, they lifted firms that merely tie on a saturated
+# fit above more relevant ones (A-share set, benchmarks/bench_cn_retrieval.py). A gap's prospect
+# list, where the question is whom to approach, keeps WEIGHTS.
+SEARCH_WEIGHTS = {"fit": 1.0, "growth": 0.0, "regional": 0.0}
+
+
+def cold_start_weights(gap: dict) -> dict[str, float]:
+    """The cold-start weights for ``gap``: SEARCH_WEIGHTS for a free-text need (``kind`` "search"),
+    else WEIGHTS."""
+    return SEARCH_WEIGHTS if gap.get("kind") == "search" else WEIGHTS
 
 
 class LandingModel(ClassifierMixin, BaseEstimator):
@@ -221,21 +234,22 @@ def component_scores(features: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({"fit_score": fit, "growth_score": growth, "regional_score": regional, "risk_penalty": penalty})
 
 
-def cold_start_parts(components: pd.DataFrame) -> pd.DataFrame:
+def cold_start_parts(components: pd.DataFrame, weights: dict[str, float] = WEIGHTS) -> pd.DataFrame:
     """The additive parts of the cold-start score: fit, growth and regional (each scaled by fit)
-    and the risk penalty. Their sum, clipped to [0, 1], is the score."""
+    and the risk penalty. Their sum, clipped to [0, 1], is the score. ``weights``: WEIGHTS, or
+    SEARCH_WEIGHTS for a free-text search (:func:`cold_start_weights`)."""
     c = components
     return pd.DataFrame({
-        "fit": WEIGHTS["fit"] * c["fit_score"],
-        "growth": WEIGHTS["growth"] * c["fit_score"] * c["growth_score"],
-        "regional": WEIGHTS["regional"] * c["fit_score"] * c["regional_score"],
+        "fit": weights["fit"] * c["fit_score"],
+        "growth": weights["growth"] * c["fit_score"] * c["growth_score"],
+        "regional": weights["regional"] * c["fit_score"] * c["regional_score"],
         "risk": -c["risk_penalty"],
     })
 
 
-def cold_start_score(components: pd.DataFrame) -> np.ndarray:
+def cold_start_score(components: pd.DataFrame, weights: dict[str, float] = WEIGHTS) -> np.ndarray:
     """The documented score in [0, 1] used when there is no landing model."""
-    return np.clip(cold_start_parts(components).sum(axis=1).to_numpy(), 0.0, 1.0)
+    return np.clip(cold_start_parts(components, weights).sum(axis=1).to_numpy(), 0.0, 1.0)
 
 
 def ranking_metrics(frame: pd.DataFrame, score: str, label: str = "landed", group: str = "gap_id", k: int = 10) -> dict[str, float]:

@@ -211,8 +211,8 @@ class Retrieved:
     rows: np.ndarray  # positions in the enterprise table
     fused: np.ndarray  # fused relevance, standard deviations above the corpus mean
     similarity: np.ndarray  # cosine similarity
-    bm25: np.ndarray  # BM25 score
-    lexical_z: np.ndarray  # standardised BM25 score
+    bm25: np.ndarray  # lexical score: BM25 (a Chinese query: standardised BM25 + TF-IDF cosine)
+    lexical_z: np.ndarray  # standardised lexical score
     dense_rank: pd.api.extensions.ExtensionArray  # Int64, NA where the dense signal did not reach it
     lexical_rank: pd.api.extensions.ExtensionArray
 
@@ -231,12 +231,16 @@ def retrieve_arrays(
     depth: int = 200,
     dense_weight: float = 0.5,
     dense_sample: np.ndarray | None = None,
+    chinese: bool = False,
 ) -> Retrieved:
-    """The numbers of :func:`retrieve` without the table (rankers build their own, once)."""
+    """The numbers of :func:`retrieve` without the table (rankers build their own, once).
+
+    ``chinese``: the query is Chinese, so its lexical signal is :meth:`LexicalIndex.relevance`'s
+    BM25 + TF-IDF cosine where the index has one (BM25 otherwise)."""
     query_vector = np.asarray(query_vector, dtype=np.float32)
     depth = max(depth, k)
     dense_pos, _ = vectors.search(query_vector, depth, None if allowed.all() else allowed)
-    bm25 = lexical.scores(query_tokens)
+    bm25 = lexical.relevance(query_tokens, chinese)
     lexical_pos = lexical_top(bm25, allowed, depth)
     candidates = np.union1d(dense_pos, lexical_pos)
     dense = vectors.vectors[candidates] @ query_vector
@@ -316,6 +320,7 @@ def retrieve(
     dense_weight: float = 0.5,
     dense_sample: np.ndarray | None = None,
     allowed: np.ndarray | None = None,
+    chinese: bool = False,
 ) -> pd.DataFrame:
     """Top ``k`` enterprises for one query.
 
@@ -331,18 +336,22 @@ def retrieve(
         :func:`corpus_sample` of the vectors, to standardise dense scores (computed if absent).
     allowed : ndarray of bool, optional
         ``filter_mask(enterprises, filters)`` when the caller has it cached.
+    chinese : bool
+        The query is Chinese (:func:`matcher.lexical.text_language`): its lexical signal adds the
+        TF-IDF cosine to BM25 (:meth:`LexicalIndex.relevance`).
 
     Returns
     -------
     DataFrame with ``RESULT_COLUMNS``: ``score`` is the fused relevance (in standard deviations
     above the corpus mean; higher is better), ``similarity`` the cosine similarity,
-    ``lexical_score`` the BM25 score, ``dense_rank`` / ``lexical_rank`` the rank in each signal
+    ``lexical_score`` the BM25 score (a Chinese query: the standardised sum of BM25 and the TF-IDF
+    cosine), ``dense_rank`` / ``lexical_rank`` the rank in each signal
     among allowed enterprises (NA where the signal did not reach it within ``depth``).
     """
     if allowed is None:
         allowed = filter_mask(enterprises, filters)
     found = retrieve_arrays(vectors, lexical, query_vector, query_tokens, k, allowed,
-                            depth=depth, dense_weight=dense_weight, dense_sample=dense_sample)
+                            depth=depth, dense_weight=dense_weight, dense_sample=dense_sample, chinese=chinese)
     return result_frame(enterprises, found)
 
 

@@ -15,7 +15,8 @@ import pytest
 from matcher import schemas as S
 from matcher.catalog import Catalog
 from matcher.chains import (
-    ChainMap, analyse_chains, chain_words, industry_code_match, industry_code_table, normalise_industry_code,
+    FEEDBACK_DOCS, ChainMap, analyse_chains, chain_words, code_profile, code_profile_match, industry_code_match,
+    industry_code_table, industry_divisions, normalise_industry_code,
 )
 from matcher.errors import ArtifactCorruptError
 from matcher.explain import evidence_sentences, reason_text, split_sentences
@@ -276,3 +277,79 @@ def test_build_warns_once_about_an_english_model_over_mostly_chinese_profiles():
     assert note and "MATCHER_EMBEDDING_MODEL" in note and "lexical and industry-code" in note and "97%" in note
     assert language_note("all-MiniLM-L6-v2", 0.2) is None  # mostly English
     assert language_note("/models/bge-small-zh", 0.97) is None  # a model that reads Chinese
+
+
+# --- Chinese relevance: BM25 + TF-IDF cosine; industry profile of a free-text need -----------------
+
+LONG_SCOPE = ("宁波综合贸易有限公司。服装销售；五金产品批发；建筑材料销售；日用百货销售；充电桩销售；化工产品销售；"
+              "机械设备租赁；物业管理；广告设计；会议及展览服务；货物进出口；食品销售；家具销售；办公用品销售。")
+
+
+def test_a_chinese_corpus_gets_a_tfidf_cosine_and_an_english_one_does_not():
+    chinese = LexicalIndex.build(FIRMS)
+    english = LexicalIndex.build(["Acme Robotics. Delivery robots.", "Beta Bio. Enzymes for food companies."])
+
+    assert chinese.tfidf is not None and english.tfidf is None
+    tokens = english.query_tokens("delivery robots")
+    np.testing.assert_array_equal(english.relevance(tokens, chinese=True), english.scores(tokens))
+    tokens = chinese.query_tokens("lidar robots")
+    np.testing.assert_array_equal(chinese.relevance(tokens, chinese=False), chinese.scores(tokens))
+
+
+def test_the_cosine_is_length_normalised():
+    profile = "上海快充新能源科技有限公司。电动汽车充电桩的建设与运营；充电设施运营管理。"
+    index = LexicalIndex.build([profile, profile * 3, LONG_SCOPE, FIRMS[3]])
+    matrix = index.tfidf.matrix
+    cosine = index.tfidf.scores(index.query_tokens("充电桩运营"), index.retriever.vocab_dict)
+
+    np.testing.assert_allclose(np.sqrt(np.asarray(matrix.multiply(matrix).sum(axis=1)).ravel()), 1.0, rtol=1e-5)
+    bm25 = index.scores(index.query_tokens("充电桩运营"))
+    assert bm25[1] > bm25[0] and cosine[1] < 1.1 * cosine[0]  # BM25 rewards repetition; the cosine hardly
+    assert cosine[2] < cosine[0]  # one item among fourteen in a trading firm's scope
+    assert cosine[3] == 0
+
+
+def test_chinese_relevance_ranks_a_focused_profile_above_a_scope_that_lists_the_need():
+    index = LexicalIndex.build(FIRMS + [LONG_SCOPE])
+    relevance = index.relevance(index.query_tokens("充电桩运营企业"), chinese=True)
+
+    assert set(np.argsort(-relevance, kind="stable")[:2]) == {0, 1}
+    assert relevance[len(FIRMS)] < relevance[:2].min()
+    assert relevance.dtype == np.float32 and relevance.shape == (len(FIRMS) + 1,)
+
+
+def test_the_tfidf_cosine_round_trips(tmp_path):
+    index = LexicalIndex.build(FIRMS + [LONG_SCOPE], words=["充电桩"])
+    index.save(tmp_path)
+    loaded = LexicalIndex.load(tmp_path)
+
+    for need in ("充电桩运营企业", "招引AI芯片设计企业", "CDMO服务"):
+        tokens = index.query_tokens(need)
+        np.testing.assert_array_equal(loaded.relevance(tokens, chinese=True), index.relevance(tokens, chinese=True))
+
+
+def test_industry_divisions_are_the_section_letter_and_two_digits():
+    index, divisions = industry_divisions(["C3971", "I65", None, "软件开发 I6513", "C", "C39"])
+
+    assert [divisions[i] for i in index] == ["C39", "I65", None, "I65", None, "C39"]
+
+
+def test_a_need_s_code_profile_weighs_divisions_by_their_share_of_the_best_matches():
+    profile = code_profile(["C39", "C39", "I65", None, "C39", "C35"])
+
+    assert profile == {"C39": 1.0, "I65": pytest.approx(1 / 3), "C35": pytest.approx(1 / 3)}
+    assert code_profile([None, None]) == {}
+    match = code_profile_match(["C39", "I65", None, "M74"], profile)
+    assert match[0] == 1.0 and match[1] == pytest.approx(1 / 3) and np.isnan(match[2]) and match[3] == 0.0
+    assert np.isnan(code_profile_match(["C39"], {})).all()  # no codes among the matches: unknown, not a mismatch
+
+
+def test_a_search_takes_its_industry_codes_from_its_best_matches_and_a_gap_from_its_segment():
+    index, divisions = industry_divisions(["C27", "C27", "I65", None] + ["R87"] * 20)
+    catalog = SimpleNamespace(context=SimpleNamespace(division_index=index, divisions=divisions))
+    found = SimpleNamespace(rows=np.array([0, 1, 2, 3] + list(range(4, 20))))
+
+    profile = Catalog.need_codes(catalog, {"kind": "search"}, found)
+    assert profile["R87"] == 1.0 and profile["C27"] == pytest.approx(2 / 6)  # the first FEEDBACK_DOCS only
+    assert set(profile) == {"C27", "I65", "R87"} and FEEDBACK_DOCS == 10
+    assert Catalog.need_codes(catalog, {"kind": "missing", "segment_id": "x"}, found) is None

@@ -12,7 +12,10 @@ from matcher.errors import SchemaError
 from matcher.explain import percentile_phrase, reason_text
 from matcher.features import FEATURES, MONOTONIC
 from matcher.outcomes import load_outcomes, time_group_split
-from matcher.ranking import LandingModel, cold_start_score, component_scores, ranking_metrics
+from matcher.ranking import (
+    SEARCH_WEIGHTS, WEIGHTS, LandingModel, cold_start_parts, cold_start_score, cold_start_weights, component_scores,
+    ranking_metrics,
+)
 
 
 def make_pairs(n: int = 600, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
@@ -80,6 +83,21 @@ def test_cold_start_score_is_bounded_and_penalises_risk():
     a, b = cold_start_score(component_scores(clean)), cold_start_score(component_scores(risky))
     assert ((a >= 0) & (a <= 1)).all()
     assert (b <= a).all() and (b < a).any()
+
+
+def test_a_search_is_ordered_by_fit_and_a_gap_lets_growth_and_region_reorder():
+    components = pd.DataFrame({"fit_score": [0.8, 0.7], "growth_score": [0.0, 1.0], "regional_score": [0.0, 1.0],
+                               "risk_penalty": [0.0, 0.0]})
+    search, gap = cold_start_weights({"kind": "search", "segment_id": "s"}), cold_start_weights({"kind": "missing"})
+
+    assert search is SEARCH_WEIGHTS and gap is WEIGHTS and cold_start_weights({}) is WEIGHTS
+    by_search, by_gap = cold_start_score(components, search), cold_start_score(components, gap)
+    assert by_search[0] > by_search[1]  # the better fit first, however the other grows
+    assert by_gap[1] > by_gap[0]  # a prospect list still weighs growth and regional fit
+    np.testing.assert_allclose(cold_start_parts(components, search).sum(axis=1), by_search)
+    np.testing.assert_allclose(by_search, components["fit_score"])  # fit less the (zero) risk penalty
+    risky = components.assign(risk_penalty=[0.3, 0.0])
+    assert cold_start_score(risky, search)[0] < cold_start_score(risky, search)[1]  # risk still counts in a search
 
 
 def test_ranking_metrics_on_known_orders():
