@@ -4,6 +4,7 @@ and (when trained) the ranking models."""
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,6 +39,13 @@ RANKER_FILE = "ranker.joblib"
 GROWTH_SCORES_FILE = "growth_scores.npy"  # per enterprise row
 OUTCOMES_FILE = "outcomes.parquet"  # the labelled outcomes the ranker learned from
 RANK_DEPTH = 300  # candidates retrieved before ranking
+
+
+def model_identity(key: str | None) -> str | None:
+    """The model part of an embedding key (``<name>-<content fingerprint>``, without the
+    precision), or None for a key from before keys carried the model's content."""
+    found = re.fullmatch(r"(.+-[0-9a-f]{16})-(?:fp32|bf16)", key or "")
+    return found.group(1) if found else None
 
 
 def load_ranker(path: Path, manifest: dict):
@@ -164,7 +172,15 @@ class Catalog:
         (one thread each; benchmarks/RESULTS.md). Same vectors to cosine 0.9999.
         """
         if self._encoder is None:
-            self._encoder = Encoder(*self.encoder_config, backend=self.query_backend)
+            encoder = Encoder(*self.encoder_config, backend=self.query_backend)
+            built, now = model_identity(self.manifest["embedding"].get("key")), model_identity(encoder.key)
+            if built and now != built:
+                # A query embedded by another model would be searched among this model's vectors.
+                raise ArtifactCorruptError(
+                    f"the embedding model at {encoder.model_path} is not the one version {self.version} was built "
+                    f"with ({built}, now {now}); run 'matcher build' to re-embed with it, or restore that model"
+                )
+            self._encoder = encoder
         return self._encoder
 
     @property
@@ -244,7 +260,7 @@ class Catalog:
                 row = self.segments.iloc[i]
                 return {
                     "gap_id": gap_id, "chain_id": chain.id, "segment_id": segment.id, "kind": str(row["status"]),
-                    "severity": 0.0, "text": segment.text, "title": segment.name, "stage": segment.stage,
+                    "severity": 0.0, "text": segment.text, "text_zh": segment.text_zh, "title": segment.name, "stage": segment.stage,
                     "strength": int(row["strength"]), "declared": False, "priority": None, "note": "",
                 }, self.segment_vectors[i]
         known = ", ".join(g["gap_id"] for g in self.gaps[:8])
@@ -294,10 +310,11 @@ class Catalog:
         """Pair features of enterprises ``rows`` for ``gap`` (the lexical score computed when not
         given); ``code_profile``: a free-text need's industry profile (see :meth:`need_codes`)."""
         if lexical_z is None:
-            bm25 = self.lexical.relevance(self.lexical.query_tokens(gap["text"]), text_language(gap["text"]) == "zh")
+            text = self.match_text(gap)
+            bm25 = self.lexical.relevance(self.lexical.query_tokens(text), text_language(text) == "zh")
             sd = bm25.std()
             lexical_z = (bm25[rows] - bm25.mean()) / sd if sd > 0 else np.zeros(len(rows))
-        dense = self.dense_weight_for(gap["text"]) > 0  # weight 0: the model does not read this language
+        dense = self.dense_weight_for(self.match_text(gap)) > 0  # weight 0: the model does not read this language
         return make_features(self.context, gap, gap_vector, np.asarray(rows), lexical_z, dense=dense,
                              code_profile=code_profile)
 
@@ -332,7 +349,7 @@ class Catalog:
             return self._rank_pool(gap, gap_vector, k, filters)
 
     def _rank_pool(self, gap: dict, gap_vector: np.ndarray, k: int, filters: Filters) -> tuple[pd.DataFrame, pd.DataFrame]:
-        found = self._retrieve(gap_vector, gap["text"], max(k, RANK_DEPTH), filters)
+        found = self._retrieve(gap_vector, self.match_text(gap), max(k, RANK_DEPTH), filters)
         if not len(found):
             return result_frame(self.enterprises, found), pd.DataFrame()
         features = self.features(gap, gap_vector, found.rows, found.lexical_z, self.need_codes(gap, found))
@@ -371,6 +388,24 @@ class Catalog:
         """Answer many needs with one batched embedding pass."""
         vectors = self.encoder.encode(texts)
         return [self._answer(self.need_as_gap(t, v), v, k, f, explain, lang) for v, t, f in zip(vectors, texts, filters)]
+
+    @property
+    def chinese_share(self) -> float:
+        """Share of the universe's profiles written in Chinese (the build's manifest; 0 before it
+        recorded one)."""
+        return float(self.manifest.get("languages", {}).get("chinese_share", 0.0))
+
+    def match_text(self, gap: dict) -> str:
+        """The text a gap is matched by in this universe, in the language of its enterprises: the
+        segment's (or declared gap's) Chinese text where most profiles are Chinese, both texts
+        where some are (each profile then matches in its own language), else the English text. A
+        free-text need is matched as written."""
+        chinese = gap.get("text_zh")
+        if chinese is None and gap.get("segment_id"):  # a gap list published before gaps carried it
+            chinese = next((s.text_zh for _, s in self.chain_map.segments() if s.id == gap["segment_id"]), "")
+        if gap.get("kind") == "search" or not chinese or self.chinese_share == 0:
+            return gap["text"]
+        return chinese if self.chinese_share > 0.5 else f"{gap['text']} {chinese}"
 
     def dense_weight_for(self, text: str) -> float:
         """The dense signal's weight in the fused score for a query text: ``dense_weight_zh`` when

@@ -406,7 +406,7 @@ def explain_ranked(catalog, gap: dict, ranked: pd.DataFrame, features: pd.DataFr
     taken = [catalog.enterprises[c].iloc[rows].tolist() for c in columns]
     ents = [dict(zip(columns, values)) for values in zip(*taken)]
     ranks, scores = ranked["rank"].to_numpy().tolist(), ranked["score"].to_numpy(dtype=float).tolist()
-    evidence = evidence_for([e[S.DESCRIPTION] for e in ents], gap["text"])
+    evidence = evidence_for([e[S.DESCRIPTION] for e in ents], catalog.match_text(gap))
     # Only the partner and landed rows are named: converting whole columns is O(universe).
     needed = np.union1d(partner_rows, landed_rows[landed_rows >= 0]).astype(int)
     names = dict(zip(needed.tolist(), catalog.enterprises[S.NAME].array.take(needed).to_numpy()))

@@ -48,7 +48,7 @@ from matcher.index import (
     VectorSearcher, build_index, can_replace, choose_factory, enterprise_faiss_ids, live_mask, load_index,
     recall_at_k, tombstone_count, update_index,
 )
-from matcher.lexical import LexicalIndex
+from matcher.lexical import LexicalIndex, chinese_share
 from matcher.mapping import load_mapping
 from matcher.refresh import (
     PROSPECTS_FILE, ReportInputs, RefreshPolicy, SnapshotDiff, change_report, diff_enterprises, index_plan,
@@ -584,6 +584,8 @@ def _build_version(run: Run, config: RefreshConfig, snapshot: SnapshotInfo, pare
                                    analysis, embedded=rec["counts"]["embedded"], reused=rec["counts"]["reused_vectors"])
         manifest["index"].update({k: info[k] for k in ("mode", "reason", "recall_at_10") if k in info})
         manifest["lexical"] = {"tokenizer": lexical.tokenizer, "words": len(lexical.words)}
+        chinese = chinese_share(table[S.DESCRIPTION].fillna(""))  # gaps are matched in their firms' language
+        manifest["languages"] = {"chinese_share": round(chinese, 4), "note": B.language_note(bc.embedding_model, chinese)}
         for key in ("ranker", "growth"):
             if key in parent:
                 manifest[key] = parent[key]

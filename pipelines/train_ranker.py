@@ -235,7 +235,10 @@ def evaluate_ranking(catalog: Catalog, outcomes: pd.DataFrame, features: pd.Data
         test = outcomes.iloc[te][["gap_id", "enterprise_id", "landed"]].copy()
         test_features = features.iloc[te]
         test["landing model"] = model.predict_proba(test_features)[:, 1]
-        test["similarity only"] = test_features["gap_similarity"].to_numpy()
+        # The relevance that matched the pair: the cosine similarity, or the lexical score where the
+        # embedding model does not read the gap's language (Chinese with the English model: NaN).
+        similarity = test_features["gap_similarity"].to_numpy()
+        test["similarity only"] = np.where(np.isnan(similarity), test_features["lexical_z"].to_numpy(), similarity)
         cold = np.zeros(len(te))
         for _, g in test.groupby("gap_id"):
             where = [test.index.get_loc(i) for i in g.index]
