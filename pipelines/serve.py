@@ -123,8 +123,10 @@ app.add_typer(keys_app, name="keys")
 
 @keys_app.command("create")
 def keys_create(
-    role: Annotated[str, typer.Option("--role", help="staff, chain_leader or admin.")],
-    chain: Annotated[Optional[list[str]], typer.Option("--chain", help="Chain a chain_leader reviews; repeatable.")] = None,
+    role: Annotated[str, typer.Option("--role", help=f"{', '.join(repo.ROLES[:-1])} or {repo.ROLES[-1]}.")],
+    chain: Annotated[Optional[list[str]], typer.Option(
+        "--chain", help="Chain a chain_leader (or general_leader) reviews; repeatable. A general_leader reads every "
+                        "chain and reviews only the chains given.")] = None,
     name: Annotated[str, typer.Option("--name", help="Who holds the key (shown in reviews and the audit log).")] = "",
     home: HomeOption = None,
     database_url: DatabaseOption = None,

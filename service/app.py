@@ -154,7 +154,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         catalog.query_backend = "torch" if settings.embedding_backend == "torch" else settings.service_query_backend
         previous = holder.current
         if previous is not None and previous.catalog._encoder is not None \
-                and previous.catalog.encoder_config == catalog.encoder_config:
+                and previous.catalog.encoder_config == catalog.encoder_config \
+                and previous.catalog.manifest["embedding"].get("key") == catalog.manifest["embedding"].get("key"):
             catalog._encoder = previous.catalog._encoder  # same model: a new version reuses it
         return catalog
 

@@ -2,8 +2,9 @@
 
 | role | may |
 |---|---|
-| staff | read everything, create shortlists, record outcomes |
-| chain_leader | read everything; shortlists of their own chains only: see, create, review, export, lift exclusions |
+| staff | read everything, create shortlists, record outcomes, read the overview |
+| chain_leader | read everything; shortlists of their own chains only: see, create, review, export, lift exclusions; record outcomes and read the overview of their own chains |
+| general_leader | read every chain: shortlists, exports, outcomes, the whole overview; with chains given, also what a chain leader does on those |
 | admin | everything, including reloads and the audit log |
 
 A checked key is trusted for ``service_auth_cache_s`` seconds (so a revocation takes effect within
@@ -22,18 +23,30 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from matcher.store import repo
 from matcher.store.db import Store
-from matcher.store.repo import Actor
+from matcher.store.repo import CHAIN_ROLES, Actor
 from service.errors import AuthenticationError, PermissionDeniedError
 
 bearer = HTTPBearer(auto_error=False, description="an API key from 'matcher keys create'")
 
+# What a chain leader does on their own chains (``check_own_chain``); a general chain leader does
+# it on the chains their key names, and nothing of it without any.
+LEADER_WRITES = ["shortlists:create", "shortlists:review", "exclusions:lift", "outcomes:write"]
 PERMISSIONS = {
-    "staff": ["prospects:read", "shortlists:read", "shortlists:create", "outcomes:read", "outcomes:write"],
-    "chain_leader": ["prospects:read", "shortlists:read", "shortlists:create", "shortlists:review", "shortlists:export",
-                     "exclusions:lift", "outcomes:read"],
+    "staff": ["prospects:read", "shortlists:read", "shortlists:create", "outcomes:read", "outcomes:write", "overview:read"],
+    "chain_leader": ["prospects:read", "shortlists:read", "shortlists:export", "outcomes:read", "overview:read",
+                     *LEADER_WRITES],
+    "general_leader": ["prospects:read", "shortlists:read", "shortlists:export", "outcomes:read", "overview:read"],
     "admin": ["prospects:read", "shortlists:read", "shortlists:create", "shortlists:review", "shortlists:export",
-              "exclusions:lift", "outcomes:read", "outcomes:write", "admin"],
+              "exclusions:lift", "outcomes:read", "outcomes:write", "overview:read", "admin"],
 }
+
+
+def permissions(actor: Actor) -> list[str]:
+    """What the caller's role allows; a general chain leader given chains leads those as well."""
+    granted = PERMISSIONS.get(actor.role, [])
+    if actor.role == "general_leader" and actor.chains:
+        granted = granted + [p for p in LEADER_WRITES if p not in granted]
+    return list(granted)
 
 
 class KeyCache:
@@ -85,7 +98,7 @@ async def current_actor(request: Request, credentials: HTTPAuthorizationCredenti
 def need(permission: str):
     """Dependency: the caller, who must hold ``permission`` (403 otherwise)."""
     async def check(actor: Actor = Depends(current_actor)) -> Actor:
-        if permission not in PERMISSIONS.get(actor.role, []):
+        if permission not in permissions(actor):
             raise PermissionDeniedError(f"role '{actor.role}' may not do this ({permission} is needed)")
         return actor
 
@@ -93,11 +106,19 @@ def need(permission: str):
 
 
 def check_chain(actor: Actor, chain_id: str, what: str) -> None:
-    """A chain leader acts on their own chains only."""
+    """A chain leader reads their own chains' shortlists only (a general chain leader reads all)."""
     if actor.role == "chain_leader" and chain_id not in actor.chains:
         raise PermissionDeniedError(f"{what} belongs to chain '{chain_id}'; this key leads {', '.join(actor.chains)}")
 
 
+def check_own_chain(actor: Actor, chain_id: str, what: str) -> None:
+    """Chain leaders and a general chain leader act (create, review, lift, record) on the chains
+    their key names only."""
+    if actor.role in CHAIN_ROLES and chain_id not in actor.chains:
+        leads = ", ".join(actor.chains) if actor.chains else "no chain"
+        raise PermissionDeniedError(f"{what} belongs to chain '{chain_id}'; this key leads {leads}")
+
+
 def visible_chains(actor: Actor) -> tuple[str, ...] | None:
-    """Chains whose shortlists the caller sees (None: all)."""
+    """Chains whose shortlists, exclusions and overview rows the caller sees (None: all)."""
     return actor.chains if actor.role == "chain_leader" else None

@@ -21,7 +21,7 @@ from matcher.store import repo
 from matcher.store.errors import InvalidInputError
 from matcher.store.repo import REVIEW_REASONS, Actor
 from service import schemas as api
-from service.auth import PERMISSIONS, check_chain, current_actor, need, visible_chains
+from service.auth import check_chain, check_own_chain, current_actor, need, permissions, visible_chains
 from service.holder import Loaded, RankedEntry, filters_dict
 from service.state import ServiceState
 
@@ -129,7 +129,7 @@ def page(state: ServiceState, loaded: Loaded, entry: RankedEntry, f: api.Prospec
 @router.get("/me", response_model=api.MeResponse, summary="The calling key: role, chains, permissions")
 def me(actor: Actor = Depends(current_actor)):
     return api.MeResponse(key_id=actor.key_id or 0, prefix=actor.prefix, name=actor.name, role=actor.role,
-                          chains=list(actor.chains), permissions=PERMISSIONS[actor.role])
+                          chains=list(actor.chains), permissions=permissions(actor))
 
 
 @router.get("/review-reasons", response_model=api.ReviewReasonsResponse, summary="The fixed list of review reason codes")
@@ -171,6 +171,75 @@ def gaps(request: Request, chain: TextQuery = None, actor: Actor = Depends(need(
     if chain is not None:
         loaded.catalog.chain_map.chain(chain)
     return {"version": loaded.version, "gaps": [g for g in loaded.catalog.gaps if chain is None or g["chain_id"] == chain]}
+
+
+def _open_gap(gap: dict) -> bool:
+    """Gaps whose state says closed are left out (gaps managed in the service may be closed)."""
+    return gap.get("status", "open") != "closed"
+
+
+def _map_segments(loaded: Loaded, chain_id: str) -> list[dict]:
+    chain = loaded.catalog.chain_map.chain(chain_id)
+    supplies = {s.id: list(s.supplies) for s in chain.segments}
+    gaps: dict[str, list[dict]] = {}
+    for g in loaded.catalog.gaps:  # most severe first already
+        if g["chain_id"] == chain_id and g.get("segment_id") and _open_gap(g):
+            gaps.setdefault(g["segment_id"], []).append(g)
+    return [{**s, "supplies": supplies.get(s["segment_id"], []), "gaps": gaps.get(s["segment_id"], [])}
+            for s in _segments(loaded, chain_id)]
+
+
+@router.get("/chains/{chain_id}/map", response_model=api.ChainMapResponse,
+            summary="A chain's structure map: segments upstream to downstream, supplies links, strength, status, open gaps")
+def chain_map(request: Request, chain_id: Annotated[str, Path(max_length=api.MAX_ID)],
+              actor: Actor = Depends(need("prospects:read"))):
+    loaded = svc(request).loaded()
+    c = loaded.catalog.chain_map.chain(chain_id)
+    segments = _map_segments(loaded, c.id)
+    links = [{"source": s["segment_id"], "target": target} for s in segments for target in s["supplies"]]
+    other = [g for g in loaded.catalog.gaps if g["chain_id"] == c.id and not g.get("segment_id") and _open_gap(g)]
+    return {"version": loaded.version, "chain_id": c.id, "name": c.name, "name_zh": c.name_zh, "kind": c.kind,
+            "leader": c.leader, "stages": list(api.STAGES), "segments": segments, "links": links, "other_gaps": other}
+
+
+@router.get("/chains/{chain_id}/segments/{segment_id}", response_model=api.SegmentDetail, dependencies=NO_STORE,
+            summary="A segment: its local firms (most confidently assigned first) and its gaps' shortlists")
+def segment_detail(request: Request, chain_id: Annotated[str, Path(max_length=api.MAX_ID)],
+                   segment_id: Annotated[str, Path(max_length=api.MAX_ID)],
+                   limit: Annotated[int, Query(ge=1, le=1000, description="most firms listed")] = 200,
+                   actor: Actor = Depends(need("prospects:read"))):
+    state = svc(request)
+    loaded = state.loaded()
+    c = loaded.catalog
+    chain = c.chain_map.chain(chain_id)
+    segment = next((s for s in _map_segments(loaded, chain.id) if s["segment_id"] == segment_id), None)
+    if segment is None:
+        raise UnknownEntityError(f"segment '{segment_id}' not found in chain '{chain.id}'; GET /v1/chains/{chain.id}/map "
+                                 "lists its segments")
+    members = c.assignments[(c.assignments["chain_id"] == chain.id) & (c.assignments["segment_id"] == segment_id)]
+    order = "z" if "z" in members.columns else "similarity"
+    members = members.sort_values([order, S.ENTERPRISE_ID], ascending=[False, True], kind="stable")
+    firms = []
+    for m in members.head(limit).to_dict("records"):
+        row_number = c.row_of(m[S.ENTERPRISE_ID])
+        row = c.enterprises.iloc[row_number]
+        growth = c.growth_scores[row_number] if c.growth_scores is not None else None
+        firms.append({"enterprise_id": m[S.ENTERPRISE_ID], "name": _value(row.get(S.NAME)) or m.get("name", ""),
+                      "z": _value(m.get("z")), "similarity": _value(m.get("similarity")),
+                      "employees": _value(row.get(S.EMPLOYEES)), "revenue_growth": _value(row.get(S.REVENUE_GROWTH)),
+                      "employee_growth": _value(row.get(S.EMPLOYEE_GROWTH)),
+                      "growth_score": None if growth is None else _value(float(growth)),
+                      "qualifications": _value(row.get(S.QUALIFICATIONS)) or [], "city": _value(row.get(S.CITY))})
+    # The segment's shortlists: of its gap, or of the segment named as chain_id.segment_id.
+    visible = "shortlists:read" in permissions(actor) and sees_chain(actor, chain.id)
+    shortlists = []
+    if visible:
+        for gap_id in sorted({f"{chain.id}.{segment_id}"} | {g["gap_id"] for g in segment["gaps"]}):
+            _, rows = repo.list_shortlists(state.store, chains=(chain.id,), gap_id=gap_id, limit=api.MAX_TOP)
+            shortlists += [_summary(r) for r in rows]
+        shortlists.sort(key=lambda r: -r["shortlist_id"])
+    return {"version": loaded.version, "chain_id": chain.id, "segment": segment, "total_firms": len(members),
+            "firms": firms, "shortlists_visible": visible, "shortlists": shortlists}
 
 
 # --- prospects ------------------------------------------------------------------------------
@@ -324,7 +393,7 @@ def create_shortlist(request: Request, body: api.ShortlistCreate, lang: LangQuer
     state = svc(request)
     loaded = state.loaded()
     gap, _ = loaded.catalog.gap(body.gap_id)
-    check_chain(actor, gap["chain_id"], f"gap '{body.gap_id}'")
+    check_own_chain(actor, gap["chain_id"], f"gap '{body.gap_id}'")
     entry = loaded.gap_list(body.gap_id, to_filters(body.filters, state.excluded(body.gap_id)))
     positions = list(range(min(body.top, entry.total)))
     if not positions:
@@ -385,7 +454,9 @@ def review(request: Request, shortlist_id: IntId, item_id: IntId, body: api.Revi
                                                                         "request: 422")] = None,
            actor: Actor = Depends(need("shortlists:review"))):
     state = svc(request)
-    _visible(actor, repo.shortlist_chain(state.store, shortlist_id), shortlist_id)
+    chain_id = repo.shortlist_chain(state.store, shortlist_id)
+    _visible(actor, chain_id, shortlist_id)
+    check_own_chain(actor, chain_id, f"shortlist {shortlist_id}")  # a general chain leader reads it, reviews only their own
     result = repo.review_item(state.store, actor, shortlist_id, item_id, body.verdict, body.reason_code, body.comment,
                               body.expected_version, idempotency_key)
     state.refresh_exclusions(force=True)  # this worker's next list leaves the enterprise out at once
@@ -448,6 +519,7 @@ def lift_exclusion(request: Request, gap_id: Annotated[str, Path(max_length=api.
     state = svc(request)
     gap, _ = state.loaded().catalog.gap(gap_id)
     _exclusions_visible(actor, gap)
+    check_own_chain(actor, gap["chain_id"], f"gap '{gap_id}'")
     clean(enterprise_id, "path.enterprise_id")
     row = repo.lift_exclusion(state.store, actor, gap_id, enterprise_id)
     state.refresh_exclusions(force=True)
@@ -471,6 +543,9 @@ def record_outcome(request: Request, body: api.OutcomeCreate, actor: Actor = Dep
         catalog.row_of(body.enterprise_id)
     except UnknownEntityError:
         raise InvalidInputError("body.enterprise_id", f"'{body.enterprise_id}' is not in version {catalog.version}") from None
+    # A chain leader records the approaches of their own chains' gaps (gaps are public: another
+    # chain's is 403, as for creating a shortlist on it).
+    check_own_chain(actor, repo.chain_of_gap(body.gap_id), f"gap '{body.gap_id}'")
     row = repo.record_outcome(state.store, actor, body.enterprise_id, body.gap_id, body.stage, body.date, body.reason, body.note)
     return _outcome(row)
 
@@ -483,6 +558,103 @@ def list_outcomes(request: Request, gap: TextQuery = None, enterprise: TextQuery
     clean(enterprise, "query.enterprise")
     rows = repo.list_outcomes(svc(request).store, gap, enterprise, limit, offset)
     return {"outcomes": [_outcome(r) for r in rows]}
+
+
+# --- the general chain leader's overview ---------------------------------------------------
+
+def _severity(gaps: list[dict]) -> dict:
+    counts = {"high": 0, "medium": 0, "low": 0, "total": len(gaps)}
+    for g in gaps:
+        severity = float(g.get("severity") or 0.0)
+        counts["high" if severity >= 0.8 else "medium" if severity >= 0.5 else "low"] += 1
+    return counts
+
+
+def _overview_row(chain_id: str | None, name: str, name_zh: str, gaps: list[dict], counts: dict | None) -> dict:
+    counts = counts or {}
+
+    def zeros(what: str, keys) -> dict:
+        return {**{k: 0 for k in keys}, **counts.get(what, {})}
+
+    current = zeros("current", repo.STAGES)
+    return {"chain_id": chain_id, "name": name, "name_zh": name_zh, "open_gaps": _severity(gaps),
+            "shortlists": zeros("shortlists", api.ShortlistCounts.model_fields), "items": zeros("items", api.ItemCounts.model_fields),
+            "funnel": zeros("funnel", repo.OPEN_STAGES), "current": current, "declined": current["declined"] + current["lost"],
+            "landed_this_quarter": counts.get("landed_this_quarter", 0), "stale_approved": counts.get("stale_approved", 0),
+            "stale_shortlists": counts.get("stale_shortlists", 0)}
+
+
+def _sum_rows(rows: list[dict]) -> dict:
+    """The district row: every count of the chain rows added up."""
+    def add(values: list):
+        if isinstance(values[0], dict):
+            return {k: add([v[k] for v in values]) for k in values[0]}
+        return sum(values)
+    return {k: add([r[k] for r in rows]) for k in rows[0] if k not in ("chain_id", "name", "name_zh")}
+
+
+def build_overview(state: ServiceState, actor: Actor) -> dict:
+    loaded = state.loaded()
+    region = loaded.catalog.chain_map.region
+    own = visible_chains(actor)  # a chain leader: their own chains' rows, and no district total
+    chains = [c for c in loaded.catalog.chain_map.chains if own is None or c.id in own]
+    counts = repo.overview_counts(state.store, None if own is None else [c.id for c in chains])
+    rows = [_overview_row(c.id, c.name, c.name_zh, [g for g in loaded.catalog.gaps if g["chain_id"] == c.id and _open_gap(g)],
+                          counts["chains"].get(c.id)) for c in chains]
+    district = None
+    if own is None and rows:
+        district = {"chain_id": None, "name": region.name, "name_zh": region.name_zh, **_sum_rows(rows)}
+    visible = {c.id for c in chains}
+    return {"version": loaded.version, "now": counts["now"], "quarter_start": counts["quarter_start"],
+            "stale_approved_days": repo.STALE_APPROVED_DAYS, "stale_shortlist_days": repo.STALE_SHORTLIST_DAYS,
+            "chains": rows, "district": district,
+            # Work of chains no longer in the map stays in the database but not on the page.
+            "stale_approved": [r for r in counts["stale_approved"] if r["chain_id"] in visible],
+            "stale_shortlists": [r for r in counts["stale_shortlists"] if r["chain_id"] in visible]}
+
+
+@router.get("/overview", response_model=api.OverviewResponse, dependencies=NO_STORE,
+            summary="Per chain and for the district: open gaps, shortlists and reviews, the outreach funnel, landings, stale work")
+def overview(request: Request, actor: Actor = Depends(need("overview:read"))):
+    return build_overview(svc(request), actor)
+
+
+OVERVIEW_HEADER = ["chain_id", "chain", "chain_zh", "gaps_high", "gaps_medium", "gaps_low", "gaps_open", "shortlists_open",
+                   "shortlists_in_review", "shortlists_reviewed", "prospects_pending", "prospects_approved",
+                   "prospects_rejected", "prospects_deferred", "contacted", "visited", "negotiating", "signed", "landed",
+                   "declined_or_lost", "landed_this_quarter", "stale_approved", "stale_shortlists"]
+
+
+def _overview_cells(r: dict) -> list:
+    g, s, i, f = r["open_gaps"], r["shortlists"], r["items"], r["funnel"]
+    return [r["chain_id"] or "", r["name"], r["name_zh"], g["high"], g["medium"], g["low"], g["total"], s["open"],
+            s["in_review"], s["reviewed"], i["pending"], i["approved"], i["rejected"], i["deferred"], f["contacted"],
+            f["visited"], f["negotiating"], f["signed"], f["landed"], r["declined"], r["landed_this_quarter"],
+            r["stale_approved"], r["stale_shortlists"]]
+
+
+@router.get("/overview/export", response_class=Response, dependencies=NO_STORE, summary="The overview as XLSX (leaders' meeting)",
+            responses={200: {"content": {XLSX: {"schema": {"type": "string", "format": "binary"}}},
+                             "description": "sheets: overview (a row per chain, then the district), stale approvals, "
+                                            "stale shortlists, about"}})
+def overview_export(request: Request, actor: Actor = Depends(need("overview:read"))):
+    o = api.OverviewResponse.model_validate(build_overview(svc(request), actor)).model_dump()
+    rows = [_overview_cells(r) for r in o["chains"]] + ([_overview_cells(o["district"])] if o["district"] else [])
+    stale = [[r["enterprise_id"], r["name"], r["chain_id"], r["gap_id"], r["shortlist_id"], r["approved_at"].isoformat(),
+              r["days"]] for r in o["stale_approved"]]
+    idle = [[r["shortlist_id"], r["title"], r["chain_id"], r["gap_id"], r["pending"], r["last_activity"].isoformat(), r["days"]]
+            for r in o["stale_shortlists"]]
+    about = [["version", o["version"]], ["generated_at", o["now"].isoformat()], ["quarter_start", o["quarter_start"].isoformat()],
+             ["stale_approved_days", o["stale_approved_days"]], ["stale_shortlist_days", o["stale_shortlist_days"]]]
+    # Text goes out as data, never formulas (matcher/export.py).
+    book = write_xlsx({
+        "overview": (OVERVIEW_HEADER, rows),
+        "stale approvals": (["enterprise_id", "name", "chain_id", "gap_id", "shortlist_id", "approved_at", "days"], stale),
+        "stale shortlists": (["shortlist_id", "title", "chain_id", "gap_id", "pending", "last_activity", "days"], idle),
+        "about": (None, about)})
+    name = f"overview-{o['now'].date().isoformat()}.xlsx"
+    return Response(book, media_type=XLSX, headers={"Content-Disposition": f'attachment; filename="{name}"',
+                                                    "Cache-Control": "no-store"})
 
 
 # --- admin ----------------------------------------------------------------------------------

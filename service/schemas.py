@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal, Optional
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 Lang = Literal["en", "zh"]
-Role = Literal["staff", "chain_leader", "admin"]
+Role = Literal["staff", "chain_leader", "general_leader", "admin"]
 Verdict = Literal["approve", "reject", "defer"]
 ItemStatus = Literal["pending", "approved", "rejected", "deferred"]
 ShortlistStatus = Literal["open", "in_review", "reviewed"]
@@ -158,6 +158,142 @@ class ChainDetail(BaseModel):
 class GapList(BaseModel):
     version: str
     gaps: list[GapOut]
+
+
+# --- chain structure map (产业链图谱) --------------------------------------------------------------
+
+SegmentStatus = Literal["strong", "weak", "missing"]
+STAGES = ("upstream", "midstream", "downstream")
+
+
+class MapSegment(BaseModel):
+    segment_id: str
+    name: str
+    name_zh: str = ""
+    stage: Literal["upstream", "midstream", "downstream"]
+    strength: int = Field(description="local enterprises assigned to the segment")
+    status: SegmentStatus
+    weak_below: Optional[float] = Field(None, description="fewer local firms than this: weak")
+    supplies: list[str] = Field([], description="segments of the chain this one supplies")
+    gaps: list[GapOut] = Field([], description="the segment's open gaps, most severe first")
+
+
+class MapLink(BaseModel):
+    source: str = Field(description="the supplying segment")
+    target: str = Field(description="the segment it supplies")
+
+
+class ChainMapResponse(BaseModel):
+    version: str
+    chain_id: str
+    name: str
+    name_zh: str = ""
+    kind: str
+    leader: str
+    stages: list[str] = Field(description="column order, upstream first")
+    segments: list[MapSegment] = Field(description="in the chain map's order")
+    links: list[MapLink] = Field(description="one per supplies relation")
+    other_gaps: list[GapOut] = Field([], description="open free-text gaps of the chain (on no segment)")
+
+
+class SegmentFirm(BaseModel):
+    enterprise_id: str
+    name: str
+    z: Optional[float] = Field(None, description="how confidently the firm was assigned: its standardised similarity to "
+                                                 "the segment (standard deviations above the universe's mean)")
+    similarity: Optional[float] = Field(None, description="cosine similarity of profile and segment")
+    employees: Optional[int] = None
+    revenue_growth: Optional[float] = None
+    employee_growth: Optional[float] = None
+    growth_score: Optional[float] = None
+    qualifications: list[str] = []
+    city: Optional[str] = None
+
+
+class SegmentDetail(BaseModel):
+    version: str
+    chain_id: str
+    segment: MapSegment
+    total_firms: int
+    firms: list[SegmentFirm] = Field(description="most confidently assigned first")
+    shortlists_visible: bool = Field(description="false: this key does not see the chain's shortlists")
+    shortlists: list["ShortlistSummary"] = Field([], description="shortlists of the segment's gaps, newest first")
+
+
+# --- the general chain leader's overview --------------------------------------------------------
+
+class GapSeverity(BaseModel):
+    high: int = Field(0, description="severity at least 0.8 (missing segments, high priority)")
+    medium: int = Field(0, description="severity 0.5 to 0.8")
+    low: int = Field(0, description="severity under 0.5")
+    total: int = 0
+
+
+class ShortlistCounts(BaseModel):
+    open: int = 0
+    in_review: int = 0
+    reviewed: int = 0
+
+
+class Funnel(BaseModel):
+    contacted: int = 0
+    visited: int = 0
+    negotiating: int = 0
+    signed: int = 0
+    landed: int = 0
+
+
+class StageCounts(Funnel):
+    declined: int = 0
+    lost: int = 0
+
+
+class OverviewRow(BaseModel):
+    chain_id: Optional[str] = Field(None, description="None on the district row")
+    name: str
+    name_zh: str = ""
+    open_gaps: GapSeverity
+    shortlists: ShortlistCounts
+    items: "ItemCounts" = Field(description="shortlisted prospects by review status")
+    funnel: Funnel = Field(description="approaches that reached each stage (every approach was contacted)")
+    current: StageCounts = Field(description="approaches by their latest stage")
+    declined: int = Field(description="approaches declined or lost")
+    landed_this_quarter: int
+    stale_approved: int = Field(description="approved prospects not contacted within 30 days")
+    stale_shortlists: int = Field(description="shortlists with unreviewed prospects and no review for 14 days")
+
+
+class StaleApproval(BaseModel):
+    enterprise_id: str
+    name: str
+    gap_id: str
+    chain_id: str
+    shortlist_id: int
+    approved_at: datetime
+    days: int
+
+
+class StaleShortlist(BaseModel):
+    shortlist_id: int
+    title: str
+    gap_id: str
+    chain_id: str
+    pending: int
+    last_activity: datetime
+    days: int
+
+
+class OverviewResponse(BaseModel):
+    version: str
+    now: datetime
+    quarter_start: dt.date
+    stale_approved_days: int
+    stale_shortlist_days: int
+    chains: list[OverviewRow]
+    district: Optional[OverviewRow] = Field(None, description="every chain together (not for a chain leader, who sees "
+                                                              "their own chains' rows only)")
+    stale_approved: list[StaleApproval] = Field(description="oldest first, at most 100")
+    stale_shortlists: list[StaleShortlist] = Field(description="oldest first, at most 100")
 
 
 # --- prospects ------------------------------------------------------------------------------
@@ -579,3 +715,8 @@ class ReloadResponse(BaseModel):
     previous: Optional[str] = None
     changed: bool
     seconds: float
+
+
+SegmentDetail.model_rebuild()
+OverviewRow.model_rebuild()
+OverviewResponse.model_rebuild()

@@ -1,5 +1,6 @@
 // Review page for chain leaders: sign in with an API key, see the chains' gaps and shortlists,
-// review each prospect with its explanation, export a shortlist.
+// review each prospect with its explanation, export a shortlist; each chain's structure map
+// (SVG drawn here, no library) and, for the general chain leader, the overview.
 //
 // Plain JavaScript, no dependencies, nothing fetched from outside the service. All data is put in
 // the page with textContent (never innerHTML), so names and comments cannot inject markup.
@@ -14,6 +15,9 @@
   const CHART_TOP = 10; // bars shown before "show all"
   const GAPS_TOP = 8;
   const NEW_SHORTLIST_TOP = 20;
+  const SVG_NS = "http://www.w3.org/2000/svg";
+  // Segment colours of the chain map, by status (the browser test checks these).
+  const STATUS_FILL = { strong: "#1e8a4c", weak: "#b36b00", missing: "#c0392b" };
 
   const state = {
     me: null,
@@ -277,14 +281,28 @@
     }
     renderWho();
     const match = window.location.hash.match(/^#\/shortlists\/(\d+)(?:\/items\/(\d+))?$/);
+    const map = mapRoute();
     if (match) {
       await renderShortlist(Number(match[1]), match[2] ? Number(match[2]) : null);
+    } else if (map) {
+      await renderMap(map.chainId, map.segmentId);
     } else {
       await renderHome();
     }
   }
 
+  function mapRoute() {
+    const match = window.location.hash.match(/^#\/chains\/([^/]+)\/map(?:\/([^/]+))?$/);
+    return match ? { chainId: decodeURIComponent(match[1]), segmentId: match[2] ? decodeURIComponent(match[2]) : null } : null;
+  }
+
   window.addEventListener("hashchange", () => {
+    const map = mapRoute();
+    // Selecting a segment of the map shown needs no redraw.
+    if (map && state.map && state.map.chain_id === map.chainId) {
+      if (map.segmentId) selectSegment(map.segmentId);
+      return;
+    }
     const match = window.location.hash.match(/^#\/shortlists\/(\d+)\/items\/(\d+)$/);
     // Switching prospects within the open shortlist needs no reload.
     if (match && state.shortlist && state.shortlist.shortlist_id === Number(match[1])) {
@@ -299,15 +317,30 @@
 
   function myChainIds() {
     const me = state.me;
-    if (me.chains && me.chains.length) return me.chains;
-    return Object.keys(state.chains);
+    if (me.role === "chain_leader") return me.chains;
+    return Object.keys(state.chains); // staff, admin and the general chain leader see every chain
+  }
+
+  // Whether the key may do ``permission`` on a chain: chain leaders and a general chain leader act
+  // on the chains their key names only.
+  function may(permission, chainId) {
+    const me = state.me;
+    if (!(me.permissions || []).includes(permission)) return false;
+    return !["chain_leader", "general_leader"].includes(me.role) || (me.chains || []).includes(chainId);
   }
 
   async function renderHome() {
     state.shortlist = null;
     document.title = t("app_title");
+    state.map = null;
     const page = el("div", { class: "home", dataset: { testid: "home" } }, el("h1", {}, t("home_title")));
     mount(page);
+    if ((state.me.permissions || []).includes("overview:read")) {
+      const box = el("section", { class: "card overview", dataset: { testid: "overview" } },
+        el("h2", {}, t("overview_title")), el("p", { class: "muted" }, t("loading")));
+      page.append(box);
+      loadOverview(box);
+    }
     for (const chainId of myChainIds()) {
       const section = el("section", { class: "card chain", dataset: { testid: "chain", chain: chainId } });
       page.append(section);
@@ -315,6 +348,8 @@
       const kind = chain && chain.kind ? t("chain_kind_" + chain.kind) : "";
       section.append(el("h2", {}, chainName(chainId), kind ? el("span", { class: "tag" }, kind) : null));
       if (chain && chain.leader) section.append(el("p", { class: "muted" }, t("chain_leader") + ": " + chain.leader));
+      section.append(el("p", {}, el("a", { href: withLang("#/chains/" + encodeURIComponent(chainId) + "/map"),
+        dataset: { testid: "open-map", chain: chainId } }, t("map_open"))));
       const columns = el("div", { class: "columns" });
       const listsBox = el("div", { class: "col" }, el("h3", {}, t("shortlists")), el("p", { class: "muted" }, t("loading")));
       const gapsBox = el("div", { class: "col" }, el("h3", {}, t("gaps")), el("p", { class: "muted" }, t("loading")));
@@ -364,7 +399,7 @@
         box.append(el("p", { class: "muted" }, t("no_gaps")));
         return;
       }
-      const canCreate = (state.me.permissions || []).includes("shortlists:create");
+      const canCreate = may("shortlists:create", chainId);
       const tbody = el("tbody");
       const table = el("table", { class: "grid", dataset: { testid: "gaps" } },
         el("thead", {}, el("tr", {}, el("th", {}, t("col_gap")), el("th", {}, t("col_kind")),
@@ -552,7 +587,8 @@
     if (ex.freshness) {
       node.append(el("p", { class: "muted small" }, t("freshness", { date: ex.freshness.source_updated_at, snapshot: ex.freshness.snapshot_id })));
     }
-    node.append(reviewForm(item), reviewHistory(item));
+    if (may("shortlists:review", state.shortlist.chain_id)) node.append(reviewForm(item));
+    node.append(reviewHistory(item));
     return node;
   }
 
@@ -725,19 +761,24 @@
     }
   }
 
+  function exportShortlist(detail, format, button) {
+    return download("/v1/shortlists/" + detail.shortlist_id + "/export?format=" + format + (LANG === "zh" ? "&lang=zh" : ""),
+      format, "shortlist-" + detail.shortlist_id + "." + format, button);
+  }
+
   // Exports need the Authorization header, so they are fetched and handed to the browser as a blob.
-  async function exportShortlist(detail, format, button) {
+  async function download(path, format, fallbackName, button) {
     const label = button.textContent;
     button.disabled = true;
     button.textContent = t("exporting");
     try {
-      const response = await api("/v1/shortlists/" + detail.shortlist_id + "/export?format=" + format + (LANG === "zh" ? "&lang=zh" : ""), {
+      const response = await api(path, {
         raw: true, accept: format === "csv" ? "text/csv" : "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
       });
       const blob = await response.blob();
       const disposition = response.headers.get("Content-Disposition") || "";
       const named = disposition.match(/filename\*?=(?:UTF-8'')?"?([^";]+)"?/i);
-      const file = named ? decodeURIComponent(named[1]) : "shortlist-" + detail.shortlist_id + "." + format;
+      const file = named ? decodeURIComponent(named[1]) : fallbackName;
       const url = URL.createObjectURL(blob);
       const link = el("a", { href: url, download: file, hidden: true });
       document.body.append(link);
@@ -751,6 +792,207 @@
       button.disabled = false;
       button.textContent = label;
     }
+  }
+
+
+  // ------------------------------------------------------------------ overview (general chain leader)
+
+  async function loadOverview(box) {
+    const heading = box.firstChild;
+    try {
+      const o = await api("/v1/overview");
+      box.replaceChildren(heading);
+      const button = el("button", { type: "button", dataset: { testid: "export-overview" } }, t("export_xlsx"));
+      button.addEventListener("click", () => download("/v1/overview/export", "xlsx", "overview.xlsx", button));
+      box.append(el("p", { class: "muted small" }, t("overview_intro", { quarter: o.quarter_start, days_a: o.stale_approved_days, days_s: o.stale_shortlist_days })),
+        el("div", { class: "actions" }, button));
+      const line = (r, testid) => {
+        const g = r.open_gaps, s = r.shortlists, i = r.items, f = r.funnel;
+        const done = i.approved + i.rejected + i.deferred;
+        const name = r.chain_id ? chainName(r.chain_id) : (LANG === "zh" && r.name_zh ? r.name_zh : r.name) + " · " + t("overview_district");
+        return el("tr", { dataset: { testid, chain: r.chain_id || "" } },
+          el("td", {}, r.chain_id ? el("a", { href: withLang("#/chains/" + encodeURIComponent(r.chain_id) + "/map") }, name) : el("strong", {}, name)),
+          el("td", { class: "num", title: t("overview_gaps_title") }, g.high + " / " + g.medium + " / " + g.low),
+          el("td", { class: "num" }, s.open + s.in_review + s.reviewed),
+          el("td", { class: "num", dataset: { testid: "overview-reviewed" } }, done + " / " + (done + i.pending)),
+          el("td", { class: "num", dataset: { testid: "overview-funnel" } }, [f.contacted, f.visited, f.negotiating, f.signed, f.landed].join(" → ")),
+          el("td", { class: "num" }, r.declined),
+          el("td", { class: "num" }, r.landed_this_quarter),
+          el("td", { class: "num" + (r.stale_approved ? " warn" : "") }, r.stale_approved),
+          el("td", { class: "num" + (r.stale_shortlists ? " warn" : "") }, r.stale_shortlists));
+      };
+      const rows = o.chains.map((r) => line(r, "overview-row"));
+      if (o.district) rows.push(line(o.district, "overview-district"));
+      box.append(el("table", { class: "grid overview-table" },
+        el("thead", {}, el("tr", {}, ["ov_chain", "ov_gaps", "ov_shortlists", "ov_reviewed", "ov_funnel", "ov_declined",
+          "ov_landed_q", "ov_stale_approved", "ov_stale_shortlists"].map((k, n) => el("th", { class: n ? "num" : "" }, t(k))))),
+        el("tbody", {}, rows)));
+    } catch (err) {
+      box.replaceChildren(heading);
+      showError(err, box.appendChild(el("div")));
+    }
+  }
+
+  // ------------------------------------------------------------------ chain structure map (产业链图谱)
+
+  function segmentName(s) {
+    return LANG === "zh" && s.name_zh ? s.name_zh : s.name;
+  }
+
+  function svg(tag, attrs, ...children) {
+    const node = document.createElementNS(SVG_NS, tag);
+    for (const [name, value] of Object.entries(attrs || {})) {
+      if (value === undefined || value === null) continue;
+      if (name === "dataset") Object.assign(node.dataset, value);
+      else if (name === "text") node.textContent = value;
+      else node.setAttribute(name, String(value));
+    }
+    for (const child of children.flat()) if (child) node.append(child);
+    return node;
+  }
+
+  function clip(text, n) {
+    return text.length > n ? text.slice(0, n - 1) + "…" : text;
+  }
+
+  // Segments in columns upstream → downstream, an arrow per supplies link, colour by status.
+  function drawMap(map) {
+    const BOX_W = 220, BOX_H = 74, COL_W = 300, ROW_H = 96, TOP = 44, LEFT = 20;
+    const columns = map.stages.map((stage) => map.segments.filter((s) => s.stage === stage));
+    const place = {};
+    columns.forEach((segments, col) => segments.forEach((s, row) => { place[s.segment_id] = { x: LEFT + col * COL_W, y: TOP + row * ROW_H }; }));
+    const rows = Math.max(1, ...columns.map((c) => c.length));
+    const width = LEFT * 2 + (map.stages.length - 1) * COL_W + BOX_W + 40;
+    const height = TOP + rows * ROW_H + 10;
+    const root = svg("svg", { viewBox: "0 0 " + width + " " + height, width, height, role: "img", class: "chain-map",
+      "aria-label": t("map_title"), dataset: { testid: "map-svg" } });
+    root.append(svg("defs", {}, svg("marker", { id: "map-arrow", viewBox: "0 0 10 10", refX: 9, refY: 5, markerWidth: 7, markerHeight: 7,
+      orient: "auto-start-reverse" }, svg("path", { d: "M0,0 L10,5 L0,10 z", class: "map-arrow" }))));
+    map.stages.forEach((stage, col) => root.append(svg("text", { x: LEFT + col * COL_W, y: 22, class: "map-stage",
+      dataset: { testid: "map-stage", stage }, text: t("stage_" + stage) })));
+    const links = svg("g", { class: "map-links" });
+    for (const link of map.links) {
+      const a = place[link.source], b = place[link.target];
+      if (!a || !b) continue;
+      const ay = a.y + BOX_H / 2, by = b.y + BOX_H / 2;
+      let d;
+      if (b.x > a.x) d = `M${a.x + BOX_W},${ay} C${a.x + BOX_W + 40},${ay} ${b.x - 40},${by} ${b.x},${by}`;
+      else if (b.x === a.x) d = `M${a.x + BOX_W},${ay} C${a.x + BOX_W + 45},${ay} ${b.x + BOX_W + 45},${by} ${b.x + BOX_W},${by}`;
+      else d = `M${a.x},${ay} C${a.x - 40},${ay} ${b.x + BOX_W + 40},${by} ${b.x + BOX_W},${by}`;
+      links.append(svg("path", { d, class: "map-link", "marker-end": "url(#map-arrow)",
+        dataset: { testid: "map-link", source: link.source, target: link.target } },
+        svg("title", { text: segmentName(byId(map, link.source)) + " → " + segmentName(byId(map, link.target)) })));
+    }
+    root.append(links);
+    for (const s of map.segments) {
+      const p = place[s.segment_id];
+      const gap = s.gaps[0];
+      const node = svg("g", { transform: `translate(${p.x},${p.y})`, class: "map-seg", tabindex: 0, role: "button",
+        dataset: { testid: "map-segment", segmentId: s.segment_id, status: s.status, strength: s.strength, gaps: s.gaps.length } },
+        svg("title", { text: segmentName(s) + " — " + t("map_status_" + s.status) + ", " + t("map_strength", { n: s.strength }) }),
+        svg("rect", { width: BOX_W, height: BOX_H, rx: 6, fill: STATUS_FILL[s.status] || "#5f6b7a", class: "map-box", dataset: { testid: "map-box" } }),
+        svg("text", { x: 10, y: 22, class: "map-name", text: clip(segmentName(s), LANG === "zh" ? 14 : 22) }),
+        svg("text", { x: 10, y: 42, class: "map-strength", dataset: { testid: "map-strength" },
+          text: t("map_strength", { n: s.strength }) + " · " + t("map_status_" + s.status) }),
+        gap ? svg("text", { x: 10, y: 62, class: "map-gap", dataset: { testid: "map-gap", gapId: gap.gap_id, severity: gap.severity },
+          text: t("map_gap", { kind: t("kind_" + gap.kind), severity: Number(gap.severity).toFixed(2) }) + (s.gaps.length > 1 ? " +" + (s.gaps.length - 1) : "") }) : null);
+      const open = () => { window.location.hash = "#/chains/" + encodeURIComponent(map.chain_id) + "/map/" + encodeURIComponent(s.segment_id); };
+      node.addEventListener("click", open);
+      node.addEventListener("keydown", (e) => { if (e.key === "Enter" || e.key === " ") { e.preventDefault(); open(); } });
+      root.append(node);
+    }
+    return root;
+  }
+
+  function byId(map, segmentId) {
+    return map.segments.find((s) => s.segment_id === segmentId) || { name: segmentId, name_zh: "" };
+  }
+
+  async function renderMap(chainId, segmentId) {
+    state.shortlist = null;
+    let map;
+    try {
+      map = await api("/v1/chains/" + encodeURIComponent(chainId) + "/map");
+    } catch (err) {
+      mount(el("div", {}, el("a", { href: withLang("#/"), class: "back" }, t("back")), el("div", { id: "map-error" })));
+      showError(err, document.getElementById("map-error"));
+      return;
+    }
+    state.map = map;
+    const name = LANG === "zh" && map.name_zh ? map.name_zh : map.name;
+    document.title = name + " · " + t("map_title");
+    const legend = el("p", { class: "map-legend small", dataset: { testid: "map-legend" } },
+      ["strong", "weak", "missing"].map((status) => {
+        const swatch = el("span", { class: "swatch" });
+        swatch.style.background = STATUS_FILL[status];
+        return el("span", { class: "legend-item" }, swatch, t("map_status_" + status));
+      }), el("span", { class: "muted" }, t("map_legend_links")));
+    const others = map.other_gaps.length
+      ? el("section", { class: "card", dataset: { testid: "map-other-gaps" } }, el("h3", {}, t("map_other_gaps")),
+        el("ul", { class: "plain" }, map.other_gaps.map((g) => el("li", {}, g.title, " ",
+          el("span", { class: "muted small" }, t("col_severity") + " " + Number(g.severity).toFixed(2))))))
+      : null;
+    const panel = el("section", { class: "card segment-panel", id: "segment-panel", dataset: { testid: "segment-panel" } },
+      el("p", { class: "muted" }, t("map_select")));
+    mount(el("div", { class: "map-page", dataset: { testid: "chain-map", chain: map.chain_id } },
+      el("a", { href: withLang("#/"), class: "back", dataset: { testid: "back" } }, t("back")),
+      el("h1", {}, name, " · ", t("map_title")),
+      el("p", { class: "muted small" }, t("chain_leader") + ": " + map.leader + " · " + t("data_version") + ": " + map.version),
+      legend,
+      el("div", { class: "card map-wrap" }, drawMap(map)),
+      others, panel));
+    if (segmentId) selectSegment(segmentId);
+  }
+
+  async function selectSegment(segmentId) {
+    const map = state.map;
+    const panel = document.getElementById("segment-panel");
+    if (!map || !panel) return;
+    document.querySelectorAll("[data-testid=map-segment]").forEach((g) => g.classList.toggle("selected", g.dataset.segmentId === segmentId));
+    panel.replaceChildren(el("p", { class: "muted" }, t("loading")));
+    let detail;
+    try {
+      detail = await api("/v1/chains/" + encodeURIComponent(map.chain_id) + "/segments/" + encodeURIComponent(segmentId));
+    } catch (err) {
+      showError(err, panel);
+      return;
+    }
+    if (!state.map || state.map.chain_id !== map.chain_id) return; // the user moved on meanwhile
+    const s = detail.segment;
+    const gaps = s.gaps.length
+      ? el("ul", { class: "plain", dataset: { testid: "segment-gaps" } }, s.gaps.map((g) => el("li", { dataset: { gapId: g.gap_id } },
+        el("span", { class: "badge gap-" + g.kind }, t("kind_" + g.kind)), " ", t("col_severity"), " ", Number(g.severity).toFixed(2),
+        g.priority ? " · " + t("map_priority", { p: g.priority }) : "", g.note ? el("span", { class: "muted small" }, " — " + g.note) : null)))
+      : el("p", { class: "muted" }, t("map_no_gaps"));
+    const fmt = (x, digits) => (x === null || x === undefined ? "–" : Number(x).toFixed(digits));
+    const pct = (x) => (x === null || x === undefined ? "–" : (x >= 0 ? "+" : "") + (x * 100).toFixed(0) + "%");
+    const firms = detail.firms.length
+      ? el("table", { class: "grid", dataset: { testid: "segment-firms" } },
+        el("thead", {}, el("tr", {}, el("th", {}, t("col_name")), el("th", { class: "num", title: t("map_confidence_title") }, t("map_confidence")),
+          el("th", { class: "num" }, t("map_employees")), el("th", { class: "num" }, t("map_growth")), el("th", {}, t("map_qualifications")))),
+        el("tbody", {}, detail.firms.map((f) => el("tr", { dataset: { testid: "segment-firm", enterpriseId: f.enterprise_id } },
+          el("td", {}, f.name), el("td", { class: "num" }, fmt(f.z, 2)), el("td", { class: "num" }, f.employees === null ? "–" : f.employees),
+          el("td", { class: "num" }, pct(f.revenue_growth)), el("td", { class: "small" }, (f.qualifications || []).join(", "))))))
+      : el("p", { class: "muted" }, t("map_no_firms"));
+    let lists;
+    if (!detail.shortlists_visible) lists = el("p", { class: "muted" }, t("map_shortlists_hidden"));
+    else if (!detail.shortlists.length) lists = el("p", { class: "muted", dataset: { testid: "no-shortlists" } }, t("no_shortlists"));
+    else {
+      lists = el("table", { class: "grid" }, el("tbody", {}, detail.shortlists.map((x) => {
+        const done = x.counts.approved + x.counts.rejected + x.counts.deferred;
+        return el("tr", { dataset: { testid: "segment-shortlist", shortlistId: x.shortlist_id } },
+          el("td", {}, el("a", { href: withLang("#/shortlists/" + x.shortlist_id) }, x.title || x.gap_id)),
+          el("td", {}, el("span", { class: "badge " + x.status }, statusLabel(x.status))),
+          el("td", { class: "num", dataset: { testid: "segment-shortlist-progress" } }, done + " / " + (done + x.counts.pending)));
+      })));
+    }
+    panel.replaceChildren(el("div", { dataset: { testid: "segment-detail", segmentId: s.segment_id } },
+      el("h2", {}, segmentName(s), " ", el("span", { class: "badge map-" + s.status }, t("map_status_" + s.status))),
+      el("p", { class: "muted small" }, t("stage_" + s.stage), " · ", t("map_strength", { n: s.strength }),
+        s.weak_below !== null && s.weak_below !== undefined ? " · " + t("map_weak_below", { n: s.weak_below }) : ""),
+      el("h3", {}, t("gaps")), gaps,
+      el("h3", {}, t("shortlists")), lists,
+      el("h3", {}, t("map_firms", { n: detail.total_firms })), firms));
   }
 
   // ------------------------------------------------------------------ start

@@ -281,7 +281,8 @@ def test_outcomes_move_forward(service):
     assert_error(service.post("/v1/outcomes", "staff", json={**body, "stage": "landed", "date": "2026-11-01"}), 409, "conflict")
     assert_error(service.post("/v1/outcomes", "staff", json={**body, "enterprise_id": "nobody", "stage": "contacted",
                                                              "date": "2026-11-01"}), 422, "validation_error", "body.enterprise_id")
-    assert_error(service.post("/v1/outcomes", "leader", json={**body, "stage": "contacted", "date": "2026-11-01"}), 403, "forbidden")
+    # Chain leaders record outcomes for their own chains only.
+    assert_error(service.post("/v1/outcomes", "other_leader", json={**body, "stage": "contacted", "date": "2026-11-01"}), 403, "forbidden")
     stages = [o["stage"] for o in service.get(f"/v1/outcomes?gap={gap}", "leader").json()["outcomes"] if o["enterprise_id"] == eid]
     assert stages == ["contacted", "negotiating", "lost"]
 
