@@ -452,6 +452,12 @@ class EmbeddingCache:
         self._extend(hashes, vectors)
 
 
+def text_hashes(texts: Sequence[str]) -> list[str]:
+    """Cache keys of texts, as profiles are keyed (:func:`matcher.snapshot.add_hashes`): the same
+    text is the same vector, whether a profile, a segment or a gap."""
+    return [hashlib.sha256(t.encode("utf-8")).hexdigest()[:32] for t in texts]
+
+
 def encode_cached(
     encoder: Encoder,
     cache: EmbeddingCache,

@@ -198,6 +198,26 @@ class FeatureContext:
         return (np.asarray(self.vectors[rows], dtype=np.float64) @ self.keyword_vectors64.T - self.keyword_mean) / self.keyword_sd
 
 
+def _partner_affinity(all_vectors: np.ndarray, rows: np.ndarray, vectors: np.ndarray, partners: np.ndarray, k: int = 5) -> np.ndarray:
+    """Mean similarity of each candidate (``rows``; ``vectors`` their float64 copies) to its ``k``
+    closest local partners.
+
+    A float32 product over all partners (thousands at 200k) finds each row's k-th best similarity;
+    every partner within 1e-5 of it (far above float32 noise, so near-ties at the boundary are all
+    kept whatever their order) is then scored exactly in float64 and the best k averaged: the same
+    value for a firm on every path, whatever the order of the partners or candidates.
+    """
+    n, k = len(rows), min(k, len(partners))
+    sims = all_vectors[rows] @ all_vectors[partners].T
+    kth = np.partition(sims, sims.shape[1] - k, axis=1)[:, sims.shape[1] - k]
+    r, c = np.nonzero(sims >= (kth - 1e-5)[:, None])
+    exact = np.einsum("id,id->i", vectors[r], np.asarray(all_vectors[partners[c]], dtype=np.float64))
+    order = np.lexsort((-exact, r))  # by candidate, best partner first
+    r, exact = r[order], exact[order]
+    keep = np.arange(len(r)) - np.searchsorted(r, np.arange(n))[r] < k
+    return np.bincount(r[keep], weights=exact[keep], minlength=n) / k
+
+
 def _margin(z: np.ndarray, column: int) -> np.ndarray:
     """z in ``column`` minus the row's highest z in every other column (NaN with no other;
     an unknown z elsewhere is skipped)."""
@@ -263,13 +283,7 @@ def make_features(context: FeatureContext, gap: dict, gap_vector: np.ndarray, ro
     partners = partners[partners >= 0]
     out["local_partners"] = np.full(n, float(len(partners)))
     if len(partners):
-        # The five closest partners by a float32 product (thousands of partners at 200k), their
-        # similarities then summed in float64 (as above).
-        sims = ctx.vectors[rows] @ ctx.vectors[partners].T
-        k = min(5, len(partners))
-        nearest = partners[np.argpartition(sims, sims.shape[1] - k, axis=1)[:, -k:]]
-        exact = np.einsum("id,ikd->ik", vectors, np.asarray(ctx.vectors[nearest.ravel()], dtype=np.float64).reshape(n, k, -1))
-        out["partner_affinity"] = exact.mean(axis=1)
+        out["partner_affinity"] = _partner_affinity(ctx.vectors, rows, vectors, partners)
     else:
         out["partner_affinity"] = np.full(n, np.nan)
     out["local_competitors"] = np.full(n, float(ctx.strength.get(segment_id, np.nan)) if segment_id else np.nan)

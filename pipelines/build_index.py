@@ -23,7 +23,7 @@ from matcher.chains import (
     ChainAnalysis, ChainMap, analyse_chains, chain_words, industry_code_table, load_chain_map, segment_stats,
 )
 from matcher.errors import ArtifactCorruptError
-from matcher.embedding import EmbeddingCache, Encoder, encode_cached
+from matcher.embedding import EmbeddingCache, Encoder, encode_cached, text_hashes
 from matcher.index import build_index, choose_factory, enterprise_faiss_ids, live_mask, save_index
 from matcher.lexical import LexicalIndex, chinese_share, text_language
 from matcher.refresh import PROSPECTS_FILE, standing_prospects
@@ -149,8 +149,9 @@ def build(
     timings["lexical_s"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    segment_vectors, keyword_vectors = chain_vectors(encoder, chain_map)
-    analysis, gap_vectors = analyse(config, chain_map, enterprises, vectors, segment_vectors, encoder.encode, lexical)
+    encode_texts = cached_texts(encoder, cache)
+    segment_vectors, keyword_vectors = chain_vectors(encode_texts, chain_map)
+    analysis, gap_vectors = analyse(config, chain_map, enterprises, vectors, segment_vectors, encode_texts, lexical)
     timings["chains_s"] = time.perf_counter() - t
 
     version = new_version_name(config, now, snapshot, encoder.key, factory)
@@ -174,11 +175,25 @@ def build(
     return version, manifest
 
 
-def chain_vectors(encoder: Encoder, chain_map: ChainMap) -> tuple[np.ndarray, np.ndarray]:
+def cached_texts(encoder: Encoder, cache: EmbeddingCache) -> Callable[[list[str]], np.ndarray]:
+    """``encoder.encode`` through the embedding cache: chain and gap texts are embedded once per
+    model, so a rebuild, a refresh and the build before them use the very same vectors (an encoding
+    can differ in its last bits with the batch it ran in and the thread count)."""
+
+    def encode(texts: list[str]) -> np.ndarray:
+        texts = list(texts)
+        if not texts:
+            return np.zeros((0, encoder.dim), dtype=np.float32)
+        return encode_cached(encoder, cache, texts, text_hashes(texts))[0]
+
+    return encode
+
+
+def chain_vectors(encode_texts: Callable[[list[str]], np.ndarray], chain_map: ChainMap) -> tuple[np.ndarray, np.ndarray]:
     """Segment text and segment keyword vectors, in ``chain_map.segments()`` order."""
     pairs = chain_map.segments()
-    segment_vectors = encoder.encode([s.text for _, s in pairs])
-    keyword_vectors = encoder.encode([f"{s.name}: {', '.join(s.keywords)}" for _, s in pairs])
+    segment_vectors = encode_texts([s.text for _, s in pairs])
+    keyword_vectors = encode_texts([f"{s.name}: {', '.join(s.keywords)}" for _, s in pairs])
     return segment_vectors, keyword_vectors
 
 

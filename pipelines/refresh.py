@@ -42,7 +42,7 @@ from matcher import artifacts, catalog as C, schemas as S
 from matcher.artifacts import file_sha256
 from matcher.catalog import Catalog
 from matcher.chains import chain_words, load_chain_map
-from matcher.embedding import EmbeddingCache, Encoder, encode_cached, encoder_key
+from matcher.embedding import EmbeddingCache, Encoder, encode_cached, encoder_key, text_hashes
 from matcher.errors import ArtifactNotFoundError, MatcherError, UnknownEntityError
 from matcher.index import (
     VectorSearcher, build_index, can_replace, choose_factory, enterprise_faiss_ids, live_mask, load_index,
@@ -564,7 +564,10 @@ def _build_version(run: Run, config: RefreshConfig, snapshot: SnapshotInfo, pare
         def encode_texts(texts: list[str]) -> np.ndarray:
             if all(t in known for t in texts):
                 return np.stack([known[t] for t in texts])
-            return get_encoder().encode(texts)
+            # New gap texts go through the embedding cache, as a full build's do.
+            cache = EmbeddingCache(bc.cache_dir / "embeddings" / parent["embedding"]["key"], int(parent["embedding"]["dim"]))
+            hashes = text_hashes(texts)
+            return cache.get(hashes) if not cache.missing(hashes) else encode_cached(get_encoder(), cache, texts, hashes)[0]
 
         analysis, gap_vectors = B.analyse(bc, chain_map, table, table_vectors, segment_vectors, encode_texts, lexical)
         entry["gaps"] = len(analysis.gaps)
