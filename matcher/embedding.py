@@ -16,7 +16,9 @@ either way:
 - ``openvino``, used when the optional ``openvino`` package is installed: the loaded model is
   traced once at start-up (about 5 s; nothing written to disk; OpenVINO's converter, which sends
   usage telemetry, is not used), checked against PyTorch on a probe batch, and compiled with one
-  stream per core, each running a batch on one thread while the next batch is tokenized.
+  stream per core, each running a batch on one thread while the next batch is tokenized. A
+  compiled model is kept for the life of the process, one per model content, precision and
+  thread count (see :func:`_compiled_model`).
 - ``torch``: the model's own forward pass in PyTorch (bf16 weights on bf16 CPUs), without
   ``SentenceTransformer.encode``.
 
@@ -42,6 +44,7 @@ import hashlib
 import logging
 import os
 import re
+import threading
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -220,8 +223,8 @@ class Encoder:
             )
         if backend != "torch" and openvino_available():
             try:
-                self._compiled, self._input_names = _compile_openvino(
-                    self._model, self.precision, torch.get_num_threads()
+                self._compiled, self._input_names = _compiled_model(
+                    self._model, self.fingerprint, self.precision, torch.get_num_threads()
                 )
                 self._jobs = int(self._compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
             except Exception as exc:  # noqa: BLE001 - any conversion failure falls back to torch
@@ -277,27 +280,49 @@ class Encoder:
 
         Each stream runs one batch on its own thread, which measured 1.4x the rate of one
         multi-threaded stream on a busy 2-core machine (threads wait on each other less).
+
+        One infer request per stream, started and collected by this thread, round robin: no
+        Python callback ever runs on OpenVINO's threads. (With ``AsyncInferQueue`` and a
+        callback, destroying the compiled model could deadlock now and then: its executor joined
+        a stream thread that still wanted the GIL, which the destroying thread held. Seen as a
+        test process stalled forever in ``~CPUStreamsExecutor``.)
         """
-        import openvino as ov
+        requests = [self._compiled.create_infer_request() for _ in range(min(self._jobs, len(batches)))]
+        in_flight: list[np.ndarray | None] = [None] * len(requests)
 
-        queue = ov.AsyncInferQueue(self._compiled, self._jobs)
+        def collect(slot: int) -> None:
+            idx, in_flight[slot] = in_flight[slot], None
+            requests[slot].wait()
+            out[idx] = requests[slot].get_output_tensor(0).data
+            if progress is not None:
+                progress(len(idx))
 
-        def store(request, idx) -> None:
-            out[idx] = request.get_output_tensor(0).data
-
-        queue.set_callback(store)
-        in_flight: list[int] = []
-        for idx in batches:
+        for k, idx in enumerate(batches):
+            slot = k % len(requests)
+            if in_flight[slot] is not None:
+                collect(slot)
             features = self._model.preprocess([texts[i] for i in idx])
-            queue.start_async([features[n].numpy() for n in self._input_names], idx)
-            in_flight.append(len(idx))
-            # start_async waits for an idle request, so all but the last `jobs` batches are done.
-            while progress is not None and len(in_flight) > self._jobs:
-                progress(in_flight.pop(0))
-        queue.wait_all()
-        if progress is not None:
-            for count in in_flight:
-                progress(count)
+            requests[slot].start_async([features[n].numpy() for n in self._input_names])
+            in_flight[slot] = idx
+        for k in range(len(batches), len(batches) + len(requests)):  # oldest first
+            if in_flight[k % len(requests)] is not None:
+                collect(k % len(requests))
+
+
+_COMPILED: dict[tuple, tuple] = {}
+_COMPILED_LOCK = threading.Lock()
+
+
+def _compiled_model(model, fingerprint: str, precision: str, threads: int):
+    """:func:`_compile_openvino` once per process for each model content, precision and thread
+    count: an encoder made again (each refresh, each test, a reloaded service catalog) reuses the
+    compiled model instead of tracing and compiling for seconds, and compiled models are not
+    destroyed while the process runs (see ``Encoder._encode_openvino``)."""
+    key = (fingerprint, precision, threads)
+    with _COMPILED_LOCK:
+        if key not in _COMPILED:
+            _COMPILED[key] = _compile_openvino(model, precision, threads)
+        return _COMPILED[key]
 
 
 def _compile_openvino(model, precision: str, threads: int):
