@@ -84,7 +84,8 @@ LABELS = {
         "segment_margin_side": "the gap's segment is a side line for it: its profile matches another segment {neg:.1f} SD better",
         "keyword_margin": "the gap segment's keywords fit it best of all segments' ({v:.1f} SD above the next)",
         "keyword_margin_side": "another segment's keywords fit it {neg:.1f} SD better than the gap segment's",
-        "industry_code_match": "industry code {code}",
+        "industry_code_match": "industry code{firm} {code}",
+        "industry_code_match_search": "industry code{firm}: its division holds {pct:.0f}% of the need's best text matches",
         "code_match": "matches this segment's industry codes", "code_division": "is in the division of this segment's industry codes",
         "code_none": "is outside this segment's industry codes",
         "fit": "gap fit score {v:.2f} (weight {w})", "growth": "growth score {v:.2f} (weight {w}, scaled by fit)",
@@ -127,7 +128,8 @@ LABELS = {
         "segment_margin_side": "缺口所在环节只是其副业：其简介与另一环节的匹配高出 {neg:.1f} 个标准差",
         "keyword_margin": "缺口环节的关键词在所有环节中与其最匹配（高出次匹配环节 {v:.1f} 个标准差）",
         "keyword_margin_side": "另一环节的关键词与其匹配度比缺口环节高 {neg:.1f} 个标准差",
-        "industry_code_match": "国标行业代码{code}",
+        "industry_code_match": "国标行业代码{firm}{code}",
+        "industry_code_match_search": "国标行业代码{firm}所属大类占该需求最佳文本匹配的 {pct:.0f}%",
         "code_match": "与该环节的行业代码相符", "code_division": "与该环节的行业代码同属一个大类",
         "code_none": "不在该环节的行业代码范围内",
         "fit": "缺口匹配得分 {v:.2f}（权重 {w}）", "growth": "成长得分 {v:.2f}（权重 {w}，按匹配度折算）",
@@ -205,12 +207,43 @@ def _fields(lang: str, feature: str) -> tuple[str, ...]:
     return _FIELDS[key]
 
 
-def reason_text(feature: str, value: float, lang: str) -> str:
-    """Plain-language statement of one feature value (never more than the value shows)."""
+def industry_label(code, name) -> str | None:
+    """A firm's industry as its explanation quotes it: ``I6513 应用软件开发`` (the code, then the
+    source's name for it without a repeated code), the code alone, or None when it has no code."""
+    if code is None or code != code or not str(code).strip():
+        return None
+    code = str(code).strip()
+    if name is None or name != name:
+        return code
+    name = str(name).strip()
+    if name.upper().startswith(code.upper()):
+        name = name[len(code):].strip()
+    return f"{code} {name}" if name else code
+
+
+def industry_text(value: float, lang: str, industry: str | None, search: bool) -> str:
+    """``industry_code_match``'s reason, quoting the firm's own code and name. For a gap the value
+    is 1 / 0.5 / 0 (within / same division as / outside the segment's codes); for a free-text need
+    it is the share of the need's best text matches in the firm's division."""
+    L = LABELS[lang]
+    firm = "" if not industry else f" {industry}" if lang == "en" else f" {industry} "
+    if search:
+        return L["industry_code_match_search"].format(firm=firm, pct=value * 100)
+    code = L["code_match"] if value >= 0.75 else L["code_division"] if value > 0 else L["code_none"]
+    return L["industry_code_match"].format(firm=firm, code=code)
+
+
+def reason_text(feature: str, value: float, lang: str, industry: str | None = None, search: bool = False) -> str:
+    """Plain-language statement of one feature value (never more than the value shows).
+
+    ``industry`` (the firm's :func:`industry_label`) and ``search`` (a free-text need rather than
+    a chain gap) only word ``industry_code_match``."""
     L = LABELS[lang]
     if value is None or value != value:  # missing (NaN)
         names = FEATURE_NAMES_ZH if lang == "zh" else FEATURE_NAMES_EN
         return L["missing"].format(name=names.get(feature, feature.replace("_", " ")))
+    if feature == "industry_code_match":
+        return industry_text(value, lang, industry, search)
     if feature in SIGNED and value < 0:
         return L[feature + "_side"].format(neg=-value)
     fields = _fields(lang, feature)
@@ -230,8 +263,6 @@ def reason_text(feature: str, value: float, lang: str) -> str:
             values[name] = L["shrinks"] if value >= 0.5 else L["grows"]
         elif name == "joins":
             values[name] = L["joins"] if value >= 0.5 else L["no_join"]
-        elif name == "code":  # 1: within the segment's codes, 0.5: same division, 0: outside
-            values[name] = L["code_match"] if value >= 0.75 else L["code_division"] if value > 0 else L["code_none"]
         else:
             values[name] = ""
     return L[feature].format(**values)
@@ -310,10 +341,11 @@ def percentile_phrases(matrix: np.ndarray, population: dict[str, np.ndarray], la
     return out
 
 
-def contribution_text(name: str, value: float, contribution: float, where: str, lang: str) -> str:
+def contribution_text(name: str, value: float, contribution: float, where: str, lang: str,
+                      industry: str | None = None, search: bool = False) -> str:
     """A feature's reason as :func:`contribution_rows` words it: value, percentile phrase, and
     whether it raises or lowers the score."""
-    text = reason_text(name, value, lang)
+    text = reason_text(name, value, lang, industry, search)
     if where:
         text += (" — " if lang == "en" else "，") + where
     if contribution:  # rounded (see rounded()): what the JSON shows as 0.0 neither raises nor lowers
@@ -327,6 +359,7 @@ def contribution_text(name: str, value: float, contribution: float, where: str, 
 
 def contribution_rows(
     features: np.ndarray, contributions: np.ndarray, phrases: list[str], updated_at: str, lang: str, names=FEATURES,
+    industry: str | None = None, search: bool = False,
 ) -> list[dict]:
     """One entry per feature (``features`` in ``names`` order, the model's features): value,
     contribution, text (with its percentile phrase from :func:`percentile_phrases`) and where it
@@ -336,7 +369,7 @@ def contribution_rows(
     for name, value, contribution, where in zip(names, np.asarray(features, float).tolist(),
                                                 np.asarray(contributions, float).tolist(), phrases):
         value, contribution = rounded(value), rounded(contribution)
-        text = contribution_text(name, _shown(value), contribution, where, lang)
+        text = contribution_text(name, _shown(value), contribution, where, lang, industry, search)
         source = OBSERVED.get(name)
         rows.append({
             "feature": name,
@@ -364,6 +397,18 @@ def top_positions(scores: np.ndarray, k: int) -> np.ndarray:
     threshold = np.partition(scores, len(scores) - k)[len(scores) - k]
     candidates = np.flatnonzero(scores >= threshold)
     return candidates[np.argsort(-scores[candidates], kind="stable")][:k]
+
+
+def industry_labels(enterprises: pd.DataFrame, rows) -> list[str | None]:
+    """:func:`industry_label` of some rows: the code, and the name the source gave it (``industry``
+    from a registry export, ``industry_name`` from the listed-company export) when there is one."""
+    rows = np.asarray(rows, dtype=int)
+    if S.INDUSTRY_CODE not in enterprises.columns:
+        return [None] * len(rows)
+    codes = enterprises[S.INDUSTRY_CODE].array.take(rows)
+    name_column = next((c for c in ("industry", "industry_name") if c in enterprises.columns), None)
+    names = enterprises[name_column].array.take(rows) if name_column else [None] * len(rows)
+    return [industry_label(c, n) for c, n in zip(codes, names)]
 
 
 def _status(strength: float, weak_below: float) -> str:
@@ -405,6 +450,8 @@ def explain_ranked(catalog, gap: dict, ranked: pd.DataFrame, features: pd.DataFr
     # Column by column: taking 50 rows of the whole frame copies every column of each.
     taken = [catalog.enterprises[c].iloc[rows].tolist() for c in columns]
     ents = [dict(zip(columns, values)) for values in zip(*taken)]
+    industries = industry_labels(catalog.enterprises, rows)
+    search = not segment_id
     ranks, scores = ranked["rank"].to_numpy().tolist(), ranked["score"].to_numpy(dtype=float).tolist()
     evidence = evidence_for([e[S.DESCRIPTION] for e in ents], catalog.match_text(gap))
     # Only the partner and landed rows are named: converting whole columns is O(universe).
@@ -422,7 +469,8 @@ def explain_ranked(catalog, gap: dict, ranked: pd.DataFrame, features: pd.DataFr
         ent = ents[i]
         updated = str(pd.Timestamp(ent[S.UPDATED_AT]).date()) if pd.notna(ent[S.UPDATED_AT]) else "unknown"
         if values is not None:
-            contributions = contribution_rows(matrix[i], values[i], phrases[i], updated, lang, feature_names)
+            contributions = contribution_rows(matrix[i], values[i], phrases[i], updated, lang, feature_names,
+                                              industries[i], search)
             model_output = float(margins[i])
             facts = []
         else:
@@ -435,7 +483,7 @@ def explain_ranked(catalog, gap: dict, ranked: pd.DataFrame, features: pd.DataFr
                                       "text": L[g].format(v=v, w=weights.get(g, "")), "source": {"kind": "derived"}})
             model_output = float(sum(parts.values()))
             facts = [c["text"] for c in contribution_rows(matrix[i], np.zeros(len(feature_names)), phrases[i], updated, lang,
-                                                          feature_names)]
+                                                          feature_names, industries[i], search)]
         ordered = sorted(contributions, key=lambda c: (-abs(c["contribution"]), c["feature"]))
         closure = None
         if segment_id:
@@ -493,6 +541,8 @@ def explain_reasons(catalog, gap: dict, ranked: pd.DataFrame, features: pd.DataF
         matrix = features[names].to_numpy(dtype=float)
         phrases = percentile_phrases(matrix, sorted_population(pool, names), lang, names)
         _, values, _ = catalog.ranker.explain(features, margins=False)
+        industries = industry_labels(catalog.enterprises, ranked["_row"].to_numpy())
+        search = not gap.get("segment_id")
         rows = []
         for i in range(len(features)):
             contributions = [rounded(c) for c in np.asarray(values[i], float).tolist()]
@@ -500,7 +550,8 @@ def explain_reasons(catalog, gap: dict, ranked: pd.DataFrame, features: pd.DataF
             order = sorted(range(len(names)), key=lambda j: (-abs(contributions[j]), names[j]))
             shown = ([j for j in order if contributions[j] > 0][:3] + [j for j in order if contributions[j] < 0][:3])
             rows.append([{"feature": names[j], "contribution": contributions[j],
-                          "text": contribution_text(names[j], _shown(matrix[i, j]), contributions[j], phrases[i][j], lang)}
+                          "text": contribution_text(names[j], _shown(matrix[i, j]), contributions[j], phrases[i][j], lang,
+                                                    industries[i], search)}
                          for j in shown])
     else:
         components = component_scores(pool)
@@ -548,8 +599,10 @@ def factor_scores(catalog, pool: pd.DataFrame, rows_features: pd.DataFrame, pool
     return np.array([[p[n] for n in names] for p in parts]), names, cold_start_score(comp)
 
 
-def compare_factors(names: list[str], a: np.ndarray, b: np.ndarray, fa: pd.Series | None, fb: pd.Series | None, lang: str) -> list[dict]:
-    """Factor-by-factor difference A - B, largest in A's favour first."""
+def compare_factors(names: list[str], a: np.ndarray, b: np.ndarray, fa: pd.Series | None, fb: pd.Series | None, lang: str,
+                    industries: tuple[str | None, str | None] = (None, None), search: bool = False) -> list[dict]:
+    """Factor-by-factor difference A - B, largest in A's favour first (``industries``: A's and B's
+    :func:`industry_label`)."""
     out = []
     for j, name in enumerate(names):
         entry = {"factor": name, "a_contribution": rounded(a[j]), "b_contribution": rounded(b[j]), "difference": rounded(a[j] - b[j])}
@@ -558,8 +611,8 @@ def compare_factors(names: list[str], a: np.ndarray, b: np.ndarray, fa: pd.Serie
             # is not a reason, and is flagged so it is not presented as one.
             entry["same_value"] = bool(np.isclose(fa[name], fb[name], equal_nan=True))
             entry["a_value"], entry["b_value"] = rounded(fa[name]), rounded(fb[name])
-            entry["a_text"] = reason_text(name, _shown(fa[name]), lang)
-            entry["b_text"] = reason_text(name, _shown(fb[name]), lang)
+            entry["a_text"] = reason_text(name, _shown(fa[name]), lang, industries[0], search)
+            entry["b_text"] = reason_text(name, _shown(fb[name]), lang, industries[1], search)
         out.append(entry)
     return sorted(out, key=lambda e: (-e["difference"], e["factor"]))
 
@@ -578,7 +631,8 @@ def compare(catalog, gap_id: str, a_id: str, b_id: str, filters, lang: str = "en
     values, names, scores = factor_scores(catalog, pool, feats, _positions(pool_ranked, rows))
     ranks = dict(zip(pool_ranked["enterprise_id"], pool_ranked["rank"]))
     factors = compare_factors(names, values[0], values[1], feats.iloc[0] if catalog.ranker is not None else None,
-                              feats.iloc[1] if catalog.ranker is not None else None, lang)
+                              feats.iloc[1] if catalog.ranker is not None else None, lang,
+                              tuple(industry_labels(catalog.enterprises, rows)), not gap.get("segment_id"))
     return {
         "gap_id": gap_id, "ranker": catalog.ranker_name,
         "a": {"enterprise_id": a_id, "score": rounded(scores[0]), "rank": ranks.get(a_id)},
@@ -625,7 +679,8 @@ def why_not(catalog, gap_id: str, enterprise_id: str, shortlist: int, filters, l
     report["score"] = rounded(scores[0])
     report["last_shortlisted"] = {"enterprise_id": last["enterprise_id"], "name": last["name"], "rank": int(last["rank"]), "score": rounded(scores[1])}
     factors = compare_factors(names, values[0], values[1], feats.iloc[0] if catalog.ranker is not None else None,
-                              feats.iloc[1] if catalog.ranker is not None else None, lang)
+                              feats.iloc[1] if catalog.ranker is not None else None, lang,
+                              tuple(industry_labels(catalog.enterprises, rows)), not gap.get("segment_id"))
     reasons = [f for f in factors if not f.get("same_value", False)]
     report["holding_it_back"] = [f for f in sorted(reasons, key=lambda e: e["difference"]) if f["difference"] < 0][:5]
     report["in_its_favour"] = [f for f in reasons if f["difference"] > 0][:3]

@@ -145,6 +145,7 @@ def test_a_gaps_prospects_in_a_chinese_universe_are_firms_of_its_segment(zh_work
 
     home = zh_workspace.home
     labels = pd.read_csv(home / "data" / "samples" / "labels.csv", dtype=str).set_index("enterprise_id")
+    enterprises = zh_workspace.enterprises().set_index("enterprise_id")
     gaps = [g for g in cli_json("gaps", "--home", home) if g["segment_id"]][:4]
     assert gaps
     for gap in gaps:
@@ -155,3 +156,10 @@ def test_a_gaps_prospects_in_a_chinese_universe_are_firms_of_its_segment(zh_work
         available = sum(gap["segment_id"] in str(s).split(";") for s in labels.loc[labels["is_local"] == "False", "segments"])
         assert available and len(in_segment) >= 0.6 * min(available, 10), (gap["gap_id"], available, [r["name"] for r in results])
         assert any(HAN.search(s) for r in in_segment for s in r["explanation"]["evidence"]), gap["gap_id"]
+        # The industry-code reason quotes the firm's own code and the registry's name for it.
+        for r in results:
+            code, name = enterprises.loc[r["enterprise_id"], ["industry_code", "industry"]]
+            texts = [c["text"] for c in r["explanation"]["contributions"]] + r["explanation"]["facts"]
+            if isinstance(code, str):
+                quoted = f"industry code {code} {name.removeprefix(code).strip()}".rstrip()
+                assert any(t.startswith(quoted) for t in texts), (quoted, texts)

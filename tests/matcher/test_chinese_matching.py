@@ -19,7 +19,7 @@ from matcher.chains import (
     industry_code_table, industry_divisions, normalise_industry_code,
 )
 from matcher.errors import ArtifactCorruptError
-from matcher.explain import evidence_sentences, reason_text, split_sentences
+from matcher.explain import evidence_sentences, industry_label, reason_text, split_sentences
 from matcher.features import FEATURES, MONOTONIC
 from matcher.lexical import TOKENIZER_FILE, LexicalIndex, chinese_words, text_language, tokenize
 from matcher.ranking import component_scores
@@ -245,6 +245,17 @@ def test_industry_code_feature_is_appended_and_monotone():
 def test_industry_code_reason_reads_in_both_languages():
     assert reason_text("industry_code_match", 1.0, "en") == "industry code matches this segment's industry codes"
     assert reason_text("industry_code_match", 1.0, "zh") == "国标行业代码与该环节的行业代码相符"
+    firm = industry_label("I6513", "I6513 应用软件开发")  # the registry's text repeats the code
+    assert firm == "I6513 应用软件开发" and industry_label("I65", "软件和信息技术服务业") == "I65 软件和信息技术服务业"
+    assert industry_label(None, "软件") is None and industry_label("C39", None) == "C39"
+    assert (reason_text("industry_code_match", 1.0, "en", firm)
+            == "industry code I6513 应用软件开发 matches this segment's industry codes")
+    assert reason_text("industry_code_match", 1.0, "zh", firm) == "国标行业代码 I6513 应用软件开发 与该环节的行业代码相符"
+    # A free-text need has no segment: the value is the share of its best matches in the firm's division.
+    assert (reason_text("industry_code_match", 0.4, "en", firm, search=True)
+            == "industry code I6513 应用软件开发: its division holds 40% of the need's best text matches")
+    assert "40%" in reason_text("industry_code_match", 0.4, "zh", firm, search=True)
+    assert "segment" not in reason_text("industry_code_match", 0.0, "en", firm, search=True)
     assert "division" in reason_text("industry_code_match", 0.5, "en")
     assert "大类" in reason_text("industry_code_match", 0.5, "zh")
     assert "outside" in reason_text("industry_code_match", 0.0, "en")
