@@ -541,7 +541,8 @@ def explain_reasons(catalog, gap: dict, ranked: pd.DataFrame, features: pd.DataF
         matrix = features[names].to_numpy(dtype=float)
         phrases = percentile_phrases(matrix, sorted_population(pool, names), lang, names)
         _, values, _ = catalog.ranker.explain(features, margins=False)
-        industries = industry_labels(catalog.enterprises, ranked["_row"].to_numpy())
+        industries = (industry_labels(catalog.enterprises, ranked["_row"].to_numpy()) if "industry_code_match" in names
+                      else [None] * len(features))  # a model fitted before the feature never words it
         search = not gap.get("segment_id")
         rows = []
         for i in range(len(features)):

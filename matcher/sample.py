@@ -455,8 +455,9 @@ def _capital(amount_cny: float, currency: tuple[str, float] | None, rng: np.rand
 
 
 def _scope_zh(rng, items: list[str], licensed: list[str], field: str | None, voc: dict) -> str:
-    """A 经营范围 in one of the registry's layouts, from segment items (and licensed items)."""
-    boiler = _pick(rng, voc["boilerplate"], int(rng.integers(1, 5)))
+    """A 经营范围 in one of the registry's layouts, from segment items (and licensed items), among
+    as many generic items as real scopes carry (2 to 6)."""
+    boiler = _pick(rng, voc["boilerplate"], int(rng.integers(2, 7)))
     general = list(items)
     for line in boiler:
         general.insert(int(rng.integers(0, len(general) + 1)), line)
@@ -480,17 +481,21 @@ def _firm_zh(rng, row: dict, label: dict, distractor: str, voc: dict) -> dict:
     kind = label["kind"]
     if segments:
         entry = voc["segments"][segments[0]]
-        items = _pick(rng, entry["scope"], int(rng.integers(3, 6)))
+        # As hard as the English sample: a quarter of the firms describe their segment in one or
+        # two items only (the rest of the scope is generic), the others in two to four.
+        vague = rng.random() < 0.25
+        items = _pick(rng, entry["scope"], int(rng.integers(1, 3)) if vague else int(rng.integers(2, 5)))
         for other in segments[1:]:
             items += _pick(rng, voc["segments"][other]["scope"], int(rng.integers(1, 3)))
         licensed = _pick(rng, entry["licensed"], int(rng.integers(1, 3))) if entry["licensed"] and rng.random() < 0.5 else []
         description = _scope_zh(rng, items, licensed, entry["field"], voc)
         word = _pick(rng, entry["name_words"])[0]
+        # Many firms register under a catch-all class (科技推广和应用服务 and the like) or none.
         roll = rng.random()
-        if roll < 0.75:
+        if roll < 0.55:
             code = _pick(rng, entry["industry_classes"])[0]
         else:
-            code = _pick(rng, voc["noise_industry_classes"])[0] if roll < 0.9 else None
+            code = _pick(rng, voc["noise_industry_classes"])[0] if roll < 0.85 else None
     elif kind == "distractor":
         entry = voc["distractors"][distractor]
         items = _pick(rng, entry["scope"], len(entry["scope"]))

@@ -24,7 +24,7 @@ import sklearn
 from matcher import artifacts
 from matcher.catalog import Catalog
 from matcher.errors import ArtifactCorruptError, SchemaError
-from matcher.explain import DECIMALS, reason_text, rounded
+from matcher.explain import DECIMALS, industry_labels, reason_text, rounded
 from matcher.features import FEATURES
 from pipelines.train_ranker import EVALUATION_SPLITS
 from tests.conftest import SAMPLE_MAPPING
@@ -294,6 +294,11 @@ def test_main_business_margins_compare_the_gaps_segment_with_the_firms_best_othe
     assert gap["segment_id"] and catalog.features(gap, catalog.gap(trained.gap["gap_id"])[1], rows)["keyword_margin"].notna().all()
 
 
+def industry_of(catalog, enterprise_id: str) -> str | None:
+    """The firm's industry code and name as its explanation quotes them."""
+    return industry_labels(catalog.enterprises, [catalog.row_of(enterprise_id)])[0]
+
+
 def test_every_contribution_text_states_only_the_value_it_rests_on(trained, explained, catalog):
     features = pair_features(catalog, trained.gap["gap_id"], [r["enterprise_id"] for r in explained])
     checked_missing = checked_growth = 0
@@ -311,7 +316,10 @@ def test_every_contribution_text_states_only_the_value_it_rests_on(trained, expl
             # The value is the feature under the explanation's rounding rule, and the text states it.
             value = rounded(raw)
             assert c["value"] == value, (name, raw, c["value"])
-            assert text.startswith(reason_text(name, value, "en")), (name, value, text)
+            industry = industry_of(catalog, r["enterprise_id"])
+            assert text.startswith(reason_text(name, value, "en", industry, not trained.gap["segment_id"])), (name, value, text)
+            if name == "industry_code_match" and industry:
+                assert text.startswith(f"industry code {industry} ")
             if name in ("employee_growth", "revenue_growth"):
                 assert f"{value * 100:+.0f}%" in text
                 checked_growth += 1
@@ -423,7 +431,8 @@ def test_why_not_names_the_rank_and_what_holds_a_firm_back(trained, ranked40, ca
     assert all(f["difference"] > 0 for f in report["in_its_favour"])
     features = pair_features(catalog, gap_id, [target["enterprise_id"], last["enterprise_id"]])
     for f in held:
-        assert f["a_text"] == reason_text(f["factor"], rounded(features.iloc[0][f["factor"]]), "en")
+        assert f["a_text"] == reason_text(f["factor"], rounded(features.iloc[0][f["factor"]]), "en",
+                                          industry_of(catalog, target["enterprise_id"]), not trained.gap["segment_id"])
         assert f["same_value"] is False
     # Per-factor differences add up to the log-odds gap between the two firms.
     margins = catalog.ranker.decision_function(features)

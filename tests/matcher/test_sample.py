@@ -182,7 +182,8 @@ def test_chinese_industry_codes_follow_each_firms_true_segment(chain_map, sample
         any(c.startswith(p) for cs in codes.values() for p in cs)
         for c, k, has in zip(code, labels["kind"], with_code) if k == "generic" and has
     ]
-    assert 0.7 <= sum(in_segment) / len(in_segment) < 1.0  # mostly the segment's codes, some noise
+    # Most firms that carry a code carry one of their segment's (55 in 85 drawn), the rest a catch-all class.
+    assert 0.55 <= sum(in_segment) / len(in_segment) < 0.8
     assert not any(generic)
     for column, level in (("国标行业门类", 1), ("国标行业大类", 3), ("国标行业中类", 4)):
         assert (export.loc[with_code, column].str.split(" ").str[0] == code[with_code].str[:level]).all()
