@@ -6,7 +6,7 @@ A mapping is a small YAML file (see ``data/mappings/``)::
       enterprise_id: company_id            # a source column
       description: {concat: [short_description, long_description]}
       tags: {column: keywords, list: ";"}  # a delimited list ("python" / "json" literals too)
-      country: {constant: CN}
+      country: {column: 所属省份, parse: country}           # 上海市 -> CN, 德国 -> DE
       founded_year: {column: 成立日期, parse: year}          # value parsers, see matcher/parsers.py
       registered_capital: {column: 注册资本, parse: money}   # -> CNY, + registered_capital_currency
       employees: {column: 参保人数, parse: count}            # -, 未公开, 暂无 stay missing
@@ -43,10 +43,10 @@ from matcher.errors import SchemaError
 from matcher.sources import read_source  # noqa: F401 - re-exported: the reader of every source
 from matcher.yaml_config import load_yaml_model
 
-Parse = Literal["text", "year", "date", "money", "count", "number", "status", "list", "industry_code"]
+Parse = Literal["text", "year", "date", "money", "count", "number", "status", "list", "industry_code", "country"]
 # What each parser yields, and the canonical column kinds it may fill.
 PARSE_KINDS: dict[str, tuple[str, ...]] = {
-    "text": ("str",), "industry_code": ("str",), "status": ("str",), "year": ("int", "float"),
+    "text": ("str",), "industry_code": ("str",), "country": ("str",), "status": ("str",), "year": ("int", "float"),
     "count": ("int", "float"), "number": ("float", "int"), "money": ("float",), "date": ("date",),
     "list": ("list",),
 }
@@ -75,7 +75,8 @@ class FieldSpec(BaseModel):
     # money: the scale of a bare number (万 for a column in 万元) and its currency.
     unit: str | float | None = None
     currency: str = "CNY"
-    # list: items equal to (or containing) a key become its value(s), e.g. 高新技术企业 -> high-tech enterprise.
+    # list: items equal to (or containing) a key become its value(s), e.g. 高新技术企业 -> high-tech enterprise;
+    # country: place names the built-in table lacks, to their ISO code, e.g. 塞舌尔: SC.
     values: dict[str, str | list[str]] = {}
     # list: flag columns (是/否) whose value, when set, joins the list.
     flags: dict[str, str | list[str]] = {}
@@ -89,8 +90,12 @@ class FieldSpec(BaseModel):
                  self.constant is not None]
         if sum(given) > 1 or (sum(given) == 0 and not self.flags):
             raise ValueError("give exactly one of 'column', 'concat', 'coalesce' or 'constant'")
-        if (self.values or self.flags) and self.parse != "list":
-            raise ValueError("'values' and 'flags' need 'parse: list'")
+        if self.flags and self.parse != "list":
+            raise ValueError("'flags' need 'parse: list'")
+        if self.values and self.parse not in ("list", "country"):
+            raise ValueError("'values' need 'parse: list' or 'parse: country'")
+        if self.parse == "country" and any(not isinstance(v, str) for v in self.values.values()):
+            raise ValueError("'values' of 'parse: country' map a name to one ISO code")
         if self.unit is not None:
             if self.parse != "money":
                 raise ValueError("'unit' applies to 'parse: money' only")
@@ -321,6 +326,9 @@ def _parse_values(source: pd.DataFrame, values: pd.Series, spec: FieldSpec, mapp
         return P.map_cells(values, P.parse_number)
     if kind == "industry_code":
         return P.map_cells(values, P.parse_industry_code)
+    if kind == "country":
+        names = {k: str(v).upper() for k, v in spec.values.items()}
+        return P.map_cells(values, lambda v: P.parse_country(v, names))
     if kind == "status":
         table = P.status_table(mapping.status_map)
         return P.map_cells(values, lambda v: P.parse_status(v, table))

@@ -29,7 +29,7 @@ import pandas as pd
 
 from matcher import schemas as S
 
-PARSERS = ("text", "year", "date", "money", "count", "number", "status", "list", "industry_code")
+PARSERS = ("text", "year", "date", "money", "count", "number", "status", "list", "industry_code", "country")
 
 # Cells that mean "not known" in Chinese and English exports.
 MISSING_TOKENS = frozenset(
@@ -357,6 +357,48 @@ def parse_status(value: Any, table: dict[str, str]) -> str | ParseFailure | None
     if status_class_of(text, table) is None:
         return ParseFailure(value, f"unknown status '{text}'; add it to status_map in the mapping")
     return text
+
+
+# ------------------------------------------------------------------------------------ country
+
+# China's provincial-level divisions as registry exports write them (with or without 省/市/自治区).
+CHINESE_PROVINCES = frozenset({
+    "北京", "天津", "上海", "重庆", "河北", "山西", "辽宁", "吉林", "黑龙江", "江苏", "浙江", "安徽", "福建",
+    "江西", "山东", "河南", "湖北", "湖南", "广东", "海南", "四川", "贵州", "云南", "陕西", "甘肃", "青海",
+    "内蒙古", "广西", "西藏", "宁夏", "新疆",
+})
+# Places abroad (and the special administrative regions, their own ISO codes) as Chinese exports
+# name them in 所属省份 for firms registered outside the mainland; a mapping's ``values`` adds more.
+COUNTRY_NAMES = {
+    "香港": "HK", "中国香港": "HK", "香港特别行政区": "HK", "澳门": "MO", "中国澳门": "MO", "澳门特别行政区": "MO",
+    "台湾": "TW", "中国台湾": "TW", "台湾省": "TW", "美国": "US", "德国": "DE", "英国": "GB", "法国": "FR",
+    "日本": "JP", "韩国": "KR", "新加坡": "SG", "以色列": "IL", "瑞士": "CH", "荷兰": "NL", "瑞典": "SE",
+    "意大利": "IT", "加拿大": "CA", "澳大利亚": "AU", "比利时": "BE", "丹麦": "DK", "芬兰": "FI", "挪威": "NO",
+    "奥地利": "AT", "西班牙": "ES", "爱尔兰": "IE", "印度": "IN", "马来西亚": "MY", "泰国": "TH", "越南": "VN",
+    "印度尼西亚": "ID", "阿联酋": "AE", "沙特阿拉伯": "SA", "新西兰": "NZ", "卢森堡": "LU", "开曼群岛": "KY",
+    "英属维尔京群岛": "VG",
+}
+_PROVINCE_SUFFIX = re.compile(r"(省|市|自治区|壮族自治区|回族自治区|维吾尔自治区)$")
+_ISO_COUNTRY = re.compile(r"^[A-Z]{2}$")
+
+
+def parse_country(value: Any, table: dict[str, str]) -> str | ParseFailure | None:
+    """The ISO 3166 country code of a province-or-country cell (所属省份 of a Chinese export):
+    ``CN`` for a mainland province, the code of a place abroad (``德国`` -> ``DE``, ``香港`` -> ``HK``),
+    or an ISO code as given. ``table`` (the mapping's ``values``) is consulted first."""
+    if is_missing(value):
+        return None
+    text = str(value).strip()
+    if text in table:
+        return table[text]
+    if text in COUNTRY_NAMES:
+        return COUNTRY_NAMES[text]
+    if _PROVINCE_SUFFIX.sub("", text) in CHINESE_PROVINCES or text.removesuffix("省") in CHINESE_PROVINCES:
+        return "CN"
+    if _ISO_COUNTRY.match(text.upper()) and text.isascii():
+        return text.upper()
+    return ParseFailure(value, f"'{text}' is neither a Chinese province nor a known country; "
+                               "add it to the column's values in the mapping (name: ISO code)")
 
 
 # -------------------------------------------------------------------------------------- lists

@@ -690,3 +690,51 @@ def test_a_formula_in_source_data_stays_text_in_the_quarantine_file(tmp_path):
     quarantine = pd.read_csv(info.path / "quarantine.csv", dtype=str).set_index("row")
     # Staff open the quarantine in Excel: the value is kept, as text (OWASP: a leading quote).
     assert quarantine.loc["3", "value"] == "'" + export.loc[2, "登记状态"]
+
+
+@pytest.mark.parametrize("cell, code", [
+    ("上海市", "CN"), ("江苏省", "CN"), ("广西壮族自治区", "CN"), ("内蒙古", "CN"), ("德国", "DE"), ("香港", "HK"),
+    ("中国香港", "HK"), ("美国", "US"), ("sg", "SG"), ("-", None), ("未公开", None),
+])
+def test_province_or_country_cells_become_iso_codes(cell, code):
+    assert P.parse_country(cell, {}) == code
+
+
+def test_an_unknown_place_is_quarantined_unless_the_mapping_names_it():
+    columns = {**MINIMAL, "country": {"column": "省份", "parse": "country"}}
+    source = pd.DataFrame({"id": ["a", "b", "c"], "n": ["甲", "乙", "丙"], "d": ["做软件"] * 3,
+                           "省份": ["上海市", "德国", "塞舌尔"]}, dtype=object)
+
+    plain = validate_enterprises(apply_mapping(source, Mapping.model_validate({"columns": columns}), "x.csv"), "x.csv")
+    columns["country"]["values"] = {"塞舌尔": "sc"}
+    named = validate_enterprises(apply_mapping(source, Mapping.model_validate({"columns": columns}), "x.csv"), "x.csv")
+
+    assert plain.enterprises[S.COUNTRY].tolist() == ["CN", "DE"]
+    q = plain.quarantine.iloc[0]
+    assert q["column"] == "country" and q["value"] == "塞舌尔" and "values" in q["reason"]
+    assert named.rows_quarantined == 0 and named.enterprises[S.COUNTRY].tolist() == ["CN", "DE", "SC"]
+    with pytest.raises(ValueError, match="one ISO code"):
+        Mapping.model_validate({"columns": {**MINIMAL, "country": {"column": "省份", "parse": "country",
+                                                                    "values": {"x": ["A", "B"]}}}})
+
+
+def test_the_chinese_sample_keeps_firms_registered_abroad_abroad(tmp_path):
+    import yaml
+
+    from matcher.chains import load_chain_map
+    from matcher.sample import generate_sample
+
+    vocabulary, vocabulary_zh = (yaml.safe_load((REPO_ROOT / "data" / "generator" / f).read_text(encoding="utf-8"))
+                                 for f in ("vocabulary.yaml", "vocabulary_zh.yaml"))
+    sample = generate_sample(load_chain_map(REPO_ROOT / "data" / "chains" / "yangpu.yaml"), vocabulary, 300, 5,
+                             lang="zh", vocabulary_zh=vocabulary_zh)
+    path = write_xlsx(tmp_path / "export.xlsx", {"Sheet1": frame_rows(sample["enterprises"])})
+
+    info = ingest(path, load_mapping(CN_REGISTRY), tmp_path / "snapshots", 0.2)
+
+    ents = load_enterprises(info).set_index(S.ENTERPRISE_ID)
+    truth = sample["enterprises"].set_index("统一社会信用代码")["所属省份"]
+    abroad = truth[truth.isin(["德国", "美国", "日本", "韩国", "英国", "新加坡", "以色列"])]
+    assert len(abroad) > 10
+    kept = abroad.index.intersection(ents.index)
+    assert (ents.loc[kept, S.COUNTRY] != "CN").all() and (ents.loc[ents.index.difference(abroad.index), S.COUNTRY] == "CN").all()
