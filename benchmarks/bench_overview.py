@@ -11,9 +11,9 @@ throwaway PostgreSQL database. The work is made as the service records it:
 - reviews and outcomes written straight into their tables with the columns the review and outcome
   routes write (one review per item, so ``--shortlists x --items`` = 20,000; the routes would take
   minutes to post them one by one and are not what is measured). Verdicts are 50 % approve, 35 %
-  reject, 15 % defer, dated over the last 90 days. Outcomes go to approved prospects along the funnel
-  (contacted 40 %, visited 20 %, negotiating 15 %, signed 7 %, landed 8 %, declined 10 %), dated over
-  the last 200 days.
+  reject, 15 % defer, dated over the last 90 days. Outcomes are stage rows of approved prospects:
+  each firm-gap pair walks the funnel to a final stage (contacted 40 %, visited 20 %, negotiating
+  15 %, signed 7 %, landed 8 %, declined 10 %), a row per stage, until ``--outcomes`` rows.
 
 Measured, after one warm-up request each: the overview's wall time per request from a client on
 the same machine (``--repeat`` requests; p50 and p90), the XLSX export's, and in Chromium the map
@@ -151,16 +151,26 @@ def fill(base: str, state, shortlists: int, items: int, outcomes: int, seed: int
                            .values(status=sa.bindparam("status"), reason_code=sa.bindparam("reason_code"),
                                    reviewed_at=sa.bindparam("reviewed_at"), reviewed_by=sa.bindparam("reviewed_by"),
                                    version=1), updates)
+        # Outcomes are append-only stage rows; a pair's latest is its state. Each approved pair walks
+        # the funnel to a final stage drawn from STAGES, until ``outcomes`` rows are written.
         pairs = list({(e, g): at for e, g, at in approved}.items())
         rng.shuffle(pairs)
-        if len(pairs) < outcomes:
-            raise SystemExit(f"only {len(pairs)} approved firm-gap pairs for {outcomes} outcomes: more shortlists or items")
-        stages = [pick(rng, STAGES) for _ in range(outcomes)]
-        connection.execute(sa.insert(Outcome), [
-            {"enterprise_id": e, "gap_id": g, "stage": stage, "previous_stage": None,
-             "date": (now - timedelta(days=rng.uniform(0, 200))).date(),
-             "reason": "other" if stage == "declined" else None, "note": "", "recorded_by": "bench staff", "recorded_at": now}
-            for ((e, g), _), stage in zip(pairs[:outcomes], stages)])
+        funnel = ("contacted", "visited", "negotiating", "signed", "landed")
+        stage_rows = []
+        for (e, g), approved_at in pairs:
+            final = pick(rng, STAGES)
+            path = ["contacted", "declined"] if final == "declined" else list(funnel[: funnel.index(final) + 1])
+            day = approved_at + timedelta(days=rng.uniform(1, 40))
+            for previous, stage in zip([None, *path], path):
+                stage_rows.append({"enterprise_id": e, "gap_id": g, "stage": stage, "previous_stage": previous,
+                                   "date": min(day, now).date(), "reason": "other" if stage == "declined" else None,
+                                   "note": "", "recorded_by": "bench staff", "recorded_at": min(day, now)})
+                day += timedelta(days=rng.uniform(3, 30))
+            if len(stage_rows) >= outcomes:
+                break
+        if len(stage_rows) < outcomes:
+            raise SystemExit(f"only {len(stage_rows)} outcome rows from {len(pairs)} approved firm-gap pairs: more items")
+        connection.execute(sa.insert(Outcome), stage_rows[:outcomes])
     engine.dispose()
     return {"shortlists": shortlists, "items": len(rows), "reviews": len(reviews), "outcomes": outcomes,
             "shortlists_seconds": round(made, 1)}
