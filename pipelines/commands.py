@@ -6,14 +6,13 @@ import json
 from pathlib import Path
 from typing import Annotated, Optional
 
-import faiss
 import typer
 from rich.table import Table
 
 from matcher import artifacts
-from matcher.catalog import Catalog
 from matcher.errors import SchemaError
 from matcher.export import safe_frame
+from matcher.loading import load_catalog
 from matcher.mapping import load_mapping
 from matcher.retrieval import Filters, records
 from matcher.settings import PROJECT_ROOT, Settings
@@ -54,19 +53,6 @@ def make_filters(country, province, min_employees, max_employees, founded_after,
         qualifications=tuple(qualification or ()),
         include_local=include_local,
         include_closed=include_closed,
-    )
-
-
-def load_catalog(settings: Settings, version: str | None = None) -> Catalog:
-    # Queries are answered one at a time: FAISS's OpenMP pool only adds synchronisation, 2-3x
-    # slower single-query search on a shared 2-core machine (benchmarks/RESULTS.md).
-    faiss.omp_set_num_threads(settings.query_threads)
-    return Catalog.load(
-        artifacts.version_dir(settings.artifacts_dir, version),
-        ef_search=settings.hnsw_ef_search,
-        depth=settings.retrieval_depth,
-        dense_weight=settings.dense_weight,
-        dense_weight_zh=settings.dense_weight_zh,
     )
 
 
