@@ -19,7 +19,7 @@ from matcher.settings import PROJECT_ROOT, Settings
 from matcher.snapshot import ingest as ingest_snapshot
 from pipelines.build_index import build as build_version, build_config
 from pipelines.train_ranker import EVALUATION_SPLITS, TrainConfig, train as train_version
-from pipelines.cli import HomeOption, JsonOption, TopOption, app, emit_json, err, out, progress_factory, settings_for
+from pipelines.cli_app import HomeOption, JsonOption, TopOption, app, emit_json, err, out, progress_factory, settings_for
 
 SAMPLE_MAPPING = PROJECT_ROOT / "data" / "mappings" / "sample.yaml"
 CN_REGISTRY_MAPPING = PROJECT_ROOT / "data" / "mappings" / "cn-registry.yaml"

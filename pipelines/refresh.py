@@ -55,10 +55,12 @@ from matcher.refresh import (
     refresh_order, retrain_plan, standing_prospects,
 )
 from matcher.settings import Settings
+from matcher.store import retention
+from matcher.store.repo import Actor
 from matcher.snapshot import SnapshotInfo, find_snapshot, ingest, list_snapshots, load_enterprises, profile_texts
 from pipelines import build_index as B
 from pipelines.build_index import BuildConfig, build_config
-from pipelines.cli import HomeOption, JsonOption, app, emit_json, err, out, progress_factory, settings_for
+from pipelines.cli_app import HomeOption, JsonOption, app, emit_json, err, out, progress_factory, settings_for
 
 EXIT_PUBLISHED, EXIT_FAILED, EXIT_USAGE, EXIT_NOTHING_TO_DO, EXIT_LOCKED, EXIT_SHRINK = 0, 1, 2, 3, 4, 5
 # Test hook: a refresh SIGKILLs itself when it reaches this step (see tests/e2e/test_refresh_kill.py).
@@ -395,12 +397,9 @@ def _refresh(run: Run, config: RefreshConfig, source: Path, mapping_path: Path, 
 def _prune_served_log(run: Run, config: RefreshConfig) -> dict:
     """Served-list log retention after a publish (``matcher db prune-served``), best-effort: the
     version is published; a failure is logged and recorded, never fails the refresh."""
-    from matcher.store.repo import Actor
-    from pipelines.serve import prune_served_log
-
     try:
-        result = prune_served_log(config.database_url, config.served_log_retention_days,
-                                  actor=Actor(key_id=None, prefix="refresh", role="admin", name="nightly refresh"))
+        result = retention.prune_served_log(config.database_url, config.served_log_retention_days,
+                                            actor=Actor(key_id=None, prefix="refresh", role="admin", name="nightly refresh"))
     except Exception as exc:  # noqa: BLE001 - best-effort housekeeping
         message = f"{type(exc).__name__}: {exc}".splitlines()[0]
         run.log({"event": "prune-served", "status": "failed", "error": message})

@@ -10,7 +10,8 @@ from typer.testing import CliRunner
 
 from matcher.errors import ConfigError
 from matcher.retrieval import Filters
-from pipelines.cli import app, settings_for
+from pipelines.cli import app
+from pipelines.cli_app import settings_for
 from pipelines.commands import read_needs
 from tests.factories import make_enterprises, write_mapping, write_source
 
