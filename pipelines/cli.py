@@ -9,9 +9,12 @@ from __future__ import annotations
 import sys
 
 from matcher.errors import MatcherError
-from pipelines import commands  # noqa: F401  (registers the commands)
-from pipelines import serve  # noqa: F401  (registers serve, keys, db)
-from pipelines import refresh  # noqa: F401  (registers refresh, runs, report, schedule)
+# Imported for their commands, in the order 'matcher --help' lists them.
+from pipelines import workspace_commands  # noqa: F401  (sample, ingest, build, versions, demo)
+from pipelines import query_commands  # noqa: F401  (chains, gaps, prospects, search, why-not, compare)
+from pipelines import model_commands  # noqa: F401  (train, evaluate)
+from pipelines import service_commands  # noqa: F401  (serve, keys, db)
+from pipelines import refresh_commands  # noqa: F401  (refresh, runs, report, schedule)
 from pipelines.cli_app import app, err
 
 

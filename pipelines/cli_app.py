@@ -33,6 +33,13 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of 
 TopOption = Annotated[int, typer.Option("--top", min=1, max=1000, help="How many results.")]
 
 
+def check_lang(lang: str) -> str:
+    """``--lang`` as given, when it is a language explanations and samples come in."""
+    if lang not in ("en", "zh"):
+        raise typer.BadParameter(f"--lang must be 'en' or 'zh', not '{lang}'")
+    return lang
+
+
 def settings_for(home: Path | None, **overrides) -> Settings:
     """Settings from MATCHER_* variables, with CLI options on top."""
     values = {k: v for k, v in overrides.items() if v is not None}

@@ -52,6 +52,14 @@ class TrainConfig:
     database_url: str | None = None  # the service database: its outcomes and review verdicts are labels too
 
 
+def train_config(settings, outcomes: list[Path], force: bool = False) -> TrainConfig:
+    """The training configuration of ``settings`` (a ``matcher.settings.Settings``), as ``build_config`` is the build's."""
+    return TrainConfig(
+        artifacts_dir=settings.artifacts_dir, snapshots_dir=settings.snapshots_dir, outcomes=tuple(outcomes),
+        min_outcomes=settings.min_outcomes, keep_versions=settings.keep_versions, force=force,
+    )
+
+
 def gather_outcomes(config: TrainConfig, known_enterprises: set[str], known_gaps: set[str]) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     """Outcomes from the files, the service database and review verdicts (see matcher/outcomes.py).
 

@@ -12,7 +12,7 @@ from matcher.errors import ConfigError
 from matcher.retrieval import Filters
 from pipelines.cli import app
 from pipelines.cli_app import settings_for
-from pipelines.commands import read_needs
+from pipelines.batch_needs import read_needs
 from tests.factories import make_enterprises, write_mapping, write_source
 
 COMMANDS = ["sample", "ingest", "build", "versions", "chains", "gaps", "prospects", "search", "demo"]

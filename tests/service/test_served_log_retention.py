@@ -172,7 +172,8 @@ def refresh_home(tmp_path):
 
 def test_a_published_refresh_prunes_the_log_and_a_failed_prune_does_not_fail_it(refresh_home, url, store, monkeypatch):
     from matcher.store import retention
-    from pipelines import refresh as R
+    from matcher.settings import Settings
+    from pipelines.refresh_config import refresh_config
     from tests.pipelines.test_refresh import config_for, next_export, refresh
 
     fill_log(store)
@@ -193,4 +194,4 @@ def test_a_published_refresh_prunes_the_log_and_a_failed_prune_does_not_fail_it(
 
     assert second["status"] == "published"
     assert next(s for s in second["steps"] if s["step"] == "prune-served")["error"] == "RuntimeError: database went away"
-    assert R.refresh_config(R.Settings(home=refresh_home)).served_log_retention_days == 180
+    assert refresh_config(Settings(home=refresh_home)).served_log_retention_days == 180
