@@ -15,7 +15,7 @@ from pipelines import query_commands  # noqa: F401  (chains, gaps, prospects, se
 from pipelines import model_commands  # noqa: F401  (train, evaluate)
 from pipelines import service_commands  # noqa: F401  (serve, keys, db)
 from pipelines import refresh_commands  # noqa: F401  (refresh, runs, report, schedule)
-from pipelines.cli_app import app, err
+from pipelines.cli_app import ExitCode, app, err
 
 
 def main() -> None:
@@ -24,7 +24,7 @@ def main() -> None:
         app()
     except MatcherError as exc:
         err.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
-        sys.exit(2)
+        sys.exit(ExitCode.INVALID)
     except KeyboardInterrupt:
         err.print("interrupted", markup=False)
-        sys.exit(130)
+        sys.exit(ExitCode.INTERRUPTED)

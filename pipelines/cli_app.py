@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sys
+from enum import IntEnum
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -24,6 +25,21 @@ app = typer.Typer(
 # Piped output (files, CI logs) gets a wide table instead of the 80-column fallback.
 out = Console(width=None if sys.stdout.isatty() else 160)
 err = Console(stderr=True)
+
+
+
+class ExitCode(IntEnum):
+    """The exit status of every ``matcher`` command, one meaning per code (README, "Exit codes")."""
+
+    OK = 0  # done; for 'refresh': a new version is published
+    FAILED = 1  # the work failed: a refresh (the published version keeps serving), invalid needs in 'search --batch'
+    INVALID = 2  # invalid invocation, settings or input (typer's usage errors and every MatcherError)
+    NOTHING_TO_DO = 3  # 'refresh': the source matches the published version
+    LOCKED = 4  # 'refresh': another refresh holds the lock
+    SHRINK_GUARD = 5  # 'refresh': more enterprises gone than allowed; rerun with --allow-shrink if real
+    NOT_PUBLISHED = 6  # 'train': the new models were not published (worse than the published ones; --force)
+    INTERRUPTED = 130  # Ctrl-C
+
 
 HomeOption = Annotated[
     Optional[Path],

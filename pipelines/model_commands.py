@@ -13,7 +13,7 @@ from matcher.errors import SchemaError
 from matcher.export import safe_frame
 from matcher.loading import load_catalog
 from matcher.mapping import load_mapping
-from pipelines.cli_app import HomeOption, JsonOption, app, emit_json, out, settings_for
+from pipelines.cli_app import ExitCode, HomeOption, JsonOption, app, emit_json, out, settings_for
 from pipelines.printing import print_metrics, print_train_report
 from pipelines.train_ranker import EVALUATION_SPLITS, train as train_version, train_config
 
@@ -56,7 +56,7 @@ def train(
                   + f"; feature vectors: {vec['from_log']} from the served-list log, {vec['recomputed']} recomputed", highlight=False)
         print_train_report(report)
     if report["status"] != "published":
-        raise typer.Exit(3)
+        raise typer.Exit(ExitCode.NOT_PUBLISHED)
 
 
 @evaluate_app.command("growth")

@@ -12,7 +12,7 @@ from rich.table import Table
 from matcher.loading import load_catalog
 from matcher.retrieval import Filters, records
 from pipelines.batch_needs import read_needs
-from pipelines.cli_app import HomeOption, JsonOption, TopOption, app, check_lang, emit_json, err, out, settings_for
+from pipelines.cli_app import ExitCode, HomeOption, JsonOption, TopOption, app, check_lang, emit_json, err, out, settings_for
 from pipelines.printing import print_gaps, print_results
 
 CountryOpt = Annotated[Optional[list[str]], typer.Option("--country", help="Only these countries (ISO code as in the data); repeatable.")]
@@ -148,7 +148,7 @@ def search(
             emit_json({"id": need["id"], "results": records(next(answers))})
     if failures:
         err.print(f"error: {failures} of {len(needs)} needs in {batch} were invalid (see their 'error' lines)", markup=False)
-        raise typer.Exit(1)
+        raise typer.Exit(ExitCode.FAILED)
 
 
 @app.command("why-not")

@@ -15,13 +15,11 @@ import typer
 
 from matcher.errors import MatcherError
 from matcher.settings import Settings
-from pipelines.cli_app import HomeOption, JsonOption, app, emit_json, err, out, progress_factory, settings_for
+from pipelines.cli_app import ExitCode, HomeOption, JsonOption, app, emit_json, err, out, progress_factory, settings_for
 from pipelines.refresh_config import refresh_config
 from pipelines.refresh_records import RefreshLockedError, list_runs, load_run
 from pipelines.refresh_report import summary_text
 from pipelines.refresh_run import ShrinkGuardError, refresh
-
-EXIT_PUBLISHED, EXIT_FAILED, EXIT_USAGE, EXIT_NOTHING_TO_DO, EXIT_LOCKED, EXIT_SHRINK = 0, 1, 2, 3, 4, 5
 
 
 def _log_line(event: dict) -> None:
@@ -43,7 +41,7 @@ OutcomesOpt = Annotated[Optional[list[Path]], typer.Option(
     "--outcomes", help="Outcome CSVs for a retrain (default: the files the published model learned from); repeatable.")]
 
 
-def run_refresh(settings: Settings, source: Path, mapping: Path, allow_shrink: bool, outcomes, sheet: str | None = None) -> tuple[int, dict]:
+def run_refresh(settings: Settings, source: Path, mapping: Path, allow_shrink: bool, outcomes, sheet: str | None = None) -> tuple[ExitCode, dict]:
     """One refresh from the command line: (exit code, run record)."""
     config = refresh_config(settings, allow_shrink, tuple(outcomes or ()))
     if not Path(mapping).is_file():
@@ -51,19 +49,19 @@ def run_refresh(settings: Settings, source: Path, mapping: Path, allow_shrink: b
     try:
         record = refresh(config, source, mapping, progress=progress_factory(), log=_log_line, sheet=sheet)
     except RefreshLockedError as exc:
-        return EXIT_LOCKED, {"status": "failed", "error": {"kind": "locked", "message": str(exc)}}
+        return ExitCode.LOCKED, {"status": "failed", "error": {"kind": "locked", "message": str(exc)}}
     except MatcherError as exc:
         record = getattr(exc, "run_record", None)
         if record is None:
             raise  # before the run started: invalid invocation or settings (exit 2)
-        return (EXIT_SHRINK if isinstance(exc, ShrinkGuardError) else EXIT_FAILED), record
+        return (ExitCode.SHRINK_GUARD if isinstance(exc, ShrinkGuardError) else ExitCode.FAILED), record
     except Exception as exc:  # noqa: BLE001 - unexpected: keep the traceback, still exit "failed"
         record = getattr(exc, "run_record", None)
         if record is None:
             raise
         traceback.print_exc()
-        return EXIT_FAILED, record
-    return (EXIT_PUBLISHED if record["status"] == "published" else EXIT_NOTHING_TO_DO), record
+        return ExitCode.FAILED, record
+    return (ExitCode.OK if record["status"] == "published" else ExitCode.NOTHING_TO_DO), record
 
 
 @app.command("refresh")
@@ -87,7 +85,7 @@ def refresh_command(
         emit_json(record)
     elif "run_id" in record:
         out.print(summary_text(record), markup=False, highlight=False, end="")
-    if code in (EXIT_FAILED, EXIT_SHRINK, EXIT_LOCKED):
+    if code in (ExitCode.FAILED, ExitCode.SHRINK_GUARD, ExitCode.LOCKED):
         err.print(f"error: {record['error']['message']}", markup=False, highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
@@ -176,7 +174,7 @@ def schedule_command(
         try:
             code, record = run_refresh(settings, source, mapping, allow_shrink, outcomes)
         except Exception as exc:  # noqa: BLE001 - the scheduler must survive any failed night
-            code, record = EXIT_FAILED, {"status": "failed", "error": {"kind": type(exc).__name__, "message": str(exc)}}
+            code, record = ExitCode.FAILED, {"status": "failed", "error": {"kind": type(exc).__name__, "message": str(exc)}}
         line = {"event": "scheduled-refresh", "exit_code": code, "status": record.get("status"), "run_id": record.get("run_id"),
                 "version": record.get("version"), "counts": record.get("counts"), "seconds": round(time.perf_counter() - started, 1),
                 "error": (record.get("error") or {}).get("message")}
