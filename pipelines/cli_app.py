@@ -1,5 +1,6 @@
-"""What every ``matcher`` command shares: the typer app, the consoles, common options, settings
-and output helpers. Command modules import this module and the library, never each other."""
+"""What every ``matcher`` command shares: the typer app, the consoles, common options, settings,
+output helpers and the exit codes. Command modules (``*_commands.py``) import this module, the
+pipeline steps and the library, never each other; ``pipelines/cli.py`` imports them all."""
 
 from __future__ import annotations
 
