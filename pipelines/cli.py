@@ -1,92 +1,21 @@
-"""The ``matcher`` command line. Thin: it builds Settings, calls pipeline steps, prints results."""
+"""The ``matcher`` command line. Thin: it builds Settings, calls pipeline steps, prints results.
+
+This entry point imports the command modules, which register their commands on the shared app
+(``pipelines/cli_app.py``).
+"""
 
 from __future__ import annotations
 
-import json
 import sys
-from pathlib import Path
-from typing import Annotated, Optional
 
-import typer
-from pydantic import ValidationError
-from rich.console import Console
-
-from matcher.errors import ConfigError, MatcherError
-from matcher.settings import Settings
-
-app = typer.Typer(
-    help="Chain Matcher: find enterprises outside the district that would fill its industrial-chain gaps.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    add_completion=False,
-)
-# Piped output (files, CI logs) gets a wide table instead of the 80-column fallback.
-out = Console(width=None if sys.stdout.isatty() else 160)
-err = Console(stderr=True)
-
-HomeOption = Annotated[
-    Optional[Path],
-    typer.Option("--home", help="Workspace for snapshots and artifacts [env: MATCHER_HOME; default: .]"),
-]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
-TopOption = Annotated[int, typer.Option("--top", min=1, max=1000, help="How many results.")]
-
-
-def settings_for(home: Path | None, **overrides) -> Settings:
-    """Settings from MATCHER_* variables, with CLI options on top."""
-    values = {k: v for k, v in overrides.items() if v is not None}
-    if home is not None:
-        values["home"] = home
-    try:
-        return Settings(**values)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        name = str(first["loc"][0]) if first["loc"] else "?"
-        raise ConfigError(f"setting {name} (MATCHER_{name.upper()}): {first['msg']}") from None
-
-
-def progress_factory(label_prefix: str = ""):
-    """Progress bars on a terminal, periodic log lines otherwise."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    def make(label: str, total: int):
-        if total <= 0:
-            return lambda _n: None
-        if err.is_terminal:
-            bar = Progress(TextColumn(label_prefix + label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=err, transient=True)
-            task = bar.add_task(label, total=total)
-            bar.start()
-            state = {"done": 0}
-
-            def advance(n: int) -> None:
-                state["done"] += n
-                bar.update(task, advance=n)
-                if state["done"] >= total:
-                    bar.stop()
-
-            return advance
-        state = {"done": 0, "next": 0.0}
-
-        def log(n: int) -> None:
-            state["done"] += n
-            share = state["done"] / total
-            if share >= state["next"] or state["done"] >= total:
-                # One JSON object per line, never wrapped: log collectors parse these.
-                sys.stderr.write(json.dumps({"event": "progress", "step": label, "done": state["done"], "total": total}) + "\n")
-                state["next"] = share + 0.1
-
-        return log
-
-    return make
-
-
-def emit_json(payload) -> None:
-    sys.stdout.write(json.dumps(payload, ensure_ascii=False, default=str) + "\n")
-
-
-from pipelines import commands  # noqa: E402,F401  (registers the commands)
-from pipelines import serve  # noqa: E402,F401  (registers serve, keys, db)
-from pipelines import refresh  # noqa: E402,F401  (registers refresh, runs, report, schedule)
+from matcher.errors import MatcherError
+# Imported for their commands, in the order 'matcher --help' lists them.
+from pipelines import workspace_commands  # noqa: F401  (sample, ingest, build, versions, demo)
+from pipelines import query_commands  # noqa: F401  (chains, gaps, prospects, search, why-not, compare)
+from pipelines import model_commands  # noqa: F401  (train, evaluate)
+from pipelines import service_commands  # noqa: F401  (serve, keys, db)
+from pipelines import refresh_commands  # noqa: F401  (refresh, runs, report, schedule)
+from pipelines.cli_app import ExitCode, app, err
 
 
 def main() -> None:
@@ -95,7 +24,7 @@ def main() -> None:
         app()
     except MatcherError as exc:
         err.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
-        sys.exit(2)
+        sys.exit(ExitCode.INVALID)
     except KeyboardInterrupt:
         err.print("interrupted", markup=False)
-        sys.exit(130)
+        sys.exit(ExitCode.INTERRUPTED)

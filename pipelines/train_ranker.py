@@ -33,6 +33,7 @@ from matcher.growth import cross_validated_scores, growth_examples, growth_featu
 from matcher.outcomes import label_counts, load_outcomes, outcomes_from_records, review_labels, time_group_split
 from matcher.ranking import COLD_START, LandingModel, cold_start_score, component_scores, ranking_metrics
 from matcher.snapshot import list_snapshots, load_enterprises
+from pipelines.model_card import model_card_markdown
 
 
 # Splits the held-out evaluation averages over. With ~170 test pairs a split, NDCG@10 moves by
@@ -50,6 +51,14 @@ class TrainConfig:
     keep_versions: int = 5
     force: bool = False
     database_url: str | None = None  # the service database: its outcomes and review verdicts are labels too
+
+
+def train_config(settings, outcomes: list[Path], force: bool = False) -> TrainConfig:
+    """The training configuration of ``settings`` (a ``matcher.settings.Settings``), as ``build_config`` is the build's."""
+    return TrainConfig(
+        artifacts_dir=settings.artifacts_dir, snapshots_dir=settings.snapshots_dir, outcomes=tuple(outcomes),
+        min_outcomes=settings.min_outcomes, keep_versions=settings.keep_versions, force=force,
+    )
 
 
 def gather_outcomes(config: TrainConfig, known_enterprises: set[str], known_gaps: set[str]) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
@@ -295,37 +304,6 @@ def publish_guard(evaluation: dict, catalog: Catalog) -> str | None:
         return (f"the new landing model's NDCG@10 {new:.3f} is below the published model's {old:.3f} {basis}; "
                 "use --force to publish anyway")
     return None
-
-
-def model_card_markdown(card: dict) -> str:
-    lines = [f"# Model card — {card['version']}", "", f"Trained {card['created_at']} on snapshot {card['data']['snapshot_id']} "
-             f"and {card['data']['outcomes_used']} labels ({card['data']['landed']} recorded landings). Ranker: **{card['ranker']}**.", ""]
-    kinds = card["data"].get("label_kinds")
-    if kinds:
-        lines += ["## Labels", "", "| label kind | rows | landed | weight |", "|---|---|---|---|"]
-        lines += [f"| {kind} | {c['rows']} | {c['landed']} | {c['weight']:g} |" for kind, c in kinds.items()]
-        not_used = card["data"].get("review_verdicts", {}).get("not_used", {})
-        if not_used:
-            lines += ["", "Review verdicts not used: " + "; ".join(f"{k} {v['verdicts']} ({v['reason']})" for k, v in not_used.items()) + "."]
-        lines.append("")
-    vectors = card["data"].get("features")
-    if vectors:
-        lines += [f"Feature vectors: {vectors['from_log']} from the served-list log, {vectors['recomputed']} recomputed from "
-                  "this version.", ""]
-    evaluation = card.get("evaluation", {})
-    if evaluation.get("metrics"):
-        lines += ["## Held-out evaluation", "", evaluation["split"]["rule"], "", "| scorer | NDCG@10 | P@10 | ROC-AUC | Brier | ECE |", "|---|---|---|---|---|---|"]
-        for name, m in evaluation["metrics"].items():
-            lines.append(f"| {name} | {m['ndcg@10']:.3f} | {m['precision@10']:.3f} | {m['roc_auc']:.3f} | {m.get('brier', float('nan')):.3f} | {m.get('ece', float('nan')):.3f} |")
-    growth = card.get("growth", {})
-    lines += ["", "## Growth model", "", growth.get("status", "")]
-    for name, m in growth.get("metrics", {}).items():
-        lines.append(f"- {name}: ROC-AUC {m['roc_auc']:.3f}, average precision {m['average_precision']:.3f}")
-    lines += ["", "## Features", "", "| feature | monotonic |", "|---|---|"]
-    lines += [f"| {f} | {({1: 'increasing', -1: 'decreasing'}).get(MONOTONIC.get(f, 0), '')} |" for f in FEATURES]
-    lines += ["", "## Libraries", ""] + [f"- {k}: {v}" for k, v in card["libraries"].items()]
-    lines += ["", f"Training time: {card['training_seconds']} s.", ""]
-    return "\n".join(lines)
 
 
 def train(config: TrainConfig, now: datetime | None = None) -> dict:

@@ -22,6 +22,7 @@ from fastapi import Depends, FastAPI, Request, Response
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
+from matcher.loading import load_catalog
 from matcher.settings import Settings
 from matcher.store.db import Store, describe, upgrade
 from service import errors, schemas as api
@@ -147,8 +148,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     metrics = Metrics()
 
     def load(version: str | None):
-        from pipelines.commands import load_catalog  # the CLI's own loading path
-
         catalog = load_catalog(settings, version)
         # OpenVINO: compiled once, then cheaper per search; MATCHER_EMBEDDING_BACKEND=torch turns it off.
         catalog.query_backend = "torch" if settings.embedding_backend == "torch" else settings.service_query_backend

@@ -528,7 +528,7 @@ def test_a_worse_model_is_published_only_with_force(trained, tmp_path, monkeypat
     monkeypatch.setenv("MATCHER_MIN_OUTCOMES", "20")
     outcome_args = [x for p in trained.outcome_files for x in ("--outcomes", p)]
 
-    refused = cli("train", *outcome_args, "--home", home, expect=3)
+    refused = cli("train", *outcome_args, "--home", home, expect=6)
 
     assert "not published" in refused.stdout and "--force" in refused.stdout
     assert artifacts.current_version(artifacts_dir) == before

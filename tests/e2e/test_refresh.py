@@ -13,7 +13,7 @@ import pytest
 from matcher import artifacts
 from matcher.catalog import Catalog
 from matcher.retrieval import Filters
-from pipelines import refresh as R
+from pipelines.refresh_records import refresh_lock
 from tests.conftest import SAMPLE_MAPPING
 from tests.e2e.conftest import cli, cli_json
 
@@ -79,7 +79,7 @@ def test_shrink_guard_and_lock_exit_codes(workspace_copy):
     result = cli("refresh", truncated, "--mapping", SAMPLE_MAPPING, "--home", home, expect=5)
     assert "error:" in result.stderr and "--allow-shrink" in result.stderr
     assert artifacts.current_version(workspace_copy.artifacts_dir) == parent
-    with R.refresh_lock(home / "models" / "refresh.lock"):
+    with refresh_lock(home / "models" / "refresh.lock"):
         locked = cli("refresh", truncated, "--mapping", SAMPLE_MAPPING, "--home", home, "--allow-shrink", expect=4)
         assert "another refresh is running (pid" in locked.stderr
     cli("refresh", truncated, "--mapping", SAMPLE_MAPPING, "--home", home, "--allow-shrink", expect=0)

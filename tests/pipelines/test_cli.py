@@ -10,8 +10,9 @@ from typer.testing import CliRunner
 
 from matcher.errors import ConfigError
 from matcher.retrieval import Filters
-from pipelines.cli import app, settings_for
-from pipelines.commands import read_needs
+from pipelines.batch_needs import read_needs
+from pipelines.cli import app
+from pipelines.cli_app import ExitCode, settings_for
 from tests.factories import make_enterprises, write_mapping, write_source
 
 COMMANDS = ["sample", "ingest", "build", "versions", "chains", "gaps", "prospects", "search", "demo"]
@@ -240,3 +241,8 @@ def test_missing_batch_file_names_it(tmp_path):
 
     with pytest.raises(SchemaError, match="absent.jsonl"):
         read_needs(tmp_path / "absent.jsonl", Filters())
+
+
+def test_every_exit_code_has_one_meaning():
+    assert len(ExitCode.__members__) == len(set(ExitCode))  # two names on one code would be an alias
+    assert (ExitCode.OK, ExitCode.FAILED, ExitCode.INVALID) == (0, 1, 2)  # as typer and click use them

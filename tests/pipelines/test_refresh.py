@@ -18,8 +18,9 @@ from matcher.refresh import PROSPECTS_FILE
 from matcher.retrieval import Filters
 from matcher.snapshot import ingest
 from pipelines import build_index as B
-from pipelines import refresh as R
+from pipelines import refresh_commands, refresh_records, refresh_run
 from pipelines.build_index import BuildConfig, build
+from pipelines.refresh_config import RefreshConfig
 from tests.factories import HashingEncoder, make_enterprises, make_mapping, write_mapping, write_source
 from tests.pipelines.test_build_index import chain_map_data
 
@@ -27,10 +28,10 @@ NOW = datetime(2026, 11, 27, 2, 0, tzinfo=timezone.utc)
 N = 60
 
 
-def config_for(home, **build_overrides) -> R.RefreshConfig:
+def config_for(home, **build_overrides) -> RefreshConfig:
     build_config = BuildConfig(snapshots_dir=home / "models" / "snapshots", artifacts_dir=home / "models" / "matcher",
                                cache_dir=home / "models" / "cache", chain_map=home / "chains.yaml", **build_overrides)
-    return R.RefreshConfig(build=build_config, runs_dir=home / "models" / "runs", lock_path=home / "models" / "refresh.lock")
+    return RefreshConfig(build=build_config, runs_dir=home / "models" / "runs", lock_path=home / "models" / "refresh.lock")
 
 
 def make_home(path, **build_overrides):
@@ -68,7 +69,7 @@ def next_export(home, name="firms-1.csv", shrink_to=None):
 
 
 def refresh(home, source, encoder=None, config=None, **kw):
-    return R.refresh(config or config_for(home), source, home / "mapping.yaml", encoder=encoder or HashingEncoder(dim=64),
+    return refresh_run.refresh(config or config_for(home), source, home / "mapping.yaml", encoder=encoder or HashingEncoder(dim=64),
                      now=kw.pop("now", NOW + timedelta(days=1)), **kw)
 
 
@@ -132,13 +133,13 @@ def test_same_source_twice_publishes_nothing_the_second_time(home):
 
 def test_shrink_guard_stops_before_publishing_unless_allowed(home):
     before = current(home)
-    with pytest.raises(R.ShrinkGuardError, match=r"--allow-shrink"):
+    with pytest.raises(refresh_run.ShrinkGuardError, match=r"--allow-shrink"):
         refresh(home, next_export(home, shrink_to=40))
     assert current(home) == before
-    record = R.list_runs(home / "models" / "runs")[-1]
+    record = refresh_records.list_runs(home / "models" / "runs")[-1]
     assert record["status"] == "failed" and record["error"]["kind"] == "shrink-guard"
     config = config_for(home)
-    allowed = refresh(home, next_export(home, shrink_to=40), config=R.RefreshConfig(**{**config.__dict__, "allow_shrink": True}))
+    allowed = refresh(home, next_export(home, shrink_to=40), config=RefreshConfig(**{**config.__dict__, "allow_shrink": True}))
     assert allowed["status"] == "published" and allowed["counts"]["removed"] == 20
 
 
@@ -156,7 +157,7 @@ def test_a_failing_step_leaves_the_published_version_and_a_rerun_completes(home,
     assert current(home) == before
     artifacts.verify(home / "models" / "matcher" / before)
     assert not list((home / "models" / "matcher").glob(".tmp-*"))
-    failed = R.list_runs(home / "models" / "runs")[-1]
+    failed = refresh_records.list_runs(home / "models" / "runs")[-1]
     assert failed["status"] == "failed" and failed["error"]["step"] == "stage" and "No space" in failed["error"]["message"]
     monkeypatch.setattr(B, "finish_version", finish)
     record = refresh(home, next_export(home))
@@ -166,8 +167,8 @@ def test_a_failing_step_leaves_the_published_version_and_a_rerun_completes(home,
 
 def test_one_refresh_at_a_time_and_a_dead_holders_lock_does_not_block(home):
     config = config_for(home)
-    with R.refresh_lock(config.lock_path):
-        with pytest.raises(R.RefreshLockedError, match=r"another refresh is running \(pid \d+"):
+    with refresh_records.refresh_lock(config.lock_path):
+        with pytest.raises(refresh_records.RefreshLockedError, match=r"another refresh is running \(pid \d+"):
             refresh(home, next_export(home))
     # A lock file left by a killed holder (its flock died with it) does not block.
     config.lock_path.write_text("pid 999999 on elsewhere since 2026-01-01T02:00:00Z\n")
@@ -194,7 +195,7 @@ def test_retrain_runs_when_a_new_snapshot_pair_and_the_outcome_files_are_there(h
     card = {"data": {"snapshot_id": "older", "outcome_files": [str(outcomes)], "outcomes_used": 1}}
     (home / "models" / "matcher" / current(home) / "model_card.json").write_text(json.dumps(card))
     calls = []
-    monkeypatch.setattr(R, "_retrain", lambda config, files: calls.append(files) or
+    monkeypatch.setattr(refresh_run, "_retrain", lambda config, files: calls.append(files) or
                         {"status": "not-published", "reason": "the new landing model is worse"})
     record = refresh(home, next_export(home))
     assert calls == [(outcomes,)]
@@ -205,14 +206,14 @@ def test_retrain_runs_when_a_new_snapshot_pair_and_the_outcome_files_are_there(h
 
 def test_schedule_runs_a_refresh_at_the_given_time(monkeypatch):
     ran = []
-    scheduler = R.make_scheduler(2, 0, lambda: ran.append(1), "Asia/Shanghai")
+    scheduler = refresh_commands.make_scheduler(2, 0, lambda: ran.append(1), "Asia/Shanghai")
     job = scheduler.get_jobs()[0]
     trigger = str(job.trigger)
     assert "hour='2'" in trigger and "minute='0'" in trigger
     now = datetime(2026, 11, 27, 12, 0, tzinfo=timezone.utc)
     assert job.trigger.get_next_fire_time(None, now).isoformat() == "2026-11-28T02:00:00+08:00"
     with pytest.raises(Exception, match="HH:MM"):
-        R.parse_at("25:00")
+        refresh_commands.parse_at("25:00")
 
 
 def test_a_new_chain_map_is_a_full_build_that_still_reuses_every_cached_vector(home):

@@ -19,7 +19,8 @@ from matcher.outcomes import (
     LABEL_WEIGHTS, OUTCOME_RECORDED, VERDICTS_NOT_USED, label_counts, outcomes_from_records, review_labels, time_group_split,
 )
 from matcher.ranking import LandingModel
-from pipelines.train_ranker import evaluate_ranking, model_card_markdown, outcomes_table, publish_guard
+from pipelines.model_card import model_card_markdown
+from pipelines.train_ranker import evaluate_ranking, outcomes_table, publish_guard
 
 BASELINES = {"landing model", "similarity only", "cold-start score"}
 

@@ -171,8 +171,9 @@ def refresh_home(tmp_path):
 
 
 def test_a_published_refresh_prunes_the_log_and_a_failed_prune_does_not_fail_it(refresh_home, url, store, monkeypatch):
-    from pipelines import refresh as R
-    from pipelines import serve
+    from matcher.store import retention
+    from matcher.settings import Settings
+    from pipelines.refresh_config import refresh_config
     from tests.pipelines.test_refresh import config_for, next_export, refresh
 
     fill_log(store)
@@ -188,9 +189,9 @@ def test_a_published_refresh_prunes_the_log_and_a_failed_prune_does_not_fail_it(
     def broken(*_args, **_kwargs):
         raise RuntimeError("database went away")
 
-    monkeypatch.setattr(serve, "prune_served_log", broken)
+    monkeypatch.setattr(retention, "prune_served_log", broken)
     second = refresh(refresh_home, next_export(refresh_home, "firms-2.csv", shrink_to=55), config=replace(config, allow_shrink=True))
 
     assert second["status"] == "published"
     assert next(s for s in second["steps"] if s["step"] == "prune-served")["error"] == "RuntimeError: database went away"
-    assert R.refresh_config(R.Settings(home=refresh_home)).served_log_retention_days == 180
+    assert refresh_config(Settings(home=refresh_home)).served_log_retention_days == 180

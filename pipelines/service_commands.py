@@ -13,7 +13,8 @@ from rich.table import Table
 from matcher.chains import load_chain_map
 from matcher.store import repo
 from matcher.store.db import Store, describe, upgrade
-from pipelines.cli import HomeOption, JsonOption, app, emit_json, err, out, settings_for
+from matcher.store.retention import prune_served_log
+from pipelines.cli_app import HomeOption, JsonOption, app, emit_json, err, out, settings_for
 
 DatabaseOption = Annotated[
     Optional[str],
@@ -200,19 +201,6 @@ def db_upgrade(home: HomeOption = None, database_url: DatabaseOption = None, as_
         emit_json({"database": describe(settings.db_url), "before": before, "after": after})
     else:
         out.print(f"database {describe(settings.db_url)}: schema {before or 'empty'} -> {after}", highlight=False)
-
-
-def prune_served_log(database_url: str, older_than_days: int, dry_run: bool = False, actor: repo.Actor = repo.CLI_ACTOR) -> dict:
-    """Prune the served-list log of the database at ``database_url`` (see ``repo.prune_served``);
-    the lists training reads are judged with the current ``FEATURES``."""
-    from matcher.features import FEATURES
-
-    upgrade(database_url)
-    store = Store(database_url, pool_size=1)
-    try:
-        return repo.prune_served(store, older_than_days, dry_run=dry_run, feature_names=list(FEATURES), actor=actor)
-    finally:
-        store.dispose()
 
 
 @db_app.command("prune-served")

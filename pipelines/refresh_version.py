@@ -1,0 +1,232 @@
+"""The refreshed version: embed only new and changed profiles, update the index in place (or
+rebuild it), analyse the chains, stage and publish, carrying the published models forward."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import faiss
+import numpy as np
+import pandas as pd
+
+from matcher import artifacts, catalog as C, schemas as S
+from matcher.chains import chain_words, load_chain_map
+from matcher.embedding import EmbeddingCache, Encoder, encode_cached, text_hashes
+from matcher.index import (
+    VectorSearcher, build_index, can_replace, choose_factory, enterprise_faiss_ids, load_index, recall_at_k,
+    tombstone_count, update_index,
+)
+from matcher.lexical import LexicalIndex, chinese_share
+from matcher.refresh import SnapshotDiff, index_plan
+from matcher.snapshot import SnapshotInfo, profile_texts
+from pipelines import build_index as B
+from pipelines.refresh_config import RefreshConfig
+from pipelines.refresh_records import Run, checkpoint
+
+MODEL_FILES = (C.RANKER_FILE, C.OUTCOMES_FILE, "model_card.json", "model_card.md", "growth_model.joblib")
+RECALL_QUERIES = 200
+SMALL_BATCH = 256  # fewer profiles to embed than this: the PyTorch backend (starts faster)
+
+
+def build_refreshed_version(run: Run, config: RefreshConfig, snapshot: SnapshotInfo, parent: dict, parent_dir: Path,
+                   before: pd.DataFrame, after: pd.DataFrame, diff: SnapshotDiff, inputs_same: bool,
+                   encoder, progress, now) -> str:
+    """Embed, index, analyse, stage and publish the refreshed version; returns its name."""
+    bc = config.build
+    rec = run.record
+    started = time.perf_counter()
+    timings: dict[str, float] = {}
+    if not inputs_same:
+        # A new chain map or embedding model changes every derived vector: a full build (the
+        # embedding cache still spares every profile embedded before).
+        with run.step("build") as entry:
+            entry["reason"] = "chain map or embedding model changed: full build"
+            version, manifest = B.build(bc, snapshot.snapshot_id, encoder=encoder, progress=progress, now=now)
+            rec["counts"].update(embedded=manifest["counts"]["embedded"], reused_vectors=manifest["counts"]["reused_vectors"])
+            rec["index"] = {"mode": "rebuild", "reason": entry["reason"], "factory": manifest["index"]["factory"]}
+        return version
+
+    encoder_box: dict = {"encoder": encoder, "todo": 0}
+
+    def get_encoder() -> Encoder:
+        if encoder_box["encoder"] is None:
+            # Through the build module, so whoever provides the build's encoder provides this one.
+            # A few hundred profiles: PyTorch starts in a fraction of the time OpenVINO spends
+            # compiling (same vectors to cosine 0.9999; the cache key does not include the backend).
+            backend = "torch" if encoder_box["todo"] < SMALL_BATCH else bc.embedding_backend
+            encoder_box["encoder"] = B.Encoder(bc.embedding_model, bc.embedding_precision, bc.embedding_batch_size,
+                                               backend=backend)
+        return encoder_box["encoder"]
+
+    with run.step("embed") as entry:
+        t = time.perf_counter()
+        after.insert(0, S.FAISS_ID, enterprise_faiss_ids(after[S.ENTERPRISE_ID]))
+        old_vectors = np.load(parent_dir / C.VECTORS_FILE, mmap_mode="r")
+        old_row = pd.Index(before[S.ENTERPRISE_ID]).get_indexer(after[S.ENTERPRISE_ID])
+        fresh = np.flatnonzero((old_row < 0) | after[S.ENTERPRISE_ID].isin(set(diff.changed_text)).to_numpy())
+        vectors = np.empty((len(after), int(parent["embedding"]["dim"])), dtype=np.float32)
+        keep = np.setdiff1d(np.arange(len(after)), fresh)
+        vectors[keep] = old_vectors[old_row[keep]]
+        embedded = 0
+        if len(fresh):
+            cache = EmbeddingCache(bc.cache_dir / "embeddings" / parent["embedding"]["key"], int(parent["embedding"]["dim"]))
+            hashes = after[S.PROFILE_HASH].to_numpy()[fresh].tolist()
+            todo = len({hashes[i] for i in cache.missing(hashes)})
+            encoder_box["todo"] = todo
+            texts = profile_texts(after.iloc[fresh])
+            if todo:
+                vectors[fresh], embedded = encode_cached(get_encoder(), cache, texts, hashes,
+                                                         progress=progress("embedding new and changed profiles", todo))
+            else:
+                vectors[fresh] = cache.get(hashes)
+            entry["cache_hits"] = len(fresh) - todo
+        rec["counts"].update(embedded=embedded, reused_vectors=len(after) - embedded, profiles_to_embed=int(len(fresh)))
+        entry.update(embedded=embedded, profiles=int(len(fresh)))
+        timings["embed_s"] = time.perf_counter() - t
+
+    with run.step("index") as entry:
+        t = time.perf_counter()
+        index, table, table_vectors, info = update_or_rebuild_index(config, parent, parent_dir, after, vectors, diff)
+        rec["index"] = info
+        entry.update(info)
+        timings["index_s"] = time.perf_counter() - t
+
+    chain_map = load_chain_map(bc.chain_map)
+    with run.step("lexical"):
+        t = time.perf_counter()
+        lexical = LexicalIndex.build(profile_texts(table), words=chain_words(chain_map))  # as a full build
+        timings["lexical_s"] = time.perf_counter() - t
+
+    with run.step("chains") as entry:
+        t = time.perf_counter()
+        segment_vectors = np.load(parent_dir / C.SEGMENT_VECTORS_FILE)
+        keyword_vectors = np.load(parent_dir / C.KEYWORD_VECTORS_FILE)
+        old_gaps = json.loads((parent_dir / C.GAPS_FILE).read_text())
+        old_gap_vectors = np.load(parent_dir / C.GAP_VECTORS_FILE)
+        known = {g["text"]: old_gap_vectors[i] for i, g in enumerate(old_gaps) if g["segment_id"] is None}
+
+        def encode_texts(texts: list[str]) -> np.ndarray:
+            if all(t in known for t in texts):
+                return np.stack([known[t] for t in texts])
+            # New gap texts go through the embedding cache, as a full build's do.
+            cache = EmbeddingCache(bc.cache_dir / "embeddings" / parent["embedding"]["key"], int(parent["embedding"]["dim"]))
+            hashes = text_hashes(texts)
+            return cache.get(hashes) if not cache.missing(hashes) else encode_cached(get_encoder(), cache, texts, hashes)[0]
+
+        analysis, gap_vectors = B.analyse(bc, chain_map, table, table_vectors, segment_vectors, encode_texts, lexical)
+        entry["gaps"] = len(analysis.gaps)
+        timings["chains_s"] = time.perf_counter() - t
+
+    with run.step("stage") as entry:
+        version = B.new_version_name(bc, now, snapshot, parent["embedding"]["key"], info["factory"])
+        staged = artifacts.staging_dir(bc.artifacts_dir, version)
+        rec["staging"].append(str(staged))
+        run.save()
+        B.write_version_files(bc, staged, index=index, vectors=table_vectors, enterprises=table, lexical=lexical,
+                              analysis=analysis, gap_vectors=gap_vectors, segment_vectors=segment_vectors,
+                              keyword_vectors=keyword_vectors)
+        models = carry_models(parent_dir, staged, parent, table)
+        rec["models_carried"] = models
+        manifest = B.base_manifest(bc, now, snapshot, chain_map, parent["embedding"], info["factory"], index, table,
+                                   analysis, embedded=rec["counts"]["embedded"], reused=rec["counts"]["reused_vectors"])
+        manifest["index"].update({k: info[k] for k in ("mode", "reason", "recall_at_10") if k in info})
+        manifest["lexical"] = {"tokenizer": lexical.tokenizer, "words": len(lexical.words)}
+        chinese = chinese_share(table[S.DESCRIPTION].fillna(""))  # gaps are matched in their firms' language
+        manifest["languages"] = {"chinese_share": round(chinese, 4), "note": B.language_note(bc.embedding_model, chinese)}
+        for key in ("ranker", "growth"):
+            if key in parent:
+                manifest[key] = parent[key]
+        manifest["parent_version"] = parent["version"]
+        manifest["refresh"] = {"run_id": rec["run_id"], "diff": diff.counts(), "index_mode": info["mode"]}
+        manifest = B.finish_version(bc, staged, version, manifest, timings, started)
+        entry["version"] = version
+        checkpoint("staged")  # a complete staged version, not yet published
+    with run.step("publish"):
+        artifacts.publish(bc.artifacts_dir, staged, version, bc.keep_versions)
+        rec["staging"].remove(str(staged))
+        rec["published_base"] = version
+        run.save()
+    return version
+
+
+def update_or_rebuild_index(config: RefreshConfig, parent: dict, parent_dir: Path, after: pd.DataFrame, vectors: np.ndarray,
+                       diff: SnapshotDiff) -> tuple[faiss.Index, pd.DataFrame, np.ndarray, dict]:
+    """The refreshed index with its enterprise table and vectors in row (live position) order."""
+    bc = config.build
+    factory = choose_factory(len(after), bc.exact_index_max, bc.index_factory)
+    old_index = load_index(parent_dir / C.INDEX_FILE, bc.hnsw_ef_search)
+    tombstones = tombstone_count(old_index)
+    mode, reason = index_plan(diff, parent["index"]["factory"], factory, int(old_index.ntotal), tombstones, config.policy)
+    info = {"mode": mode, "reason": reason, "factory": factory}
+    ids = after[S.FAISS_ID].to_numpy()
+    if mode == "in-place":
+        index = old_index
+        row_of = pd.Index(ids)
+        changed = enterprise_faiss_ids(diff.changed_text)
+        added = enterprise_faiss_ids(diff.added)
+        removed = enterprise_faiss_ids(diff.removed)
+        if can_replace(index):
+            how = update_index(index, removed, vectors[row_of.get_indexer(added)], added,
+                               replace_ids=changed, replace_vectors=vectors[row_of.get_indexer(changed)])
+        else:
+            appended = np.concatenate([changed, added])
+            how = update_index(index, np.concatenate([removed, changed]), vectors[row_of.get_indexer(appended)], appended)
+        live_ids = faiss.vector_to_array(index.id_map)
+        live_ids = live_ids[live_ids >= 0]
+        order = row_of.get_indexer(live_ids)
+        table = after.iloc[order].reset_index(drop=True)
+        table_vectors = vectors[order]
+        info.update(removal=how, tombstones=tombstone_count(index), ntotal=int(index.ntotal),
+                    same_order_as_snapshot=bool(np.array_equal(order, np.arange(len(after)))))
+        if "HNSW" in factory:
+            recall = index_recall(index, table_vectors, parent_dir)
+            info["recall_at_10"] = round(recall, 4)
+            if recall < config.policy.min_recall:
+                info.update(mode="rebuild", reason=f"recall@10 {recall:.3f} after the in-place update is below "
+                                                   f"{config.policy.min_recall}", in_place_recall_at_10=round(recall, 4))
+                mode = "rebuild"
+        if mode == "in-place":
+            return index, table, table_vectors, info
+    index = build_index(vectors, ids, factory, bc.hnsw_ef_search)
+    info.update(tombstones=0, ntotal=int(index.ntotal))
+    if "HNSW" in factory:
+        info["recall_at_10"] = round(index_recall(index, vectors, parent_dir), 4)
+    return index, after, vectors, info
+
+
+def index_recall(index: faiss.Index, vectors: np.ndarray, parent_dir: Path) -> float:
+    """recall@10 against exact search: the gap vectors plus a seeded sample of profiles as queries."""
+    rng = np.random.default_rng(0)
+    sample = vectors[rng.choice(len(vectors), size=min(RECALL_QUERIES, len(vectors)), replace=False)]
+    queries = np.concatenate([np.load(parent_dir / C.GAP_VECTORS_FILE), sample])
+    with_one_thread = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)
+    try:
+        return recall_at_k(VectorSearcher(index, vectors), queries, 10)
+    finally:
+        faiss.omp_set_num_threads(with_one_thread)
+
+
+def carry_models(parent_dir: Path, staged: Path, parent: dict, table: pd.DataFrame) -> dict:
+    """Carry the published ranking models into the refreshed version: the landing model applies
+    to any version (it scores pair features); growth scores are per enterprise, so the growth model
+    scores the new table again."""
+    carried = {}
+    for name in MODEL_FILES:
+        if (parent_dir / name).is_file():
+            os.link(parent_dir / name, staged / name)
+            carried[name] = "carried forward"
+    if (parent_dir / "growth_model.joblib").is_file():
+        import joblib
+
+        from matcher.growth import growth_features
+
+        model = joblib.load(parent_dir / "growth_model.joblib")
+        as_of = pd.to_datetime(table[S.UPDATED_AT]).max()
+        scores = model.predict_proba(growth_features(table, as_of))[:, 1].astype(np.float32)
+        np.save(staged / C.GROWTH_SCORES_FILE, scores)
+        carried[C.GROWTH_SCORES_FILE] = "rescored with the published growth model"
+    return carried
