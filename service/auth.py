@@ -23,7 +23,8 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from matcher.store import repo
 from matcher.store.db import Store
-from matcher.store.repo import CHAIN_ROLES, Actor
+from matcher.domain import CHAIN_ROLES
+from matcher.store.repo import Actor
 from service.errors import AuthenticationError, PermissionDeniedError
 
 bearer = HTTPBearer(auto_error=False, description="an API key from 'matcher keys create'")

@@ -14,12 +14,13 @@ from fastapi.concurrency import run_in_threadpool
 
 from matcher import artifacts
 from matcher import schemas as S
+from matcher.domain import EXCLUDING_REASON, OPEN_STAGES, REVIEW_REASONS, SEGMENT_STAGES, STAGES
 from matcher.errors import UnknownEntityError
 from matcher.export import write_csv, write_xlsx
 from matcher.retrieval import Filters
 from matcher.store import repo
 from matcher.store.errors import InvalidInputError
-from matcher.store.repo import REVIEW_REASONS, Actor
+from matcher.store.repo import Actor
 from service import schemas as api
 from service.auth import check_chain, check_own_chain, current_actor, need, permissions, visible_chains
 from service.holder import Loaded, RankedEntry, filters_dict
@@ -135,7 +136,7 @@ def me(actor: Actor = Depends(current_actor)):
 @router.get("/review-reasons", response_model=api.ReviewReasonsResponse, summary="The fixed list of review reason codes")
 def review_reasons(actor: Actor = Depends(current_actor)):
     return {"reasons": [{"code": code, "label_en": en, "label_zh": zh, "verdicts": list(verdicts),
-                         "excludes": code == repo.EXCLUDING_REASON} for code, (en, zh, verdicts) in REVIEW_REASONS.items()]}
+                         "excludes": code == EXCLUDING_REASON} for code, (en, zh, verdicts) in REVIEW_REASONS.items()]}
 
 
 # --- chains and gaps ------------------------------------------------------------------------
@@ -199,7 +200,7 @@ def chain_map(request: Request, chain_id: Annotated[str, Path(max_length=api.MAX
     links = [{"source": s["segment_id"], "target": target} for s in segments for target in s["supplies"]]
     other = [g for g in loaded.catalog.gaps if g["chain_id"] == c.id and not g.get("segment_id") and _open_gap(g)]
     return {"version": loaded.version, "chain_id": c.id, "name": c.name, "name_zh": c.name_zh, "kind": c.kind,
-            "leader": c.leader, "stages": list(api.STAGES), "segments": segments, "links": links, "other_gaps": other}
+            "leader": c.leader, "stages": list(SEGMENT_STAGES), "segments": segments, "links": links, "other_gaps": other}
 
 
 @router.get("/chains/{chain_id}/segments/{segment_id}", response_model=api.SegmentDetail, dependencies=NO_STORE,
@@ -576,10 +577,10 @@ def _overview_row(chain_id: str | None, name: str, name_zh: str, gaps: list[dict
     def zeros(what: str, keys) -> dict:
         return {**{k: 0 for k in keys}, **counts.get(what, {})}
 
-    current = zeros("current", repo.STAGES)
+    current = zeros("current", STAGES)
     return {"chain_id": chain_id, "name": name, "name_zh": name_zh, "open_gaps": _severity(gaps),
             "shortlists": zeros("shortlists", api.ShortlistCounts.model_fields), "items": zeros("items", api.ItemCounts.model_fields),
-            "funnel": zeros("funnel", repo.OPEN_STAGES), "current": current, "declined": current["declined"] + current["lost"],
+            "funnel": zeros("funnel", OPEN_STAGES), "current": current, "declined": current["declined"] + current["lost"],
             "landed_this_quarter": counts.get("landed_this_quarter", 0), "stale_approved": counts.get("stale_approved", 0),
             "stale_shortlists": counts.get("stale_shortlists", 0)}
 

@@ -12,16 +12,17 @@ from typing import Annotated, Any, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from matcher import domain
+from matcher.domain import ITEM_STATUSES, REASON_CODES, ROLES, SEGMENT_STAGES, SHORTLIST_STATUSES, VERDICTS
+
 Lang = Literal["en", "zh"]
-Role = Literal["staff", "chain_leader", "general_leader", "admin"]
-Verdict = Literal["approve", "reject", "defer"]
-ItemStatus = Literal["pending", "approved", "rejected", "deferred"]
-ShortlistStatus = Literal["open", "in_review", "reviewed"]
-ReasonCode = Literal[
-    "not_chain_fit", "already_in_contact", "space_or_land_unmet", "risk", "duplicate",
-    "strong_fit", "priority_target", "needs_more_info", "other",
-]
-Stage = Literal["contacted", "visited", "negotiating", "signed", "landed", "declined", "lost"]
+# The vocabulary comes from matcher/domain.py; these are its types for requests and responses.
+Role = Literal[ROLES]
+Verdict = Literal[VERDICTS]
+ItemStatus = Literal[ITEM_STATUSES]
+ShortlistStatus = Literal[SHORTLIST_STATUSES]
+ReasonCode = Literal[REASON_CODES]
+Stage = Literal[domain.STAGES]
 
 MAX_TOP = 200  # largest page / shortlist
 MAX_OFFSET = 10_000
@@ -163,14 +164,14 @@ class GapList(BaseModel):
 # --- chain structure map (产业链图谱) --------------------------------------------------------------
 
 SegmentStatus = Literal["strong", "weak", "missing"]
-STAGES = ("upstream", "midstream", "downstream")
+SegmentStage = Literal[SEGMENT_STAGES]
 
 
 class MapSegment(BaseModel):
     segment_id: str
     name: str
     name_zh: str = ""
-    stage: Literal["upstream", "midstream", "downstream"]
+    stage: SegmentStage
     strength: int = Field(description="local enterprises assigned to the segment")
     status: SegmentStatus
     weak_below: Optional[float] = Field(None, description="fewer local firms than this: weak")

@@ -17,6 +17,10 @@ from typing import Any, Callable, Iterable, Iterator
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from matcher.domain import (  # noqa: F401  (the vocabulary is also read as repo.ROLES, repo.STAGES, ...)
+    CHAIN_ROLES, CLOSED_STAGES, EXCLUDING_REASON, FINAL_STATUSES, ITEM_STATUSES, OPEN_STAGES, REVIEW_REASONS, ROLES,
+    SHORTLIST_STATUSES, STAGES, TERMINAL_STAGES, VERDICT_STATUS, VERDICTS,
+)
 from matcher.errors import UnknownEntityError
 from matcher.store.db import Store
 from matcher.store.errors import ConflictError, InvalidInputError, StaleWriteError
@@ -24,32 +28,8 @@ from matcher.store.models import (
     ApiKey, AuditEntry, Counter, Exclusion, Outcome, RankedList, Review, ServedList, Shortlist, ShortlistItem, utcnow,
 )
 
-ROLES = ("staff", "chain_leader", "general_leader", "admin")
-# Roles whose chains are their own: a chain leader works on (and sees shortlists of) those only; the
-# general chain leader sees every chain and works on the chains given, if any.
-CHAIN_ROLES = ("chain_leader", "general_leader")
 KEY_PREFIX = "cmk_"
 PREFIX_LENGTH = 12  # "cmk_" + 8 characters: enough to tell keys apart, useless to guess one
-
-VERDICT_STATUS = {"approve": "approved", "reject": "rejected", "defer": "deferred"}
-FINAL_STATUSES = ("approved", "rejected")
-EXCLUDING_REASON = "not_chain_fit"
-# code -> (English label, Chinese label, verdicts it may accompany)
-REVIEW_REASONS: dict[str, tuple[str, str, tuple[str, ...]]] = {
-    "not_chain_fit": ("Not a chain fit", "不符合产业链需求", ("reject",)),
-    "already_in_contact": ("Already in contact", "已在接洽中", ("reject", "defer")),
-    "space_or_land_unmet": ("Space or land need cannot be met", "空间或用地需求无法满足", ("reject", "defer")),
-    "risk": ("Risk (legal, financial or operational)", "存在风险（法律、财务或经营）", ("reject", "defer")),
-    "duplicate": ("Duplicate of another prospect", "与其他企业重复", ("reject",)),
-    "strong_fit": ("Strong fit for the chain", "与产业链高度契合", ("approve",)),
-    "priority_target": ("Priority target", "重点招引对象", ("approve",)),
-    "needs_more_info": ("Needs more information", "需要更多信息", ("defer",)),
-    "other": ("Other (see comment)", "其他（见备注）", ("approve", "reject", "defer")),
-}
-OPEN_STAGES = ("contacted", "visited", "negotiating", "signed", "landed")  # in order
-CLOSED_STAGES = ("declined", "lost")
-STAGES = OPEN_STAGES + CLOSED_STAGES
-TERMINAL_STAGES = ("landed", "declined", "lost")
 
 
 @dataclass(frozen=True)
@@ -271,7 +251,7 @@ def create_shortlist(store: Store, actor: Actor, *, gap_id: str, chain_id: str, 
 def _shortlist_dict(row: Shortlist, counts: dict[str, int]) -> dict:
     out = {c.name: getattr(row, c.name) for c in Shortlist.__table__.columns}
     out["shortlist_id"] = out.pop("id")
-    out["counts"] = {k: counts.get(k, 0) for k in ("pending", "approved", "rejected", "deferred")}
+    out["counts"] = {k: counts.get(k, 0) for k in ITEM_STATUSES}
     return out
 
 
@@ -353,7 +333,7 @@ def shortlist_status(counts: dict[str, int]) -> str:
 
 def check_review(verdict: str, reason_code: str | None) -> None:
     if verdict not in VERDICT_STATUS:
-        raise InvalidInputError("body.verdict", f"'{verdict}' is not a verdict; use approve, reject or defer")
+        raise InvalidInputError("body.verdict", f"'{verdict}' is not a verdict; use {', '.join(VERDICTS[:-1])} or {VERDICTS[-1]}")
     if reason_code is None:
         if verdict == "reject":
             raise InvalidInputError("body.reason_code", "a rejection needs a reason code (GET /v1/review-reasons)")
@@ -650,8 +630,8 @@ def overview_counts(store: Store, chains: Iterable[str] | None = None, now: date
 
     def row(chain_id: str) -> dict:
         if chain_id not in per:
-            per[chain_id] = {"shortlists": {k: 0 for k in ("open", "in_review", "reviewed")},
-                             "items": {k: 0 for k in ("pending", "approved", "rejected", "deferred")},
+            per[chain_id] = {"shortlists": {k: 0 for k in SHORTLIST_STATUSES},
+                             "items": {k: 0 for k in ITEM_STATUSES},
                              "funnel": {k: 0 for k in OPEN_STAGES}, "current": {k: 0 for k in STAGES},
                              "landed_this_quarter": 0, "stale_approved": 0, "stale_shortlists": 0}
         return per[chain_id]
