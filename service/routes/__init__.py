@@ -10,8 +10,6 @@ One module per resource, included in the order the OpenAPI document lists them: 
 from fastapi import APIRouter
 
 from service.routes import admin, chains, identity, outcomes, overview, prospects, shortlists
-from service.routes.common import ERRORS, WRITE_ERRORS
-from service.routes.overview import build_overview
 
 # Each module's router carries the prefix and the error responses itself: a route's ``path`` (the
 # template metrics and logs name) is then the full ``/v1/...`` one.
@@ -19,4 +17,4 @@ router = APIRouter()
 for module in (identity, chains, prospects, shortlists, outcomes, overview, admin):
     router.include_router(module.router)
 
-__all__ = ["ERRORS", "WRITE_ERRORS", "build_overview", "router"]
+__all__ = ["router"]

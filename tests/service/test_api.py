@@ -223,8 +223,8 @@ def test_not_chain_fit_excludes_until_undone(service):
 
     state = service.app.state.svc  # what a worker does when exclusions change (with warming on):
     key = ("gap", gap, Filters(exclude_ids=tuple(sorted(state.exclusions[gap]))))
-    state.holder.current._lists.pop(key)
-    state._rewarm({gap}).join()
+    state.holder.current.forget(key)
+    state.rewarm({gap}).join()
     assert state.holder.current.peek(key) is not None  # ranked again before anyone asks
 
     review(service, s, item, verdict="defer", comment="second thoughts")  # a later verdict undoes it
