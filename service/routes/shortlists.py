@@ -14,7 +14,7 @@ from matcher.store import repo
 from matcher.store.errors import InvalidInputError
 from matcher.store.repo import Actor
 from service import schemas as api
-from service.auth import check_chain, check_own_chain, need, visible_chains
+from service.auth import check_chain, check_export, check_own_chain, need, visible_chains
 from service.holder import filters_dict
 from service.routes.common import (
     ERRORS, NO_STORE, PREFIX, WRITE_ERRORS, XLSX, IntId, LangQuery, OffsetQuery, TextQuery, clean, sees_chain, svc,
@@ -139,6 +139,7 @@ def export(request: Request, shortlist_id: IntId, format: Annotated[str, Query(p
            lang: LangQuery = "en", actor: Actor = Depends(need("shortlists:export"))):
     state = svc(request)
     s = _own_shortlist(state, actor, shortlist_id)
+    check_export(actor, s)
     header = ["rank", "enterprise_id", "name", "score", "status", "reason_code", "comment", "reviewed_by", "reviewed_at",
               "reasons_for", "reasons_against", "evidence", "risk_flags", "model_version", "data_version", "list_version"]
     rows = []
