@@ -21,9 +21,9 @@ SEGMENT_STAGES = ("upstream", "midstream", "downstream")  # where a segment sits
 # --- shortlists and reviews -------------------------------------------------------------------
 
 SHORTLIST_STATUSES = ("open", "in_review", "reviewed")
-ITEM_STATUSES = ("pending", "approved", "rejected", "deferred")
-VERDICT_STATUS = {"approve": "approved", "reject": "rejected", "defer": "deferred"}
+VERDICT_STATUS = {"approve": "approved", "reject": "rejected", "defer": "deferred"}  # an item's status after each
 VERDICTS = tuple(VERDICT_STATUS)
+ITEM_STATUSES = ("pending", *VERDICT_STATUS.values())
 FINAL_STATUSES = ("approved", "rejected")  # an item with one of these needs no further review
 # code -> (English label, Chinese label, verdicts it may accompany)
 REVIEW_REASONS: dict[str, tuple[str, str, tuple[str, ...]]] = {

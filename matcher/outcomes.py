@@ -44,7 +44,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from matcher.domain import (  # noqa: F401  (LABEL_WEIGHTS, VERDICTS_NOT_USED: imported from here too)
+from matcher.domain import (
     LABEL_WEIGHTS, LANDED_STAGES, NOT_LANDED_STAGES, OUTCOME_KIND, UNDECIDED_STAGES, VERDICTS_NOT_USED,
 )
 from matcher.errors import SchemaError
