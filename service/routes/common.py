@@ -118,6 +118,8 @@ def page(state: ServiceState, loaded: Loaded, entry: RankedEntry, f: api.Prospec
 
 
 def json_value(v):
+    """A table cell as JSON: missing values as None, times as ISO text, numpy scalars as plain
+    numbers, lists as lists of strings."""
     if v is None or v is pd.NA or v is pd.NaT:
         return None
     if isinstance(v, float) and np.isnan(v):

@@ -26,6 +26,7 @@ router = APIRouter(prefix=PREFIX, responses=ERRORS)
 
 
 def shortlist_summary(s: dict) -> dict:
+    """A stored shortlist as :class:`~service.schemas.ShortlistSummary` (no items)."""
     keys = api.ShortlistSummary.model_fields
     return {k: s[k] for k in keys if k in s}
 

@@ -15,7 +15,6 @@ from matcher.store.errors import InvalidInputError
 from matcher.store.models import ApiKey, utcnow
 from matcher.store.repo.audit import CLI_ACTOR, Actor, audit
 
-
 KEY_PREFIX = "cmk_"
 PREFIX_LENGTH = 12  # "cmk_" + 8 characters: enough to tell keys apart, useless to guess one
 

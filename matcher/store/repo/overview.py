@@ -12,7 +12,6 @@ from matcher.domain import ITEM_STATUSES, OPEN_STAGES, SHORTLIST_STATUSES, STAGE
 from matcher.store.db import Store
 from matcher.store.models import Outcome, Shortlist, ShortlistItem, utcnow
 
-
 STALE_APPROVED_DAYS = 30  # an approved prospect nobody has contacted for this long is stale work
 STALE_SHORTLIST_DAYS = 14  # a shortlist with unreviewed items and no review for this long is stale work
 
