@@ -33,7 +33,8 @@ nothing about the firm; a zero-weight row would be hollow, so they are left out 
 Only the latest verdict on a pair counts (a later verdict overrides an earlier one), and a pair
 with a recorded outcome is labelled by the outcome, never by a verdict. Verdict labels train the
 model but are never on the test side of an evaluation split (:func:`time_group_split` with
-``evaluable``): they are not landings. :data:`LABEL_WEIGHTS` is the one table of these weights.
+``evaluable``): they are not landings. :data:`LABEL_WEIGHTS` (``matcher/domain.py``) is the one table of
+these weights.
 """
 
 from __future__ import annotations
@@ -43,30 +44,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from matcher.domain import (
+    LABEL_WEIGHTS, LANDED_STAGES, NOT_LANDED_STAGES, OUTCOME_KIND, UNDECIDED_STAGES, VERDICTS_NOT_USED,
+)
 from matcher.errors import SchemaError
 
-POSITIVE = ("landed", "signed")
-NEGATIVE = ("declined", "lost")
-OPEN = ("contacted", "visited", "negotiating")
 REQUIRED = ("enterprise_id", "gap_id", "contacted_at", "outcome")
 
-OUTCOME_KIND = "outcome"
-# label kind -> (landed, sample weight); landed None: the outcome itself says (landed/signed: 1).
-LABEL_WEIGHTS: dict[str, tuple[int | None, float]] = {
-    OUTCOME_KIND: (None, 1.0),
-    "approve": (1, 0.3),
-    "reject:not_chain_fit": (0, 1.0),
-    "reject:risk": (0, 1.0),
-    "reject:space_or_land_unmet": (0, 1.0),
-}
-# Verdicts that are no landing label, and why ("*": any reason code of that verdict).
-VERDICTS_NOT_USED: dict[str, str] = {
-    "reject:already_in_contact": "a process reason: the firm is already being approached (its outcome will be the label)",
-    "reject:duplicate": "a process reason: the prospect duplicates another one",
-    "reject:other": "no reason code: cannot tell whether the rejection judges the firm",
-    "defer:*": "a deferral postpones the decision; it judges neither way",
-}
 OUTCOME_RECORDED = "outcome recorded: the pair is labelled by its outcome, not by a verdict"
+UNKNOWN_OUTCOME = f"unknown outcome (use {', '.join(LANDED_STAGES + NOT_LANDED_STAGES + UNDECIDED_STAGES)})"
 SOURCES = ("files", "database", "reviews")  # values of the ``source`` column
 
 
@@ -180,14 +166,14 @@ def _validate(raw_frames: list[pd.DataFrame], known_enterprises: set[str], known
         outcome = frame["outcome"].astype(str).str.strip().str.casefold()
         date = pd.to_datetime(frame["contacted_at"], errors="coerce")
         reasons = pd.Series("", index=frame.index)
-        reasons[~outcome.isin(POSITIVE + NEGATIVE + OPEN)] = "unknown outcome (use landed, signed, declined, lost, contacted, visited, negotiating)"
+        reasons[~outcome.isin(LANDED_STAGES + NOT_LANDED_STAGES + UNDECIDED_STAGES)] = UNKNOWN_OUTCOME
         reasons[(reasons == "") & date.isna()] = "contacted_at is not a date"
         reasons[(reasons == "") & ~frame["enterprise_id"].isin(known_enterprises)] = "enterprise_id not in the published snapshot"
         reasons[(reasons == "") & ~frame["gap_id"].isin(known_gaps)] = "gap_id is neither a published gap nor a chain_id.segment_id"
-        reasons[(reasons == "") & outcome.isin(OPEN)] = "still open (no final outcome yet)"
+        reasons[(reasons == "") & outcome.isin(UNDECIDED_STAGES)] = "still open (no final outcome yet)"
         bad = reasons != ""
         rejected.append(frame[bad].assign(reason=reasons[bad]))
-        good = frame[~bad].assign(contacted_at=date[~bad], landed=outcome[~bad].isin(POSITIVE).astype(int))
+        good = frame[~bad].assign(contacted_at=date[~bad], landed=outcome[~bad].isin(LANDED_STAGES).astype(int))
         frames.append(good)
     usable = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=[*REQUIRED, "landed"])
     return usable, pd.concat(rejected, ignore_index=True) if rejected else pd.DataFrame()

@@ -2,7 +2,7 @@
 
 | role | may |
 |---|---|
-| staff | read everything, create shortlists, record outcomes, read the overview |
+| staff | read everything, create shortlists and export those their key created, record outcomes, read the overview |
 | chain_leader | read everything; shortlists of their own chains only: see, create, review, export, lift exclusions; record outcomes and read the overview of their own chains |
 | general_leader | read every chain: shortlists, exports, outcomes, the whole overview; with chains given, also what a chain leader does on those |
 | admin | everything, including reloads and the audit log |
@@ -23,7 +23,8 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from matcher.store import repo
 from matcher.store.db import Store
-from matcher.store.repo import CHAIN_ROLES, Actor
+from matcher.domain import CHAIN_ROLES
+from matcher.store.repo import Actor
 from service.errors import AuthenticationError, PermissionDeniedError
 
 bearer = HTTPBearer(auto_error=False, description="an API key from 'matcher keys create'")
@@ -32,7 +33,8 @@ bearer = HTTPBearer(auto_error=False, description="an API key from 'matcher keys
 # it on the chains their key names, and nothing of it without any.
 LEADER_WRITES = ["shortlists:create", "shortlists:review", "exclusions:lift", "outcomes:write"]
 PERMISSIONS = {
-    "staff": ["prospects:read", "shortlists:read", "shortlists:create", "outcomes:read", "outcomes:write", "overview:read"],
+    "staff": ["prospects:read", "shortlists:read", "shortlists:create", "shortlists:export", "outcomes:read", "outcomes:write",
+              "overview:read"],
     "chain_leader": ["prospects:read", "shortlists:read", "shortlists:export", "outcomes:read", "overview:read",
                      *LEADER_WRITES],
     "general_leader": ["prospects:read", "shortlists:read", "shortlists:export", "outcomes:read", "overview:read"],
@@ -117,6 +119,14 @@ def check_own_chain(actor: Actor, chain_id: str, what: str) -> None:
     if actor.role in CHAIN_ROLES and chain_id not in actor.chains:
         leads = ", ".join(actor.chains) if actor.chains else "no chain"
         raise PermissionDeniedError(f"{what} belongs to chain '{chain_id}'; this key leads {leads}")
+
+
+def check_export(actor: Actor, shortlist: dict) -> None:
+    """Staff export the shortlists their key created (they put them forward to the chain leaders);
+    chain leaders, the general chain leader and admins export every shortlist they see."""
+    if actor.role == "staff" and shortlist["created_by_key_id"] != actor.key_id:
+        raise PermissionDeniedError(f"shortlist {shortlist['shortlist_id']} was created by {shortlist['created_by']}; "
+                                    "staff export the shortlists their own key created")
 
 
 def visible_chains(actor: Actor) -> tuple[str, ...] | None:

@@ -92,6 +92,11 @@ class RankedEntry:
         return self.rows_at(list(range(self.total)))
 
     @property
+    def record_built(self) -> bool:
+        """Whether :attr:`record` was built already (the log writer builds it, off the request path)."""
+        return self._record is not None
+
+    @property
     def record(self) -> dict:
         """What the served-list log stores once (every item with the feature vector behind its
         score); built on first use, normally by the log writer's thread, not by the request."""
@@ -248,6 +253,11 @@ class Loaded:
             if entry is not None:
                 self.hits += 1
             return entry
+
+    def forget(self, key: tuple) -> None:
+        """Drop a cached list: the next request for it ranks it again."""
+        with self._lists_lock:
+            self._lists.pop(key, None)
 
     def gap_list(self, gap_id: str, filters: Filters) -> RankedEntry:
         """The ranked list of a gap (raises UnknownEntityError for an unknown gap)."""

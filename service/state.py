@@ -53,12 +53,13 @@ class ServiceState:
                 self.exclusion_revision, self.exclusions = repo.active_exclusions(self.store)
                 changed = {g for g in set(before) | set(self.exclusions) if before.get(g) != self.exclusions.get(g)}
                 if changed and self.settings.service_warm_gaps:
-                    self._rewarm(changed)
+                    self.rewarm(changed)
             self._checked = time.monotonic()
 
-    def _rewarm(self, gap_ids: set[str]) -> threading.Thread | None:
+    def rewarm(self, gap_ids: set[str]) -> threading.Thread | None:
         """Rank (and explain the top of) the unfiltered lists of gaps whose exclusions changed, in
-        the background, so the next request finds them ready."""
+        the background, so the next request finds them ready. Returns the thread (None when no
+        version is loaded)."""
         loaded, exclusions = self.holder.current, dict(self.exclusions)
         if loaded is None:
             return None

@@ -85,6 +85,24 @@ def test_keys_roles_and_chains(service):
     assert_error(service.client.get("/v1/me", headers={"Authorization": f"Bearer {key}"}), 401, "unauthorized")
 
 
+def test_staff_export_the_shortlists_they_created(service):
+    assert "shortlists:export" in service.get("/v1/me", "staff").json()["permissions"]
+    own = shortlist(service, top=3)  # created with the fixture's staff key
+    exported = service.get(f"/v1/shortlists/{own['shortlist_id']}/export?format=csv", "staff")
+    assert exported.status_code == 200, exported.text
+    rows = list(csv.reader(io.StringIO(exported.content.decode("utf-8-sig"))))
+    assert [r[1] for r in rows[1:]] == [i["enterprise_id"] for i in own["items"]]
+
+    colleague, _ = repo.create_key(service.store, "staff", name="colleague")
+    theirs = service.get(f"/v1/shortlists/{own['shortlist_id']}/export", headers={"Authorization": f"Bearer {colleague}"},
+                         who="staff")
+    error = assert_error(theirs, 403, "forbidden")
+    assert f"shortlist {own['shortlist_id']}" in error["message"]
+    assert service.get(f"/v1/shortlists/{own['shortlist_id']}", headers={"Authorization": f"Bearer {colleague}"},
+                       who="staff").status_code == 200  # they still read it
+    assert service.get(f"/v1/shortlists/{own['shortlist_id']}/export", "leader").status_code == 200
+
+
 def test_keys_never_logged(service, caplog):
     caplog.set_level(logging.DEBUG)
     wrong = "cmk_" + "x" * 43
@@ -223,8 +241,8 @@ def test_not_chain_fit_excludes_until_undone(service):
 
     state = service.app.state.svc  # what a worker does when exclusions change (with warming on):
     key = ("gap", gap, Filters(exclude_ids=tuple(sorted(state.exclusions[gap]))))
-    state.holder.current._lists.pop(key)
-    state._rewarm({gap}).join()
+    state.holder.current.forget(key)
+    state.rewarm({gap}).join()
     assert state.holder.current.peek(key) is not None  # ranked again before anyone asks
 
     review(service, s, item, verdict="defer", comment="second thoughts")  # a later verdict undoes it

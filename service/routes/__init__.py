@@ -1,0 +1,20 @@
+"""The ``/v1`` API. Routes translate between HTTP and the library; errors are raised as
+``MatcherError`` subclasses and mapped in ``service/errors.py``.
+
+One module per resource, included in the order the OpenAPI document lists them: ``identity``
+(the calling key, reference lists), ``chains`` (chains, maps, segments, gaps), ``prospects``
+(ranked lists, search, explanations), ``shortlists`` (shortlists, reviews, exports, exclusions),
+``outcomes``, ``overview`` and ``admin``; ``common`` holds what they share.
+"""
+
+from fastapi import APIRouter
+
+from service.routes import admin, chains, identity, outcomes, overview, prospects, shortlists
+
+# Each module's router carries the prefix and the error responses itself: a route's ``path`` (the
+# template metrics and logs name) is then the full ``/v1/...`` one.
+router = APIRouter()
+for module in (identity, chains, prospects, shortlists, outcomes, overview, admin):
+    router.include_router(module.router)
+
+__all__ = ["router"]
