@@ -8,12 +8,13 @@ are unknown) excludes it: the filter cannot be confirmed.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from matcher import schemas as S
+from matcher.filters import Filters
 from matcher.index import VectorSearcher, top_k
 from matcher.lexical import LexicalIndex
 
@@ -27,25 +28,6 @@ RESULT_COLUMNS = (
     S.IS_LOCAL, S.CITY, S.PROVINCE, S.COUNTRY, S.EMPLOYEES, S.FOUNDED_YEAR, S.STATUS,
     S.QUALIFICATIONS,
 )
-
-
-@dataclass(frozen=True)
-class Filters:
-    """Which enterprises may be returned. Repeated values of one field are alternatives, except
-    ``qualifications``, where an enterprise must hold all of them."""
-
-    countries: tuple[str, ...] = ()
-    provinces: tuple[str, ...] = ()
-    min_employees: int | None = None
-    max_employees: int | None = None
-    founded_after: int | None = None
-    qualifications: tuple[str, ...] = ()
-    include_local: bool = False
-    include_closed: bool = False
-    exclude_ids: tuple[str, ...] = field(default=())
-
-    def is_default(self) -> bool:
-        return self == Filters(include_local=self.include_local, include_closed=self.include_closed)
 
 
 def filter_mask(enterprises: pd.DataFrame, filters: Filters) -> np.ndarray:
