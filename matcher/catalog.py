@@ -20,9 +20,8 @@ from matcher.features import FeatureContext, make_features
 from matcher.index import VectorSearcher, load_index
 from matcher.lexical import LexicalIndex, text_language
 from matcher.ranking import COLD_START, cold_start_score, cold_start_weights, component_scores, single_threaded
-from matcher.retrieval import (
-    DENSE_WEIGHT_ZH, FilterColumns, Filters, Retrieved, corpus_sample, result_frame, retrieve_arrays,
-)
+from matcher.retrieval import FilterColumns, Filters, Retrieved, corpus_sample, result_frame, retrieve_arrays
+from matcher.settings import default
 
 INDEX_FILE = "index.faiss"
 VECTORS_FILE = "vectors.npy"
@@ -98,9 +97,9 @@ class Catalog:
     keyword_vectors: np.ndarray
     ranker: object | None = None
     growth_scores: np.ndarray | None = None
-    depth: int = 200
-    dense_weight: float = 0.5
-    dense_weight_zh: float = DENSE_WEIGHT_ZH  # for Chinese queries (see dense_weight_for)
+    depth: int = default("retrieval_depth")
+    dense_weight: float = default("dense_weight")
+    dense_weight_zh: float = default("dense_weight_zh")  # for Chinese queries (see dense_weight_for)
     query_backend: str = "torch"  # see ``encoder``
     _encoder: Encoder | None = None
     _dense_sample: np.ndarray | None = None
@@ -125,12 +124,15 @@ class Catalog:
         return f"landing-model@{self.manifest['ranker']['trained_in']}"
 
     @classmethod
-    def load(cls, path: Path, ef_search: int = 128, depth: int = 200, dense_weight: float = 0.5, check: bool = True,
-             dense_weight_zh: float | None = None) -> "Catalog":
+    def load(cls, path: Path, ef_search: int = default("hnsw_ef_search"), depth: int = default("retrieval_depth"),
+             dense_weight: float = default("dense_weight"), check: bool = True,
+             dense_weight_zh: float = default("dense_weight_zh")) -> "Catalog":
         """Load a version directory (verifying file hashes against its manifest by default).
 
+        The search arguments are the settings of the same names (``ef_search``: ``hnsw_ef_search``,
+        ``depth``: ``retrieval_depth``), their defaults the settings' defaults.
         ``dense_weight`` / ``dense_weight_zh``: weight of the dense signal in the fused retrieval
-        score for English / Chinese queries (None: ``DENSE_WEIGHT_ZH``).
+        score for English / Chinese queries.
         """
         manifest = verify(path) if check else json.loads((path / "manifest.json").read_text())
         enterprises = pd.read_parquet(path / ENTERPRISES_FILE)
@@ -159,7 +161,7 @@ class Catalog:
             growth_scores=growth,
             depth=depth,
             dense_weight=dense_weight,
-            dense_weight_zh=DENSE_WEIGHT_ZH if dense_weight_zh is None else dense_weight_zh,
+            dense_weight_zh=dense_weight_zh,
         )
 
     @property
