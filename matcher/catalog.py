@@ -16,6 +16,7 @@ from matcher.artifacts import verify
 from matcher.chains import FEEDBACK_DOCS, ChainMap, code_profile, load_chain_map
 from matcher.embedding import Encoder
 from matcher.errors import ArtifactCorruptError, UnknownEntityError
+from matcher.explain import compare_report, explain_ranked, industry_labels, why_not_report
 from matcher.features import FeatureContext, make_features
 from matcher.index import VectorSearcher, load_index
 from matcher.lexical import LexicalIndex, text_language
@@ -185,6 +186,15 @@ class Catalog:
             self._encoder = encoder
         return self._encoder
 
+    def adopt_encoder(self, previous: "Catalog") -> bool:
+        """Use ``previous``'s loaded encoder when it is the same model (same configuration and
+        embedding key), so a new version does not load (or compile) it again. Whether it did."""
+        if previous._encoder is None or previous.encoder_config != self.encoder_config \
+                or previous.manifest["embedding"].get("key") != self.manifest["embedding"].get("key"):
+            return False
+        self._encoder = previous._encoder
+        return True
+
     @property
     def encoder_config(self) -> tuple[str, str, int]:
         """(model, precision, batch size) of the artifact's embeddings: versions with the same
@@ -209,6 +219,11 @@ class Catalog:
                 growth_scores=self.growth_scores,
             )
         return self._context
+
+    def set_growth_scores(self, growth_scores: np.ndarray | None) -> None:
+        """Replace the per-enterprise growth scores (training computes new ones); the feature
+        context, built from the old ones, is rebuilt on next use."""
+        self.growth_scores, self._context = growth_scores, None
 
     def landed(self) -> tuple[np.ndarray, dict]:
         """Rows of enterprises that landed in the outcomes the ranker learned from, and the gap
@@ -377,10 +392,31 @@ class Catalog:
             ranked, features = self._rank_pool(gap, vector, k, filters)
             top = ranked.head(k).copy()
             if explain and len(top):
-                from matcher.explain import explain_ranked
-
                 top["explanation"] = explain_ranked(self, gap, top, features.head(k), features, lang)
             return top
+
+    def compare(self, gap_id: str, a_id: str, b_id: str, filters: Filters, lang: str = "en") -> dict:
+        """Why A ranks above (or below) B for a gap, factor by factor
+        (:func:`matcher.explain.compare_report` of the gap's ranked candidates)."""
+        gap, vector = self.gap(gap_id)
+        ranked, pool = self.rank_pool(gap, vector, 1, filters)
+        rows = np.array([self.row_of(a_id), self.row_of(b_id)])
+        return compare_report(gap, a_id, b_id, ranked, pool, rows, self.features(gap, vector, rows),
+                              industry_labels(self.enterprises, rows), self.ranker, self.ranker_name, lang)
+
+    def why_not(self, gap_id: str, enterprise_id: str, shortlist: int, filters: Filters, lang: str = "en") -> dict:
+        """Where an enterprise stands for a gap and what keeps it below the last of a ``shortlist``
+        (:func:`matcher.explain.why_not_report` of the gap's ranked candidates)."""
+        gap, vector = self.gap(gap_id)
+        row = self.row_of(enterprise_id)
+        ranked, pool = self.rank_pool(gap, vector, shortlist, filters)
+        rows, features = np.array([row]), None
+        if len(ranked) >= shortlist:
+            rows = np.array([row, int(ranked["_row"].iloc[shortlist - 1])])
+            features = self.features(gap, vector, rows)
+        return why_not_report(gap, self.enterprises.iloc[[row]], float(self.searcher.vectors[row] @ vector), shortlist,
+                              filters, ranked, pool, rows, features, industry_labels(self.enterprises, rows),
+                              self.ranker, self.ranker_name, lang)
 
     def search(self, text: str, k: int, filters: Filters, explain: bool = False, lang: str = "en") -> pd.DataFrame:
         """Enterprises matching a free-text need, ranked, best first."""

@@ -21,6 +21,7 @@ from matcher import schemas as S
 from matcher.features import FEATURES, eligible_policy_names
 from matcher.lexical import tokenize
 from matcher.ranking import WEIGHTS
+from matcher.retrieval import filter_mask
 
 # Every number an explanation carries (feature values, contributions, base value, model output,
 # scores, similarities, differences) is rounded to this many decimal places, and every text is
@@ -418,7 +419,8 @@ def _status(strength: float, weak_below: float) -> str:
 def explain_ranked(catalog, gap: dict, ranked: pd.DataFrame, features: pd.DataFrame, pool: pd.DataFrame, lang: str = "en") -> list[dict]:
     """Explanations of ranked prospects (rows of ``ranked`` / ``features``), percentiles among ``pool``.
 
-    ``catalog`` is a :class:`matcher.catalog.Catalog`; deterministic: the same inputs give the
+    ``catalog`` is a :class:`matcher.catalog.Catalog`, read for its tables and models (it never
+    ranks here: ``ranked`` and ``pool`` are its ranking); deterministic: the same inputs give the
     same explanation.
     """
     from matcher.ranking import SEARCH_WEIGHTS, cold_start_weights, component_scores
@@ -572,8 +574,9 @@ def explain_reasons(catalog, gap: dict, ranked: pd.DataFrame, features: pd.DataF
     return out
 
 
-def factor_scores(catalog, pool: pd.DataFrame, rows_features: pd.DataFrame, pool_positions: list[int | None] | None = None) -> tuple[np.ndarray, list[str], np.ndarray]:
-    """Per-factor contributions of some rows, in the ranker's own additive space.
+def factor_scores(ranker, pool: pd.DataFrame, rows_features: pd.DataFrame, pool_positions: list[int | None] | None = None) -> tuple[np.ndarray, list[str], np.ndarray]:
+    """Per-factor contributions of some rows, in the ranker's own additive space (``ranker``: the
+    catalog's landing model, None for cold start).
 
     ``pool_positions[i]`` is row i's position in ``pool`` when it is one of the ranked
     candidates: its cold-start components are then exactly those of the list.
@@ -582,9 +585,9 @@ def factor_scores(catalog, pool: pd.DataFrame, rows_features: pd.DataFrame, pool
     """
     from matcher.ranking import cold_start_score, component_scores
 
-    if catalog.ranker is not None:
-        _, values, _ = catalog.ranker.explain(rows_features)
-        return values, model_features(catalog.ranker), catalog.ranker.predict_proba(rows_features)[:, 1]
+    if ranker is not None:
+        _, values, _ = ranker.explain(rows_features)
+        return values, model_features(ranker), ranker.predict_proba(rows_features)[:, 1]
     pool_components = component_scores(pool)
     rows = []
     for i in range(len(rows_features)):
@@ -623,19 +626,30 @@ def _positions(ranked: pd.DataFrame, rows: np.ndarray) -> list[int | None]:
     return [where.get(int(r)) for r in rows]
 
 
-def compare(catalog, gap_id: str, a_id: str, b_id: str, filters, lang: str = "en") -> dict:
-    """Why A ranks above (or below) B for a gap, factor by factor."""
-    gap, vector = catalog.gap(gap_id)
-    pool_ranked, pool = catalog.rank_pool(gap, vector, 1, filters)
-    rows = np.array([catalog.row_of(a_id), catalog.row_of(b_id)])
-    feats = catalog.features(gap, vector, rows)
-    values, names, scores = factor_scores(catalog, pool, feats, _positions(pool_ranked, rows))
-    ranks = dict(zip(pool_ranked["enterprise_id"], pool_ranked["rank"]))
-    factors = compare_factors(names, values[0], values[1], feats.iloc[0] if catalog.ranker is not None else None,
-                              feats.iloc[1] if catalog.ranker is not None else None, lang,
-                              tuple(industry_labels(catalog.enterprises, rows)), not gap.get("segment_id"))
+def _factors(ranker, ranked: pd.DataFrame, pool: pd.DataFrame, rows: np.ndarray, features: pd.DataFrame,
+             industries: list[str | None], search: bool, lang: str) -> tuple[np.ndarray, list[dict]]:
+    """Scores of two rows and :func:`compare_factors` of the first against the second."""
+    values, names, scores = factor_scores(ranker, pool, features, _positions(ranked, rows))
+    shown = ranker is not None  # cold-start factors are components, not feature values
+    factors = compare_factors(names, values[0], values[1], features.iloc[0] if shown else None,
+                              features.iloc[1] if shown else None, lang, tuple(industries), search)
+    return scores, factors
+
+
+def compare_report(gap: dict, a_id: str, b_id: str, ranked: pd.DataFrame, pool: pd.DataFrame, rows: np.ndarray,
+                   features: pd.DataFrame, industries: list[str | None], ranker, ranker_name: str,
+                   lang: str = "en") -> dict:
+    """Why A ranks above (or below) B for a gap, factor by factor, from a ranking already made.
+
+    ``ranked`` / ``pool``: the gap's ranked candidates and their features
+    (:meth:`matcher.catalog.Catalog.rank_pool`); ``rows``, ``features``, ``industries``: A's and
+    B's enterprise rows, features and :func:`industry_label`; ``ranker``: the landing model, None
+    for cold start.
+    """
+    scores, factors = _factors(ranker, ranked, pool, rows, features, industries, not gap.get("segment_id"), lang)
+    ranks = dict(zip(ranked["enterprise_id"], ranked["rank"]))
     return {
-        "gap_id": gap_id, "ranker": catalog.ranker_name,
+        "gap_id": gap["gap_id"], "ranker": ranker_name,
         "a": {"enterprise_id": a_id, "score": rounded(scores[0]), "rank": ranks.get(a_id)},
         "b": {"enterprise_id": b_id, "score": rounded(scores[1]), "rank": ranks.get(b_id)},
         "higher": a_id if scores[0] >= scores[1] else b_id,
@@ -643,26 +657,30 @@ def compare(catalog, gap_id: str, a_id: str, b_id: str, filters, lang: str = "en
     }
 
 
-def why_not(catalog, gap_id: str, enterprise_id: str, shortlist: int, filters, lang: str = "en") -> dict:
-    """Where an enterprise stands for a gap and what keeps it below the last shortlisted prospect."""
-    from matcher.retrieval import filter_mask
+def why_not_report(gap: dict, enterprise: pd.DataFrame, similarity: float, shortlist: int, filters,
+                   ranked: pd.DataFrame, pool: pd.DataFrame, rows: np.ndarray, features: pd.DataFrame | None,
+                   industries: list[str | None], ranker, ranker_name: str, lang: str = "en") -> dict:
+    """Where an enterprise stands for a gap and what keeps it below the last shortlisted prospect,
+    from a ranking already made.
 
-    gap, vector = catalog.gap(gap_id)
-    row = catalog.row_of(enterprise_id)
-    ranked, pool = catalog.rank_pool(gap, vector, shortlist, filters)
+    ``enterprise``: its row of the enterprise table (a one-row frame); ``similarity``: its
+    embedding similarity to the gap; ``ranked`` / ``pool``: the gap's ranked candidates under
+    ``filters`` and their features. ``rows``, ``features``, ``industries``: the enterprise's and
+    the last shortlisted prospect's (``ranked`` row ``shortlist``) table rows, features and
+    :func:`industry_label`; ``features`` is None when fewer than ``shortlist`` were ranked.
+    """
+    enterprise_id = enterprise[S.ENTERPRISE_ID].iloc[0]
     excluded = []
-    ent = catalog.enterprises.iloc[[row]]
-    if not filter_mask(ent, filters)[0]:
-        if bool(ent[S.IS_LOCAL].iloc[0]) and not filters.include_local:
+    if not filter_mask(enterprise, filters)[0]:
+        if bool(enterprise[S.IS_LOCAL].iloc[0]) and not filters.include_local:
             excluded.append("local enterprise (prospect lists are of outside enterprises unless --include-local)")
-        if ent[S.STATUS_CLASS].iloc[0] in S.NOT_PROSPECTS and not filters.include_closed:
-            excluded.append(f"status '{ent[S.STATUS].iloc[0]}' (closed enterprises are excluded)")
+        if enterprise[S.STATUS_CLASS].iloc[0] in S.NOT_PROSPECTS and not filters.include_closed:
+            excluded.append(f"status '{enterprise[S.STATUS].iloc[0]}' (closed enterprises are excluded)")
         if not excluded:
             excluded.append("does not pass the filters given")
     in_pool = ranked.index[ranked["enterprise_id"] == enterprise_id]
-    similarity = float(catalog.searcher.vectors[row] @ vector)
     report = {
-        "gap_id": gap_id, "enterprise_id": enterprise_id, "name": ent[S.NAME].iloc[0], "ranker": catalog.ranker_name,
+        "gap_id": gap["gap_id"], "enterprise_id": enterprise_id, "name": enterprise[S.NAME].iloc[0], "ranker": ranker_name,
         "shortlist_size": shortlist, "similarity": rounded(similarity), "excluded_by": excluded,
         "retrieved": bool(len(in_pool)), "rank": int(ranked.loc[in_pool[0], "rank"]) if len(in_pool) else None,
         "candidates_ranked": len(ranked),
@@ -671,19 +689,24 @@ def why_not(catalog, gap_id: str, enterprise_id: str, shortlist: int, filters, l
         last_sim = float(ranked["similarity"].min()) if len(ranked) else float("nan")
         report["retrieval"] = (f"retrieval did not reach it: similarity {similarity:.3f} to the gap, while the "
                                f"{len(ranked)} retrieved candidates reach down to {last_sim:.3f}")
-    if len(ranked) < shortlist:
+    if features is None:
         return report
     last = ranked.iloc[shortlist - 1]
-    rows = np.array([row, int(last["_row"])])
-    feats = catalog.features(gap, vector, rows)
-    values, names, scores = factor_scores(catalog, pool, feats, _positions(ranked, rows))
+    scores, factors = _factors(ranker, ranked, pool, rows, features, industries, not gap.get("segment_id"), lang)
     report["score"] = rounded(scores[0])
     report["last_shortlisted"] = {"enterprise_id": last["enterprise_id"], "name": last["name"], "rank": int(last["rank"]), "score": rounded(scores[1])}
-    factors = compare_factors(names, values[0], values[1], feats.iloc[0] if catalog.ranker is not None else None,
-                              feats.iloc[1] if catalog.ranker is not None else None, lang,
-                              tuple(industry_labels(catalog.enterprises, rows)), not gap.get("segment_id"))
     reasons = [f for f in factors if not f.get("same_value", False)]
     report["holding_it_back"] = [f for f in sorted(reasons, key=lambda e: e["difference"]) if f["difference"] < 0][:5]
     report["in_its_favour"] = [f for f in reasons if f["difference"] > 0][:3]
     report["interactions"] = rounded(sum(f["difference"] for f in factors if f.get("same_value", False)))
     return report
+
+
+def compare(catalog, gap_id: str, a_id: str, b_id: str, filters, lang: str = "en") -> dict:
+    """:meth:`matcher.catalog.Catalog.compare` (which ranks, then calls :func:`compare_report`)."""
+    return catalog.compare(gap_id, a_id, b_id, filters, lang)
+
+
+def why_not(catalog, gap_id: str, enterprise_id: str, shortlist: int, filters, lang: str = "en") -> dict:
+    """:meth:`matcher.catalog.Catalog.why_not` (which ranks, then calls :func:`why_not_report`)."""
+    return catalog.why_not(gap_id, enterprise_id, shortlist, filters, lang)
