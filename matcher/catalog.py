@@ -16,13 +16,13 @@ from matcher.artifacts import verify
 from matcher.chains import FEEDBACK_DOCS, ChainMap, code_profile, load_chain_map
 from matcher.embedding import Encoder
 from matcher.errors import ArtifactCorruptError, UnknownEntityError
+from matcher.explain import compare_report, explain_ranked, industry_labels, why_not_report
 from matcher.features import FeatureContext, make_features
 from matcher.index import VectorSearcher, load_index
 from matcher.lexical import LexicalIndex, text_language
 from matcher.ranking import COLD_START, cold_start_score, cold_start_weights, component_scores, single_threaded
-from matcher.retrieval import (
-    DENSE_WEIGHT_ZH, FilterColumns, Filters, Retrieved, corpus_sample, result_frame, retrieve_arrays,
-)
+from matcher.retrieval import FilterColumns, Filters, Retrieved, corpus_sample, result_frame, retrieve_arrays
+from matcher.settings import default
 
 INDEX_FILE = "index.faiss"
 VECTORS_FILE = "vectors.npy"
@@ -98,9 +98,9 @@ class Catalog:
     keyword_vectors: np.ndarray
     ranker: object | None = None
     growth_scores: np.ndarray | None = None
-    depth: int = 200
-    dense_weight: float = 0.5
-    dense_weight_zh: float = DENSE_WEIGHT_ZH  # for Chinese queries (see dense_weight_for)
+    depth: int = default("retrieval_depth")
+    dense_weight: float = default("dense_weight")
+    dense_weight_zh: float = default("dense_weight_zh")  # for Chinese queries (see dense_weight_for)
     query_backend: str = "torch"  # see ``encoder``
     _encoder: Encoder | None = None
     _dense_sample: np.ndarray | None = None
@@ -125,12 +125,15 @@ class Catalog:
         return f"landing-model@{self.manifest['ranker']['trained_in']}"
 
     @classmethod
-    def load(cls, path: Path, ef_search: int = 128, depth: int = 200, dense_weight: float = 0.5, check: bool = True,
-             dense_weight_zh: float | None = None) -> "Catalog":
+    def load(cls, path: Path, ef_search: int = default("hnsw_ef_search"), depth: int = default("retrieval_depth"),
+             dense_weight: float = default("dense_weight"), check: bool = True,
+             dense_weight_zh: float = default("dense_weight_zh")) -> "Catalog":
         """Load a version directory (verifying file hashes against its manifest by default).
 
+        The search arguments are the settings of the same names (``ef_search``: ``hnsw_ef_search``,
+        ``depth``: ``retrieval_depth``), their defaults the settings' defaults.
         ``dense_weight`` / ``dense_weight_zh``: weight of the dense signal in the fused retrieval
-        score for English / Chinese queries (None: ``DENSE_WEIGHT_ZH``).
+        score for English / Chinese queries.
         """
         manifest = verify(path) if check else json.loads((path / "manifest.json").read_text())
         enterprises = pd.read_parquet(path / ENTERPRISES_FILE)
@@ -159,7 +162,7 @@ class Catalog:
             growth_scores=growth,
             depth=depth,
             dense_weight=dense_weight,
-            dense_weight_zh=DENSE_WEIGHT_ZH if dense_weight_zh is None else dense_weight_zh,
+            dense_weight_zh=dense_weight_zh,
         )
 
     @property
@@ -182,6 +185,15 @@ class Catalog:
                 )
             self._encoder = encoder
         return self._encoder
+
+    def adopt_encoder(self, previous: "Catalog") -> bool:
+        """Use ``previous``'s loaded encoder when it is the same model (same configuration and
+        embedding key), so a new version does not load (or compile) it again. Whether it did."""
+        if previous._encoder is None or previous.encoder_config != self.encoder_config \
+                or previous.manifest["embedding"].get("key") != self.manifest["embedding"].get("key"):
+            return False
+        self._encoder = previous._encoder
+        return True
 
     @property
     def encoder_config(self) -> tuple[str, str, int]:
@@ -207,6 +219,11 @@ class Catalog:
                 growth_scores=self.growth_scores,
             )
         return self._context
+
+    def set_growth_scores(self, growth_scores: np.ndarray | None) -> None:
+        """Replace the per-enterprise growth scores (training computes new ones); the feature
+        context, built from the old ones, is rebuilt on next use."""
+        self.growth_scores, self._context = growth_scores, None
 
     def landed(self) -> tuple[np.ndarray, dict]:
         """Rows of enterprises that landed in the outcomes the ranker learned from, and the gap
@@ -375,10 +392,31 @@ class Catalog:
             ranked, features = self._rank_pool(gap, vector, k, filters)
             top = ranked.head(k).copy()
             if explain and len(top):
-                from matcher.explain import explain_ranked
-
                 top["explanation"] = explain_ranked(self, gap, top, features.head(k), features, lang)
             return top
+
+    def compare(self, gap_id: str, a_id: str, b_id: str, filters: Filters, lang: str = "en") -> dict:
+        """Why A ranks above (or below) B for a gap, factor by factor
+        (:func:`matcher.explain.compare_report` of the gap's ranked candidates)."""
+        gap, vector = self.gap(gap_id)
+        ranked, pool = self.rank_pool(gap, vector, 1, filters)
+        rows = np.array([self.row_of(a_id), self.row_of(b_id)])
+        return compare_report(gap, a_id, b_id, ranked, pool, rows, self.features(gap, vector, rows),
+                              industry_labels(self.enterprises, rows), self.ranker, self.ranker_name, lang)
+
+    def why_not(self, gap_id: str, enterprise_id: str, shortlist: int, filters: Filters, lang: str = "en") -> dict:
+        """Where an enterprise stands for a gap and what keeps it below the last of a ``shortlist``
+        (:func:`matcher.explain.why_not_report` of the gap's ranked candidates)."""
+        gap, vector = self.gap(gap_id)
+        row = self.row_of(enterprise_id)
+        ranked, pool = self.rank_pool(gap, vector, shortlist, filters)
+        rows, features = np.array([row]), None
+        if len(ranked) >= shortlist:
+            rows = np.array([row, int(ranked["_row"].iloc[shortlist - 1])])
+            features = self.features(gap, vector, rows)
+        return why_not_report(gap, self.enterprises.iloc[[row]], float(self.searcher.vectors[row] @ vector), shortlist,
+                              filters, ranked, pool, rows, features, industry_labels(self.enterprises, rows),
+                              self.ranker, self.ranker_name, lang)
 
     def search(self, text: str, k: int, filters: Filters, explain: bool = False, lang: str = "en") -> pd.DataFrame:
         """Enterprises matching a free-text need, ranked, best first."""

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from matcher.errors import ArtifactCorruptError, ConfigError
+from matcher.settings import default
 
 EXACT_FACTORY = "IDMap2,Flat"
 # HNSW32 over HNSW16: same speed at equal recall up to 200k, but M=32 is what held recall@10 at
@@ -62,7 +63,7 @@ def build_index(
     vectors: np.ndarray,
     ids: np.ndarray,
     factory: str,
-    ef_search: int = 128,
+    ef_search: int = default("hnsw_ef_search"),
     ef_construction: int = HNSW_EF_CONSTRUCTION,
 ) -> faiss.Index:
     """Build an inner-product index.
@@ -203,7 +204,7 @@ def save_index(index: faiss.Index, path: Path) -> None:
     faiss.write_index(index, str(path))
 
 
-def load_index(path: Path, ef_search: int = 128) -> faiss.Index:
+def load_index(path: Path, ef_search: int = default("hnsw_ef_search")) -> faiss.Index:
     try:
         index = faiss.read_index(str(path))
     except RuntimeError as exc:

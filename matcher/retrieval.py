@@ -8,44 +8,24 @@ are unknown) excludes it: the filter cannot be confirmed.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from matcher import schemas as S
+from matcher.filters import Filters
 from matcher.index import VectorSearcher, top_k
 from matcher.lexical import LexicalIndex
+from matcher.settings import default
 
 ROW = "_row"  # position in the artifact's enterprise table; internal, never printed
 LEXICAL_Z = "_lexical_z"  # standardised BM25 score; internal, a ranking feature
-# Dense weight for Chinese queries: the default embedding model (all-MiniLM-L6-v2) is English-only,
-# so Chinese needs lean on BM25 (measured on the A-share set: benchmarks/bench_cn_retrieval.py).
-DENSE_WEIGHT_ZH = 0.0
 RESULT_COLUMNS = (
     S.ENTERPRISE_ID, S.NAME, "score", "similarity", "lexical_score", "dense_rank", "lexical_rank",
     S.IS_LOCAL, S.CITY, S.PROVINCE, S.COUNTRY, S.EMPLOYEES, S.FOUNDED_YEAR, S.STATUS,
     S.QUALIFICATIONS,
 )
-
-
-@dataclass(frozen=True)
-class Filters:
-    """Which enterprises may be returned. Repeated values of one field are alternatives, except
-    ``qualifications``, where an enterprise must hold all of them."""
-
-    countries: tuple[str, ...] = ()
-    provinces: tuple[str, ...] = ()
-    min_employees: int | None = None
-    max_employees: int | None = None
-    founded_after: int | None = None
-    qualifications: tuple[str, ...] = ()
-    include_local: bool = False
-    include_closed: bool = False
-    exclude_ids: tuple[str, ...] = field(default=())
-
-    def is_default(self) -> bool:
-        return self == Filters(include_local=self.include_local, include_closed=self.include_closed)
 
 
 def filter_mask(enterprises: pd.DataFrame, filters: Filters) -> np.ndarray:
@@ -228,8 +208,8 @@ def retrieve_arrays(
     k: int,
     allowed: np.ndarray,
     *,
-    depth: int = 200,
-    dense_weight: float = 0.5,
+    depth: int = default("retrieval_depth"),
+    dense_weight: float = default("dense_weight"),
     dense_sample: np.ndarray | None = None,
     chinese: bool = False,
 ) -> Retrieved:
@@ -316,8 +296,8 @@ def retrieve(
     k: int,
     filters: Filters,
     *,
-    depth: int = 200,
-    dense_weight: float = 0.5,
+    depth: int = default("retrieval_depth"),
+    dense_weight: float = default("dense_weight"),
     dense_sample: np.ndarray | None = None,
     allowed: np.ndarray | None = None,
     chinese: bool = False,

@@ -127,3 +127,12 @@ class Settings(BaseSettings):
     def db_url(self) -> str:
         """The service database: ``database_url``, or the SQLite file in the workspace."""
         return self.database_url or f"sqlite:///{(self.home / 'matcher.db').resolve()}"
+
+
+def default(name: str):
+    """The declared default of the ``Settings`` field ``name``.
+
+    Library functions use it for an argument a caller leaves out, so each default is written once,
+    here, and a caller without settings (a test, a reload check) gets what the CLI would pass.
+    """
+    return Settings.model_fields[name].default

@@ -24,7 +24,8 @@ import sklearn
 from matcher import artifacts
 from matcher.catalog import Catalog
 from matcher.errors import ArtifactCorruptError, SchemaError
-from matcher.explain import DECIMALS, industry_labels, reason_text, rounded
+from matcher.explain import DECIMALS, compare_report, industry_labels, reason_text, rounded, why_not_report
+from matcher.filters import Filters
 from matcher.features import FEATURES
 from pipelines.train_ranker import EVALUATION_SPLITS
 from tests.conftest import SAMPLE_MAPPING
@@ -440,6 +441,30 @@ def test_why_not_names_the_rank_and_what_holds_a_firm_back(trained, ranked40, ca
     assert sum(f["difference"] for f in factors) == pytest.approx(margins[0] - margins[1], abs=rounding_slack(len(factors)))
     text = cli("why-not", target["enterprise_id"], "--gap", gap_id, "--home", trained.home).stdout
     assert f"rank {target['rank']} of" in text
+
+
+def test_why_not_and_compare_are_computed_from_the_ranked_pool_they_are_given(trained, ranked40, catalog):
+    """The report functions rank nothing themselves: given the gap's pool cut to its first 10, a
+    firm ranked 30th is not retrieved and has no shortlist to compare with."""
+    gap, vector = catalog.gap(trained.gap["gap_id"])
+    ranked, pool = catalog.rank_pool(gap, vector, 40, Filters())
+    firm = ranked40[29]["enterprise_id"]
+    row = catalog.row_of(firm)
+    args = (gap, catalog.enterprises.iloc[[row]], 0.5, 20, Filters())
+    rows = np.array([row, int(ranked["_row"].iloc[19])])
+    full = why_not_report(*args, ranked, pool, rows, catalog.features(gap, vector, rows),
+                          industry_labels(catalog.enterprises, rows), catalog.ranker, catalog.ranker_name)
+    assert full == {**catalog.why_not(gap["gap_id"], firm, 20, Filters()), "similarity": 0.5}
+    cut = why_not_report(*args, ranked.head(10), pool.head(10), np.array([row]), None, [None], catalog.ranker,
+                         catalog.ranker_name)
+    assert cut["retrieved"] is False and cut["rank"] is None and cut["candidates_ranked"] == 10
+    assert "last_shortlisted" not in cut
+
+    a, b = ranked40[0]["enterprise_id"], ranked40[29]["enterprise_id"]
+    rows = np.array([catalog.row_of(a), catalog.row_of(b)])
+    report = compare_report(gap, a, b, ranked.head(10), pool.head(10), rows, catalog.features(gap, vector, rows),
+                            industry_labels(catalog.enterprises, rows), catalog.ranker, catalog.ranker_name)
+    assert report["a"]["rank"] == 1 and report["b"]["rank"] is None
 
 
 def test_why_not_a_local_firm_names_the_local_exclusion(trained, enterprises):

@@ -175,7 +175,7 @@ def test_a_model_fitted_before_the_margins_still_predicts_and_explains(monkeypat
     np.testing.assert_allclose(base + values.sum(axis=1), margins, atol=1e-6)
 
     catalog = SimpleNamespace(ranker=model)
-    contributions, names, scores = factor_scores(catalog, rows, rows.head(2))
+    contributions, names, scores = factor_scores(model, rows, rows.head(2))
     assert names == list(old) and contributions.shape == (2, len(old))
     np.testing.assert_allclose(scores, p[:2])
     for reasons in explain_reasons(catalog, {}, rows, rows, rows):

@@ -1,0 +1,198 @@
+"""Assembling a ranked prospect's explanation from its ranking: contributions (SHAP values of the
+landing model, or the cold-start components), the short reasons a page shows, and the full
+explanation (evidence, gap closure, local partners, landed look-alikes, policies, freshness)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from matcher import schemas as S
+from matcher.explain.labels import LABELS, rounded, stated
+from matcher.explain.render import (
+    contribution_rows, contribution_text, evidence_for, industry_labels, percentile_phrases, sorted_population,
+)
+from matcher.features import FEATURES, eligible_policy_names
+from matcher.ranking import SEARCH_WEIGHTS, WEIGHTS, cold_start_parts, cold_start_weights, component_scores
+
+
+def model_features(ranker) -> list[str]:
+    """The feature names ``ranker``'s contributions are in, in order: those its landing model was
+    fitted on (an older model reads fewer than FEATURES); FEATURES without a ranker."""
+    if ranker is not None and hasattr(ranker, "feature_names"):
+        return ranker.feature_names()
+    return list(FEATURES)
+
+
+def cold_start_contributions(components: pd.Series, weights: dict[str, float] = WEIGHTS) -> tuple[float, dict[str, float]]:
+    """Additive parts of the cold-start score (base 0): see :func:`matcher.ranking.cold_start_parts`."""
+    parts = cold_start_parts(components.to_frame().T.astype(float), weights).iloc[0]
+    return 0.0, {k: float(v) for k, v in parts.items()}
+
+
+def top_positions(scores: np.ndarray, k: int) -> np.ndarray:
+    """Positions of the ``k`` highest scores, best first, ties by position: exactly
+    ``np.argsort(-scores, kind="stable")[:k]`` without sorting all of them."""
+    if len(scores) <= k:
+        return np.argsort(-scores, kind="stable")
+    threshold = np.partition(scores, len(scores) - k)[len(scores) - k]
+    candidates = np.flatnonzero(scores >= threshold)
+    return candidates[np.argsort(-scores[candidates], kind="stable")][:k]
+
+
+def _status(strength: float, weak_below: float) -> str:
+    return "missing" if strength <= 0 else "weak" if strength < weak_below else "strong"
+
+
+def explain_ranked(catalog, gap: dict, ranked: pd.DataFrame, features: pd.DataFrame, pool: pd.DataFrame, lang: str = "en") -> list[dict]:
+    """Explanations of ranked prospects (rows of ``ranked`` / ``features``), percentiles among ``pool``.
+
+    ``catalog`` is a :class:`matcher.catalog.Catalog`, read for its tables and models (it never
+    ranks here: ``ranked`` and ``pool`` are its ranking); deterministic: the same inputs give the
+    same explanation.
+    """
+    L = LABELS[lang]
+    weights = cold_start_weights(gap)
+    ctx = catalog.context
+    rows = ranked["_row"].to_numpy()
+    feature_names = model_features(catalog.ranker)
+    matrix = features[feature_names].to_numpy(dtype=float)
+    phrases = percentile_phrases(matrix, sorted_population(pool, feature_names), lang, feature_names)
+    if catalog.ranker is not None:
+        base, values, margins = catalog.ranker.explain(features)
+        space = "log-odds of the landing model's gradient-boosted trees (score = calibrated probability, a monotone function of it)"
+    else:
+        components = component_scores(pool)  # growth percentiles need the whole pool
+        index = pool.index.get_indexer(features.index)
+        base, values, margins = 0.0, None, None
+        space = ("cold-start score of a search before clipping to [0, 1]: fit - risk penalty" if weights is SEARCH_WEIGHTS
+                 else "cold-start score before clipping to [0, 1]: fit * (0.6 + 0.25 growth + 0.15 regional) - risk penalty")
+    segment_id = gap.get("segment_id")
+    weak_below = float(catalog.segments.set_index("segment_id").loc[segment_id, "weak_below"]) if segment_id else None
+    landed_rows, landed_gap = catalog.landed()
+    partner_rows = ctx.partner_rows.get(segment_id, np.zeros(0, int)) if segment_id else np.zeros(0, int)
+    partner_rows = partner_rows[partner_rows >= 0]
+    neighbours = set(ctx.neighbours.get(segment_id, [])) if segment_id else set()
+    vectors = ctx.vectors
+    columns = [S.ENTERPRISE_ID, S.NAME, S.DESCRIPTION, S.UPDATED_AT, S.RISK_FLAGS, S.QUALIFICATIONS]
+    # Column by column: taking 50 rows of the whole frame copies every column of each.
+    taken = [catalog.enterprises[c].iloc[rows].tolist() for c in columns]
+    ents = [dict(zip(columns, values)) for values in zip(*taken)]
+    industries = industry_labels(catalog.enterprises, rows)
+    search = not segment_id
+    ranks, scores = ranked["rank"].to_numpy().tolist(), ranked["score"].to_numpy(dtype=float).tolist()
+    evidence = evidence_for([e[S.DESCRIPTION] for e in ents], catalog.match_text(gap))
+    # Only the partner and landed rows are named: converting whole columns is O(universe).
+    needed = np.union1d(partner_rows, landed_rows[landed_rows >= 0]).astype(int)
+    names = dict(zip(needed.tolist(), catalog.enterprises[S.NAME].array.take(needed).to_numpy()))
+    ids = dict(zip(needed.tolist(), catalog.enterprises[S.ENTERPRISE_ID].array.take(needed).to_numpy()))
+    prospect_vectors = np.ascontiguousarray(vectors[rows])
+    partner_sims = prospect_vectors @ vectors[partner_rows].T if len(partner_rows) else None
+    others_all = landed_rows[landed_rows >= 0]
+    landed_sims = prospect_vectors @ catalog.landed_vectors().T if len(others_all) else None
+    snapshot = catalog.manifest["snapshot"]["snapshot_id"]
+
+    out = []
+    for i, row in enumerate(rows):
+        ent = ents[i]
+        updated = str(pd.Timestamp(ent[S.UPDATED_AT]).date()) if pd.notna(ent[S.UPDATED_AT]) else "unknown"
+        if values is not None:
+            contributions = contribution_rows(matrix[i], values[i], phrases[i], updated, lang, feature_names,
+                                              industries[i], search)
+            model_output = float(margins[i])
+            facts = []
+        else:
+            comp = components.iloc[index[i]]
+            _, parts = cold_start_contributions(comp, weights)
+            contributions = []
+            for g, c in parts.items():
+                v = rounded(comp["risk_penalty"] if g == "risk" else comp[f"{g}_score"])
+                contributions.append({"feature": g, "value": v, "contribution": rounded(c),
+                                      "text": L[g].format(v=v, w=weights.get(g, "")), "source": {"kind": "derived"}})
+            model_output = float(sum(parts.values()))
+            facts = [c["text"] for c in contribution_rows(matrix[i], np.zeros(len(feature_names)), phrases[i], updated, lang,
+                                                          feature_names, industries[i], search)]
+        ordered = sorted(contributions, key=lambda c: (-abs(c["contribution"]), c["feature"]))
+        closure = None
+        if segment_id:
+            before = matrix[i, feature_names.index("strength_before")]
+            gain = matrix[i, feature_names.index("strength_gain")]
+            gain = 0.0 if np.isnan(gain) else gain
+            closure = {"segment_id": segment_id, "strength_before": int(before), "strength_after": int(before + gain),
+                       "status_before": _status(before, weak_below), "status_after": _status(before + gain, weak_below)}
+        partners = []
+        if partner_sims is not None:
+            for j in top_positions(partner_sims[i], 5):
+                pid = ids[int(partner_rows[j])]
+                segs = [s for s in ctx.partner_segments.get(pid, []) if s in neighbours]
+                partners.append({"enterprise_id": pid, "name": names[int(partner_rows[j])], "segment_id": segs[0] if segs else None,
+                                 "similarity": rounded(partner_sims[i, j])})
+        similar = []
+        if landed_sims is not None:
+            sims = np.where(others_all == row, -np.inf, landed_sims[i])
+            for j in top_positions(sims, 3):
+                if np.isfinite(sims[j]):
+                    eid = ids[int(others_all[j])]
+                    similar.append({"enterprise_id": eid, "name": names[int(others_all[j])], "landed_for": landed_gap.get(eid),
+                                    "similarity": rounded(sims[j])})
+        out.append({
+            "enterprise_id": ent[S.ENTERPRISE_ID], "name": ent[S.NAME], "gap_id": gap.get("gap_id"),
+            "rank": int(ranks[i]), "score": rounded(scores[i]), "ranker": catalog.ranker_name,
+            "lang": lang, "output_space": space, "base_value": rounded(base), "model_output": rounded(model_output),
+            "contributions": ordered,
+            "reasons": {
+                "positive": [c["text"] for c in ordered if c["contribution"] > 0][:3],
+                "negative": [c["text"] for c in ordered if c["contribution"] < 0][:3],
+            },
+            "facts": facts,
+            "gap_closure": closure,
+            "evidence": evidence[i],
+            "local_partners": partners,
+            "similar_landed": similar,
+            "risk_flags": list(ent[S.RISK_FLAGS]),
+            "eligible_policies": eligible_policy_names(ctx, list(ent[S.QUALIFICATIONS]), gap["chain_id"]),
+            "freshness": {"source_updated_at": updated, "snapshot_id": snapshot, "version": catalog.version},
+        })
+    return out
+
+
+def explain_reasons(catalog, gap: dict, ranked: pd.DataFrame, features: pd.DataFrame, pool: pd.DataFrame, lang: str = "en") -> list[dict]:
+    """Only the short reasons of :func:`explain_ranked` (``{"positive": [...], "negative": [...]}``
+    per row, the same texts), without evidence, partners, look-alikes or policies: what a page of
+    ranked prospects shows. The full explanation is :func:`explain_ranked`."""
+    L = LABELS[lang]
+    weights = cold_start_weights(gap)
+    if catalog.ranker is not None:
+        names = model_features(catalog.ranker)
+        matrix = features[names].to_numpy(dtype=float)
+        phrases = percentile_phrases(matrix, sorted_population(pool, names), lang, names)
+        _, values, _ = catalog.ranker.explain(features, margins=False)
+        industries = (industry_labels(catalog.enterprises, ranked["_row"].to_numpy()) if "industry_code_match" in names
+                      else [None] * len(features))  # a model fitted before the feature never words it
+        search = not gap.get("segment_id")
+        rows = []
+        for i in range(len(features)):
+            contributions = [rounded(c) for c in np.asarray(values[i], float).tolist()]
+            # Only the features a reason can show: the 3 largest each way (ties by name, as explain_ranked).
+            order = sorted(range(len(names)), key=lambda j: (-abs(contributions[j]), names[j]))
+            shown = ([j for j in order if contributions[j] > 0][:3] + [j for j in order if contributions[j] < 0][:3])
+            rows.append([{"feature": names[j], "contribution": contributions[j],
+                          "text": contribution_text(names[j], stated(matrix[i, j]), contributions[j], phrases[i][j], lang,
+                                                    industries[i], search)}
+                         for j in shown])
+    else:
+        components = component_scores(pool)
+        index = pool.index.get_indexer(features.index)
+        rows = []
+        for i in range(len(features)):
+            comp = components.iloc[index[i]]
+            _, parts = cold_start_contributions(comp, weights)
+            rows.append([{"feature": g, "contribution": rounded(c),
+                          "text": L[g].format(v=rounded(comp["risk_penalty"] if g == "risk" else comp[f"{g}_score"]),
+                                              w=weights.get(g, ""))} for g, c in parts.items()])
+    out = []
+    for contributions in rows:
+        ordered = sorted(contributions, key=lambda c: (-abs(c["contribution"]), c["feature"]))
+        out.append({"positive": [c["text"] for c in ordered if c["contribution"] > 0][:3],
+                    "negative": [c["text"] for c in ordered if c["contribution"] < 0][:3]})
+    return out
