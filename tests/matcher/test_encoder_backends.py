@@ -8,13 +8,16 @@ Each encoder here is the test's own (the e2e fixture routes every encoder to one
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 
 from matcher.embedding import Encoder, encoder_key
 from matcher.errors import ConfigError
-from tests.conftest import SAMPLE_MAPPING
+from tests.conftest import REPO_ROOT, SAMPLE_MAPPING
 
 MODEL = "all-MiniLM-L6-v2"
 TEXTS = [
@@ -65,16 +68,20 @@ def test_unknown_backend_is_a_config_error():
 
 
 @pytest.mark.parametrize("backend", ["torch", "openvino"])
-def test_the_environment_variable_chooses_the_build_encoders_backend(backend, run_main, monkeypatch, tmp_path):
-    monkeypatch.setenv("MATCHER_EMBEDDING_BACKEND", backend)
+def test_the_environment_variable_chooses_the_build_encoders_backend(backend, run_main, tmp_path):
     assert run_main(["sample", "--n", 100, "--home", tmp_path])[0] == 0
     source = tmp_path / "data" / "samples" / "enterprises.csv"
     assert run_main(["ingest", source, "--mapping", SAMPLE_MAPPING, "--home", tmp_path])[0] == 0
 
-    code, out, err = run_main(["build", "--home", tmp_path, "--json"])
+    # Its own process: the e2e and service fixtures route this process's build encoders to theirs.
+    build = subprocess.run(
+        [sys.executable, "-m", "pipelines", "build", "--home", str(tmp_path), "--json"],
+        capture_output=True, text=True, cwd=REPO_ROOT,
+        env={**os.environ, "MATCHER_EMBEDDING_BACKEND": backend, "PYTHONPATH": str(REPO_ROOT)},
+    )
 
-    assert code == 0, err
-    embedding = json.loads(out)["embedding"]
+    assert build.returncode == 0, build.stderr
+    embedding = json.loads(build.stdout)["embedding"]
     assert embedding["backend"] == backend and embedding["key"] == encoder_key(MODEL, embedding["precision"])
 
 
