@@ -3,6 +3,10 @@
 # a virtual environment in .venv, CPU-only torch (pinned: an unpinned torch pulls a multi-GB CUDA
 # build), the project with its test tools, then `matcher demo` (generate -> ingest -> build ->
 # gaps and ranked prospects). Extra arguments go to `matcher demo` (e.g. --n 5000).
+# Every package is installed at the exact version in constraints.txt (the environment the tests
+# passed in; its header says how to regenerate it), so two machines set up alike. torch is pinned
+# there as the public version 2.13.0: pip takes the CPU build (2.13.0+cpu) where it lies on local
+# disk (pip's find-links), as here and in CI.
 # SETUP_ONLY=1 installs without running the demo.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -13,8 +17,8 @@ if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
 fi
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 .venv/bin/python -m pip install --quiet --upgrade pip
-.venv/bin/python -m pip install --quiet torch==2.13.0
-.venv/bin/python -m pip install --quiet -e ".[test]"
+.venv/bin/python -m pip install --quiet -c constraints.txt torch
+.venv/bin/python -m pip install --quiet -c constraints.txt -e ".[test]"
 # The review page is tested in a real headless browser: Debian's Chromium and its driver, and a CJK
 # font so Chinese renders in the tests as it does on staff laptops.
 if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null || ! fc-list 2>/dev/null | grep -qi "CJK"; then

@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 
 # Tests never download anything and never pick up a developer's MATCHER_* settings (MATCHER_TEST_*
-# variables configure the tests themselves, e.g. MATCHER_TEST_POSTGRES), except the two that choose
-# the embedding path: the suite must pass on every one of them (fp32 / bf16, OpenVINO / PyTorch),
-# so a run can force each, e.g. MATCHER_EMBEDDING_PRECISION=fp32 MATCHER_EMBEDDING_BACKEND=torch.
+# variables configure the tests themselves, e.g. MATCHER_TEST_POSTGRES and
+# MATCHER_TEST_REQUIRE_POSTGRES, see tests/service/databases.py), except the two that choose the
+# embedding path: the suite must pass on every one of them (fp32 / bf16, OpenVINO / PyTorch), so a
+# run can force each, e.g. MATCHER_EMBEDDING_PRECISION=fp32 MATCHER_EMBEDDING_BACKEND=torch.
 EMBEDDING_PATH_SETTINGS = ("MATCHER_EMBEDDING_PRECISION", "MATCHER_EMBEDDING_BACKEND")
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
