@@ -162,11 +162,9 @@ def why_not_command(
     as_json: JsonOption = False,
 ) -> None:
     """Where an enterprise ranks for a gap, and which factors keep it below the shortlist."""
-    from matcher.explain import why_not
-
     check_lang(lang)
     catalog = load_catalog(settings_for(home))
-    report = why_not(catalog, gap, enterprise_id, shortlist, Filters(include_local=include_local, include_closed=include_closed), lang)
+    report = catalog.why_not(gap, enterprise_id, shortlist, Filters(include_local=include_local, include_closed=include_closed), lang)
     if as_json:
         emit_json(report)
         return
@@ -195,11 +193,9 @@ def compare_command(
     as_json: JsonOption = False,
 ) -> None:
     """Why A ranks above (or below) B for a gap, factor by factor."""
-    from matcher.explain import compare
-
     check_lang(lang)
     catalog = load_catalog(settings_for(home))
-    report = compare(catalog, gap, a, b, Filters(include_local=True, include_closed=True), lang)
+    report = catalog.compare(gap, a, b, Filters(include_local=True, include_closed=True), lang)
     if as_json:
         emit_json(report)
         return

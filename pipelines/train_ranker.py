@@ -313,7 +313,7 @@ def train(config: TrainConfig, now: datetime | None = None) -> dict:
     parent = artifacts.version_dir(config.artifacts_dir)
     catalog = Catalog.load(parent)
     growth_scores, growth_model, growth_info = train_growth(catalog, config.snapshots_dir)
-    catalog.growth_scores, catalog._context = growth_scores, None
+    catalog.set_growth_scores(growth_scores)
 
     usable, rejected, origin = gather_outcomes(config, set(catalog.enterprises[S.ENTERPRISE_ID]), catalog.known_gap_ids())
     report: dict = {"parent_version": catalog.version, "growth": growth_info,

@@ -152,10 +152,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # OpenVINO: compiled once, then cheaper per search; MATCHER_EMBEDDING_BACKEND=torch turns it off.
         catalog.query_backend = "torch" if settings.embedding_backend == "torch" else settings.service_query_backend
         previous = holder.current
-        if previous is not None and previous.catalog._encoder is not None \
-                and previous.catalog.encoder_config == catalog.encoder_config \
-                and previous.catalog.manifest["embedding"].get("key") == catalog.manifest["embedding"].get("key"):
-            catalog._encoder = previous.catalog._encoder  # same model: a new version reuses it
+        if previous is not None:
+            catalog.adopt_encoder(previous.catalog)  # same model: a new version reuses it
         return catalog
 
     state_box: dict = {}

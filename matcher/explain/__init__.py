@@ -25,5 +25,5 @@ from matcher.explain.assemble import (  # noqa: F401
     cold_start_contributions, explain_ranked, explain_reasons, model_features, top_positions,
 )
 from matcher.explain.whatif import (  # noqa: F401
-    compare, compare_factors, compare_report, factor_scores, why_not, why_not_report,
+    compare_factors, compare_report, factor_scores, why_not_report,
 )

@@ -140,12 +140,3 @@ def why_not_report(gap: dict, enterprise: pd.DataFrame, similarity: float, short
     report["interactions"] = rounded(sum(f["difference"] for f in factors if f.get("same_value", False)))
     return report
 
-
-def compare(catalog, gap_id: str, a_id: str, b_id: str, filters, lang: str = "en") -> dict:
-    """:meth:`matcher.catalog.Catalog.compare` (which ranks, then calls :func:`compare_report`)."""
-    return catalog.compare(gap_id, a_id, b_id, filters, lang)
-
-
-def why_not(catalog, gap_id: str, enterprise_id: str, shortlist: int, filters, lang: str = "en") -> dict:
-    """:meth:`matcher.catalog.Catalog.why_not` (which ranks, then calls :func:`why_not_report`)."""
-    return catalog.why_not(gap_id, enterprise_id, shortlist, filters, lang)

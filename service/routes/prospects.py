@@ -92,8 +92,6 @@ def why_not(request: Request, gap_id: Annotated[str, Path(max_length=api.MAX_ID)
             shortlist: Annotated[int, Query(ge=1, le=300, description="shortlist size to compare with")] = 20,
             lang: LangQuery = "en", include_local: bool = False, include_closed: bool = False,
             actor: Actor = Depends(need("prospects:read"))):
-    from matcher.explain import why_not as explain_why_not
-
     state = svc(request)
     loaded = state.loaded()
     gap, _ = loaded.catalog.gap(gap_id)
@@ -101,7 +99,7 @@ def why_not(request: Request, gap_id: Annotated[str, Path(max_length=api.MAX_ID)
     # Review exclusions are a chain's own: another chain's leader gets the report without them.
     excluded = state.excluded(gap_id) if sees_chain(actor, gap["chain_id"]) else frozenset()
     filters = Filters(include_local=include_local, include_closed=include_closed, exclude_ids=tuple(sorted(excluded)))
-    report = explain_why_not(loaded.catalog, gap_id, enterprise_id, shortlist, filters, lang)
+    report = loaded.catalog.why_not(gap_id, enterprise_id, shortlist, filters, lang)
     if enterprise_id in excluded:
         report["excluded_by"] = [r for r in report["excluded_by"] if r != "does not pass the filters given"]
         report["excluded_by"].append("rejected in review as not a chain fit for this gap (a later approve or defer, "
