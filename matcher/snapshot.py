@@ -113,8 +113,14 @@ def read_mapped_source(
 
 
 def validate_source(source: Path, mapping: Mapping, sheet: str | None = None) -> ValidationResult:
-    """Read a source through its mapping and validate it, without writing anything."""
-    mapped, _, source_name = read_mapped_source(source, mapping, sheet)
+    """Read a source through its mapping and validate it, without writing anything.
+
+    Raises ``ValidationFailedError`` for a source with headers and no data rows, as :func:`ingest`
+    does (an empty table is never mapped, so it cannot be validated).
+    """
+    mapped, fmt, source_name = read_mapped_source(source, mapping, sheet)
+    if len(mapped) == 0:
+        raise ValidationFailedError(f"{fmt.where(source)}: the source has no data rows")
     return validate_enterprises(mapped, source_name, mapping.status_map)
 
 

@@ -69,3 +69,14 @@ def test_the_same_export_twice_is_one_error_line(run_main, sample_pair):
     assert code != 0
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and "same label" in lines[0]
+
+
+def test_a_source_without_data_rows_is_one_error_line(run_main, sample_pair, tmp_path):
+    before, after = sample_pair
+    headers_only = tmp_path / "headers.csv"
+    headers_only.write_text(before.read_text(encoding="utf-8").splitlines()[0] + "\n", encoding="utf-8")
+
+    code, _, err = evaluate(run_main, headers_only, after)
+
+    assert code != 0
+    assert err.strip().splitlines() == [f"error: {headers_only}: the source has no data rows"]
