@@ -9,17 +9,18 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
+from matcher.filters import FIRST_YEAR, LAST_YEAR, MAX_EMPLOYEES, Filters, validate_filters
 from matcher.loading import load_catalog
-from matcher.retrieval import Filters, records
+from matcher.retrieval import records
 from pipelines.batch_needs import read_needs
 from pipelines.cli_app import ExitCode, HomeOption, JsonOption, TopOption, app, check_lang, emit_json, err, out, settings_for
 from pipelines.printing import print_gaps, print_results
 
 CountryOpt = Annotated[Optional[list[str]], typer.Option("--country", help="Only these countries (ISO code as in the data); repeatable.")]
 ProvinceOpt = Annotated[Optional[list[str]], typer.Option("--province", help="Only these provinces/states; repeatable.")]
-MinEmpOpt = Annotated[Optional[int], typer.Option("--min-employees", min=0, help="At least this many employees (unknown counts are excluded).")]
-MaxEmpOpt = Annotated[Optional[int], typer.Option("--max-employees", min=0, help="At most this many employees (unknown counts are excluded).")]
-FoundedOpt = Annotated[Optional[int], typer.Option("--founded-after", help="Founded after this year (exclusive).")]
+MinEmpOpt = Annotated[Optional[int], typer.Option("--min-employees", min=0, max=MAX_EMPLOYEES, help="At least this many employees (unknown counts are excluded).")]
+MaxEmpOpt = Annotated[Optional[int], typer.Option("--max-employees", min=0, max=MAX_EMPLOYEES, help="At most this many employees (unknown counts are excluded).")]
+FoundedOpt = Annotated[Optional[int], typer.Option("--founded-after", min=FIRST_YEAR, max=LAST_YEAR, help="Founded after this year (exclusive).")]
 QualOpt = Annotated[Optional[list[str]], typer.Option("--qualification", help="Must hold this qualification; repeatable (all required).")]
 LocalOpt = Annotated[bool, typer.Option("--include-local", help="Also return enterprises inside the region.")]
 ClosedOpt = Annotated[bool, typer.Option("--include-closed", help="Also return closed enterprises.")]
@@ -28,18 +29,17 @@ LangOpt = Annotated[str, typer.Option("--lang", help="Language of explanations: 
 
 
 def make_filters(country, province, min_employees, max_employees, founded_after, qualification, include_local, include_closed) -> Filters:
-    """The filters of the common filter options."""
-    return Filters(
-        countries=tuple(country or ()),
-        provinces=tuple(province or ()),
-        min_employees=min_employees,
-        max_employees=max_employees,
-        founded_after=founded_after,
-        qualifications=tuple(qualification or ()),
-        include_local=include_local,
-        include_closed=include_closed,
-    )
-
+    """The filters of the common filter options, checked by the rules every other way in uses."""
+    return validate_filters({
+        "countries": tuple(country or ()),
+        "provinces": tuple(province or ()),
+        "min_employees": min_employees,
+        "max_employees": max_employees,
+        "founded_after": founded_after,
+        "qualifications": tuple(qualification or ()),
+        "include_local": include_local,
+        "include_closed": include_closed,
+    })
 
 @app.command()
 def chains(

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 from fastapi import Depends, Path, Query, Request, Response
 
-from matcher.retrieval import Filters
+from matcher.filters import FIRST_YEAR, LAST_YEAR, MAX_EMPLOYEES, Filters
 from matcher.store.errors import InvalidInputError
 from matcher.store.repo import Actor
 from service import schemas as api
@@ -76,9 +76,9 @@ def list_limit(name: str) -> int:
 async def query_filters(
     country: Annotated[list[str], Query(description="any of these countries; repeatable")] = [],  # noqa: B006
     province: Annotated[list[str], Query(description="any of these provinces/states; repeatable")] = [],  # noqa: B006
-    min_employees: Annotated[Optional[int], Query(ge=0, le=10_000_000)] = None,
-    max_employees: Annotated[Optional[int], Query(ge=0, le=10_000_000)] = None,
-    founded_after: Annotated[Optional[int], Query(ge=1000, le=3000)] = None,
+    min_employees: Annotated[Optional[int], Query(ge=0, le=MAX_EMPLOYEES)] = None,
+    max_employees: Annotated[Optional[int], Query(ge=0, le=MAX_EMPLOYEES)] = None,
+    founded_after: Annotated[Optional[int], Query(ge=FIRST_YEAR, le=LAST_YEAR)] = None,
     qualification: Annotated[list[str], Query(description="all of these qualifications; repeatable")] = [],  # noqa: B006
     include_local: bool = False,
     include_closed: bool = False,
@@ -97,9 +97,7 @@ async def query_filters(
 
 
 def to_filters(f: api.ProspectFilters, excluded: frozenset = frozenset()) -> Filters:
-    return Filters(countries=tuple(f.country), provinces=tuple(f.province), min_employees=f.min_employees,
-                   max_employees=f.max_employees, founded_after=f.founded_after, qualifications=tuple(f.qualification),
-                   include_local=f.include_local, include_closed=f.include_closed, exclude_ids=tuple(sorted(excluded)))
+    return Filters.model_validate({**f.model_dump(), "exclude_ids": tuple(sorted(excluded))})
 
 
 def page(state: ServiceState, loaded: Loaded, entry: RankedEntry, f: api.ProspectFilters, offset: int, top: int,

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, field_validator
 
 from matcher import domain
 from matcher.domain import ITEM_STATUSES, REASON_CODES, ROLES, SHORTLIST_STATUSES, VERDICTS
+from matcher.filters import MAX_FILTER_VALUE  # noqa: F401  (one filter value: the filters' own limit)
 
 Lang = Literal["en", "zh"]
 # The vocabulary comes from matcher/domain.py; these are its types for requests and responses.
@@ -23,7 +24,6 @@ MAX_TOP = 200  # largest page / shortlist
 MAX_OFFSET = 10_000
 MAX_TEXT = 2_000  # free-text need, comment, note
 MAX_ID = 200  # ids in paths and bodies
-MAX_FILTER_VALUE = 200  # one filter value (a country, province or qualification)
 NO_NUL = r"^[^\x00]*$"  # stored text: no NUL characters
 
 

@@ -7,7 +7,8 @@ from typing import Annotated, Any, Optional
 
 from pydantic import BaseModel, Field
 
-from service.schemas.base import MAX_FILTER_VALUE, MAX_OFFSET, MAX_TEXT, MAX_TOP, NO_NUL, Lang, Strict
+from matcher.filters import FIRST_YEAR, LAST_YEAR, MAX_EMPLOYEES, MAX_FILTER_VALUE, MAX_PLACES, MAX_QUALIFICATIONS
+from service.schemas.base import MAX_OFFSET, MAX_TEXT, MAX_TOP, NO_NUL, Lang, Strict
 
 FilterValue = Annotated[str, Field(max_length=MAX_FILTER_VALUE, pattern=NO_NUL)]
 
@@ -15,12 +16,12 @@ FilterValue = Annotated[str, Field(max_length=MAX_FILTER_VALUE, pattern=NO_NUL)]
 class ProspectFilters(Strict):
     """Exact filters, as in the CLI (an unknown value does not pass a filter on that value)."""
 
-    country: list[FilterValue] = Field([], max_length=50, description="any of these countries")
-    province: list[FilterValue] = Field([], max_length=50, description="any of these provinces/states")
-    min_employees: Optional[int] = Field(None, ge=0, le=10_000_000)
-    max_employees: Optional[int] = Field(None, ge=0, le=10_000_000)
-    founded_after: Optional[int] = Field(None, ge=1000, le=3000)
-    qualification: list[FilterValue] = Field([], max_length=20, description="all of these qualifications")
+    country: list[FilterValue] = Field([], max_length=MAX_PLACES, description="any of these countries")
+    province: list[FilterValue] = Field([], max_length=MAX_PLACES, description="any of these provinces/states")
+    min_employees: Optional[int] = Field(None, ge=0, le=MAX_EMPLOYEES)
+    max_employees: Optional[int] = Field(None, ge=0, le=MAX_EMPLOYEES)
+    founded_after: Optional[int] = Field(None, ge=FIRST_YEAR, le=LAST_YEAR)
+    qualification: list[FilterValue] = Field([], max_length=MAX_QUALIFICATIONS, description="all of these qualifications")
     include_local: bool = Field(False, strict=True)
     include_closed: bool = Field(False, strict=True)
 

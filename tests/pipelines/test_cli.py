@@ -223,6 +223,8 @@ def test_read_needs_parses_ids_texts_and_filter_overrides(tmp_path):
         ('{"id": "x"}', "'text'"),
         ('{"id": "x", "text": "  "}', "'text'"),
         ('{"id": "x", "text": "ok", "colour": "red"}', "colour"),
+        ('{"id": "x", "text": "ok", "founded_after": 5}', "field 'founded_after'"),
+        ('{"id": "x", "text": "ok", "country": ["DE", 7]}', "field 'country"),
     ],
 )
 def test_invalid_need_lines_become_error_entries_never_skipped(tmp_path, line, message):
