@@ -52,6 +52,7 @@ from pathlib import Path
 import numpy as np
 
 from matcher.errors import ConfigError, ModelNotFoundError
+from matcher.settings import default
 
 logger = logging.getLogger(__name__)
 
@@ -184,11 +185,11 @@ class Encoder:
 
     def __init__(
         self,
-        model: str = "all-MiniLM-L6-v2",
-        precision: str = "auto",
-        batch_size: int = 64,
+        model: str = default("embedding_model"),
+        precision: str = default("embedding_precision"),
+        batch_size: int = default("embedding_batch_size"),
         *,
-        backend: str = "auto",
+        backend: str = default("embedding_backend"),
     ):
         if backend not in BACKENDS:
             raise ConfigError(f"embedding backend '{backend}' is not one of {', '.join(BACKENDS)}")

@@ -25,6 +25,7 @@ import pandas as pd
 
 from matcher import schemas as S
 from matcher.retrieval import Filters
+from matcher.settings import default
 
 PROSPECTS_FILE = "prospects.parquet"  # standing prospect lists of a version
 STANDING_COLUMNS = ("gap_id", "rank", S.ENTERPRISE_ID, S.NAME, "score", "fit_score", "growth_score", "regional_score",
@@ -125,12 +126,12 @@ class RefreshPolicy:
         justify retraining.
     """
 
-    max_shrink_share: float = 0.2
-    rebuild_change_share: float = 0.2
-    max_tombstone_share: float = 0.1
-    min_recall: float = 0.95
-    retrain: str = "auto"
-    retrain_min_new_outcomes: int = 50
+    max_shrink_share: float = default("refresh_max_shrink_share")
+    rebuild_change_share: float = default("refresh_rebuild_change_share")
+    max_tombstone_share: float = default("refresh_max_tombstone_share")
+    min_recall: float = default("refresh_min_recall")
+    retrain: str = default("refresh_retrain")
+    retrain_min_new_outcomes: int = default("refresh_retrain_min_new_outcomes")
 
 
 def index_plan(diff: SnapshotDiff, old_factory: str, new_factory: str, ntotal: int, tombstones: int,

@@ -28,6 +28,7 @@ from matcher.index import build_index, choose_factory, enterprise_faiss_ids, liv
 from matcher.lexical import LexicalIndex, chinese_share, text_language
 from matcher.refresh import PROSPECTS_FILE, standing_prospects
 from matcher.snapshot import SnapshotInfo, find_snapshot, load_enterprises, profile_texts
+from matcher.settings import default
 
 Progress = Callable[[str, int], Callable[[int], None]]
 LOG = logging.getLogger("matcher.build")
@@ -54,24 +55,24 @@ class BuildConfig:
     artifacts_dir: Path
     cache_dir: Path
     chain_map: Path
-    embedding_model: str = "all-MiniLM-L6-v2"
-    embedding_precision: str = "auto"
-    embedding_batch_size: int = 64
-    embedding_backend: str = "auto"
-    index_factory: str | None = None
-    exact_index_max: int = 20_000
-    hnsw_ef_search: int = 512
-    keep_versions: int = 5
-    segment_threshold: float = 2.5
-    segment_margin: float = 0.25
-    weak_min_count: int = 3
-    weak_median_ratio: float = 0.35
+    embedding_model: str = default("embedding_model")
+    embedding_precision: str = default("embedding_precision")
+    embedding_batch_size: int = default("embedding_batch_size")
+    embedding_backend: str = default("embedding_backend")
+    index_factory: str | None = default("index_factory")
+    exact_index_max: int = default("exact_index_max")
+    hnsw_ef_search: int = default("hnsw_ef_search")
+    keep_versions: int = default("keep_versions")
+    segment_threshold: float = default("segment_threshold")
+    segment_margin: float = default("segment_margin")
+    weak_min_count: int = default("weak_min_count")
+    weak_median_ratio: float = default("weak_median_ratio")
     # The standing prospect lists stored with each version (what the next refresh diffs against)
     # are ranked as `matcher prospects` ranks them: same depth and fusion weight.
-    retrieval_depth: int = 200
-    dense_weight: float = 0.5
-    dense_weight_zh: float = 0.0
-    standing_top: int = 50
+    retrieval_depth: int = default("retrieval_depth")
+    dense_weight: float = default("dense_weight")
+    dense_weight_zh: float = default("dense_weight_zh")
+    standing_top: int = default("refresh_standing_top")
 
 
 def library_versions() -> dict[str, str]:

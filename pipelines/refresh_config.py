@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from matcher.refresh import RefreshPolicy
-from matcher.settings import Settings
+from matcher.settings import Settings, default
 from pipelines.build_index import BuildConfig, build_config
 
 
@@ -17,12 +17,12 @@ class RefreshConfig:
     build: BuildConfig
     runs_dir: Path
     lock_path: Path
-    max_bad_row_share: float = 0.05
+    max_bad_row_share: float = default("max_bad_row_share")
     policy: RefreshPolicy = field(default_factory=RefreshPolicy)
     allow_shrink: bool = False
     outcomes: tuple[Path, ...] = ()
-    min_outcomes: int = 200
-    database_url: str | None = None  # the service database: its outcomes and review verdicts count too
+    min_outcomes: int = default("min_outcomes")
+    database_url: str | None = default("database_url")  # the service database: its outcomes and review verdicts count too
     served_log_retention_days: int = 0  # prune the service's served-list log after a publish; 0: never
 
 

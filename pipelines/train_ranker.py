@@ -33,6 +33,7 @@ from matcher.growth import cross_validated_scores, growth_examples, growth_featu
 from matcher.outcomes import label_counts, load_outcomes, outcomes_from_records, review_labels, time_group_split
 from matcher.ranking import COLD_START, LandingModel, cold_start_score, component_scores, ranking_metrics
 from matcher.snapshot import list_snapshots, load_enterprises
+from matcher.settings import default
 from pipelines.model_card import model_card_markdown
 
 
@@ -47,10 +48,10 @@ class TrainConfig:
     artifacts_dir: Path
     snapshots_dir: Path
     outcomes: tuple[Path, ...]
-    min_outcomes: int = 200
-    keep_versions: int = 5
+    min_outcomes: int = default("min_outcomes")
+    keep_versions: int = default("keep_versions")
     force: bool = False
-    database_url: str | None = None  # the service database: its outcomes and review verdicts are labels too
+    database_url: str | None = default("database_url")  # the service database: its outcomes and review verdicts are labels too
 
 
 def train_config(settings, outcomes: list[Path], force: bool = False) -> TrainConfig:

@@ -34,6 +34,7 @@ from matcher import artifacts
 from matcher.catalog import Catalog
 from matcher.features import FEATURES
 from matcher.retrieval import Filters, records
+from matcher.settings import default
 from service.errors import database_unavailable, public_message
 
 log = logging.getLogger("service.holder")
@@ -189,7 +190,7 @@ def make_entry(catalog: Catalog, gap: dict, filters: Filters, ranked: pd.DataFra
 class Loaded:
     """One loaded artifact version with its caches (dropped with it on reload)."""
 
-    def __init__(self, catalog: Catalog, max_lists: int = 256):
+    def __init__(self, catalog: Catalog, max_lists: int = default("service_cache_lists")):
         self.catalog = catalog
         self.version = catalog.version
         self.loaded_at = datetime.now(timezone.utc)
@@ -209,7 +210,8 @@ class Loaded:
             return None
         return created if created.tzinfo else created.replace(tzinfo=timezone.utc)
 
-    def warm(self, exclusions: dict[str, frozenset], explain_top: int = 20, rank_gaps: bool = True) -> None:
+    def warm(self, exclusions: dict[str, frozenset], explain_top: int = default("service_warm_explain_top"),
+             rank_gaps: bool = default("service_warm_gaps")) -> None:
         """Everything lazy in the catalog, then the unfiltered list of every gap (with the top
         rows explained), so the first requests after a swap are as fast as the rest."""
         c = self.catalog
@@ -302,8 +304,9 @@ class ArtifactHolder:
     """Holds the current :class:`Loaded` version; reloads on request or when ``CURRENT`` changes."""
 
     def __init__(self, artifacts_dir: Path, load: Callable[[str | None], Catalog], *,
-                 exclusions: Callable[[], dict[str, frozenset]] = dict, poll_s: float = 5.0, explain_top: int = 20,
-                 warm_gaps: bool = True, max_lists: int = 256, on_swap: Callable[[Loaded], None] | None = None):
+                 exclusions: Callable[[], dict[str, frozenset]] = dict, poll_s: float = default("service_reload_poll_s"),
+                 explain_top: int = default("service_warm_explain_top"), warm_gaps: bool = default("service_warm_gaps"),
+                 max_lists: int = default("service_cache_lists"), on_swap: Callable[[Loaded], None] | None = None):
         self.artifacts_dir = artifacts_dir
         self._load = load
         self._exclusions = exclusions
