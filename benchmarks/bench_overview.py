@@ -152,24 +152,25 @@ def fill(base: str, state, shortlists: int, items: int, outcomes: int, seed: int
                                    reviewed_at=sa.bindparam("reviewed_at"), reviewed_by=sa.bindparam("reviewed_by"),
                                    version=1), updates)
         # Outcomes are append-only stage rows; a pair's latest is its state. Each approved pair walks
-        # the funnel to a final stage drawn from STAGES, until ``outcomes`` rows are written.
+        # the funnel to a final stage drawn from STAGES; when every pair has had its approach and
+        # rows are still wanted, firms are approached again (as after a decline), until
+        # ``outcomes`` rows are written.
         pairs = list({(e, g): at for e, g, at in approved}.items())
         rng.shuffle(pairs)
         funnel = ("contacted", "visited", "negotiating", "signed", "landed")
         stage_rows = []
-        for (e, g), approved_at in pairs:
-            final = pick(rng, STAGES)
-            path = ["contacted", "declined"] if final == "declined" else list(funnel[: funnel.index(final) + 1])
-            day = approved_at + timedelta(days=rng.uniform(1, 40))
-            for previous, stage in zip([None, *path], path):
-                stage_rows.append({"enterprise_id": e, "gap_id": g, "stage": stage, "previous_stage": previous,
-                                   "date": min(day, now).date(), "reason": "other" if stage == "declined" else None,
-                                   "note": "", "recorded_by": "bench staff", "recorded_at": min(day, now)})
-                day += timedelta(days=rng.uniform(3, 30))
-            if len(stage_rows) >= outcomes:
-                break
-        if len(stage_rows) < outcomes:
-            raise SystemExit(f"only {len(stage_rows)} outcome rows from {len(pairs)} approved firm-gap pairs: more items")
+        while pairs and len(stage_rows) < outcomes:
+            for (e, g), approved_at in pairs:
+                final = pick(rng, STAGES)
+                path = ["contacted", "declined"] if final == "declined" else list(funnel[: funnel.index(final) + 1])
+                day = approved_at + timedelta(days=rng.uniform(1, 40))
+                for previous, stage in zip([None, *path], path):
+                    stage_rows.append({"enterprise_id": e, "gap_id": g, "stage": stage, "previous_stage": previous,
+                                       "date": min(day, now).date(), "reason": "other" if stage == "declined" else None,
+                                       "note": "", "recorded_by": "bench staff", "recorded_at": min(day, now)})
+                    day += timedelta(days=rng.uniform(3, 30))
+                if len(stage_rows) >= outcomes:
+                    break
         connection.execute(sa.insert(Outcome), stage_rows[:outcomes])
     engine.dispose()
     return {"shortlists": shortlists, "items": len(rows), "reviews": len(reviews), "outcomes": outcomes,
