@@ -28,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from matcher import schemas as S
 from matcher.yaml_config import load_yaml_model
+from matcher.domain import SEGMENT_STAGES
 from matcher.errors import UnknownEntityError
 
 MAX_SEGMENTS_PER_ENTERPRISE = 3
@@ -64,7 +65,7 @@ class Segment(BaseModel):
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
     name: str
     name_zh: str = ""
-    stage: Literal["upstream", "midstream", "downstream"]
+    stage: Literal[SEGMENT_STAGES]
     description: str = Field(min_length=20)
     keywords: list[str] = []
     # Chinese text, written the way Chinese firms describe their business in 经营范围 / 主营业务:

@@ -11,6 +11,7 @@ import typer
 from rich.table import Table
 
 from matcher.chains import load_chain_map
+from matcher.domain import ROLES
 from matcher.store import repo
 from matcher.store.db import Store, describe, upgrade
 from matcher.store.retention import prune_served_log
@@ -124,7 +125,7 @@ app.add_typer(keys_app, name="keys")
 
 @keys_app.command("create")
 def keys_create(
-    role: Annotated[str, typer.Option("--role", help=f"{', '.join(repo.ROLES[:-1])} or {repo.ROLES[-1]}.")],
+    role: Annotated[str, typer.Option("--role", help=f"{', '.join(ROLES[:-1])} or {ROLES[-1]}.")],
     chain: Annotated[Optional[list[str]], typer.Option(
         "--chain", help="Chain a chain_leader (or general_leader) reviews; repeatable. A general_leader reads every "
                         "chain and reviews only the chains given.")] = None,

@@ -105,7 +105,7 @@ def test_each_verdict_is_a_weighted_label_or_reported_with_its_reason(kind, reas
 
 
 def test_weights_live_in_one_table_and_every_code_of_the_service_is_mapped():
-    from matcher.store.repo import REVIEW_REASONS
+    from matcher.domain import REVIEW_REASONS
 
     assert LABEL_WEIGHTS["outcome"] == (None, 1.0) and LABEL_WEIGHTS["approve"] == (1, 0.3)
     for code, (_, _, verdicts) in REVIEW_REASONS.items():
