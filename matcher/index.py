@@ -10,7 +10,7 @@ IVF) removes vectors for real, so every position stays live; HNSW cannot delete 
 a removed or replaced vector stays in the graph as a *tombstone* — its id is rewritten to a
 negative number (``-1 - position``) — and every search excludes it through an ``IDSelector``
 bitmap. Tombstones cost graph search time and, in quantity, recall, so the refresh rebuilds the
-index when their share or the measured recall calls for it (see ``pipelines/refresh.py``).
+index when their share or the measured recall calls for it (see ``pipelines/refresh_version.py``).
 """
 
 from __future__ import annotations

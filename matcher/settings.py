@@ -83,7 +83,7 @@ class Settings(BaseSettings):
     min_outcomes: int = Field(200, ge=1, description="labelled outcomes needed for the landing model")
     weak_min_count: int = Field(3, ge=1)
     weak_median_ratio: float = Field(0.35, ge=0.0, le=1.0)
-    # Nightly refresh (pipelines/refresh.py)
+    # Nightly refresh (pipelines/refresh_run.py)
     refresh_max_shrink_share: float = Field(
         0.2, ge=0.0, le=1.0, description="share of enterprises gone above which a refresh stops (unless --allow-shrink)"
     )
