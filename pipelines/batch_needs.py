@@ -26,6 +26,8 @@ def read_needs(path: Path, defaults: Filters) -> tuple[list[dict], int]:
             text = item.get("text")
             if not isinstance(text, str) or not text.strip():
                 raise ValueError("field 'text' missing or empty")
+            if "exclude_ids" in item:  # the service's exclusions, not a field of a need
+                raise ValueError("field 'exclude_ids' is not a filter of a need")
             filters = validate_filters({k: v for k, v in item.items() if k not in ("id", "text")}, defaults)
             needs.append({"id": need_id, "text": text, "filters": filters})
         except (ValueError, TypeError, SchemaError) as exc:
