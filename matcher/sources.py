@@ -262,6 +262,20 @@ def _encoding_note(fmt: SourceFormat, how: str) -> str:
 # ----------------------------------------------------------------------------------- workbooks
 
 
+def sheet_to_read(path: Path, sheet: str | None) -> str | None:
+    """The sheet a read of ``path`` takes: ``sheet``, else a workbook's first sheet; None for a
+    file that is not a workbook (or cannot be opened as one: reading it will say why)."""
+    if sheet is not None or path.suffix.lower() not in (".xlsx", ".xlsm", ".xls", ".ods"):
+        return sheet
+    from python_calamine import CalamineWorkbook
+
+    try:
+        names = list(CalamineWorkbook.from_path(str(path)).sheet_names)
+    except Exception:  # noqa: BLE001 - the read itself reports a damaged file
+        return None
+    return names[0] if names else None
+
+
 def _read_workbook(path: Path, sheet: str | None, header_row: int) -> tuple[pd.DataFrame, SourceFormat]:
     # python-calamine (Rust) is what pandas' engine="calamine" runs; calling it directly reads the
     # sheet once and also gives its merged-cell ranges.

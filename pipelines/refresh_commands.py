@@ -15,7 +15,7 @@ import typer
 
 from matcher.errors import MatcherError
 from matcher.settings import Settings
-from pipelines.cli_app import ExitCode, HomeOption, JsonOption, app, emit_json, err, out, progress_factory, settings_for
+from pipelines.cli_app import ExitCode, HomeOption, JsonOption, RayAddressOpt, app, emit_json, err, out, progress_factory, settings_for
 from pipelines.refresh_config import refresh_config
 from pipelines.refresh_records import RefreshLockedError, list_runs, load_run
 from pipelines.refresh_report import summary_text
@@ -71,6 +71,7 @@ def refresh_command(
     allow_shrink: ShrinkOpt = False,
     outcomes: OutcomesOpt = None,
     sheet: SheetOpt = None,
+    ray_address: RayAddressOpt = None,
     home: HomeOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -80,7 +81,7 @@ def refresh_command(
     latest'); 2 invalid invocation or settings; 3 nothing to do; 4 another refresh is running;
     5 stopped by the shrink guard (rerun with --allow-shrink if the shrink is real).
     """
-    code, record = run_refresh(settings_for(home), source, mapping, allow_shrink, outcomes, sheet)
+    code, record = run_refresh(settings_for(home, ray_address=ray_address), source, mapping, allow_shrink, outcomes, sheet)
     if as_json:
         emit_json(record)
     elif "run_id" in record:
@@ -159,6 +160,8 @@ def schedule_command(
     run_now: Annotated[bool, typer.Option("--run-now", help="Also refresh once right away.")] = False,
     allow_shrink: ShrinkOpt = False,
     outcomes: OutcomesOpt = None,
+    sheet: SheetOpt = None,
+    ray_address: RayAddressOpt = None,
     home: HomeOption = None,
 ) -> None:
     """Refresh nightly in this process (APScheduler); each run is logged as one JSON line.
@@ -167,12 +170,12 @@ def schedule_command(
     running 'matcher refresh' (see README); this command is for machines without either.
     """
     hour, minute = parse_at(at)
-    settings = settings_for(home)
+    settings = settings_for(home, ray_address=ray_address)
 
     def job() -> None:
         started = time.perf_counter()
         try:
-            code, record = run_refresh(settings, source, mapping, allow_shrink, outcomes)
+            code, record = run_refresh(settings, source, mapping, allow_shrink, outcomes, sheet)
         except Exception as exc:  # noqa: BLE001 - the scheduler must survive any failed night
             code, record = ExitCode.FAILED, {"status": "failed", "error": {"kind": type(exc).__name__, "message": str(exc)}}
         line = {"event": "scheduled-refresh", "exit_code": code, "status": record.get("status"), "run_id": record.get("run_id"),

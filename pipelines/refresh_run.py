@@ -30,6 +30,7 @@ from matcher.index import choose_factory
 from matcher.mapping import load_mapping
 from matcher.refresh import diff_enterprises, refresh_order, retrain_plan
 from matcher.snapshot import SnapshotInfo, find_snapshot, ingest, list_snapshots, load_enterprises
+from matcher.sources import sheet_to_read
 from matcher.store import retention
 from matcher.store.repo import Actor
 from pipelines.refresh_config import RefreshConfig
@@ -187,15 +188,21 @@ def _snapshot_for(run, config, source, mapping_path, parent, parent_dir, now, sh
     if not source.is_file():
         raise ArtifactNotFoundError(f"{source}: source file not found")
     source_sha = file_sha256(source)
+    mapping = load_mapping(mapping_path)
+    # The same file read the same way: the same sheet of a workbook (another sheet is other data).
+    wanted_sheet = sheet_to_read(source, sheet or mapping.sheet)
+
+    def same_read(recorded: dict) -> bool:
+        return recorded.get("sha256") == source_sha and recorded.get("sheet") == wanted_sheet
+
     published = parent["snapshot"]
-    if published["source"].get("sha256") == source_sha:
+    if same_read(published["source"]):
         return find_snapshot(bc.snapshots_dir, published["snapshot_id"]), "the published version's (same source file)"
     snapshots = list_snapshots(bc.snapshots_dir)
     sequence = {s.snapshot_id: s.manifest.get("sequence", 0) for s in snapshots}
     for info in reversed(snapshots):
-        if info.manifest["source"].get("sha256") == source_sha and sequence[info.snapshot_id] > sequence.get(published["snapshot_id"], 0):
+        if same_read(info.manifest["source"]) and sequence[info.snapshot_id] > sequence.get(published["snapshot_id"], 0):
             return info, "reused (written by an earlier refresh of this file)"
-    mapping = load_mapping(mapping_path)
     previous_ids = pd.read_parquet(parent_dir / C.ENTERPRISES_FILE, columns=[S.ENTERPRISE_ID, S.PROFILE_HASH])
     hnsw = "HNSW" in parent["index"]["factory"]
 

@@ -640,7 +640,7 @@ def test_cli_ingest_of_a_missing_sheet_is_one_readable_line(tmp_path, run_main):
     assert len(lines) == 1 and "book.xlsx" in lines[0] and "Sheet9" in lines[0] and "企业列表" in lines[0]
 
 
-@pytest.mark.parametrize("command", ["ingest", "refresh"])
+@pytest.mark.parametrize("command", ["ingest", "refresh", "schedule"])
 def test_sheet_option_is_in_the_help(run_main, command):
     code, out, _ = run_main([command, "--help"])
 

@@ -228,3 +228,22 @@ def test_a_new_chain_map_is_a_full_build_that_still_reuses_every_cached_vector(h
     manifest = artifacts.verify(home / "models" / "matcher" / record["version"])
     assert manifest["chain_map"]["sha256"] != json.loads(
         (home / "models" / "matcher" / record["parent_version"] / "manifest.json").read_text())["chain_map"]["sha256"]
+
+
+def test_another_sheet_of_the_same_workbook_is_other_data(home):
+    """A workbook refreshed from one sheet, then from another: the second is read, not taken for
+    the same source because the file is the same."""
+    today, yesterday = (pd.read_csv(p, dtype=str, keep_default_na=False)
+                        for p in (next_export(home), write_source(make_enterprises(N, seed=0), home / "again.csv")))
+    workbook = home / "exports.xlsx"
+    with pd.ExcelWriter(workbook) as writer:
+        today.to_excel(writer, sheet_name="today", index=False)
+        yesterday.to_excel(writer, sheet_name="yesterday", index=False)
+
+    first = refresh(home, workbook, sheet="today")
+    second = refresh(home, workbook, sheet="yesterday", now=NOW + timedelta(days=2))
+    third = refresh(home, workbook, sheet="yesterday", now=NOW + timedelta(days=3))
+
+    assert first["status"] == "published" and second["status"] == "published"
+    assert second["counts"]["added"] == 2 and second["version"] != first["version"]  # the two firms today dropped
+    assert third["status"] == "nothing-to-do"  # the same sheet again
