@@ -59,6 +59,9 @@ class Settings(BaseSettings):
         "auto", description="inference engine of build and refresh: 'auto' = OpenVINO when installed, else PyTorch; "
                             "'torch' turns OpenVINO off everywhere, the service's query encoder included")
     embedding_batch_size: int = Field(64, ge=1, le=4096)
+    ray_address: str | None = Field(
+        None, description="embed the profiles the cache lacks on this Ray cluster during build and refresh: 'auto' "
+                          "(a running cluster), 'ray://host:10001', or 'local' (a Ray started in the process); None: in-process")
     index_factory: str | None = Field(None, description="FAISS factory string; None: by size")
     exact_index_max: int = Field(
         20_000, ge=0, description="largest universe served by an exact (flat) index"

@@ -22,7 +22,7 @@ from matcher import artifacts, catalog as C, schemas as S
 from matcher.chains import (
     ChainAnalysis, ChainMap, analyse_chains, chain_words, industry_code_table, load_chain_map, segment_stats,
 )
-from matcher.errors import ArtifactCorruptError
+from matcher.errors import ArtifactCorruptError, ValidationFailedError
 from matcher.embedding import EmbeddingCache, Encoder, encode_cached, text_hashes
 from matcher.index import build_index, choose_factory, enterprise_faiss_ids, live_mask, save_index
 from matcher.lexical import LexicalIndex, chinese_share, text_language
@@ -59,6 +59,7 @@ class BuildConfig:
     embedding_precision: str = default("embedding_precision")
     embedding_batch_size: int = default("embedding_batch_size")
     embedding_backend: str = default("embedding_backend")
+    ray_address: str | None = default("ray_address")
     index_factory: str | None = default("index_factory")
     exact_index_max: int = default("exact_index_max")
     hnsw_ef_search: int = default("hnsw_ef_search")
@@ -135,9 +136,13 @@ def build(
     cache = EmbeddingCache(config.cache_dir / "embeddings" / encoder.key, encoder.dim)
     hashes = list(enterprises[S.PROFILE_HASH])
     todo = len({hashes[i] for i in cache.missing(hashes)})
+    ray_embedded = 0
+    if todo and config.ray_address:
+        cache, ray_embedded = embed_on_cluster(config, snapshot.enterprises_path, cache, encoder, todo, progress)
     vectors, embedded = encode_cached(
         encoder, cache, texts, hashes, progress=progress("embedding profiles", todo)
     )
+    embedded += ray_embedded
     timings["embed_s"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -174,6 +179,21 @@ def build(
         shutil.rmtree(staged, ignore_errors=True)
         raise
     return version, manifest
+
+
+def embed_on_cluster(config: BuildConfig, snapshot_parquet: Path, cache: EmbeddingCache, encoder: Encoder, todo: int,
+                     progress: Progress) -> tuple[EmbeddingCache, int]:
+    """Embed what the cache lacks of a snapshot on the Ray cluster at ``config.ray_address``
+    (:mod:`matcher.ray_embedding`); returns the cache reloaded with the new shards and how many
+    profiles the cluster embedded. Profiles the model could not take are an error naming them."""
+    from matcher.ray_embedding import embed_on_ray
+
+    report = embed_on_ray(config.ray_address, snapshot_parquet, cache.directory, encoder,
+                          progress=progress(f"embedding profiles on Ray ({config.ray_address})", todo))
+    if report.failed:
+        shown = "; ".join(f"{f[S.ENTERPRISE_ID]}: {f['reason']}" for f in report.failed[:5])
+        raise ValidationFailedError(f"{len(report.failed)} profiles could not be embedded on Ray ({shown})")
+    return EmbeddingCache(cache.directory, encoder.dim), report.embedded
 
 
 def cached_texts(encoder: Encoder, cache: EmbeddingCache) -> Callable[[list[str]], np.ndarray]:
@@ -398,7 +418,7 @@ def build_config(settings, chain_map: Path | None = None) -> BuildConfig:
         snapshots_dir=settings.snapshots_dir, artifacts_dir=settings.artifacts_dir, cache_dir=settings.cache_dir,
         chain_map=chain_map or settings.chain_map, embedding_model=settings.embedding_model,
         embedding_precision=settings.embedding_precision, embedding_batch_size=settings.embedding_batch_size,
-        embedding_backend=settings.embedding_backend,
+        embedding_backend=settings.embedding_backend, ray_address=settings.ray_address,
         index_factory=settings.index_factory, exact_index_max=settings.exact_index_max,
         hnsw_ef_search=settings.hnsw_ef_search, keep_versions=settings.keep_versions,
         segment_threshold=settings.segment_threshold, segment_margin=settings.segment_margin,

@@ -47,6 +47,9 @@ HomeOption = Annotated[
     typer.Option("--home", help="Workspace for snapshots and artifacts [env: MATCHER_HOME; default: .]"),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+RayAddressOpt = Annotated[Optional[str], typer.Option(
+    "--ray-address", help="Embed the profiles the cache lacks on this Ray cluster: auto, ray://host:10001 or local "
+                          "(env MATCHER_RAY_ADDRESS; default: in-process).")]
 TopOption = Annotated[int, typer.Option("--top", min=1, max=1000, help="How many results.")]
 
 

@@ -77,7 +77,10 @@ def build_refreshed_version(run: Run, config: RefreshConfig, snapshot: SnapshotI
             todo = len({hashes[i] for i in cache.missing(hashes)})
             encoder_box["todo"] = todo
             texts = profile_texts(after.iloc[fresh])
-            if todo:
+            if todo and bc.ray_address:
+                cache, embedded = B.embed_on_cluster(bc, snapshot.enterprises_path, cache, get_encoder(), todo, progress)
+                vectors[fresh] = cache.get(hashes)
+            elif todo:
                 vectors[fresh], embedded = encode_cached(get_encoder(), cache, texts, hashes,
                                                          progress=progress("embedding new and changed profiles", todo))
             else:

@@ -15,7 +15,7 @@ from matcher.retrieval import Filters, records
 from matcher.settings import PROJECT_ROOT
 from matcher.snapshot import ingest as ingest_snapshot
 from pipelines.build_index import build as build_version, build_config
-from pipelines.cli_app import HomeOption, JsonOption, TopOption, app, check_lang, emit_json, out, progress_factory, settings_for
+from pipelines.cli_app import HomeOption, JsonOption, RayAddressOpt, TopOption, app, check_lang, emit_json, out, progress_factory, settings_for
 from pipelines.printing import print_gaps, print_results, print_train_report
 from pipelines.train_ranker import train as train_version, train_config
 
@@ -78,11 +78,12 @@ def build(
     chain_map: Annotated[Optional[Path], typer.Option("--chain-map", help="Chain map YAML [env: MATCHER_CHAIN_MAP].")] = None,
     model: Annotated[Optional[str], typer.Option("--model", help="Embedding model name or local path [env: MATCHER_EMBEDDING_MODEL].")] = None,
     index_factory: Annotated[Optional[str], typer.Option("--index-factory", help="FAISS factory string [default: by size].")] = None,
+    ray_address: RayAddressOpt = None,
     home: HomeOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Embed a snapshot, build the indexes and chain analysis, and publish a new version."""
-    settings = settings_for(home, embedding_model=model, index_factory=index_factory)
+    settings = settings_for(home, embedding_model=model, index_factory=index_factory, ray_address=ray_address)
     version, manifest = build_version(build_config(settings, chain_map), snapshot, progress=progress_factory())
     if as_json:
         emit_json(manifest)
