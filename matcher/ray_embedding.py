@@ -163,6 +163,10 @@ def embed_on_ray(
     # nodes whose CPUs the actors hold (a read waiting for a whole CPU would wait forever).
     dataset = ray.data.read_parquet(str(Path(snapshot_parquet).resolve()), columns=TEXT_COLUMNS,
                                     override_num_blocks=blocks, ray_remote_args={"num_cpus": 0.25})
+    if pq.ParquetFile(snapshot_parquet).metadata.num_row_groups < blocks:
+        # A file is read in row groups: one written as a single group arrives as one block, which
+        # one actor would embed alone. Split it (no shuffle) so the whole pool works.
+        dataset = dataset.repartition(blocks, shuffle=False)
     kwargs = {"model": encoder.model_name, "precision": encoder.precision, "backend": encoder.backend,
               "batch_size": encoder.batch_size, "cache_dir": str(cache_dir)}
     before = cached_hashes(cache_dir)
