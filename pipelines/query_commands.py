@@ -114,6 +114,31 @@ def prospects(
 
 
 @app.command()
+def partners(
+    enterprise_id: Annotated[str, typer.Argument(help="A local enterprise's id (its segments come from the chain analysis).")],
+    top: TopOption = 20,
+    country: CountryOpt = None, province: ProvinceOpt = None, min_employees: MinEmpOpt = None,
+    max_employees: MaxEmpOpt = None, founded_after: FoundedOpt = None, qualification: QualOpt = None,
+    include_closed: ClosedOpt = False,
+    explain: ExplainOpt = False, lang: LangOpt = "en",
+    home: HomeOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Suppliers and customers for a local firm: outside enterprises of the segments directly
+    upstream and downstream of its own, ranked and explained as prospects."""
+    from matcher.partners import partners as find_partners
+
+    check_lang(lang)
+    catalog = load_catalog(settings_for(home))
+    filters = make_filters(country, province, min_employees, max_employees, founded_after, qualification, False, include_closed)
+    rows = records(find_partners(catalog, enterprise_id, top, filters, explain=explain, lang=lang))
+    if as_json:
+        emit_json({"query": {"enterprise_id": enterprise_id, "top": top, "version": catalog.version}, "results": rows})
+    else:
+        print_results(f"Partners for {enterprise_id} (suppliers and customers in the neighbouring segments)", rows)
+
+
+@app.command()
 def search(
     text: Annotated[Optional[str], typer.Argument(help="Free-text description of the need.")] = None,
     batch: Annotated[Optional[Path], typer.Option("--batch", help='JSONL of needs: {"id", "text", <filters>} per line.')] = None,

@@ -11,6 +11,7 @@ from matcher.catalog import Catalog
 from matcher.partners import CUSTOMER, SUPPLIER, neighbour_segments, partners
 from matcher.retrieval import Filters
 from matcher.store.errors import InvalidInputError
+from tests.e2e.conftest import cli, cli_json
 
 pytestmark = pytest.mark.e2e
 
@@ -83,3 +84,16 @@ def test_an_outside_or_unassigned_firm_is_refused_with_the_reason(catalog):
         partners(catalog, outside, 10, Filters())
     with pytest.raises(InvalidInputError, match="assigned to no segment"):
         partners(catalog, unassigned, 10, Filters())
+
+
+def test_matcher_partners_lists_them_and_refuses_an_outside_firm_in_one_line(catalog, workspace):
+    firm = local_firm_with_neighbours(catalog)
+
+    found = cli_json("partners", firm, "--top", 5, "--home", workspace.home)["results"]
+
+    assert [r["rank"] for r in found] == list(range(1, len(found) + 1)) and len(found) == 5
+    assert all(r["relation"] in (SUPPLIER, CUSTOMER) and not r["is_local"] for r in found)
+    assert found[0]["enterprise_id"] == partners(catalog, firm, 5, Filters())[S.ENTERPRISE_ID].iloc[0]
+    outside = catalog.enterprises.loc[~catalog.enterprises[S.IS_LOCAL].astype(bool), S.ENTERPRISE_ID].iloc[0]
+    result = cli("partners", outside, "--home", workspace.home, expect=None)
+    assert isinstance(result.exception, InvalidInputError) and "not a local firm" in str(result.exception)
