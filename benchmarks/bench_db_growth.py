@@ -27,12 +27,13 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
 import sqlalchemy as sa
+
+from throwaway_db import postgres_database  # beside this script
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -41,20 +42,12 @@ OUT_FILE = REPO / "benchmarks" / "out" / "db_growth.json"
 
 @contextmanager
 def database(backend: str, directory: Path, postgres: str):
-    """A fresh database URL of ``backend`` (PostgreSQL: created and dropped through ``postgres``)."""
+    """A fresh database URL of ``backend`` (PostgreSQL: a throwaway database on ``postgres``)."""
     if backend == "sqlite":
         yield f"sqlite:///{directory / 'growth.db'}"
         return
-    admin = sa.create_engine(f"{postgres}/postgres", isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 3})
-    name = f"matcher_growth_{uuid.uuid4().hex[:10]}"
-    with admin.connect() as connection:
-        connection.exec_driver_sql(f"CREATE DATABASE {name}")
-    try:
-        yield f"{postgres}/{name}"
-    finally:
-        with admin.connect() as connection:
-            connection.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        admin.dispose()
+    with postgres_database(postgres, "matcher_growth") as url:
+        yield url
 
 
 def measure(store) -> dict:

@@ -37,13 +37,14 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import httpx
 import sqlalchemy as sa
+
+from throwaway_db import postgres_database  # beside this script
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -52,21 +53,6 @@ CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver"
 STAGES = (("contacted", 0.40), ("visited", 0.20), ("negotiating", 0.15), ("signed", 0.07), ("landed", 0.08),
           ("declined", 0.10))
 VERDICTS = (("approve", 0.50), ("reject", 0.35), ("defer", 0.15))
-
-
-@contextmanager
-def postgres_database(server: str):
-    """A throwaway PostgreSQL database on ``server`` (created and dropped through ``postgres``)."""
-    admin = sa.create_engine(f"{server}/postgres", isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 3})
-    name = f"matcher_overview_{uuid.uuid4().hex[:10]}"
-    with admin.connect() as connection:
-        connection.exec_driver_sql(f"CREATE DATABASE {name}")
-    try:
-        yield f"{server}/{name}"
-    finally:
-        with admin.connect() as connection:
-            connection.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        admin.dispose()
 
 
 @contextmanager
@@ -260,7 +246,7 @@ def main() -> None:
     results = {"created_at": datetime.now(timezone.utc).isoformat(), "commit": commit, "home": str(args.home),
                "machine": platform.platform(), "processor": platform.processor(), "python": platform.python_version()}
     try:
-        database = postgres_database(args.postgres)
+        database = postgres_database(args.postgres, "matcher_overview")
         url = database.__enter__()
     except sa.exc.OperationalError as exc:
         raise SystemExit(f"PostgreSQL not reachable at {args.postgres}: {str(exc.orig or exc).splitlines()[0]}") from None
