@@ -88,11 +88,11 @@ class EmbedProfiles:
         if todo and not target.exists():
             texts = profile_texts(batch.iloc[todo])
             vectors, failed = self._encode(texts)
-            ok = [i for i, t in zip(todo, range(len(todo))) if t not in failed]
             for t, reason in failed.items():
                 status[todo[t]], reasons[todo[t]] = "failed", reason
+            keep = [t for t in range(len(todo)) if t not in failed]
+            ok = [todo[t] for t in keep]
             if ok:
-                keep = [t for t in range(len(todo)) if t not in failed]
                 tmp = self.cache_dir / f".tmp-{os.getpid()}-{target.name}"
                 with open(tmp, "wb") as handle:
                     np.savez(handle, hashes=np.array([hashes[i] for i in ok]), vectors=vectors[keep])
