@@ -23,7 +23,8 @@ from matcher.chains import (
     ChainAnalysis, ChainMap, analyse_chains, chain_words, industry_code_table, load_chain_map, segment_stats,
 )
 from matcher.errors import ArtifactCorruptError, ValidationFailedError
-from matcher.embedding import EmbeddingCache, Encoder, encode_cached, text_hashes
+from matcher.calibration import CALIBRATE_MIN_PROFILES, calibrated_backend, calibration_path, calibration_texts
+from matcher.embedding import EmbeddingCache, Encoder, encode_cached, encoder_key, text_hashes
 from matcher.index import build_index, choose_factory, enterprise_faiss_ids, live_mask, save_index
 from matcher.lexical import LexicalIndex, chinese_share, text_language
 from matcher.refresh import PROSPECTS_FILE, standing_prospects
@@ -131,11 +132,15 @@ def build(
         LOG.warning(note)
 
     t = time.perf_counter()
-    encoder = encoder or Encoder(config.embedding_model, config.embedding_precision, config.embedding_batch_size,
-                                 backend=config.embedding_backend)
-    cache = EmbeddingCache(config.cache_dir / "embeddings" / encoder.key, encoder.dim)
+    key = encoder.key if encoder is not None else encoder_key(config.embedding_model, config.embedding_precision)
+    cache = EmbeddingCache(config.cache_dir / "embeddings" / key, encoder.dim if encoder is not None else 0)
     hashes = list(enterprises[S.PROFILE_HASH])
     todo = len({hashes[i] for i in cache.missing(hashes)})
+    calibration = None
+    if encoder is None:  # the backend by this machine's calibration (the cache key does not depend on it)
+        backend, calibration = embedding_backend(config, lambda: calibration_texts(texts), todo, progress)
+        encoder = Encoder(config.embedding_model, config.embedding_precision, config.embedding_batch_size, backend=backend)
+        cache.dim = encoder.dim
     ray_embedded = 0
     if todo and config.ray_address:
         cache, ray_embedded = embed_on_cluster(config, snapshot.enterprises_path, cache, encoder, todo, progress)
@@ -168,7 +173,7 @@ def build(
             analysis=analysis, gap_vectors=gap_vectors, segment_vectors=segment_vectors, keyword_vectors=keyword_vectors,
         )
         manifest = base_manifest(
-            config, now, snapshot, chain_map, encoder_manifest(encoder), factory, index, enterprises, analysis,
+            config, now, snapshot, chain_map, encoder_manifest(encoder, calibration), factory, index, enterprises, analysis,
             embedded=embedded, reused=len(enterprises) - embedded,
         )
         manifest["lexical"] = {"tokenizer": lexical.tokenizer, "words": len(lexical.words)}
@@ -275,8 +280,29 @@ def chinese_segment_z(chain_map: ChainMap, lexical: LexicalIndex, rows: np.ndarr
     return out
 
 
-def encoder_manifest(encoder: Encoder) -> dict:
+def embedding_backend(config: BuildConfig, texts: Callable[[], list[str]], todo: int,
+                      progress: Progress = _no_progress) -> tuple[str, dict | None]:
+    """The backend to embed ``todo`` profiles with, and the calibration that chose it
+    (:mod:`matcher.calibration`): the setting when it names a backend; with ``auto``, this
+    machine's stored calibration, measured now on ``texts()`` when there is none and the job is
+    big enough to pay for it, else ``auto`` (OpenVINO when installed)."""
+    if config.embedding_backend != "auto":
+        return config.embedding_backend, None
+    measure = todo >= CALIBRATE_MIN_PROFILES
+    if measure and not calibration_path(config.cache_dir / "calibration", config.embedding_model,
+                                        config.embedding_precision).exists():
+        progress("calibrating embedding backends on this machine", 1)
+    record = calibrated_backend(config.cache_dir / "calibration", config.embedding_model, config.embedding_precision,
+                                texts, config.embedding_batch_size, measure=measure)
+    if record is None:
+        return "auto", None
+    LOG.info("embedding backend %s (calibrated %s on %s)", record["chosen"], record["measured_at"], record["machine"]["cpu"])
+    return record["chosen"], record
+
+
+def encoder_manifest(encoder: Encoder, calibration: dict | None = None) -> dict:
     return {
+        "calibration": calibration,
         "model": encoder.model_name,
         "model_path": str(encoder.model_path),
         "precision": encoder.precision,

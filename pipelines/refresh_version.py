@@ -56,7 +56,9 @@ def build_refreshed_version(run: Run, config: RefreshConfig, snapshot: SnapshotI
             # Through the build module, so whoever provides the build's encoder provides this one.
             # A few hundred profiles: PyTorch starts in a fraction of the time OpenVINO spends
             # compiling (same vectors to cosine 0.9999; the cache key does not include the backend).
-            backend = "torch" if encoder_box["todo"] < SMALL_BATCH else bc.embedding_backend
+            # A big batch: the backend this machine's calibration chose (measured now if none yet).
+            backend = "torch" if encoder_box["todo"] < SMALL_BATCH else B.embedding_backend(
+                bc, lambda: B.calibration_texts(encoder_box["texts"]), encoder_box["todo"], progress)[0]
             encoder_box["encoder"] = B.Encoder(bc.embedding_model, bc.embedding_precision, bc.embedding_batch_size,
                                                backend=backend)
         return encoder_box["encoder"]
@@ -75,8 +77,8 @@ def build_refreshed_version(run: Run, config: RefreshConfig, snapshot: SnapshotI
             cache = EmbeddingCache(bc.cache_dir / "embeddings" / parent["embedding"]["key"], int(parent["embedding"]["dim"]))
             hashes = after[S.PROFILE_HASH].to_numpy()[fresh].tolist()
             todo = len({hashes[i] for i in cache.missing(hashes)})
-            encoder_box["todo"] = todo
             texts = profile_texts(after.iloc[fresh])
+            encoder_box.update(todo=todo, texts=texts)
             if todo and bc.ray_address:
                 cache, embedded = B.embed_on_cluster(bc, snapshot.enterprises_path, cache, get_encoder(), todo, progress)
                 vectors[fresh] = cache.get(hashes)
