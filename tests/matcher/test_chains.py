@@ -10,14 +10,8 @@ import pytest
 import yaml
 
 from matcher import schemas as S
-from matcher.chains import (
-    PRIORITY_SEVERITY,
-    ChainMap,
-    analyse_chains,
-    assign_segments,
-    load_chain_map,
-    segment_stats,
-)
+from matcher.chain_map import PRIORITY_SEVERITY, ChainMap, load_chain_map
+from matcher.chains import analyse_chains, assign_segments, segment_stats
 from matcher.errors import ConfigError, UnknownEntityError
 from tests.conftest import CHAIN_MAP
 from tests.factories import unit_vectors

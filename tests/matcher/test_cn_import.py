@@ -569,7 +569,7 @@ def test_cn_registry_ingest_of_a_realistic_xlsx_export(tmp_path):
 
 
 def test_policy_qualifications_of_the_chain_map_result_from_the_chinese_export():
-    from matcher.chains import load_chain_map
+    from matcher.chain_map import load_chain_map
     from tests.conftest import CHAIN_MAP
 
     required = {q for p in load_chain_map(CHAIN_MAP).region.policies for q in p.requires_qualifications}
@@ -721,7 +721,7 @@ def test_an_unknown_place_is_quarantined_unless_the_mapping_names_it():
 def test_the_chinese_sample_keeps_firms_registered_abroad_abroad(tmp_path):
     import yaml
 
-    from matcher.chains import load_chain_map
+    from matcher.chain_map import load_chain_map
     from matcher.sample import generate_sample
 
     vocabulary, vocabulary_zh = (yaml.safe_load((REPO_ROOT / "data" / "generator" / f).read_text(encoding="utf-8"))
