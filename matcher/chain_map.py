@@ -129,19 +129,20 @@ class Chain(BaseModel):
         for many, one in (("leaders", "leader"), ("leaders_zh", "leader_zh")):
             names, name = getattr(self, many), getattr(self, one)
             if name is not None and names and names[0] != name:
-                raise ValueError(f"give '{one}' (one leader) or '{many}' (several), not both")
+                raise ValueError(f"chain '{self.id}': '{one}' ({name}) is not the first of '{many}'; give '{one}' for one "
+                                 f"leader or '{many}' for several, not both")
             if name is not None and not names:
                 setattr(self, many, [name])
             names = getattr(self, many)
             dup = sorted({n for n in names if names.count(n) > 1})
             if dup:
-                raise ValueError(f"'{many}' names {dup} twice")
+                raise ValueError(f"chain '{self.id}': '{many}' names {dup} twice")
             setattr(self, one, names[0] if names else None)
         if not self.leaders:
-            raise ValueError("a chain needs its leader: give 'leaders' (a list) or 'leader' (one)")
+            raise ValueError(f"chain '{self.id}' has no leader: give 'leaders' (a list) or 'leader' (one)")
         if self.leaders_zh and len(self.leaders_zh) != len(self.leaders):
-            raise ValueError(f"'leaders_zh' has {len(self.leaders_zh)} names for {len(self.leaders)} leaders; "
-                             "give one Chinese name per leader, in the same order")
+            raise ValueError(f"chain '{self.id}': 'leaders_zh' has {len(self.leaders_zh)} names for {len(self.leaders)} "
+                             "leaders; give one Chinese name per leader, in the same order")
         return self
 
     @model_validator(mode="after")
