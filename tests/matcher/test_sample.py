@@ -9,7 +9,8 @@ import yaml
 
 from matcher import schemas as S
 from matcher.chain_map import load_chain_map
-from matcher.mapping import apply_mapping, load_mapping
+from matcher.mapping import load_mapping
+from matcher.mapping_apply import apply_mapping
 from matcher.sample import generate_sample
 from matcher.sample_outcomes import draw_outcomes, segment_gap_plan, segment_partners
 from matcher.sample_zh import CN_REGISTRY_COLUMNS
