@@ -157,7 +157,9 @@ def main() -> int:
     import torch
     from sentence_transformers import SentenceTransformer
 
-    from matcher.embedding import Encoder, openvino_available, resolve_model_path
+    from matcher.embedding import Encoder
+    from matcher.embedding_models import resolve_model_path
+    from matcher.openvino_backend import openvino_available
 
     if args.threads:
         torch.set_num_threads(args.threads)

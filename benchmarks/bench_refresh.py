@@ -189,7 +189,8 @@ def prefill_cache(home: Path) -> int:
     import hashlib
     import re
 
-    from matcher.embedding import EmbeddingCache, encoder_key
+    from matcher.embedding import EmbeddingCache
+    from matcher.embedding_models import encoder_key
     from matcher.snapshot import find_snapshot, load_enterprises, profile_texts
 
     enterprises = load_enterprises(find_snapshot(home / "models" / "snapshots"))

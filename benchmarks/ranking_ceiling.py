@@ -5,7 +5,7 @@ baseline (``matcher evaluate ranking``: twelve time- and group-respecting splits
 measures the ceiling of that number and what keeps the landing model below it:
 
 1. **Oracle.** The sample generator draws every outcome with a hidden landing probability
-   (``matcher/sample.py``). The generator is re-run with the workspace's size and seed and the
+   (``matcher/sample_outcomes.py``). The generator is re-run with the workspace's size and seed and the
    probability of each draw is recorded (checked: the re-run reproduces ``outcomes.csv``
    exactly). On the same splits as ``evaluate_ranking`` (checked against it): NDCG@10 of that
    probability (no ranker beats it in expectation), the landing model, similarity only, the
@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import sys
 import tempfile
@@ -53,7 +52,8 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 import matcher.ranking as ranking
-from matcher import sample
+from matcher.sample import generate_sample
+from matcher.sample_outcomes import draw_outcomes, segment_gap_plan, segment_partners
 from matcher.artifacts import version_dir
 from matcher.catalog import Catalog
 from matcher.features import FEATURES, MONOTONIC
@@ -67,7 +67,7 @@ TARGET = 0.15
 K = 10
 BASE = "similarity only"
 
-# The generator's landing rule, re-stated to name its inputs (matcher/sample.py ``_outcomes``):
+# The generator's landing rule, re-stated to name its inputs (matcher/sample_outcomes.py ``draw_outcomes``):
 # logit = -3.3 + 2.2 fit + 2.0 growth + 0.5 funded + 0.9 near + 0.35 partners - 1.5 risky.
 # The oracle itself is the probability recorded from the generator's own run; this re-statement
 # (checked against it) only serves to take the rule apart input by input.
@@ -122,37 +122,6 @@ class Pairs:
     def concat(parts: list["Pairs"]) -> "Pairs":
         return Pairs(*(pd.concat([getattr(q, a) for q in parts], ignore_index=True) for a in ("usable", "X", "G")),
                      np.concatenate([q.p for q in parts]))
-
-
-@contextmanager
-def recorded_logits(store: list[float]):
-    """Record the logit of every landing draw of ``matcher.sample._outcomes``: it draws each
-    outreach's outcome with ``1 / (1 + math.exp(-logit))``, one call per outreach in draw
-    order, so the argument of each ``math.exp`` call during ``_outcomes`` is minus its logit."""
-
-    class _Math:
-        def __getattr__(self, name):
-            return getattr(math, name)
-
-        @staticmethod
-        def exp(x):
-            store.append(-float(x))
-            return math.exp(x)
-
-    original = sample._outcomes
-
-    def wrapped(*args, **kwargs):
-        sample.math = _Math()
-        try:
-            return original(*args, **kwargs)
-        finally:
-            sample.math = math
-
-    sample._outcomes = wrapped
-    try:
-        yield
-    finally:
-        sample._outcomes = original
 
 
 def draw_probability(frame: pd.DataFrame, logits: list[float]) -> dict[str, float]:
@@ -253,9 +222,8 @@ class Universe:
         with tempfile.TemporaryDirectory() as tmp:
             for k in range(count):
                 logits: list[float] = []
-                with recorded_logits(logits):
-                    frame = sample._outcomes(np.random.default_rng([seed, 1000 + k]), self.frames["enterprises"], self.frames["labels"],
-                                             self.catalog.chain_map, self.local_plan)
+                frame = draw_outcomes(np.random.default_rng([seed, 1000 + k]), self.frames["enterprises"], self.frames["labels"],
+                                      self.catalog.chain_map, self.local_plan, logits=logits)
                 path = Path(tmp) / f"fresh-{k}.csv"
                 frame.to_csv(path, index=False)
                 sets.append(self.pairs(path, draw_probability(frame, logits))[0])
@@ -494,18 +462,14 @@ def load_universe(home: Path, seed: int) -> tuple[Universe, dict[str, float]] | 
     catalog = Catalog.load(version_dir(home / "models" / "matcher"))
     raw = pd.read_csv(samples / "enterprises.csv", dtype=str, keep_default_na=False)
     logits: list[float] = []
-    with recorded_logits(logits):
-        frames = sample.generate_sample(catalog.chain_map, yaml.safe_load(VOCABULARY.read_text(encoding="utf-8")), n=len(raw), seed=seed)
+    frames = generate_sample(catalog.chain_map, yaml.safe_load(VOCABULARY.read_text(encoding="utf-8")), n=len(raw), seed=seed,
+                             landing_logits=logits)
     recorded = pd.read_csv(samples / "outcomes.csv", dtype=str, keep_default_na=False)
     if not frames["outcomes"].astype(str).reset_index(drop=True).equals(recorded.reset_index(drop=True)):
         return (f"re-running the generator (n={len(raw)}, seed={seed}) does not reproduce {samples / 'outcomes.csv'}; "
                 "pass the --seed the sample was generated with")
-    local_plan = sample._segment_gap_plan(catalog.chain_map, np.random.default_rng(seed))  # the generator's first draws
-    partners = {}
-    for chain in catalog.chain_map.chains:
-        for s in chain.segments:
-            upstream = [u.id for u in chain.segments if s.id in u.supplies]
-            partners[s.id] = sum(local_plan[x] for x in list(s.supplies) + upstream)
+    local_plan = segment_gap_plan(catalog.chain_map, np.random.default_rng(seed))  # the generator's first draws
+    partners = segment_partners(catalog.chain_map, local_plan)
     universe = Universe(catalog, raw.set_index("uscc"), frames, local_plan, partners, MainBusiness(catalog))
     return universe, draw_probability(frames["outcomes"], logits)
 

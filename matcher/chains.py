@@ -1,4 +1,6 @@
-"""Chain maps (region, chains, segments, declared gaps) and the analysis of local strength.
+"""The analysis of a chain map's local strength: industry-code evidence, segment assignment,
+strength, status and the gap list. The chain map itself (region, chains, leaders, segments,
+declared gaps) is :mod:`matcher.chain_map`.
 
 A local enterprise belongs to a segment when its profile is close enough to the segment text.
 Raw cosine similarities are not comparable across segments (a broad segment text draws higher
@@ -18,162 +20,16 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Literal
 
 import numpy as np
 import pandas as pd
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
-
 from matcher import schemas as S
-from matcher.yaml_config import load_yaml_model
-from matcher.domain import SEGMENT_STAGES
-from matcher.errors import UnknownEntityError
+# The chain map's model is re-exported for the modules that read a map and analyse it in one
+# import (pipelines/build_index.py, matcher/catalog.py); new code imports matcher.chain_map.
+from matcher.chain_map import PRIORITY_SEVERITY, ChainMap, load_chain_map  # noqa: F401
 
 MAX_SEGMENTS_PER_ENTERPRISE = 3
-PRIORITY_SEVERITY = {"high": 0.9, "medium": 0.6, "low": 0.3}
-INDUSTRY_CODE = re.compile(r"[A-T](\d{2}|\d{3}|\d{4})?")
-
-
-class Policy(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    id: str
-    name: str
-    name_zh: str = ""
-    requires_qualifications: list[str] = []
-    chains: list[str] = []
-
-
-class Region(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    id: str
-    name: str
-    name_zh: str = ""
-    city: str
-    province: str
-    country: str
-    lat: float = Field(ge=-90, le=90)
-    lon: float = Field(ge=-180, le=180)
-    metro_area: list[str] = []
-    nearby_provinces: list[str] = []
-    policies: list[Policy] = []
-
-
-class Segment(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
-    name: str
-    name_zh: str = ""
-    stage: Literal[SEGMENT_STAGES]
-    description: str = Field(min_length=20)
-    keywords: list[str] = []
-    # Chinese text, written the way Chinese firms describe their business in 经营范围 / 主营业务:
-    # what Chinese profiles are matched against.
-    description_zh: str = ""
-    keywords_zh: list[str] = []
-    # GB/T 4754-2017 codes typical of the segment, any level ("C39", "C3971", "I65"); a firm's
-    # industry code matches by prefix.
-    industry_codes: list[str] = []
-    supplies: list[str] = []
-
-    @field_validator("industry_codes")
-    @classmethod
-    def _codes(cls, codes: list[str]) -> list[str]:
-        bad = [c for c in codes if not INDUSTRY_CODE.fullmatch(c)]
-        if bad:
-            raise ValueError(f"industry codes {bad} are not GB/T 4754 codes (a letter A-T and 0, 2, 3 or 4 digits, e.g. C39, I6513)")
-        return codes
-
-    @property
-    def text(self) -> str:
-        """The text a segment is matched by (embedded and lexically searched)."""
-        keywords = f" Keywords: {', '.join(self.keywords)}." if self.keywords else ""
-        return f"{self.name}. {self.description.strip()}{keywords}"
-
-    @property
-    def text_zh(self) -> str:
-        """The Chinese text a segment is matched by ("" when the map has none)."""
-        if not self.description_zh:
-            return ""
-        keywords = f"关键词：{'、'.join(self.keywords_zh)}。" if self.keywords_zh else ""
-        return f"{self.name_zh or self.name}。{self.description_zh.strip()}{keywords}"
-
-
-class DeclaredGap(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
-    segment: str | None = None
-    text: str | None = None
-    text_zh: str | None = None  # the Chinese wording of a free-text gap
-    priority: Literal["high", "medium", "low"] = "medium"
-    note: str = ""
-
-    @model_validator(mode="after")
-    def _segment_or_text(self) -> "DeclaredGap":
-        if (self.segment is None) == (self.text is None):
-            raise ValueError("give exactly one of 'segment' or 'text'")
-        return self
-
-
-class Chain(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
-    name: str
-    name_zh: str = ""
-    kind: Literal["pillar", "emerging"]
-    leader: str
-    segments: list[Segment] = Field(min_length=1)
-    gaps: list[DeclaredGap] = []
-
-    @model_validator(mode="after")
-    def _references(self) -> "Chain":
-        ids = [s.id for s in self.segments]
-        dup = sorted({i for i in ids if ids.count(i) > 1})
-        if dup:
-            raise ValueError(f"duplicate segment ids {dup}")
-        for segment in self.segments:
-            unknown = sorted(set(segment.supplies) - set(ids))
-            if unknown:
-                raise ValueError(f"segment '{segment.id}' supplies unknown segments {unknown}")
-        for gap in self.gaps:
-            if gap.segment is not None and gap.segment not in ids:
-                raise ValueError(f"declared gap '{gap.id}' names unknown segment '{gap.segment}'")
-        return self
-
-
-class ChainMap(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    region: Region
-    chains: list[Chain] = Field(min_length=1)
-
-    @model_validator(mode="after")
-    def _unique(self) -> "ChainMap":
-        for what, ids in (
-            ("chain", [c.id for c in self.chains]),
-            ("segment", [s.id for c in self.chains for s in c.segments]),
-            ("declared gap", [g.id for c in self.chains for g in c.gaps]),
-        ):
-            dup = sorted({i for i in ids if ids.count(i) > 1})
-            if dup:
-                raise ValueError(f"duplicate {what} ids {dup}")
-        return self
-
-    def chain(self, chain_id: str) -> Chain:
-        for chain in self.chains:
-            if chain.id == chain_id:
-                return chain
-        raise UnknownEntityError(
-            f"chain '{chain_id}' not found; known chains: {', '.join(c.id for c in self.chains)}"
-        )
-
-    def segments(self) -> list[tuple[Chain, Segment]]:
-        return [(c, s) for c in self.chains for s in c.segments]
-
-
-def load_chain_map(path: str | Path) -> ChainMap:
-    """Read and validate a chain map YAML; errors name the file and the offending key."""
-    return load_yaml_model(path, ChainMap, "chain map")
 
 
 _FIRM_CODE = re.compile(r"[A-T]\d{2,4}")

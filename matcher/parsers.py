@@ -1,4 +1,7 @@
-"""Value parsers for registry exports: dates, money, counts, statuses, lists, industry codes, text.
+"""Value parsers for registry exports: money, numbers, counts, statuses, lists, flags, text, and
+what every parser shares (missing cells, :class:`ParseFailure`, :func:`map_cells`). Dates are
+:mod:`matcher.date_parsers`, the coded cells (province-or-country, GB/T 4754 industry codes)
+:mod:`matcher.code_parsers`.
 
 A mapping declares one per column (``parse: year``, ``parse: money``, ...). Each parser turns one
 source cell into a clean value, ``None`` when the cell means "unknown" (``-``, ``未公开``, ...:
@@ -9,8 +12,6 @@ Examples
 --------
 >>> parse_money("1000万元人民币")
 MoneyValue(amount_cny=10000000.0, currency='CNY')
->>> parse_date("2015年3月12日")
-Timestamp('2015-03-12 00:00:00')
 >>> parse_count("未公开") is None
 True
 """
@@ -21,7 +22,6 @@ import math
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -77,26 +77,6 @@ LIST_SEPARATORS = re.compile(r"[；;、,，|\n]+")
 CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _PAGE_BREAKS = re.compile(r"[\x0b\x0c]")
 
-# GB/T 4754-2017: the two-digit division number decides the section letter.
-_SECTION_OF_DIVISION = [
-    ("A", 1, 5), ("B", 6, 12), ("C", 13, 43), ("D", 44, 46), ("E", 47, 50), ("F", 51, 52),
-    ("G", 53, 60), ("H", 61, 62), ("I", 63, 65), ("J", 66, 69), ("K", 70, 70), ("L", 71, 72),
-    ("M", 73, 75), ("N", 76, 79), ("O", 80, 82), ("P", 83, 83), ("Q", 84, 85), ("R", 86, 90),
-    ("S", 91, 96), ("T", 97, 97),
-]
-_INDUSTRY_CODE = re.compile(r"^\s*[\[【(（]?\s*([A-Ta-t])?\s*(\d{2,4})?\s*[\]】)）]?(?=\s|[\u3000-\u9fff]|$)")
-
-_EXCEL_EPOCH = datetime(1899, 12, 30)
-# Excel serial day numbers accepted as dates: 1900-01-01 .. 2099-12-31.
-_SERIAL_RANGE = (2, 73050)
-_YEAR_RANGE = (1800, 2100)
-_DATE_PATTERNS = (
-    # 2015-03-12, 2015/3/12, 2015.03.12, 2015年3月12日 (optionally followed by a time)
-    re.compile(r"^(\d{4})\s*[-/.年]\s*(\d{1,2})\s*[-/.月]\s*(\d{1,2})\s*日?(?:[ T]\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?)?$"),
-    re.compile(r"^(\d{4})(\d{2})(\d{2})$"),  # 20150312
-)
-_MONTH_PATTERN = re.compile(r"^(\d{4})\s*[-/.年]\s*(\d{1,2})\s*月?$")  # 2015-03, 2015年3月
-_YEAR_PATTERN = re.compile(r"^(\d{4})\s*年?$")
 _NUMBER = r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?"
 _MONEY = re.compile(rf"^(?P<pre>[^\d+\-.]*?)(?P<num>{_NUMBER})(?P<unit>万亿|千万|百万|亿|万|千|百)?(?P<post>.*)$")
 _COUNT_SUFFIX = re.compile(r"\s*(人|名|位|个)$")
@@ -143,87 +123,13 @@ def clean_text(text: str) -> str:
     return CONTROL_CHARS.sub("", _PAGE_BREAKS.sub(" ", text))
 
 
-def _number_or_none(value: Any) -> float | None:
+def number_or_none(value: Any) -> float | None:
+    """A cell that is already a number (not a bool) as a float, else ``None``."""
     if isinstance(value, bool):
         return None
     if isinstance(value, (int, float, np.integer, np.floating)):
         return float(value)
     return None
-
-
-# ------------------------------------------------------------------------------------- dates
-
-
-def parse_date(value: Any) -> pd.Timestamp | ParseFailure | None:
-    """A calendar date (midnight ``Timestamp``) from the usual export spellings.
-
-    Accepts ``2015-03-12``, ``2015/3/12``, ``2015.03.12``, ``2015年3月12日``, ``20150312``,
-    a trailing time, ``datetime``/``date`` objects, and Excel serial day numbers (``42075``,
-    as a number or as digits). A bare year (``2015``) or month (``2015年3月``) gives its first day.
-    """
-    parts = _date_parts(value)
-    if parts is None or isinstance(parts, ParseFailure):
-        return parts
-    return pd.Timestamp(*parts)
-
-
-def _date_parts(value: Any) -> tuple[int, int, int] | ParseFailure | None:
-    """(year, month, day) of a date cell; see :func:`parse_date`."""
-    if type(value) is str and len(value) == 10 and value[4] == "-" and value[7] == "-" and value[:4].isdigit():
-        try:  # the common YYYY-MM-DD, without regular expressions
-            return _make_date(value, int(value[:4]), int(value[5:7]), int(value[8:]))
-        except ValueError:
-            pass
-    if is_missing(value):
-        return None
-    if isinstance(value, (pd.Timestamp, datetime, date)):
-        stamp = pd.Timestamp(value)
-        return (stamp.year, stamp.month, stamp.day)
-    number = _number_or_none(value)
-    text = str(value).strip()
-    if number is None and re.fullmatch(r"\d{5}(\.\d+)?", text):
-        number = float(text)
-    if number is not None:
-        if not math.isfinite(number):
-            return ParseFailure(value, "not a date")
-        if float(number).is_integer() and _YEAR_RANGE[0] <= number <= _YEAR_RANGE[1]:
-            return (int(number), 1, 1)
-        if _SERIAL_RANGE[0] <= number <= _SERIAL_RANGE[1]:
-            day = _EXCEL_EPOCH + timedelta(days=int(number))
-            return (day.year, day.month, day.day)
-        if 10_000_000 <= number <= 99_999_999 and float(number).is_integer():
-            text = str(int(number))
-        else:
-            return ParseFailure(value, "not a date (a number outside the Excel serial-date range)")
-    for pattern in _DATE_PATTERNS:
-        found = pattern.match(text)
-        if found:
-            return _make_date(value, *(int(g) for g in found.groups()))
-    found = _MONTH_PATTERN.match(text)
-    if found:
-        return _make_date(value, int(found.group(1)), int(found.group(2)), 1)
-    found = _YEAR_PATTERN.match(text)
-    if found:
-        return _make_date(value, int(found.group(1)), 1, 1)
-    return ParseFailure(value, "not a date (use YYYY-MM-DD, YYYY/M/D, YYYY年M月D日 or an Excel date)")
-
-
-def _make_date(value: Any, year: int, month: int, day: int) -> tuple[int, int, int] | ParseFailure:
-    if not _YEAR_RANGE[0] <= year <= _YEAR_RANGE[1]:
-        return ParseFailure(value, f"year {year} out of range {_YEAR_RANGE[0]}-{_YEAR_RANGE[1]}")
-    try:
-        date(year, month, day)
-    except ValueError:
-        return ParseFailure(value, "not a valid calendar date")
-    return (year, month, day)
-
-
-def parse_year(value: Any) -> int | ParseFailure | None:
-    """The year of a date in any form :func:`parse_date` reads (``1987-12-22`` -> 1987)."""
-    parts = _date_parts(value)
-    if parts is None or isinstance(parts, ParseFailure):
-        return parts
-    return parts[0]
 
 
 # ------------------------------------------------------------------------------------- money
@@ -261,7 +167,7 @@ def parse_money(
         return None
     if words is None or rates is None:
         words, rates = currency_table(None)
-    number = _number_or_none(value)
+    number = number_or_none(value)
     if number is not None:
         amount, code = number * unit, currency
     else:
@@ -294,7 +200,7 @@ def parse_number(value: Any) -> float | ParseFailure | None:
     """A number: ``1,234.5``, ``12%`` (as 12), missing words as ``None``."""
     if is_missing(value):
         return None
-    number = _number_or_none(value)
+    number = number_or_none(value)
     if number is None:
         text = str(value).strip().replace(",", "").replace("，", "").rstrip("%").strip()
         try:
@@ -359,48 +265,6 @@ def parse_status(value: Any, table: dict[str, str]) -> str | ParseFailure | None
     return text
 
 
-# ------------------------------------------------------------------------------------ country
-
-# China's provincial-level divisions as registry exports write them (with or without 省/市/自治区).
-CHINESE_PROVINCES = frozenset({
-    "北京", "天津", "上海", "重庆", "河北", "山西", "辽宁", "吉林", "黑龙江", "江苏", "浙江", "安徽", "福建",
-    "江西", "山东", "河南", "湖北", "湖南", "广东", "海南", "四川", "贵州", "云南", "陕西", "甘肃", "青海",
-    "内蒙古", "广西", "西藏", "宁夏", "新疆",
-})
-# Places abroad (and the special administrative regions, their own ISO codes) as Chinese exports
-# name them in 所属省份 for firms registered outside the mainland; a mapping's ``values`` adds more.
-COUNTRY_NAMES = {
-    "香港": "HK", "中国香港": "HK", "香港特别行政区": "HK", "澳门": "MO", "中国澳门": "MO", "澳门特别行政区": "MO",
-    "台湾": "TW", "中国台湾": "TW", "台湾省": "TW", "美国": "US", "德国": "DE", "英国": "GB", "法国": "FR",
-    "日本": "JP", "韩国": "KR", "新加坡": "SG", "以色列": "IL", "瑞士": "CH", "荷兰": "NL", "瑞典": "SE",
-    "意大利": "IT", "加拿大": "CA", "澳大利亚": "AU", "比利时": "BE", "丹麦": "DK", "芬兰": "FI", "挪威": "NO",
-    "奥地利": "AT", "西班牙": "ES", "爱尔兰": "IE", "印度": "IN", "马来西亚": "MY", "泰国": "TH", "越南": "VN",
-    "印度尼西亚": "ID", "阿联酋": "AE", "沙特阿拉伯": "SA", "新西兰": "NZ", "卢森堡": "LU", "开曼群岛": "KY",
-    "英属维尔京群岛": "VG",
-}
-_PROVINCE_SUFFIX = re.compile(r"(省|市|自治区|壮族自治区|回族自治区|维吾尔自治区)$")
-_ISO_COUNTRY = re.compile(r"^[A-Z]{2}$")
-
-
-def parse_country(value: Any, table: dict[str, str]) -> str | ParseFailure | None:
-    """The ISO 3166 country code of a province-or-country cell (所属省份 of a Chinese export):
-    ``CN`` for a mainland province, the code of a place abroad (``德国`` -> ``DE``, ``香港`` -> ``HK``),
-    or an ISO code as given. ``table`` (the mapping's ``values``) is consulted first."""
-    if is_missing(value):
-        return None
-    text = str(value).strip()
-    if text in table:
-        return table[text]
-    if text in COUNTRY_NAMES:
-        return COUNTRY_NAMES[text]
-    if _PROVINCE_SUFFIX.sub("", text) in CHINESE_PROVINCES or text.removesuffix("省") in CHINESE_PROVINCES:
-        return "CN"
-    if _ISO_COUNTRY.match(text.upper()) and text.isascii():
-        return text.upper()
-    return ParseFailure(value, f"'{text}' is neither a Chinese province nor a known country; "
-                               "add it to the column's values in the mapping (name: ISO code)")
-
-
 # -------------------------------------------------------------------------------------- lists
 
 
@@ -436,40 +300,6 @@ def is_flag_set(value: Any) -> bool:
     if is_missing(value):
         return False
     return str(value).strip().casefold() not in FALSE_WORDS
-
-
-# ----------------------------------------------------------------------------- industry codes
-
-
-def section_of_division(division: int) -> str | None:
-    """The GB/T 4754-2017 section letter of a two-digit division (65 -> ``I``)."""
-    for letter, low, high in _SECTION_OF_DIVISION:
-        if low <= division <= high:
-            return letter
-    return None
-
-
-def parse_industry_code(value: Any) -> str | ParseFailure | None:
-    """A GB/T 4754-2017 (or CSRC) industry code from a code-and-name cell.
-
-    ``I6513 应用软件开发`` -> ``I6513``; ``I65`` -> ``I65``; ``I 信息传输、软件和信息技术服务业``
-    -> ``I``; ``6513`` (digits only) -> ``I6513`` (the section follows from the division).
-    """
-    if is_missing(value):
-        return None
-    number = _number_or_none(value)
-    text = str(int(number)) if number is not None and float(number).is_integer() else str(value).strip()
-    found = _INDUSTRY_CODE.match(text)
-    if not found or not (found.group(1) or found.group(2)):
-        return ParseFailure(value, "not a GB/T 4754 industry code (like I6513 or I65)")
-    letter, digits = (found.group(1) or "").upper(), found.group(2) or ""
-    if digits and not letter:
-        # The CSRC classification (S90 综合) and older GB/T editions put a few divisions in
-        # other sections, so a letter the source gives is kept; a missing one is inferred.
-        letter = section_of_division(int(digits[:2])) or ""
-        if not letter:
-            return ParseFailure(value, f"industry division {digits[:2]} does not exist in GB/T 4754-2017")
-    return letter + digits
 
 
 # ---------------------------------------------------------------------------------- plumbing

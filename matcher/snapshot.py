@@ -29,7 +29,8 @@ from matcher import schemas as S
 from matcher.artifacts import file_sha256
 from matcher.errors import ArtifactNotFoundError, UnknownEntityError, ValidationFailedError
 from matcher.export import safe_frame
-from matcher.mapping import Mapping, apply_mapping
+from matcher.mapping import Mapping
+from matcher.mapping_apply import apply_mapping
 from matcher.sources import SourceFormat, read_source
 from matcher.validation import ValidationResult, validate_enterprises
 

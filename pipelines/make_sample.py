@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from matcher.chains import load_chain_map
+from matcher.chain_map import load_chain_map
 from matcher.errors import ConfigError
 from matcher.sample import generate_sample
 from matcher.settings import PROJECT_ROOT

@@ -23,7 +23,8 @@ class RefreshConfig:
     outcomes: tuple[Path, ...] = ()
     min_outcomes: int = default("min_outcomes")
     database_url: str | None = default("database_url")  # the service database: its outcomes and review verdicts count too
-    served_log_retention_days: int = 0  # prune the service's served-list log after a publish; 0: never
+    # Prune the service's served-list log after a publish (when a database is configured); 0: never.
+    served_log_retention_days: int = default("served_log_retention_days")
 
 
 def refresh_config(settings: Settings, allow_shrink: bool = False, outcomes: tuple[Path, ...] = ()) -> RefreshConfig:

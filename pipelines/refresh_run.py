@@ -24,7 +24,8 @@ import pandas as pd
 
 from matcher import artifacts, catalog as C, schemas as S
 from matcher.artifacts import file_sha256
-from matcher.embedding import Encoder, encoder_key
+from matcher.embedding import Encoder
+from matcher.embedding_models import encoder_key
 from matcher.errors import ArtifactNotFoundError, MatcherError
 from matcher.index import choose_factory
 from matcher.mapping import load_mapping

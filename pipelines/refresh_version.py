@@ -13,7 +13,8 @@ import numpy as np
 import pandas as pd
 
 from matcher import artifacts, catalog as C, schemas as S
-from matcher.chains import chain_words, load_chain_map
+from matcher.chain_map import load_chain_map
+from matcher.chains import chain_words
 from matcher.embedding import EmbeddingCache, Encoder, encode_cached, text_hashes
 from matcher.index import (
     VectorSearcher, build_index, can_replace, choose_factory, enterprise_faiss_ids, load_index, recall_at_k,

@@ -10,7 +10,7 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from matcher.chains import load_chain_map
+from matcher.chain_map import load_chain_map
 from matcher.domain import ROLES
 from matcher.store import repo
 from matcher.store.db import Store, describe, upgrade

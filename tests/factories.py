@@ -21,7 +21,8 @@ import pandas as pd
 import yaml
 
 from matcher import schemas as S
-from matcher.mapping import Mapping, apply_mapping
+from matcher.mapping import Mapping
+from matcher.mapping_apply import apply_mapping
 from matcher.validation import validate_enterprises
 
 # Distinct vocabularies, so a bag-of-words encoder separates the topics.

@@ -29,12 +29,18 @@ def _segments(loaded: Loaded, chain_id: str) -> list[dict]:
             for r in rows.to_dict("records")]
 
 
+def _leaders(chain) -> dict:
+    """A chain's leaders as every chain response carries them (``leader``: the first)."""
+    return {"leader": chain.leader, "leaders": list(chain.leaders), "leaders_zh": list(chain.leaders_zh)}
+
+
 @router.get("/chains", response_model=api.ChainList, summary="The region's chains")
 def chains(request: Request, actor: Actor = Depends(need("prospects:read"))):
     loaded = svc(request).loaded()
     cm = loaded.catalog.chain_map
-    return {"version": loaded.version, "region": cm.region.model_dump(mode="json"), "chains": [
-        {"chain_id": c.id, "name": c.name, "name_zh": c.name_zh, "kind": c.kind, "leader": c.leader, "segments": len(c.segments),
+    return {"version": loaded.version, "region": cm.region.model_dump(mode="json"),
+            "general_leader": cm.region.general_leader, "general_leader_zh": cm.region.general_leader_zh, "chains": [
+        {"chain_id": c.id, "name": c.name, "name_zh": c.name_zh, "kind": c.kind, **_leaders(c), "segments": len(c.segments),
          "gaps": sum(1 for g in loaded.catalog.gaps if g["chain_id"] == c.id)} for c in cm.chains]}
 
 
@@ -42,7 +48,7 @@ def chains(request: Request, actor: Actor = Depends(need("prospects:read"))):
 def chain(request: Request, chain_id: Annotated[str, Path(max_length=api.MAX_ID)], actor: Actor = Depends(need("prospects:read"))):
     loaded = svc(request).loaded()
     c = loaded.catalog.chain_map.chain(chain_id)
-    return {"version": loaded.version, "chain_id": c.id, "name": c.name, "name_zh": c.name_zh, "kind": c.kind, "leader": c.leader,
+    return {"version": loaded.version, "chain_id": c.id, "name": c.name, "name_zh": c.name_zh, "kind": c.kind, **_leaders(c),
             "segments": _segments(loaded, c.id), "gaps": [g for g in loaded.catalog.gaps if g["chain_id"] == c.id]}
 
 
@@ -80,7 +86,7 @@ def chain_map(request: Request, chain_id: Annotated[str, Path(max_length=api.MAX
     links = [{"source": s["segment_id"], "target": target} for s in segments for target in s["supplies"]]
     other = [g for g in loaded.catalog.gaps if g["chain_id"] == c.id and not g.get("segment_id") and open_gap(g)]
     return {"version": loaded.version, "chain_id": c.id, "name": c.name, "name_zh": c.name_zh, "kind": c.kind,
-            "leader": c.leader, "stages": list(SEGMENT_STAGES), "segments": segments, "links": links, "other_gaps": other}
+            **_leaders(c), "stages": list(SEGMENT_STAGES), "segments": segments, "links": links, "other_gaps": other}
 
 
 @router.get("/chains/{chain_id}/segments/{segment_id}", response_model=api.SegmentDetail, dependencies=NO_STORE,

@@ -21,12 +21,19 @@ class SegmentOut(BaseModel):
     weak_below: Optional[float] = None
 
 
-class ChainSummary(BaseModel):
+class ChainLeaders(BaseModel):
+    """The leaders every chain response carries."""
+
+    leader: str = Field(description="the chain's lead leader: the first of leaders (kept for older clients)")
+    leaders: list[str] = Field(description="the chain's leaders (链长), the lead one first")
+    leaders_zh: list[str] = Field([], description="their Chinese titles, in the same order (empty when the map has none)")
+
+
+class ChainSummary(ChainLeaders):
     chain_id: str
     name: str
     name_zh: str = ""
     kind: str
-    leader: str
     segments: int
     gaps: int
 
@@ -34,16 +41,17 @@ class ChainSummary(BaseModel):
 class ChainList(BaseModel):
     version: str
     region: dict[str, Any]
+    general_leader: str = Field("", description="the general chain leader (总链长) over the chain leaders")
+    general_leader_zh: str = Field("", description="the general chain leader's Chinese title")
     chains: list[ChainSummary]
 
 
-class ChainDetail(BaseModel):
+class ChainDetail(ChainLeaders):
     version: str
     chain_id: str
     name: str
     name_zh: str = ""
     kind: str
-    leader: str
     segments: list[SegmentOut]
     gaps: list[GapOut]
 
@@ -69,13 +77,12 @@ class MapLink(BaseModel):
     target: str = Field(description="the segment it supplies")
 
 
-class ChainMapResponse(BaseModel):
+class ChainMapResponse(ChainLeaders):
     version: str
     chain_id: str
     name: str
     name_zh: str = ""
     kind: str
-    leader: str
     stages: list[str] = Field(description="column order, upstream first")
     segments: list[MapSegment] = Field(description="in the chain map's order")
     links: list[MapLink] = Field(description="one per supplies relation")

@@ -17,7 +17,7 @@ import pytest
 from typer.testing import CliRunner
 
 from matcher import artifacts
-from matcher.embedding import resolve_model_path
+from matcher.embedding_models import resolve_model_path
 from pipelines.cli import app
 from tests.conftest import SAMPLE_MAPPING
 

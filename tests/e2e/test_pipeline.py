@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from matcher import artifacts
-from matcher.chains import load_chain_map
+from matcher.chain_map import load_chain_map
 from tests.conftest import CHAIN_MAP
 from tests.e2e.conftest import N_SAMPLE, cli, cli_json
 

@@ -10,14 +10,8 @@ import pytest
 import yaml
 
 from matcher import schemas as S
-from matcher.chains import (
-    PRIORITY_SEVERITY,
-    ChainMap,
-    analyse_chains,
-    assign_segments,
-    load_chain_map,
-    segment_stats,
-)
+from matcher.chain_map import PRIORITY_SEVERITY, ChainMap, load_chain_map
+from matcher.chains import analyse_chains, assign_segments, segment_stats
 from matcher.errors import ConfigError, UnknownEntityError
 from tests.conftest import CHAIN_MAP
 from tests.factories import unit_vectors
@@ -178,6 +172,60 @@ def test_missing_or_invalid_yaml_names_the_file(tmp_path):
     broken.write_text("chains: [\n")
     with pytest.raises(ConfigError, match="broken.yaml"):
         load_chain_map(broken)
+
+
+# --- leaders ------------------------------------------------------------------------------------
+
+
+def test_the_shipped_map_has_a_general_leader_and_a_chain_with_two_leaders():
+    loaded = load_chain_map(CHAIN_MAP)
+
+    assert (loaded.region.general_leader, loaded.region.general_leader_zh) == ("District Mayor", "区长")
+    assert any(len(c.leaders) >= 2 for c in loaded.chains)
+    for chain in loaded.chains:
+        assert chain.leader == chain.leaders[0] and len(chain.leaders_zh) == len(chain.leaders), chain.id
+
+
+def test_one_leader_or_several_with_their_chinese_names(tmp_path):
+    data = copy.deepcopy(MAP)
+    data["chains"][0].pop("leader")
+    data["chains"][0].update(leaders=["Mayor", "Deputy Mayor"], leaders_zh=["区长", "副区长"])
+    data["chains"][1]["leader_zh"] = "副区长"
+    data["region"].update(general_leader="Mayor", general_leader_zh="区长")
+
+    loaded = load_chain_map(write_map(tmp_path, data))
+
+    alpha, beta = loaded.chains
+    assert (alpha.leader, alpha.leaders, alpha.leader_zh, alpha.leaders_zh) == ("Mayor", ["Mayor", "Deputy Mayor"], "区长", ["区长", "副区长"])
+    assert (beta.leader, beta.leaders, beta.leader_zh, beta.leaders_zh) == ("Deputy", ["Deputy"], "副区长", ["副区长"])
+    assert loaded.region.general_leader_zh == "区长"
+    assert ChainMap.model_validate(loaded.model_dump()) == loaded  # a dumped map reads back the same
+    assert chain_map().region.general_leader == ""  # a map may leave the general leader out
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"leader": None}, "chain 'alpha' has no leader"),
+        ({"leaders": ["Deputy", "Mayor"]}, "'leader' (Mayor) is not the first of 'leaders'"),
+        ({"leader": None, "leaders": ["Mayor", "Mayor"]}, "'leaders' names ['Mayor'] twice"),
+        ({"leaders": ["Mayor", "Deputy"], "leaders_zh": ["区长"]}, "'leaders_zh' has 1 names for 2 leaders"),
+        ({"leader": None, "leaders": ["Mayor", " "]}, "chains.0.leaders.1"),
+    ],
+)
+def test_bad_leaders_name_the_file_the_chain_and_the_field(tmp_path, change, message):
+    data = copy.deepcopy(MAP)
+    for key, value in change.items():
+        if value is None:
+            data["chains"][0].pop(key)
+        else:
+            data["chains"][0][key] = value
+    path = write_map(tmp_path, data)
+
+    with pytest.raises(ConfigError) as info:
+        load_chain_map(path)
+
+    assert str(path) in str(info.value) and "chains.0" in str(info.value) and message in str(info.value)
 
 
 def test_unknown_chain_id_names_it():

@@ -14,8 +14,9 @@ import pytest
 
 from matcher import schemas as S
 from matcher.catalog import Catalog
+from matcher.chain_map import ChainMap
 from matcher.chains import (
-    FEEDBACK_DOCS, ChainMap, analyse_chains, chain_words, code_profile, code_profile_match, industry_code_match,
+    FEEDBACK_DOCS, analyse_chains, chain_words, code_profile, code_profile_match, industry_code_match,
     industry_code_table, industry_divisions, normalise_industry_code,
 )
 from matcher.errors import ArtifactCorruptError

@@ -11,10 +11,13 @@ import openpyxl
 import pandas as pd
 import pytest
 
+from matcher import code_parsers as C
+from matcher import date_parsers as D
 from matcher import parsers as P
 from matcher import schemas as S
 from matcher.errors import ConfigError, SchemaError, ValidationFailedError
-from matcher.mapping import Mapping, apply_mapping, load_mapping
+from matcher.mapping import Mapping, load_mapping
+from matcher.mapping_apply import apply_mapping
 from matcher.snapshot import REJECTED_DIR, REPAIRS_FILE, ingest, list_snapshots, load_enterprises, validate_source
 from matcher.sources import read_source
 from matcher.validation import validate_enterprises
@@ -87,26 +90,26 @@ def frame_rows(frame: pd.DataFrame) -> list[list]:
      42075, 42075.0, "42075", datetime(2015, 3, 12, 10, 30), date(2015, 3, 12), pd.Timestamp("2015-03-12")],
 )
 def test_dates_in_every_export_spelling(value):
-    assert P.parse_date(value) == pd.Timestamp("2015-03-12")
-    assert P.parse_year(value) == 2015
+    assert D.parse_date(value) == pd.Timestamp("2015-03-12")
+    assert D.parse_year(value) == 2015
 
 
 @pytest.mark.parametrize("value, year", [("1987-12-22", 1987), ("2015", 2015), (2015, 2015), ("2015年", 2015), ("2015年3月", 2015)])
 def test_year_of_dates_and_bare_years(value, year):
-    assert P.parse_year(value) == year
+    assert D.parse_year(value) == year
 
 
 @pytest.mark.parametrize("value", ["昨天", "2015-13-01", "2015-02-30", "1700-01-01", "12/03/2015x", 1e9])
 def test_unreadable_dates_are_failures_with_a_reason(value):
-    parsed = P.parse_date(value)
+    parsed = D.parse_date(value)
 
     assert isinstance(parsed, P.ParseFailure)
     assert parsed.value == value and parsed.reason
 
 
 @pytest.mark.parametrize("token", ["", "-", "--", "—", "未公开", "暂无", "不详", "N/A", None, float("nan")])
-@pytest.mark.parametrize("parse", [P.parse_date, P.parse_year, P.parse_money, P.parse_count, P.parse_number,
-                                   P.parse_industry_code, P.split_list])
+@pytest.mark.parametrize("parse", [D.parse_date, D.parse_year, P.parse_money, P.parse_count, P.parse_number,
+                                   C.parse_industry_code, P.split_list])
 def test_unknown_markers_stay_missing_never_zero(parse, token):
     assert parse(token) is None
 
@@ -204,12 +207,12 @@ def test_list_cells_split_on_chinese_and_latin_separators():
      ("6513", "I6513"), ("3971电子元件", "C3971"), ("C39", "C39"), ("[C3971] 电子元件制造", "C3971"), ("S90", "S90")],
 )
 def test_industry_codes_from_code_and_name_cells(value, code):
-    assert P.parse_industry_code(value) == code
+    assert C.parse_industry_code(value) == code
 
 
 @pytest.mark.parametrize("value", ["IT", "软件", "9999", "65130"])
 def test_non_codes_are_failures(value):
-    assert isinstance(P.parse_industry_code(value), P.ParseFailure)
+    assert isinstance(C.parse_industry_code(value), P.ParseFailure)
 
 
 def test_control_characters_are_removed_but_tabs_and_newlines_stay():
@@ -364,7 +367,7 @@ def test_workbook_cells_read_as_a_csv_export_would_hold_them(tmp_path):
 
     assert frame.loc[0, "成立日期"] == "2016-05-20" and frame.loc[0, "参保人数"] == "56"
     assert frame.loc[1, "成立日期"] == "42510"
-    assert P.parse_date(frame.loc[1, "成立日期"]) == pd.Timestamp("2016-05-20")
+    assert D.parse_date(frame.loc[1, "成立日期"]) == pd.Timestamp("2016-05-20")
 
 
 def test_csv_and_xlsx_of_one_export_give_the_same_snapshot_rows(tmp_path):
@@ -569,7 +572,7 @@ def test_cn_registry_ingest_of_a_realistic_xlsx_export(tmp_path):
 
 
 def test_policy_qualifications_of_the_chain_map_result_from_the_chinese_export():
-    from matcher.chains import load_chain_map
+    from matcher.chain_map import load_chain_map
     from tests.conftest import CHAIN_MAP
 
     required = {q for p in load_chain_map(CHAIN_MAP).region.policies for q in p.requires_qualifications}
@@ -697,7 +700,7 @@ def test_a_formula_in_source_data_stays_text_in_the_quarantine_file(tmp_path):
     ("中国香港", "HK"), ("美国", "US"), ("sg", "SG"), ("-", None), ("未公开", None),
 ])
 def test_province_or_country_cells_become_iso_codes(cell, code):
-    assert P.parse_country(cell, {}) == code
+    assert C.parse_country(cell, {}) == code
 
 
 def test_an_unknown_place_is_quarantined_unless_the_mapping_names_it():
@@ -721,7 +724,7 @@ def test_an_unknown_place_is_quarantined_unless_the_mapping_names_it():
 def test_the_chinese_sample_keeps_firms_registered_abroad_abroad(tmp_path):
     import yaml
 
-    from matcher.chains import load_chain_map
+    from matcher.chain_map import load_chain_map
     from matcher.sample import generate_sample
 
     vocabulary, vocabulary_zh = (yaml.safe_load((REPO_ROOT / "data" / "generator" / f).read_text(encoding="utf-8"))

@@ -12,9 +12,8 @@ import shutil
 import numpy as np
 import pytest
 
-from matcher.embedding import (
-    EmbeddingCache, encode_cached, encoder_key, model_fingerprint, normalize, resolve_model_path,
-)
+from matcher.embedding import EmbeddingCache, encode_cached, normalize
+from matcher.embedding_models import encoder_key, model_fingerprint, resolve_model_path
 from matcher.errors import ModelNotFoundError
 from tests.factories import HashingEncoder
 

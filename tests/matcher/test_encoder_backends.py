@@ -15,7 +15,8 @@ import sys
 import numpy as np
 import pytest
 
-from matcher.embedding import Encoder, encoder_key
+from matcher.embedding import Encoder
+from matcher.embedding_models import encoder_key
 from matcher.errors import ConfigError
 from tests.conftest import REPO_ROOT, SAMPLE_MAPPING
 

@@ -8,7 +8,9 @@ import pytest
 
 from matcher import schemas as S
 from matcher.errors import ConfigError, MatcherError, SchemaError
-from matcher.mapping import Mapping, apply_mapping, load_mapping, parse_list, read_source
+from matcher.mapping import Mapping, load_mapping
+from matcher.mapping_apply import apply_mapping, parse_list
+from matcher.sources import read_source
 from tests.factories import (
     LOCAL_DISTRICT,
     make_enterprises,

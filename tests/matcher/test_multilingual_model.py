@@ -26,7 +26,9 @@ import pandas as pd
 import pytest
 
 from matcher import artifacts
-from matcher.embedding import Encoder, encoder_key, openvino_available
+from matcher.embedding import Encoder
+from matcher.embedding_models import encoder_key
+from matcher.openvino_backend import openvino_available
 from matcher.snapshot import profile_texts
 from tests.conftest import EMBEDDING_BACKEND, EMBEDDING_PRECISION, REPO_ROOT
 from tests.e2e.conftest import cli, cli_json

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
 
 from matcher import schemas as S
-from matcher.chains import load_chain_map
-from matcher.mapping import apply_mapping, load_mapping
-from matcher.sample import CN_REGISTRY_COLUMNS, generate_sample
+from matcher.chain_map import load_chain_map
+from matcher.mapping import load_mapping
+from matcher.mapping_apply import apply_mapping
+from matcher.sample import generate_sample
+from matcher.sample_outcomes import draw_outcomes, segment_gap_plan, segment_partners
+from matcher.sample_zh import CN_REGISTRY_COLUMNS
 from matcher.validation import validate_enterprises
 from tests.conftest import CHAIN_MAP, REPO_ROOT, SAMPLE_MAPPING
 
@@ -99,6 +103,36 @@ def test_outcomes_have_both_labels_and_point_at_outside_firms_and_known_gaps(sam
     assert set(outcomes["gap_id"]) <= segment_gaps
     assert outcomes["outcome_id"].is_unique
     assert outcomes["contacted_at"].tolist() == sorted(outcomes["contacted_at"])
+
+
+def test_landing_logits_are_those_the_outcomes_were_drawn_with(chain_map, vocabulary, sample):
+    # benchmarks/ranking_ceiling.py reads the hidden landing probability of each outcome: one
+    # logit per outreach, in outcome_id order, and asking for them changes nothing drawn.
+    logits: list[float] = []
+    again = generate_sample(chain_map, vocabulary, n=400, seed=3, landing_logits=logits)
+
+    for name in sample:
+        pd.testing.assert_frame_equal(again[name], sample[name])
+    assert len(logits) == len(sample["outcomes"])
+    by_id = dict(zip(sorted(sample["outcomes"]["outcome_id"]), logits))
+    landed = sample["outcomes"]["outcome"] == "landed"
+    mean_logit = {flag: np.mean([by_id[i] for i in sample["outcomes"].loc[landed == flag, "outcome_id"]]) for flag in (True, False)}
+    assert mean_logit[True] > mean_logit[False]  # landings were drawn with higher probabilities
+
+
+def test_outreach_history_can_be_redrawn_on_the_same_universe(chain_map, vocabulary, sample):
+    plan = segment_gap_plan(chain_map, np.random.default_rng(3))  # the generator's first draws
+    enterprises = sample["enterprises"]
+    logits: list[float] = []
+
+    fresh = draw_outcomes(np.random.default_rng([3, 1000]), enterprises, sample["labels"], chain_map, plan, logits=logits)
+
+    assert set(plan.values()) <= {0.0, 0.04, 1.0}
+    assert len(fresh) == len(logits) == max(50, len(enterprises) // 10)
+    assert set(fresh["enterprise_id"]) <= set(sample["labels"].loc[~sample["labels"]["is_local"], "enterprise_id"])
+    assert {g.split(".", 1)[1] for g in fresh["gap_id"]} <= {s for s, w in plan.items() if w < 1.0}
+    partners = segment_partners(chain_map, plan)
+    assert set(partners) == {s.id for _, s in chain_map.segments()}
 
 
 def test_vocabulary_must_cover_every_segment(chain_map, vocabulary):

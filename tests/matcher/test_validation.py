@@ -6,7 +6,9 @@ import pandas as pd
 import pytest
 
 from matcher import schemas as S
-from matcher.mapping import Mapping, apply_mapping, read_source
+from matcher.mapping import Mapping
+from matcher.mapping_apply import apply_mapping
+from matcher.sources import read_source
 from matcher.validation import QUARANTINE_COLUMNS, validate_enterprises
 from tests.factories import make_enterprises, make_mapping, write_source
 

@@ -7,7 +7,7 @@ import pytest
 
 from matcher.errors import ConfigError
 from matcher.mapping import load_mapping
-from matcher.sample import CN_REGISTRY_COLUMNS
+from matcher.sample_zh import CN_REGISTRY_COLUMNS
 from matcher.snapshot import ingest
 from matcher.sources import read_source
 from pipelines.make_sample import write_sample

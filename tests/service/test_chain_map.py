@@ -61,6 +61,22 @@ def test_map_matches_the_chain_and_its_gaps(service, keys):
     assert [g["gap_id"] for g in body["other_gaps"]] == [g["gap_id"] for g in gaps if not g["segment_id"]]
 
 
+def test_chains_carry_their_leaders_and_the_region_its_general_leader(service, keys):
+    chain_map = service.app.state.svc.holder.current.catalog.chain_map
+    listed = get(service, keys, "/v1/chains", "general").json()
+
+    assert (listed["general_leader"], listed["general_leader_zh"]) == ("District Mayor", "区长")
+    assert listed["region"]["general_leader_zh"] == "区长"
+    for summary in listed["chains"]:
+        expected = chain_map.chain(summary["chain_id"])
+        detail = get(service, keys, f"/v1/chains/{summary['chain_id']}").json()
+        drawn = get(service, keys, f"/v1/chains/{summary['chain_id']}/map").json()
+        for body in (summary, detail, drawn):
+            assert (body["leader"], body["leaders"], body["leaders_zh"]) == (expected.leaders[0], expected.leaders, expected.leaders_zh)
+    ai = next(c for c in listed["chains"] if c["chain_id"] == AI)
+    assert len(ai["leaders"]) == 2 and len(ai["leaders_zh"]) == 2  # the district gives AI two leaders
+
+
 def test_map_errors(service, keys):
     assert_error(service.client.get(f"/v1/chains/{AI}/map"), 401, "unauthorized")
     assert_error(get(service, keys, "/v1/chains/no-such-chain/map"), 404, "not_found")

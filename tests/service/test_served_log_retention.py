@@ -177,7 +177,9 @@ def test_a_published_refresh_prunes_the_log_and_a_failed_prune_does_not_fail_it(
     from tests.pipelines.test_refresh import config_for, next_export, refresh
 
     fill_log(store)
-    config = replace(config_for(refresh_home), database_url=url, served_log_retention_days=180)
+    # The refresh keeps the log as long as the service's setting says, by default (180 days).
+    config = replace(config_for(refresh_home), database_url=url)
+    assert config.served_log_retention_days == Settings().served_log_retention_days == 180
 
     record = refresh(refresh_home, next_export(refresh_home), config=config)
 
@@ -195,3 +197,8 @@ def test_a_published_refresh_prunes_the_log_and_a_failed_prune_does_not_fail_it(
     assert second["status"] == "published"
     assert next(s for s in second["steps"] if s["step"] == "prune-served")["error"] == "RuntimeError: database went away"
     assert refresh_config(Settings(home=refresh_home)).served_log_retention_days == 180
+    assert refresh_config(Settings(home=refresh_home, served_log_retention_days=30)).served_log_retention_days == 30
+    # 0 keeps everything: a published refresh then has no prune step.
+    third = refresh(refresh_home, next_export(refresh_home, "firms-3.csv", shrink_to=50),
+                    config=replace(config, allow_shrink=True, served_log_retention_days=0))
+    assert third["status"] == "published" and "prune-served" not in [s["step"] for s in third["steps"]]
