@@ -10,8 +10,9 @@ derived by the engine) and its percentile among the ranked candidates.
 The package, by job: :mod:`~matcher.explain.labels` (templates, feature names, rounding),
 :mod:`~matcher.explain.render` (one value as words, percentiles, evidence),
 :mod:`~matcher.explain.assemble` (a ranked prospect's explanation) and
-:mod:`~matcher.explain.whatif` (compare, why-not). Explanations are computed from the ranking they
-are given; nothing here ranks.
+:mod:`~matcher.explain.whatif` (compare, why-not). Explanations are computed from the ranked pool they
+are given and the few tables of :class:`~matcher.explain.assemble.ExplainInputs`; nothing here
+ranks or reads a catalog.
 """
 
 from matcher.explain.labels import (  # noqa: F401
@@ -22,7 +23,7 @@ from matcher.explain.render import (  # noqa: F401
     industry_text, percentile_phrase, percentile_phrases, reason_text, sorted_population, split_sentences,
 )
 from matcher.explain.assemble import (  # noqa: F401
-    cold_start_contributions, explain_ranked, explain_reasons, model_features, top_positions,
+    ExplainInputs, cold_start_contributions, explain_ranked, explain_reasons, model_features, top_positions,
 )
 from matcher.explain.whatif import (  # noqa: F401
     compare_factors, compare_report, factor_scores, why_not_report,
