@@ -5,7 +5,8 @@ For the landing model the contributions are exact SHAP values in the booster's l
 (``base_value + sum(contributions) == model_output``); for the cold-start score they are the
 weighted components (``0 + sum == the weighted score before clipping to [0, 1]``). Every reason
 states the value it rests on, where the value came from (observed in the source on a date, or
-derived by the engine) and its percentile among the ranked candidates.
+derived by the engine) and how it compares with the other ranked candidates' values ("more than
+90% of candidates", "fewer than most candidates"; :func:`~matcher.explain.render.percentile_phrase`).
 
 The package, by job: :mod:`~matcher.explain.labels` (templates, feature names, rounding),
 :mod:`~matcher.explain.render` (one value as words, percentiles, evidence),
@@ -16,7 +17,7 @@ ranks or reads a catalog.
 """
 
 from matcher.explain.labels import (  # noqa: F401
-    DECIMALS, FEATURE_NAMES_EN, FEATURE_NAMES_ZH, HIGHER_IS_NOTABLE, LABELS, OBSERVED, SIGNED, rounded,
+    COMPARE, COMPARISON, DECIMALS, FEATURE_NAMES_EN, FEATURE_NAMES_ZH, LABELS, OBSERVED, SIGNED, rounded,
 )
 from matcher.explain.render import (  # noqa: F401
     contribution_rows, contribution_text, evidence_for, evidence_sentences, industry_label, industry_labels,
