@@ -4,17 +4,20 @@
 One module per resource, included in the order the OpenAPI document lists them: ``identity``
 (the calling key, reference lists), ``chains`` (chains, maps, segments, gaps), ``prospects``
 (ranked lists, search, explanations), ``shortlists`` (shortlists, reviews, exports, exclusions),
-``outcomes``, ``overview`` and ``admin``; ``common`` holds what they share.
+``outcomes``, ``overview`` and ``admin``, then ``partners`` (suppliers and customers for a local
+firm); ``common`` holds what they share.
 """
 
 from fastapi import APIRouter
 
 from service.routes import admin, chains, identity, outcomes, overview, prospects, shortlists
+from service.routes import partners
 
 # Each module's router carries the prefix and the error responses itself: a route's ``path`` (the
 # template metrics and logs name) is then the full ``/v1/...`` one.
 router = APIRouter()
 for module in (identity, chains, prospects, shortlists, outcomes, overview, admin):
     router.include_router(module.router)
+router.include_router(partners.router)  # suppliers and customers for a local firm
 
 __all__ = ["router"]

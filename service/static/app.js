@@ -940,14 +940,29 @@
       el("p", { class: "muted small" }, t("chain_leader") + ": " + map.leader + " · " + t("data_version") + ": " + map.version),
       legend,
       el("div", { class: "card map-wrap" }, drawMap(map)),
+      el("section", { class: "gap-panel", dataset: { testid: "gap-panel" } }),
       others, panel));
-    if (segmentId) selectSegment(segmentId);
+    announceChainMap(map.chain_id, segmentId);
+    if (segmentId) selectSegment(segmentId, { announce: false });
   }
 
-  async function selectSegment(segmentId) {
+  // Other scripts (gaps.js) render into an empty gap panel under the map: it is replaced by a fresh
+  // one and "chain-matcher:chain-map" is dispatched each time the map or its selected segment changes.
+  function announceChainMap(chainId, segmentId) {
+    const old = document.querySelector("[data-testid=gap-panel]");
+    if (!old) return;
+    const container = el("section", { class: "gap-panel", dataset: { testid: "gap-panel" } });
+    old.replaceWith(container);
+    document.dispatchEvent(new CustomEvent("chain-matcher:chain-map", {
+      detail: { chainId, segmentId: segmentId || null, container },
+    }));
+  }
+
+  async function selectSegment(segmentId, options) {
     const map = state.map;
     const panel = document.getElementById("segment-panel");
     if (!map || !panel) return;
+    if (!options || options.announce !== false) announceChainMap(map.chain_id, segmentId);
     document.querySelectorAll("[data-testid=map-segment]").forEach((g) => g.classList.toggle("selected", g.dataset.segmentId === segmentId));
     panel.replaceChildren(el("p", { class: "muted" }, t("loading")));
     let detail;
@@ -996,6 +1011,9 @@
   }
 
   // ------------------------------------------------------------------ start
+
+  // For the page's other scripts (gaps.js): the same texts, DOM helpers, signed-in fetch and banner.
+  window.ChainMatcher = { t, el, add, api, flash, lang: LANG, me: () => state.me };
 
   document.documentElement.lang = LANG === "zh" ? "zh-CN" : "en";
   document.title = t("app_title");
