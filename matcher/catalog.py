@@ -383,6 +383,14 @@ class Catalog:
             f"(e.g. {known}); any segment can be named as chain_id.segment_id"
         )
 
+    def managed_base(self, gap_id: str) -> dict | None:
+        """The served gap a stored row edits, closes or reopens: an open gap of the list, or a
+        closed one; None for anything else (a segment that is no gap is declared, not edited)."""
+        state = self._gap_state
+        if state is not None:
+            return state.by_id.get(gap_id)
+        return next((g for g in self.gaps if g["gap_id"] == gap_id), None)
+
     def _gap_vector(self, gap: dict) -> np.ndarray:
         """A segment gap: its segment's vector (as the build's segment gaps). A free-text gap: the
         published vector of that text, else the text embedded on first use (cached)."""

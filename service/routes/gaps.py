@@ -108,20 +108,11 @@ def _after_write(request: Request, loaded: Loaded, gap_id: str) -> dict:
 
 
 def _chain_gap(loaded: Loaded, chain_id: str, gap_id: str) -> dict | None:
-    """The chain map's gap ``gap_id`` of ``chain_id`` as served (None when it is not a gap: 404
-    from the repository unless a row exists). A gap of another chain is 404 here."""
-    loaded.catalog.chain_map.chain(chain_id)
+    """The served gap ``gap_id`` of ``chain_id`` a change applies to (None when it is not one:
+    404 from the repository unless a row exists). A gap of another chain is 404 here."""
     if repo.chain_of_gap(gap_id) != chain_id:
         raise UnknownEntityError(f"gap '{gap_id}' is not a gap of chain '{chain_id}'; GET /v1/chains/{chain_id}/gaps lists them")
-    listed = {g["gap_id"]: g for g in loaded.catalog.listed_gaps()}
-    if gap_id in listed:
-        return listed[gap_id]
-    try:
-        gap = loaded.catalog.gap_entry(gap_id)
-    except UnknownEntityError:
-        return None
-    # A segment that is no gap (named as chain_id.segment_id) is declared, not edited.
-    return gap if gap.get("status") == "closed" else None
+    return loaded.catalog.managed_base(gap_id)
 
 
 @router.get("/chains/{chain_id}/gaps", response_model=api.ChainGaps, summary="A chain's gaps: open (most severe first), then closed")
