@@ -143,6 +143,8 @@ def declare_gap(request: Request, chain_id: ChainId, body: api.GapCreate, actor:
     loaded = state.loaded()
     chain = loaded.catalog.chain_map.chain(chain_id)
     check_own_chain(actor, chain.id, f"chain '{chain.id}'")
+    if (body.segment_id is None) == (body.text is None):
+        raise InvalidInputError("body.segment_id", "give exactly one of a segment (segment_id) or a free-text need (text)")
     if body.segment_id is not None:
         if body.segment_id not in {s.id for s in chain.segments}:
             raise InvalidInputError("body.segment_id", f"'{body.segment_id}' is not a segment of chain '{chain.id}'; "
