@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -13,7 +14,8 @@ import pandas as pd
 
 from matcher import schemas as S
 from matcher.artifacts import verify
-from matcher.chains import FEEDBACK_DOCS, ChainMap, code_profile, load_chain_map
+from matcher.chains import FEEDBACK_DOCS, ChainMap, DeclaredGap, code_profile, load_chain_map
+from matcher.chains import _gap_list as chain_gap_list  # the one place gap dicts and severities are made
 from matcher.embedding import Encoder
 from matcher.errors import ArtifactCorruptError, UnknownEntityError
 from matcher.explain import ExplainInputs, compare_report, explain_ranked, industry_labels, why_not_report
@@ -80,6 +82,73 @@ def contiguous(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
+def apply_gap_rows(chain_map: ChainMap, rows: list[dict], include_closed: bool = False) -> ChainMap:
+    """The chain map with the gaps managed in the service (rows of
+    :mod:`matcher.store.repo.gaps`) declared in it, as if the YAML said so.
+
+    A row overrides the map's gap of the same id: a segment row replaces the YAML's gap on that
+    segment (a row without a priority only carries a note or a state: the segment stays the gap
+    the analysis made it), a free-text row replaces the YAML's text gap of that id or adds one.
+    Closed rows are left out unless ``include_closed``; the map's own gaps they close are removed.
+    Rows naming a chain or segment this map lacks (an older or newer map) are skipped. The map is
+    copied, never changed.
+    """
+    by_chain: dict[str, list[dict]] = {}
+    for row in rows:
+        by_chain.setdefault(row["chain_id"], []).append(row)
+    chains = []
+    for chain in chain_map.chains:
+        gaps = list(chain.gaps)
+        segment_ids = {s.id for s in chain.segments}
+        for row in by_chain.get(chain.id, []):
+            local = row["gap_id"].split(".", 1)[1]
+            segment = row.get("segment_id")
+            if segment is not None and segment not in segment_ids:
+                continue
+            gaps = [g for g in gaps if (g.segment != segment if segment is not None else g.segment is not None or g.id != local)]
+            if (row["status"] == "closed" and not include_closed) or row.get("priority") is None:
+                continue
+            gaps.append(DeclaredGap.model_construct(
+                id=local, segment=segment, text=None if segment else row["text"], text_zh=None,
+                priority=row["priority"], note=row.get("note") or ""))
+        chains.append(chain.model_copy(update={"gaps": gaps}))
+    return chain_map.model_copy(update={"chains": chains})
+
+
+GAP_ROW_FIELDS = ("origin", "created_by", "created_at", "updated_by", "updated_at", "closed_at", "revision")
+
+
+def gap_states(chain_map: ChainMap, segments: pd.DataFrame, rows: list[dict]) -> tuple[list[dict], dict[str, dict]]:
+    """The gap list as the chain map, the analysis (``segments``) and the stored rows make it:
+    (open gaps, most severe first; closed gaps by id). Severity is derived as for the YAML's
+    declared gaps; each gap says its ``status``, ``origin`` ("map": the published analysis and
+    YAML, "service": declared in the service) and, when a row changed it, who and when."""
+    stored = {r["gap_id"]: r for r in rows}
+    closed_ids = {r["gap_id"] for r in rows if r["status"] == "closed"}
+    everything = chain_gap_list(apply_gap_rows(chain_map, rows, include_closed=True), segments)
+    listed, closed = [], {}
+    for gap in everything:
+        row = stored.get(gap["gap_id"])
+        gap.update(status="open", origin="map")
+        if row is not None:
+            gap.update({k: row.get(k) for k in GAP_ROW_FIELDS}, note=row.get("note") or gap.get("note", ""),
+                       status=row["status"])
+        if gap["gap_id"] in closed_ids:
+            closed[gap["gap_id"]] = gap
+        else:
+            listed.append(gap)
+    return listed, closed
+
+
+@dataclass(frozen=True)
+class GapState:
+    """The gaps managed in the service as one catalog applies them (swapped whole on change)."""
+
+    revision: int
+    listed: list[dict]  # open, most severe first
+    by_id: dict  # gap_id -> gap, open and closed
+
+
 @dataclass
 class Catalog:
     """Everything needed to answer prospect and search queries from one artifact version."""
@@ -109,6 +178,9 @@ class Catalog:
     _landed_vectors: np.ndarray | None = field(default=None, repr=False)
     _masks: dict = field(default_factory=dict, repr=False)
     _filter_columns: FilterColumns | None = field(default=None, repr=False)
+    _gap_state: GapState | None = field(default=None, repr=False)  # see use_gap_rows
+    _text_vectors: dict = field(default_factory=dict, repr=False)  # free-text gap text -> vector
+    _text_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def __post_init__(self) -> None:
         self.enterprises = contiguous(self.enterprises)
@@ -265,13 +337,38 @@ class Catalog:
             self._filter_columns = FilterColumns.build(self.enterprises)
         return self._filter_columns
 
+    def use_gap_rows(self, rows: list[dict], revision: int = 0) -> None:
+        """Apply the gaps managed in the service (:mod:`matcher.store.repo.gaps` rows) over the
+        published list: :meth:`listed_gaps`, :meth:`gap` and :meth:`known_gap_ids` answer with
+        them from now on. The published ``gaps`` (and the feature context built on them) stay."""
+        listed, closed = gap_states(self.chain_map, self.segments, rows)
+        self._gap_state = GapState(revision, listed, {**{g["gap_id"]: g for g in listed}, **closed})
+
+    @property
+    def gap_revision(self) -> int | None:
+        """The revision of the gap rows applied (None: none applied, the published list serves)."""
+        return None if self._gap_state is None else self._gap_state.revision
+
+    def listed_gaps(self) -> list[dict]:
+        """The open gaps, most severe first: the published list with the service's gaps applied."""
+        return self.gaps if self._gap_state is None else self._gap_state.listed
+
     def gap(self, gap_id: str) -> tuple[dict, np.ndarray]:
-        """A gap of the gap list, or any segment as ``chain_id.segment_id`` (staff also work to
-        strengthen segments that are not gaps, and past outcomes name segments that were gaps
-        when the firm was approached)."""
-        for i, gap in enumerate(self.gaps):
+        """A gap of the gap list (the service's gaps, open or closed, included), or any segment as
+        ``chain_id.segment_id`` (staff also work to strengthen segments that are not gaps, and past
+        outcomes name segments that were gaps when the firm was approached), with its vector."""
+        gap = self.gap_entry(gap_id)
+        return gap, self._gap_vector(gap)
+
+    def gap_entry(self, gap_id: str) -> dict:
+        """The gap of :meth:`gap` without its vector (a free-text gap declared in the service is
+        embedded only when ranked); UnknownEntityError when there is none."""
+        state = self._gap_state
+        if state is not None and gap_id in state.by_id:
+            return state.by_id[gap_id]
+        for gap in self.gaps:
             if gap["gap_id"] == gap_id:
-                return gap, self.gap_vectors[i]
+                return gap
         for i, (chain, segment) in enumerate(self.chain_map.segments()):
             if f"{chain.id}.{segment.id}" == gap_id:
                 row = self.segments.iloc[i]
@@ -279,16 +376,45 @@ class Catalog:
                     "gap_id": gap_id, "chain_id": chain.id, "segment_id": segment.id, "kind": str(row["status"]),
                     "severity": 0.0, "text": segment.text, "text_zh": segment.text_zh, "title": segment.name, "stage": segment.stage,
                     "strength": int(row["strength"]), "declared": False, "priority": None, "note": "",
-                }, self.segment_vectors[i]
-        known = ", ".join(g["gap_id"] for g in self.gaps[:8])
+                }
+        known = ", ".join(g["gap_id"] for g in self.listed_gaps()[:8])
         raise UnknownEntityError(
             f"gap '{gap_id}' not found in version {self.version}; 'matcher gaps' lists the gaps "
             f"(e.g. {known}); any segment can be named as chain_id.segment_id"
         )
 
+    def managed_base(self, gap_id: str) -> dict | None:
+        """The served gap a stored row edits, closes or reopens: an open gap of the list, or a
+        closed one; None for anything else (a segment that is no gap is declared, not edited)."""
+        state = self._gap_state
+        if state is not None:
+            return state.by_id.get(gap_id)
+        return next((g for g in self.gaps if g["gap_id"] == gap_id), None)
+
+    def _gap_vector(self, gap: dict) -> np.ndarray:
+        """A segment gap: its segment's vector (as the build's segment gaps). A free-text gap: the
+        published vector of that text, else the text embedded on first use (cached)."""
+        for i, published in enumerate(self.gaps):  # the published list's own vectors, as before
+            if published is gap:
+                return self.gap_vectors[i]
+        if gap.get("segment_id"):
+            pairs = self.chain_map.segments()
+            return self.segment_vectors[next(i for i, (_, s) in enumerate(pairs) if s.id == gap["segment_id"])]
+        text = gap["text"]
+        for i, published in enumerate(self.gaps):
+            if published["segment_id"] is None and published["text"] == text:
+                return self.gap_vectors[i]
+        with self._text_lock:
+            vector = self._text_vectors.get(text)
+            if vector is None:
+                vector = self._text_vectors[text] = np.asarray(self.encoder.encode([text])[0], dtype=np.float32)
+            return vector
+
     def known_gap_ids(self) -> set[str]:
-        """Gap ids plus every ``chain_id.segment_id``."""
-        return {g["gap_id"] for g in self.gaps} | {f"{c.id}.{s.id}" for c, s in self.chain_map.segments()}
+        """Gap ids (the service's, open or closed, included) plus every ``chain_id.segment_id``."""
+        state = self._gap_state
+        declared = set(state.by_id) if state is not None else set()
+        return {g["gap_id"] for g in self.gaps} | declared | {f"{c.id}.{s.id}" for c, s in self.chain_map.segments()}
 
     def row_of(self, enterprise_id: str) -> int:
         rows = np.flatnonzero(self.enterprises[S.ENTERPRISE_ID].to_numpy() == enterprise_id)

@@ -103,6 +103,9 @@ class Settings(BaseSettings):
     refresh_retrain_min_new_outcomes: int = Field(50, ge=1, description="new labelled outcomes that justify a retrain")
     refresh_standing_top: int = Field(50, ge=20, le=300, description="prospects per gap stored for the next refresh's diff")
     refresh_lock: Path | None = Field(None, description="lock file of the refresh; None: HOME/models/refresh.lock")
+    # Gaps managed in the service (matcher/store/repo/gaps.py)
+    service_gap_poll_s: float = Field(1.0, ge=0, description="how often workers check for gaps declared, edited, closed "
+                                                             "or reopened (by another worker or the CLI)")
 
     @property
     def snapshots_dir(self) -> Path:

@@ -19,6 +19,7 @@ import pandas as pd
 
 import matcher
 from matcher import artifacts, catalog as C, schemas as S
+from matcher.catalog import gap_states
 from matcher.chains import (
     ChainAnalysis, ChainMap, analyse_chains, chain_words, industry_code_table, load_chain_map, segment_stats,
 )
@@ -75,6 +76,8 @@ class BuildConfig:
     dense_weight: float = default("dense_weight")
     dense_weight_zh: float = default("dense_weight_zh")
     standing_top: int = default("refresh_standing_top")
+    # The service database: its gaps (declared, edited, closed in the service) are published too.
+    database_url: str | None = None
 
 
 def library_versions() -> dict[str, str]:
@@ -162,7 +165,9 @@ def build(
     t = time.perf_counter()
     encode_texts = cached_texts(encoder, cache)
     segment_vectors, keyword_vectors = chain_vectors(encode_texts, chain_map)
-    analysis, gap_vectors = analyse(config, chain_map, enterprises, vectors, segment_vectors, encode_texts, lexical)
+    gap_rows = stored_gap_rows(config.database_url)
+    analysis, gap_vectors = analyse(config, chain_map, enterprises, vectors, segment_vectors, encode_texts, lexical,
+                                    gap_rows=gap_rows)
     timings["chains_s"] = time.perf_counter() - t
 
     version = new_version_name(config, now, snapshot, encoder.key, factory)
@@ -174,7 +179,7 @@ def build(
         )
         manifest = base_manifest(
             config, now, snapshot, chain_map, encoder_manifest(encoder, calibration), factory, index, enterprises, analysis,
-            embedded=embedded, reused=len(enterprises) - embedded,
+            embedded=embedded, reused=len(enterprises) - embedded, gap_rows=gap_rows,
         )
         manifest["lexical"] = {"tokenizer": lexical.tokenizer, "words": len(lexical.words)}
         manifest["languages"] = {"chinese_share": round(chinese, 4), "note": note}
@@ -231,12 +236,16 @@ def analyse(
     segment_vectors: np.ndarray,
     encode_texts: Callable[[list[str]], np.ndarray],
     lexical: LexicalIndex | None = None,
+    gap_rows: list[dict] = (),
 ) -> tuple[ChainAnalysis, np.ndarray]:
     """Chain analysis of the universe, and one vector per gap of its gap list.
 
     ``encode_texts`` embeds the free-text declared gaps (a segment gap uses its segment's vector).
     ``lexical`` (the universe's BM25 index) compares Chinese local profiles with the segments'
     Chinese texts (:func:`chinese_segment_z`); without it they are compared by embedding.
+    ``gap_rows``: the service database's gaps (:func:`stored_gap_rows`), applied over the chain
+    map's as the service applies them (:func:`matcher.catalog.gap_states`): the open ones are
+    published, the closed ones leave the list.
     """
     local_mask = enterprises[S.IS_LOCAL].to_numpy(dtype=bool) & ~enterprises[S.STATUS_CLASS].isin(S.NOT_PROSPECTS).to_numpy()
     local = enterprises[local_mask]
@@ -250,6 +259,9 @@ def analyse(
         segment_stats(vectors, segment_vectors), config.segment_threshold, config.segment_margin, config.weak_min_count, config.weak_median_ratio,
         chinese=chinese, chinese_z=chinese_z, code_match=code_table[code_index],
     )
+    if gap_rows:
+        analysis.gaps = [{k: v.isoformat() if isinstance(v, datetime) else v for k, v in g.items()}
+                         for g in gap_states(chain_map, analysis.segments, list(gap_rows))[0]]
     segment_row = {s.id: i for i, (_, s) in enumerate(chain_map.segments())}
     free_text = [g["text"] for g in analysis.gaps if g["segment_id"] is None]
     free_vectors = iter(encode_texts(free_text)) if free_text else iter(())
@@ -257,6 +269,30 @@ def analyse(
         [segment_vectors[segment_row[g["segment_id"]]] if g["segment_id"] else next(free_vectors) for g in analysis.gaps]
     ) if analysis.gaps else np.zeros((0, segment_vectors.shape[1]), np.float32)
     return analysis, gap_vectors.astype(np.float32)
+
+
+def stored_gap_rows(database_url: str | None) -> list[dict]:
+    """The gaps stored in the service database (``matcher gaps declare``, the service's
+    ``/v1/chains/{id}/gaps``), none without a database. The schema is brought to head first, as
+    ``matcher train`` does."""
+    if not database_url:
+        return []
+    from matcher.store import Store, repo, upgrade
+
+    upgrade(database_url)
+    store = Store(database_url, pool_size=1)
+    try:
+        return repo.gap_rows(store)[1]
+    finally:
+        store.dispose()
+
+
+def gap_rows_sha256(rows: list[dict]) -> str:
+    """A fingerprint of what the stored gaps make of the gap list (a refresh publishes again when
+    it moved)."""
+    keys = ("gap_id", "segment_id", "text", "priority", "note", "status")
+    return hashlib.sha256(json.dumps(sorted([[r.get(k) for k in keys] for r in rows], key=str),
+                                     ensure_ascii=False).encode()).hexdigest()
 
 
 def chinese_segment_z(chain_map: ChainMap, lexical: LexicalIndex, rows: np.ndarray) -> np.ndarray:
@@ -365,6 +401,7 @@ def base_manifest(
     analysis: ChainAnalysis,
     embedded: int,
     reused: int,
+    gap_rows: list[dict] = (),
 ) -> dict:
     chain_sha = hashlib.sha256(config.chain_map.read_bytes()).hexdigest()
     live = int(live_mask(index).sum())
@@ -375,7 +412,10 @@ def base_manifest(
             "data_sha256": snapshot.manifest["data_sha256"],
             "source": snapshot.manifest["source"],
         },
-        "chain_map": {"path": str(config.chain_map), "sha256": chain_sha, "region": chain_map.region.id},
+        "chain_map": {"path": str(config.chain_map), "sha256": chain_sha, "region": chain_map.region.id,
+                      # the service database's gaps applied over the map's (build_index.stored_gap_rows)
+                      "database_gaps": {"rows": len(gap_rows), "open": sum(r["status"] == "open" for r in gap_rows),
+                                        "sha256": gap_rows_sha256(list(gap_rows))}},
         "embedding": embedding,
         "index": {
             "factory": factory,
@@ -452,4 +492,6 @@ def build_config(settings, chain_map: Path | None = None) -> BuildConfig:
         retrieval_depth=settings.retrieval_depth, dense_weight=settings.dense_weight,
         dense_weight_zh=settings.dense_weight_zh,
         standing_top=settings.refresh_standing_top,
+        # As 'matcher train' and 'refresh' read it: when one is configured or the workspace has one.
+        database_url=settings.db_url if settings.database_url is not None or (settings.home / "matcher.db").is_file() else None,
     )

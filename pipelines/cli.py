@@ -15,6 +15,7 @@ from pipelines import query_commands  # noqa: F401  (chains, gaps, prospects, se
 from pipelines import model_commands  # noqa: F401  (train, evaluate)
 from pipelines import service_commands  # noqa: F401  (serve, keys, db)
 from pipelines import refresh_commands  # noqa: F401  (refresh, runs, report, schedule)
+from pipelines import gap_commands  # noqa: F401  (gaps declare, edit, close, reopen)
 from pipelines.cli_app import ExitCode, app, err
 
 

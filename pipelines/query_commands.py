@@ -73,17 +73,46 @@ def chains(
         out.print(table)
 
 
-@app.command()
+gaps_app = typer.Typer(help="The gap list (the default); declare, edit, close and reopen gaps (see 'matcher gaps COMMAND --help').",
+                       invoke_without_command=True)
+app.add_typer(gaps_app, name="gaps")
+
+
+def apply_stored_gaps(catalog, settings) -> None:
+    """The database's gaps over the published list, when a database is configured or the
+    workspace has one (``matcher gaps declare`` and the service write them)."""
+    if settings.database_url is None and not (settings.home / "matcher.db").is_file():
+        return
+    from matcher.store import repo
+    from pipelines.service_commands import open_store
+
+    store = open_store(settings.home, settings.database_url)
+    try:
+        revision, rows = repo.gap_rows(store)
+    finally:
+        store.dispose()
+    catalog.use_gap_rows(rows, revision)
+
+
+@gaps_app.callback()
 def gaps(
+    ctx: typer.Context,
     chain: Annotated[Optional[str], typer.Option("--chain", help="Only this chain id.")] = None,
     home: HomeOption = None,
+    database_url: Annotated[Optional[str], typer.Option(
+        "--database-url", help="Database whose gaps are listed too [env: DATABASE_URL; default: HOME/matcher.db if it exists]")] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """The gap list: missing and weak segments plus staff-declared gaps, most severe first."""
-    catalog = load_catalog(settings_for(home))
+    """The gap list: missing and weak segments plus declared gaps (the chain map's and the
+    database's open ones), most severe first."""
+    if ctx.invoked_subcommand is not None:
+        return
+    settings = settings_for(home, database_url=database_url)
+    catalog = load_catalog(settings)
     if chain is not None:
         catalog.chain_map.chain(chain)  # unknown chain: clear error
-    found = [g for g in catalog.gaps if chain is None or g["chain_id"] == chain]
+    apply_stored_gaps(catalog, settings)
+    found = [g for g in catalog.listed_gaps() if chain is None or g["chain_id"] == chain]
     if as_json:
         emit_json(found)
         return

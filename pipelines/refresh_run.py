@@ -34,6 +34,7 @@ from matcher.snapshot import SnapshotInfo, find_snapshot, ingest, list_snapshots
 from matcher.sources import sheet_to_read
 from matcher.store import retention
 from matcher.store.repo import Actor
+from pipelines.build_index import gap_rows_sha256, stored_gap_rows
 from pipelines.refresh_config import RefreshConfig
 from pipelines.refresh_records import Run, recover, refresh_lock
 from pipelines.refresh_report import VersionView, version_change_report
@@ -116,8 +117,12 @@ def _refresh(run: Run, config: RefreshConfig, source: Path, mapping_path: Path, 
         key = encoder.key if encoder is not None else encoder_key(bc.embedding_model, bc.embedding_precision)
         new_factory = choose_factory(diff.after, bc.exact_index_max, bc.index_factory)
         inputs_same = (chain_sha == parent["chain_map"]["sha256"] and key == parent["embedding"]["key"])
+        # Gaps declared, edited, closed or reopened in the service since the parent was published:
+        # the gap list (and the standing lists) are made again; nothing needs re-embedding for it.
+        published_gaps = parent["chain_map"].get("database_gaps", {}).get("sha256", gap_rows_sha256([]))
+        gaps_changed = gap_rows_sha256(stored_gap_rows(bc.database_url)) != published_gaps
         entry.update(diff.counts(), chain_map_changed=chain_sha != parent["chain_map"]["sha256"],
-                     embedding_changed=key != parent["embedding"]["key"])
+                     embedding_changed=key != parent["embedding"]["key"], database_gaps_changed=gaps_changed)
         if diff.removed_share > config.policy.max_shrink_share and not config.allow_shrink:
             raise ShrinkGuardError(
                 f"{source}: {len(diff.removed)} of {diff.before} enterprises ({diff.removed_share:.1%}) are gone, more than "
@@ -126,7 +131,7 @@ def _refresh(run: Run, config: RefreshConfig, source: Path, mapping_path: Path, 
             )
     outcome_rows, outcome_files = _outcome_sources(config, model_card, parent_dir)
     due, why = retrain_plan(config.policy, model_card, snapshot.snapshot_id, outcome_rows)
-    data_changed = diff.changed > 0 or not inputs_same or new_factory != parent["index"]["factory"]
+    data_changed = diff.changed > 0 or not inputs_same or new_factory != parent["index"]["factory"] or gaps_changed
 
     version = parent["version"]
     if data_changed:

@@ -122,7 +122,9 @@ def build_refreshed_version(run: Run, config: RefreshConfig, snapshot: SnapshotI
             hashes = text_hashes(texts)
             return cache.get(hashes) if not cache.missing(hashes) else encode_cached(get_encoder(), cache, texts, hashes)[0]
 
-        analysis, gap_vectors = B.analyse(bc, chain_map, table, table_vectors, segment_vectors, encode_texts, lexical)
+        gap_rows = B.stored_gap_rows(bc.database_url)  # the service's gaps, as a full build publishes them
+        analysis, gap_vectors = B.analyse(bc, chain_map, table, table_vectors, segment_vectors, encode_texts, lexical,
+                                          gap_rows=gap_rows)
         entry["gaps"] = len(analysis.gaps)
         timings["chains_s"] = time.perf_counter() - t
 
@@ -137,7 +139,8 @@ def build_refreshed_version(run: Run, config: RefreshConfig, snapshot: SnapshotI
         models = carry_models(parent_dir, staged, parent, table)
         rec["models_carried"] = models
         manifest = B.base_manifest(bc, now, snapshot, chain_map, parent["embedding"], info["factory"], index, table,
-                                   analysis, embedded=rec["counts"]["embedded"], reused=rec["counts"]["reused_vectors"])
+                                   analysis, embedded=rec["counts"]["embedded"], reused=rec["counts"]["reused_vectors"],
+                                   gap_rows=gap_rows)
         manifest["index"].update({k: info[k] for k in ("mode", "reason", "recall_at_10") if k in info})
         manifest["lexical"] = {"tokenizer": lexical.tokenizer, "words": len(lexical.words)}
         chinese = chinese_share(table[S.DESCRIPTION].fillna(""))  # gaps are matched in their firms' language

@@ -3,9 +3,9 @@
 | role | may |
 |---|---|
 | staff | read everything, create shortlists and export those their key created, record outcomes, read the overview |
-| chain_leader | read everything; shortlists of their own chains only: see, create, review, export, lift exclusions; record outcomes and read the overview of their own chains |
+| chain_leader | read everything; shortlists of their own chains only: see, create, review, export, lift exclusions; record outcomes and read the overview of their own chains; declare, edit, close and reopen their own chains' gaps |
 | general_leader | read every chain: shortlists, exports, outcomes, the whole overview; with chains given, also what a chain leader does on those |
-| admin | everything, including reloads and the audit log |
+| admin | everything, including every chain's gaps, reloads and the audit log |
 
 A checked key is trusted for ``service_auth_cache_s`` seconds (so a revocation takes effect within
 that time); only its sha256 is kept in memory, never the key. Each request of a key counts against
@@ -31,7 +31,7 @@ bearer = HTTPBearer(auto_error=False, description="an API key from 'matcher keys
 
 # What a chain leader does on their own chains (``check_own_chain``); a general chain leader does
 # it on the chains their key names, and nothing of it without any.
-LEADER_WRITES = ["shortlists:create", "shortlists:review", "exclusions:lift", "outcomes:write"]
+LEADER_WRITES = ["shortlists:create", "shortlists:review", "exclusions:lift", "outcomes:write", "gaps:write"]
 PERMISSIONS = {
     "staff": ["prospects:read", "shortlists:read", "shortlists:create", "shortlists:export", "outcomes:read", "outcomes:write",
               "overview:read"],
@@ -39,7 +39,7 @@ PERMISSIONS = {
                      *LEADER_WRITES],
     "general_leader": ["prospects:read", "shortlists:read", "shortlists:export", "outcomes:read", "overview:read"],
     "admin": ["prospects:read", "shortlists:read", "shortlists:create", "shortlists:review", "shortlists:export",
-              "exclusions:lift", "outcomes:read", "outcomes:write", "overview:read", "admin"],
+              "exclusions:lift", "outcomes:read", "outcomes:write", "overview:read", "gaps:write", "admin"],
 }
 
 

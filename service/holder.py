@@ -263,8 +263,15 @@ class Loaded:
         with self._lists_lock:
             self._lists.pop(key, None)
 
+    def forget_gap(self, gap_id: str) -> None:
+        """Drop every cached list of a gap (its text, kind or severity changed in the service)."""
+        with self._lists_lock:
+            for key in [k for k in self._lists if k[0] == "gap" and k[1] == gap_id]:
+                del self._lists[key]
+
     def gap_list(self, gap_id: str, filters: Filters) -> RankedEntry:
-        """The ranked list of a gap (raises UnknownEntityError for an unknown gap)."""
+        """The ranked list of a gap (raises UnknownEntityError for an unknown gap); a gap declared in
+        the service is ranked like the published ones (a free-text one embedded on first use)."""
         gap, vector = self.catalog.gap(gap_id)
 
         def compute() -> RankedEntry:

@@ -252,3 +252,31 @@ class Counter(Base):
 
     name: Mapped[str] = mapped_column(CleanString(64), primary_key=True)
     value: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+
+
+class Gap(Base):
+    """A gap managed in the service: declared by a chain leader or admin (a segment, or a free-text
+    need), or a chain map's gap edited, closed or reopened (the row overrides the map's, same
+    ``gap_id``). Changed in place; every change is in the audit log with its before and after."""
+
+    __tablename__ = "gaps"
+    __table_args__ = (sa.UniqueConstraint("gap_id", name="uq_gaps_gap_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    gap_id: Mapped[str] = mapped_column(CleanString(200))
+    chain_id: Mapped[str] = mapped_column(CleanString(100), index=True)
+    segment_id: Mapped[Optional[str]] = mapped_column(CleanString(100))
+    text: Mapped[Optional[str]] = mapped_column(CleanText)  # a free-text need (None: a segment gap)
+    # None: the chain map's gap had none (a missing or weak segment nobody prioritised)
+    priority: Mapped[Optional[str]] = mapped_column(CleanString(20))
+    note: Mapped[str] = mapped_column(CleanText, default="")
+    status: Mapped[str] = mapped_column(CleanString(20), default="open")
+    origin: Mapped[str] = mapped_column(CleanString(20))  # "service": declared here; "map": the chain map's, overridden
+    revision: Mapped[int] = mapped_column(default=1)
+    created_by_key_id: Mapped[Optional[int]]
+    created_by: Mapped[str] = mapped_column(CleanString(250))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_by: Mapped[str] = mapped_column(CleanString(250))
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    closed_at: Mapped[Optional[datetime]]
+    request_id: Mapped[Optional[str]] = mapped_column(CleanString(64))

@@ -41,7 +41,7 @@ def chains(request: Request, actor: Actor = Depends(need("prospects:read"))):
     return {"version": loaded.version, "region": cm.region.model_dump(mode="json"),
             "general_leader": cm.region.general_leader, "general_leader_zh": cm.region.general_leader_zh, "chains": [
         {"chain_id": c.id, "name": c.name, "name_zh": c.name_zh, "kind": c.kind, **_leaders(c), "segments": len(c.segments),
-         "gaps": sum(1 for g in loaded.catalog.gaps if g["chain_id"] == c.id)} for c in cm.chains]}
+         "gaps": sum(1 for g in loaded.catalog.listed_gaps() if g["chain_id"] == c.id)} for c in cm.chains]}
 
 
 @router.get("/chains/{chain_id}", response_model=api.ChainDetail, summary="A chain: segments, local strength, gaps")
@@ -49,7 +49,7 @@ def chain(request: Request, chain_id: Annotated[str, Path(max_length=api.MAX_ID)
     loaded = svc(request).loaded()
     c = loaded.catalog.chain_map.chain(chain_id)
     return {"version": loaded.version, "chain_id": c.id, "name": c.name, "name_zh": c.name_zh, "kind": c.kind, **_leaders(c),
-            "segments": _segments(loaded, c.id), "gaps": [g for g in loaded.catalog.gaps if g["chain_id"] == c.id]}
+            "segments": _segments(loaded, c.id), "gaps": [g for g in loaded.catalog.listed_gaps() if g["chain_id"] == c.id]}
 
 
 @router.get("/gaps", response_model=api.GapList, summary="The gap list, most severe first")
@@ -57,7 +57,7 @@ def gaps(request: Request, chain: TextQuery = None, actor: Actor = Depends(need(
     loaded = svc(request).loaded()
     if chain is not None:
         loaded.catalog.chain_map.chain(chain)
-    return {"version": loaded.version, "gaps": [g for g in loaded.catalog.gaps if chain is None or g["chain_id"] == chain]}
+    return {"version": loaded.version, "gaps": [g for g in loaded.catalog.listed_gaps() if chain is None or g["chain_id"] == chain]}
 
 
 def open_gap(gap: dict) -> bool:
@@ -69,7 +69,7 @@ def _map_segments(loaded: Loaded, chain_id: str) -> list[dict]:
     chain = loaded.catalog.chain_map.chain(chain_id)
     supplies = {s.id: list(s.supplies) for s in chain.segments}
     gaps: dict[str, list[dict]] = {}
-    for g in loaded.catalog.gaps:  # most severe first already
+    for g in loaded.catalog.listed_gaps():  # most severe first already
         if g["chain_id"] == chain_id and g.get("segment_id") and open_gap(g):
             gaps.setdefault(g["segment_id"], []).append(g)
     return [{**s, "supplies": supplies.get(s["segment_id"], []), "gaps": gaps.get(s["segment_id"], [])}
@@ -84,7 +84,7 @@ def chain_map(request: Request, chain_id: Annotated[str, Path(max_length=api.MAX
     c = loaded.catalog.chain_map.chain(chain_id)
     segments = _map_segments(loaded, c.id)
     links = [{"source": s["segment_id"], "target": target} for s in segments for target in s["supplies"]]
-    other = [g for g in loaded.catalog.gaps if g["chain_id"] == c.id and not g.get("segment_id") and open_gap(g)]
+    other = [g for g in loaded.catalog.listed_gaps() if g["chain_id"] == c.id and not g.get("segment_id") and open_gap(g)]
     return {"version": loaded.version, "chain_id": c.id, "name": c.name, "name_zh": c.name_zh, "kind": c.kind,
             **_leaders(c), "stages": list(SEGMENT_STAGES), "segments": segments, "links": links, "other_gaps": other}
 

@@ -54,7 +54,7 @@ def build_overview(state: ServiceState, actor: Actor) -> dict:
     own = visible_chains(actor)  # a chain leader: their own chains' rows, and no district total
     chains = [c for c in loaded.catalog.chain_map.chains if own is None or c.id in own]
     counts = repo.overview_counts(state.store, None if own is None else [c.id for c in chains])
-    rows = [_overview_row(c.id, c.name, c.name_zh, [g for g in loaded.catalog.gaps if g["chain_id"] == c.id and open_gap(g)],
+    rows = [_overview_row(c.id, c.name, c.name_zh, [g for g in loaded.catalog.listed_gaps() if g["chain_id"] == c.id and open_gap(g)],
                           counts["chains"].get(c.id)) for c in chains]
     district = None
     if own is None and rows:

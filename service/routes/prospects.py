@@ -31,7 +31,7 @@ async def prospects(request: Request, gap_id: Annotated[str, Path(max_length=api
     # common case, and the one with tight latency); anything to compute goes to the thread pool.
     state = svc(request)
     loaded = state.loaded()
-    loaded.catalog.gap(gap_id)
+    loaded.catalog.gap_entry(gap_id)  # unknown: 404 here; a new free-text gap is embedded in the thread pool
     if not state.exclusions_due():
         entry = loaded.peek(("gap", gap_id, to_filters(filters, state.exclusions.get(gap_id, frozenset()))))
         positions = list(range(offset, min(offset + top, entry.total))) if entry is not None else []
@@ -73,7 +73,7 @@ def explanation(request: Request, gap_id: Annotated[str, Path(max_length=api.MAX
                 filters: api.ProspectFilters = Depends(query_filters), actor: Actor = Depends(need("prospects:read"))):
     state = svc(request)
     loaded = state.loaded()
-    loaded.catalog.gap(gap_id)
+    loaded.catalog.gap_entry(gap_id)
     loaded.catalog.row_of(enterprise_id)
     entry = loaded.gap_list(gap_id, to_filters(filters, state.excluded(gap_id)))
     position = entry.position_of(enterprise_id)
@@ -94,7 +94,7 @@ def why_not(request: Request, gap_id: Annotated[str, Path(max_length=api.MAX_ID)
             actor: Actor = Depends(need("prospects:read"))):
     state = svc(request)
     loaded = state.loaded()
-    gap, _ = loaded.catalog.gap(gap_id)
+    gap = loaded.catalog.gap_entry(gap_id)
     loaded.catalog.row_of(enterprise_id)
     # Review exclusions are a chain's own: another chain's leader gets the report without them.
     excluded = state.excluded(gap_id) if sees_chain(actor, gap["chain_id"]) else frozenset()

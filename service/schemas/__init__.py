@@ -15,7 +15,7 @@ from service.schemas.status import (
     ErrorField, ErrorBody, ErrorResponse, HealthResponse, ReadyResponse,
 )
 from service.schemas.gaps import (
-    GapOut, GapList,
+    GapOut, GapList, GapCreate, GapEdit, ChainGaps, GapResponse,
 )
 from service.schemas.prospects import (
     FilterValue, ProspectFilters, StoredFilters, Reasons, ProspectOut, ProspectQuery, ProspectPage, SearchRequest,
@@ -46,7 +46,8 @@ from service.schemas.admin import (
 __all__ = [
     "Lang", "Role", "Verdict", "ItemStatus", "ShortlistStatus", "ReasonCode", "Stage", "MAX_TOP", "MAX_OFFSET",
     "MAX_TEXT", "MAX_ID", "MAX_FILTER_VALUE", "NO_NUL", "check_text", "Strict", "ErrorField", "ErrorBody",
-    "ErrorResponse", "HealthResponse", "ReadyResponse", "GapOut", "GapList", "FilterValue", "ProspectFilters",
+    "ErrorResponse", "HealthResponse", "ReadyResponse", "GapOut", "GapList", "GapCreate", "GapEdit", "ChainGaps", "GapResponse",
+    "FilterValue", "ProspectFilters",
     "StoredFilters", "Reasons", "ProspectOut", "ProspectQuery", "ProspectPage", "SearchRequest", "Contribution",
     "GapClosure", "Partner", "SimilarLanded", "Freshness", "Explanation", "ExplanationResponse", "Factor",
     "LastShortlisted", "WhyNotResponse", "SegmentMembership", "EnterpriseOut", "ShortlistCreate", "ReviewRequest",
