@@ -234,13 +234,14 @@ class LexicalIndex:
 
     def __init__(self, retriever: bm25s.BM25, words: tuple[str, ...] = (), tokenizer: str | None = None,
                  tfidf: TfidfCosine | None = None, stats: LexicalStats | None = None,
-                 sample_size: int = default("lexical_sample_size")):
+                 sample_size: int = default("lexical_sample_size"), exact_max: int = default("lexical_exact_max")):
         self.retriever = retriever
         self.words = tuple(words)
         self.tokenizer = tokenizer or tokenizer_id(self.words)
         self.tfidf = tfidf
         self._vocab = set(retriever.vocab_dict)
         self.stats = stats or LexicalStats.build(self.num_docs, *self._postings(), size=sample_size)
+        self.exact_max = exact_max  # see :meth:`query`
 
     @classmethod
     def build(cls, texts: list[str], k1: float = 1.2, b: float = 0.75, words: Iterable[str] = (),
@@ -277,8 +278,9 @@ class LexicalIndex:
         )
 
     @classmethod
-    def load(cls, directory: Path) -> "LexicalIndex":
-        """Load a saved index, refusing one whose tokenizer is not this code's."""
+    def load(cls, directory: Path, exact_max: int = default("lexical_exact_max")) -> "LexicalIndex":
+        """Load a saved index, refusing one whose tokenizer is not this code's; ``exact_max``: see
+        :meth:`query`."""
         directory = Path(directory)
         path = directory / TOKENIZER_FILE
         if path.is_file():
@@ -302,7 +304,7 @@ class LexicalIndex:
         tfidf = TfidfCosine.load(directory / TFIDF_FILE) if (directory / TFIDF_FILE).is_file() else None
         # An index saved before the statistics were stored gets them computed here (the same).
         stats = LexicalStats.load(directory / SAMPLE_FILE) if (directory / SAMPLE_FILE).is_file() else None
-        return cls(retriever, words, expected, tfidf, stats)
+        return cls(retriever, words, expected, tfidf, stats, exact_max=exact_max)
 
     def tokens(self, text: str) -> list[str]:
         """All tokens of ``text`` with this index's tokenizer (in the vocabulary or not)."""
@@ -358,11 +360,12 @@ class LexicalIndex:
 
 
     def query(self, tokens: list[str], chinese: bool = False,
-              exact_max: int = default("lexical_exact_max")) -> ExactRelevance | EstimatedRelevance:
+              exact_max: int | None = None) -> ExactRelevance | EstimatedRelevance:
         """:meth:`relevance` of a query as retrieval needs it: ``mean`` / ``sd`` over the corpus,
-        ``rows(rows)`` and ``top(allowed, depth)``. Scored in full up to ``exact_max`` documents,
-        above that from the query's postings and :attr:`stats` (:mod:`matcher.lexical_topk`)."""
-        if self.num_docs <= exact_max:
+        ``rows(rows)`` and ``top(allowed, depth)``. Scored in full up to ``exact_max`` documents
+        (default: the index's ``exact_max``, the setting ``lexical_exact_max``), above that from
+        the query's postings and :attr:`stats` (:mod:`matcher.lexical_topk`)."""
+        if self.num_docs <= (self.exact_max if exact_max is None else exact_max):
             return ExactRelevance(self.relevance(tokens, chinese))
         vocab = self.retriever.vocab_dict
         bm25, tfidf = self._postings()

@@ -190,14 +190,14 @@ def retrieve_arrays(
     dense_weight: float = default("dense_weight"),
     dense_sample: np.ndarray | None = None,
     chinese: bool = False,
-    lexical_exact_max: int = default("lexical_exact_max"),
+    lexical_exact_max: int | None = None,
 ) -> Retrieved:
     """The numbers of :func:`retrieve` without the table (rankers build their own, once).
 
     ``chinese``: the query is Chinese, so its lexical signal is :meth:`LexicalIndex.relevance`'s
     BM25 + TF-IDF cosine where the index has one (BM25 otherwise). ``lexical_exact_max``: up to
-    this many documents the lexical signal is scored in full; above, from the query's postings
-    (:meth:`LexicalIndex.query`)."""
+    this many documents the lexical signal is scored in full, above from the query's postings
+    (:meth:`LexicalIndex.query`; None: the index's own ``exact_max``)."""
     query_vector = np.asarray(query_vector, dtype=np.float32)
     depth = max(depth, k)
     dense_pos, _ = vectors.search(query_vector, depth, None if allowed.all() else allowed)
