@@ -51,6 +51,9 @@ import numpy as np
 import Stemmer
 
 from matcher.errors import ArtifactCorruptError
+from matcher.lexical_tfidf import TfidfCosine
+from matcher.lexical_topk import SAMPLE_FILE, EstimatedRelevance, ExactRelevance, LexicalStats, Postings
+from matcher.settings import default
 
 _STEMMER = Stemmer.Stemmer("english")
 TOKENIZER_FILE = "tokenizer.json"
@@ -230,35 +233,54 @@ class LexicalIndex:
     """
 
     def __init__(self, retriever: bm25s.BM25, words: tuple[str, ...] = (), tokenizer: str | None = None,
-                 tfidf: "TfidfCosine | None" = None):
+                 tfidf: TfidfCosine | None = None, stats: LexicalStats | None = None,
+                 sample_size: int = default("lexical_sample_size"), exact_max: int = default("lexical_exact_max")):
         self.retriever = retriever
         self.words = tuple(words)
         self.tokenizer = tokenizer or tokenizer_id(self.words)
         self.tfidf = tfidf
         self._vocab = set(retriever.vocab_dict)
+        self.stats = stats or LexicalStats.build(self.num_docs, *self._postings(), size=sample_size)
+        self.exact_max = exact_max  # see :meth:`query`
 
     @classmethod
-    def build(cls, texts: list[str], k1: float = 1.2, b: float = 0.75, words: Iterable[str] = ()) -> "LexicalIndex":
+    def build(cls, texts: list[str], k1: float = 1.2, b: float = 0.75, words: Iterable[str] = (),
+              sample_size: int = default("lexical_sample_size")) -> "LexicalIndex":
         """Index ``texts``; ``words``: Chinese dictionary words (e.g. the chain map's
-        ``keywords_zh``; reduced with :func:`chinese_words`)."""
+        ``keywords_zh``; reduced with :func:`chinese_words`); ``sample_size``: documents in the
+        fixed sample of the query statistics (:class:`~matcher.lexical_topk.LexicalStats`)."""
         words = chinese_words(words)
         tokens = tokenize(texts, words)
         retriever = bm25s.BM25(k1=k1, b=b)
         retriever.index(tokens, show_progress=False)
         tfidf = TfidfCosine.build(tokens, retriever.vocab_dict) if any(CJK.search(t) for t in texts) else None
-        return cls(retriever, words, tfidf=tfidf)
+        return cls(retriever, words, tfidf=tfidf, sample_size=sample_size)
+
+    @property
+    def num_docs(self) -> int:
+        return int(self.retriever.scores["num_docs"])
+
+    def _postings(self) -> tuple[Postings, Postings | None]:
+        s = self.retriever.scores
+        bm25 = Postings(s["data"], s["indices"], s["indptr"])
+        if self.tfidf is None:
+            return bm25, None
+        m = self.tfidf.matrix
+        return bm25, Postings(m.data, m.indices, m.indptr)
 
     def save(self, directory: Path) -> None:
         self.retriever.save(str(directory), show_progress=False)
         if self.tfidf is not None:
             self.tfidf.save(Path(directory) / TFIDF_FILE)
+        self.stats.save(Path(directory) / SAMPLE_FILE)
         (Path(directory) / TOKENIZER_FILE).write_text(
             json.dumps({"id": self.tokenizer, "words": list(self.words)}, ensure_ascii=False, indent=1), encoding="utf-8"
         )
 
     @classmethod
-    def load(cls, directory: Path) -> "LexicalIndex":
-        """Load a saved index, refusing one whose tokenizer is not this code's."""
+    def load(cls, directory: Path, exact_max: int = default("lexical_exact_max")) -> "LexicalIndex":
+        """Load a saved index, refusing one whose tokenizer is not this code's; ``exact_max``: see
+        :meth:`query`."""
         directory = Path(directory)
         path = directory / TOKENIZER_FILE
         if path.is_file():
@@ -280,7 +302,9 @@ class LexicalIndex:
                 "with 'matcher build'"
             )
         tfidf = TfidfCosine.load(directory / TFIDF_FILE) if (directory / TFIDF_FILE).is_file() else None
-        return cls(retriever, words, expected, tfidf)
+        # An index saved before the statistics were stored gets them computed here (the same).
+        stats = LexicalStats.load(directory / SAMPLE_FILE) if (directory / SAMPLE_FILE).is_file() else None
+        return cls(retriever, words, expected, tfidf, stats, exact_max=exact_max)
 
     def tokens(self, text: str) -> list[str]:
         """All tokens of ``text`` with this index's tokenizer (in the vocabulary or not)."""
@@ -335,67 +359,23 @@ class LexicalIndex:
         return _standardised(_standardised(bm25) + _standardised(self.tfidf.scores(tokens, self.retriever.vocab_dict)))
 
 
+    def query(self, tokens: list[str], chinese: bool = False,
+              exact_max: int | None = None) -> ExactRelevance | EstimatedRelevance:
+        """:meth:`relevance` of a query as retrieval needs it: ``mean`` / ``sd`` over the corpus,
+        ``rows(rows)`` and ``top(allowed, depth)``. Scored in full up to ``exact_max`` documents
+        (default: the index's ``exact_max``, the setting ``lexical_exact_max``), above that from
+        the query's postings and :attr:`stats` (:mod:`matcher.lexical_topk`)."""
+        if self.num_docs <= (self.exact_max if exact_max is None else exact_max):
+            return ExactRelevance(self.relevance(tokens, chinese))
+        vocab = self.retriever.vocab_dict
+        bm25, tfidf = self._postings()
+        ids = [vocab[t] for t in tokens if t in vocab]
+        if chinese and tfidf is not None:
+            return EstimatedRelevance(self.stats, bm25, ids, tfidf, self.tfidf.idf)
+        return EstimatedRelevance(self.stats, bm25, ids)
+
+
 def _standardised(x: np.ndarray) -> np.ndarray:
     x = np.asarray(x, dtype=np.float64)
     sd = x.std()
     return ((x - x.mean()) / sd if sd > 0 else np.zeros_like(x)).astype(np.float32)
-
-
-class TfidfCosine:
-    """Cosine of sublinear TF-IDF vectors over the lexical index's tokens and vocabulary.
-
-    Documents: ``(1 + log tf) * idf``, L2-normalised, with the smoothed ``idf = log((1 + n) / (1 +
-    df)) + 1``; stored column-major (one column per token), so a query reads only its tokens'
-    columns. A query is weighted the same way; its norm is left out (it does not change the
-    order or the standardised score).
-    """
-
-    def __init__(self, matrix, idf: np.ndarray):
-        self.matrix = matrix  # scipy.sparse.csc_matrix (n_docs, n_tokens), float32
-        self.idf = idf  # (n_tokens,), float32
-
-    @classmethod
-    def build(cls, tokens: list[list[str]], vocab: dict[str, int]) -> "TfidfCosine":
-        from collections import Counter
-
-        from scipy import sparse
-
-        rows, cols, values = [], [], []
-        for i, doc in enumerate(tokens):
-            counts = Counter(vocab[t] for t in doc if t in vocab)
-            rows.extend([i] * len(counts))
-            cols.extend(counts.keys())
-            values.extend(counts.values())
-        shape = (len(tokens), max(vocab.values(), default=-1) + 1)
-        matrix = sparse.csr_matrix((np.asarray(values, np.float32), (np.asarray(rows, np.int64), np.asarray(cols, np.int64))),
-                                   shape=shape)
-        df = np.bincount(matrix.indices, minlength=shape[1])
-        idf = (np.log((1 + shape[0]) / (1 + df)) + 1).astype(np.float32)
-        matrix.data = (1 + np.log(matrix.data)) * idf[matrix.indices]
-        norms = np.sqrt(np.asarray(matrix.multiply(matrix).sum(axis=1)).ravel())
-        matrix = sparse.diags(np.where(norms > 0, 1 / np.maximum(norms, 1e-12), 0).astype(np.float32)) @ matrix
-        return cls(matrix.tocsc().astype(np.float32), idf)
-
-    def scores(self, tokens: list[str], vocab: dict[str, int]) -> np.ndarray:
-        """Cosine of every document with the query ``tokens``, shape (n_docs,), float32."""
-        from collections import Counter
-
-        counts = Counter(vocab[t] for t in tokens if t in vocab)
-        if not counts:
-            return np.zeros(self.matrix.shape[0], dtype=np.float32)
-        columns = np.fromiter(counts.keys(), dtype=np.int64)
-        weights = (1 + np.log(np.fromiter(counts.values(), dtype=np.float32))) * self.idf[columns]
-        return np.asarray(self.matrix[:, columns] @ weights, dtype=np.float32).ravel()
-
-    def save(self, path: Path) -> None:
-        m = self.matrix
-        with open(path, "wb") as handle:
-            np.savez(handle, data=m.data, indices=m.indices, indptr=m.indptr, shape=np.asarray(m.shape), idf=self.idf)
-
-    @classmethod
-    def load(cls, path: Path) -> "TfidfCosine":
-        from scipy import sparse
-
-        with np.load(path) as saved:
-            matrix = sparse.csc_matrix((saved["data"], saved["indices"], saved["indptr"]), shape=tuple(saved["shape"]))
-            return cls(matrix, saved["idf"])

@@ -15,8 +15,9 @@ import pandas as pd
 
 from matcher import schemas as S
 from matcher.filters import Filters
-from matcher.index import VectorSearcher, top_k
+from matcher.index import VectorSearcher
 from matcher.lexical import LexicalIndex
+from matcher.lexical_topk import lexical_top  # noqa: F401  (re-exported: benchmarks import it from here)
 from matcher.settings import default
 
 ROW = "_row"  # position in the artifact's enterprise table; internal, never printed
@@ -128,29 +129,6 @@ def _member(codes: np.ndarray, lookup: dict[str, int], values: tuple[str, ...]) 
     return table[codes]
 
 
-def lexical_top(bm25: np.ndarray, allowed: np.ndarray, depth: int, stride: int = 64) -> np.ndarray:
-    """Positions of the ``depth`` best allowed documents with a positive BM25 score, best first.
-
-    Ranks only the documents at or above a threshold estimated from a strided sample (about
-    ``4 * depth`` allowed documents expected above it) instead of partitioning all n scores.
-    Exact: when at least ``depth`` allowed documents reach the threshold, the best ``depth`` are
-    among them; otherwise every positive-score document is ranked.
-    """
-    share = np.count_nonzero(allowed) / max(1, len(bm25))
-    sample = bm25[::stride]
-    above = int(4 * depth / max(share, 1e-9) / stride) + 1
-    if above < len(sample):
-        threshold = np.partition(sample, len(sample) - above)[len(sample) - above]
-        if threshold > 0:
-            candidates = np.flatnonzero(bm25 >= threshold)
-            candidates = candidates[allowed[candidates]]
-            if len(candidates) >= depth:
-                return candidates[top_k(bm25[candidates], depth)]
-    matched = np.flatnonzero(bm25 > 0)
-    matched = matched[allowed[matched]]
-    return matched[top_k(bm25[matched], depth)]
-
-
 def corpus_sample(vectors: np.ndarray, size: int = 4096) -> np.ndarray:
     """An evenly spaced, contiguous sample of the corpus vectors; the mean and spread of a query's
     similarity over it estimate those over the whole corpus at a fraction of the cost."""
@@ -212,24 +190,28 @@ def retrieve_arrays(
     dense_weight: float = default("dense_weight"),
     dense_sample: np.ndarray | None = None,
     chinese: bool = False,
+    lexical_exact_max: int | None = None,
 ) -> Retrieved:
     """The numbers of :func:`retrieve` without the table (rankers build their own, once).
 
     ``chinese``: the query is Chinese, so its lexical signal is :meth:`LexicalIndex.relevance`'s
-    BM25 + TF-IDF cosine where the index has one (BM25 otherwise)."""
+    BM25 + TF-IDF cosine where the index has one (BM25 otherwise). ``lexical_exact_max``: up to
+    this many documents the lexical signal is scored in full, above from the query's postings
+    (:meth:`LexicalIndex.query`; None: the index's own ``exact_max``)."""
     query_vector = np.asarray(query_vector, dtype=np.float32)
     depth = max(depth, k)
     dense_pos, _ = vectors.search(query_vector, depth, None if allowed.all() else allowed)
-    bm25 = lexical.relevance(query_tokens, chinese)
-    lexical_pos = lexical_top(bm25, allowed, depth)
+    relevance = lexical.query(query_tokens, chinese, lexical_exact_max)
+    lexical_pos = relevance.top(allowed, depth)
     candidates = np.union1d(dense_pos, lexical_pos)
     dense = vectors.vectors[candidates] @ query_vector
+    bm25 = relevance.rows(candidates)
     if dense_sample is None:
         dense_sample = corpus_sample(vectors.vectors)
     sample = dense_sample @ query_vector
-    bm25_mean, bm25_sd = float(bm25.mean()), float(bm25.std())
+    bm25_mean, bm25_sd = relevance.mean, relevance.sd
     order, fused = fuse(
-        candidates, dense, bm25[candidates],
+        candidates, dense, bm25,
         (float(sample.mean()), float(sample.std())), (bm25_mean, bm25_sd),
         dense_weight,
     )
@@ -239,8 +221,8 @@ def retrieve_arrays(
         rows=top,
         fused=np.round(fused.astype(float), 6),
         similarity=np.round(dense[order].astype(float), 6),
-        bm25=np.round(bm25[top].astype(float), 4),
-        lexical_z=(bm25[top] - bm25_mean) / bm25_sd if bm25_sd > 0 else np.zeros(len(top)),
+        bm25=np.round(bm25[order].astype(float), 4),
+        lexical_z=(bm25[order] - bm25_mean) / bm25_sd if bm25_sd > 0 else np.zeros(len(top)),
         dense_rank=_ranks_of(top, dense_pos),
         lexical_rank=_ranks_of(top, lexical_pos),
     )

@@ -83,6 +83,12 @@ class Settings(BaseSettings):
         "English default model, which does not read Chinese (benchmarks/bench_cn_retrieval.py); with a multilingual "
         "model, measure and raise it",
     )
+    lexical_exact_max: int = Field(
+        200_000, ge=0, description="largest universe whose lexical relevance is scored in full for each query; above "
+        "it, top-k over the query's postings with statistics from column moments and a fixed sample (matcher/lexical_topk.py)")
+    lexical_sample_size: int = Field(
+        65_536, ge=256, description="documents in the fixed sample that estimates how common query terms co-occur "
+        "(chosen and saved at build; a universe no larger gets exact statistics)")
     segment_threshold: float = Field(2.5, description="standardised similarity to join a segment")
     segment_margin: float = Field(0.25, ge=0.0, description="how far below its best segment a firm may join another")
     min_outcomes: int = Field(200, ge=1, description="labelled outcomes needed for the landing model")

@@ -1,0 +1,367 @@
+"""Lexical relevance of one query without scoring the whole corpus (10M profiles and more).
+
+Retrieval fuses BM25 with the dense signal by z-scores (:func:`matcher.retrieval.fuse`), which
+needs the query's mean and standard deviation over every document, and the lexical top
+``depth``. Scoring all n documents for that costs ~9 ms per query at 1M and grows with n. Here:
+
+- **Statistics** (:class:`LexicalStats`, saved with the index): the mean is exact, from column
+  sums. The second moment is exact for each term alone (column sums of squares) and, for pairs
+  with a rare term (one the fixed sample would hold fewer than ``RARE_SAMPLE_HITS`` documents
+  of), exact over the rare terms' postings; only the co-occurrence of common terms is estimated,
+  from a fixed, evenly spaced sample of documents chosen at build. A corpus no larger than the
+  sample gets exact statistics. (A sample alone would give a query of rare words a spread of 0 or
+  a few hits, and so a lexical signal of 0 or far too loud.)
+- **Top-k** (:meth:`EstimatedRelevance.top`): MaxScore over the query's postings. Terms are
+  taken in order of their largest possible contribution; the documents of the first ("essential")
+  terms are scored exactly, and a document without any essential term cannot reach the current
+  ``depth``-th best score once the other terms' largest contributions sum below it. Exact.
+- **Rows** (:meth:`EstimatedRelevance.rows`): exact scores of given documents, by looking each up
+  in the query's postings (BM25 summed in the query's token order in float32, as ``bm25s`` does,
+  so an English query's scores are bit-identical to a full scoring).
+
+Below ``lexical_exact_max`` documents the full scoring stays (:class:`ExactRelevance`), so small
+universes rank exactly as before; measured agreement above it: benchmarks/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from matcher.index import top_k
+
+SAMPLE_FILE = "stats.npz"  # column moments and the fixed sample of a lexical index
+RARE_SAMPLE_HITS = 32  # a term the sample would hold fewer documents of counts as rare
+_BLOCK = 1 << 24  # postings per block when a pass over the whole matrix needs temporaries
+
+
+@dataclass(frozen=True)
+class Postings:
+    """A CSC matrix (documents x tokens): ``indices[indptr[t]:indptr[t + 1]]`` are the documents
+    of token ``t``, ascending; ``data`` their scores."""
+
+    data: np.ndarray
+    indices: np.ndarray
+    indptr: np.ndarray
+
+    def column(self, token: int) -> tuple[np.ndarray, np.ndarray]:
+        start, end = self.indptr[token], self.indptr[token + 1]
+        return self.indices[start:end], self.data[start:end]
+
+    def df(self, tokens: np.ndarray) -> np.ndarray:
+        return self.indptr[tokens + 1] - self.indptr[tokens]
+
+    def take_rows(self, member: np.ndarray, new_row: np.ndarray) -> "Postings":
+        """The rows where ``member`` is true, renumbered by ``new_row`` (a block at a time)."""
+        data, indices, counts = [], [], np.zeros(len(self.indptr) - 1, dtype=np.int64)
+        for c0, c1 in _column_blocks(self.indptr):
+            s, e = self.indptr[c0], self.indptr[c1]
+            keep = member[self.indices[s:e]]
+            data.append(self.data[s:e][keep])
+            indices.append(new_row[self.indices[s:e][keep]])
+            kept = np.concatenate([[0], np.cumsum(keep)])
+            counts[c0:c1] = kept[self.indptr[c0 + 1:c1 + 1] - s] - kept[self.indptr[c0:c1] - s]
+        indptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+        return Postings(np.concatenate(data).astype(np.float32), np.concatenate(indices).astype(np.int32), indptr)
+
+
+def _column_blocks(indptr: np.ndarray):
+    """Column ranges [c0, c1) of about ``_BLOCK`` postings each."""
+    n_cols, c0 = len(indptr) - 1, 0
+    while c0 < n_cols:
+        c1 = int(np.searchsorted(indptr, indptr[c0] + _BLOCK, side="right")) - 1
+        c1 = min(max(c1, c0 + 1), n_cols)
+        yield c0, c1
+        c0 = c1
+
+
+def _column_moments(indptr: np.ndarray, pairs: list[tuple[np.ndarray, np.ndarray]]) -> tuple[list[np.ndarray], np.ndarray]:
+    """Per column: the sum of ``a * b`` for each (a, b) in ``pairs`` (float64), and the max of
+    the first pair's ``a``."""
+    n_cols = len(indptr) - 1
+    sums = [np.zeros(n_cols) for _ in pairs]
+    peak = np.zeros(n_cols)
+    for c0, c1 in _column_blocks(indptr):
+        s, e = indptr[c0], indptr[c1]
+        column = np.repeat(np.arange(c1 - c0), np.diff(indptr[c0:c1 + 1]))
+        for out, (a, b) in zip(sums, pairs):
+            out[c0:c1] = np.bincount(column, weights=a[s:e].astype(np.float64) * b[s:e], minlength=c1 - c0)
+        starts = indptr[c0:c1] - s
+        nonempty = np.diff(indptr[c0:c1 + 1]) > 0
+        if e > s:
+            peak[c0:c1][nonempty] = np.maximum.reduceat(pairs[0][0][s:e], starts[nonempty])
+    return sums, peak
+
+
+def sample_rows(n: int, size: int) -> np.ndarray:
+    """The fixed sample: ``size`` evenly spaced documents of ``n`` (all of them when n <= size)."""
+    if n <= size:
+        return np.arange(n, dtype=np.int64)
+    return (np.arange(size, dtype=np.int64) * n) // size
+
+
+@dataclass
+class LexicalStats:
+    """What a query's statistics are computed from: per-token column moments of the BM25 matrix
+    ``b`` and the TF-IDF matrix ``c`` (sums, sums of squares, sum of products, maxima) and both
+    matrices restricted to a fixed document sample."""
+
+    n: int
+    rows: np.ndarray  # sample positions, ascending
+    b1: np.ndarray
+    b2: np.ndarray
+    bmax: np.ndarray
+    sample_b: Postings
+    c1: np.ndarray | None = None
+    c2: np.ndarray | None = None
+    bc: np.ndarray | None = None
+    cmax: np.ndarray | None = None
+    sample_c: Postings | None = None
+
+    @classmethod
+    def build(cls, n: int, b: Postings, c: Postings | None = None, size: int = 65_536) -> "LexicalStats":
+        """Moments of every column and the sample's rows of ``b`` (and ``c``, same pattern)."""
+        rows = sample_rows(n, size)
+        member = np.zeros(n, dtype=bool)
+        member[rows] = True
+        new_row = np.zeros(n, dtype=np.int32)
+        new_row[rows] = np.arange(len(rows), dtype=np.int32)
+        if c is None:
+            (b1, b2), bmax = _column_moments(b.indptr, [(b.data, np.ones_like(b.data)), (b.data, b.data)])
+            return cls(n, rows, b1, b2, bmax, b.take_rows(member, new_row))
+        (b1, b2, bc), bmax = _column_moments(b.indptr, [(b.data, np.ones_like(b.data)), (b.data, b.data), (b.data, c.data)])
+        (c1, c2), cmax = _column_moments(c.indptr, [(c.data, np.ones_like(c.data)), (c.data, c.data)])
+        return cls(n, rows, b1, b2, bmax, b.take_rows(member, new_row), c1, c2, bc, cmax, c.take_rows(member, new_row))
+
+    def save(self, path: Path) -> None:
+        arrays = {"n": np.asarray(self.n), "rows": self.rows, "b1": self.b1, "b2": self.b2, "bmax": self.bmax,
+                  **_flat("sample_b", self.sample_b)}
+        if self.sample_c is not None:
+            arrays.update(c1=self.c1, c2=self.c2, bc=self.bc, cmax=self.cmax, **_flat("sample_c", self.sample_c))
+        with open(path, "wb") as handle:
+            np.savez(handle, **arrays)
+
+    @classmethod
+    def load(cls, path: Path) -> "LexicalStats":
+        with np.load(path) as saved:
+            get = {k: saved[k] for k in saved.files}
+        c = {k: get[k] for k in ("c1", "c2", "bc", "cmax")} if "c1" in get else {}
+        return cls(int(get["n"]), get["rows"], get["b1"], get["b2"], get["bmax"], _unflat("sample_b", get),
+                   **c, sample_c=_unflat("sample_c", get) if "c1" in get else None)
+
+
+def _flat(name: str, p: Postings) -> dict:
+    return {f"{name}_data": p.data, f"{name}_indices": p.indices, f"{name}_indptr": p.indptr}
+
+
+def _unflat(name: str, arrays: dict) -> Postings:
+    return Postings(arrays[f"{name}_data"], arrays[f"{name}_indices"], arrays[f"{name}_indptr"])
+
+
+def lexical_top(relevance: np.ndarray, allowed: np.ndarray, depth: int, stride: int = 64) -> np.ndarray:
+    """Positions of the ``depth`` best allowed documents with a positive score, best first.
+
+    Ranks only the documents at or above a threshold estimated from a strided sample (about
+    ``4 * depth`` allowed documents expected above it) instead of partitioning all n scores.
+    Exact: when at least ``depth`` allowed documents reach the threshold, the best ``depth`` are
+    among them; otherwise every positive-score document is ranked.
+    """
+    share = np.count_nonzero(allowed) / max(1, len(relevance))
+    sample = relevance[::stride]
+    above = int(4 * depth / max(share, 1e-9) / stride) + 1
+    if above < len(sample):
+        threshold = np.partition(sample, len(sample) - above)[len(sample) - above]
+        if threshold > 0:
+            candidates = np.flatnonzero(relevance >= threshold)
+            candidates = candidates[allowed[candidates]]
+            if len(candidates) >= depth:
+                return candidates[top_k(relevance[candidates], depth)]
+    matched = np.flatnonzero(relevance > 0)
+    matched = matched[allowed[matched]]
+    return matched[top_k(relevance[matched], depth)]
+
+
+class ExactRelevance:
+    """A query's relevance of every document, computed in full (small corpora)."""
+
+    def __init__(self, relevance: np.ndarray):
+        self.relevance = relevance
+        self.mean, self.sd = float(relevance.mean()), float(relevance.std())
+
+    def rows(self, rows: np.ndarray) -> np.ndarray:
+        return self.relevance[np.asarray(rows, dtype=np.int64)]
+
+    def top(self, allowed: np.ndarray, depth: int) -> np.ndarray:
+        return lexical_top(self.relevance, allowed, depth)
+
+
+def _lookup(rows: np.ndarray, docs: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Where the sorted ``rows`` meet one sorted postings list: (positions in ``rows``, values)."""
+    if len(docs) <= len(rows):  # walk the shorter side
+        at = np.searchsorted(rows, docs)
+        hit = at < len(rows)
+        hit[hit] = rows[at[hit]] == docs[hit]
+        return at[hit], values[hit]
+    at = np.minimum(np.searchsorted(docs, rows), len(docs) - 1)
+    hit = np.flatnonzero(docs[at] == rows)
+    return hit, values[at[hit]]
+
+
+class EstimatedRelevance:
+    """A query's lexical relevance without scoring every document (see the module docstring).
+
+    English (or no TF-IDF): relevance is BM25, ``b(d) = sum of the query tokens' BM25``. Chinese
+    with a TF-IDF cosine ``c``: ``(z(b) + z(c)) / sd(z(b) + z(c))``, as
+    :meth:`matcher.lexical.LexicalIndex.relevance`, with the statistics of :class:`LexicalStats`.
+    ``mean`` / ``sd``: the relevance's over the corpus (0 / 1 for the Chinese form).
+    """
+
+    def __init__(self, stats: LexicalStats, b: Postings, token_ids: list[int], c: Postings | None = None,
+                 idf: np.ndarray | None = None):
+        self.stats, self.b, self.n = stats, b, stats.n
+        self.token_ids = np.asarray(token_ids, dtype=np.int64)  # query order, repeats kept (as bm25s)
+        self.terms, counts = np.unique(self.token_ids, return_counts=True)
+        self.c = c if c is not None and len(self.terms) else None
+        weights = [counts.astype(np.float64)]
+        if self.c is not None:
+            weights.append((1 + np.log(counts)) * idf[self.terms].astype(np.float64))
+        self.weights = weights
+        mean, second = self._moments()
+        var = np.maximum(np.diag(second) - mean ** 2, 0.0)
+        sd = np.sqrt(var)
+        if self.c is None:
+            self.mean, self.sd = float(mean[0]), float(sd[0])
+            self.scale, self.shift = np.array([1.0]), 0.0
+            return
+        # z(b) + z(c), standardised: its spread is sqrt(2 + 2 rho) (1 when one part is constant).
+        scale = np.where(sd > 0, 1 / np.where(sd > 0, sd, 1), 0.0)
+        cov = second[0, 1] - mean[0] * mean[1]
+        spread = np.sqrt(max(float((scale ** 2 * var).sum() + 2 * scale[0] * scale[1] * cov), 0.0))
+        self.scale = scale / spread if spread > 0 else np.zeros(2)
+        self.shift = -float((self.scale * mean).sum())
+        self.mean, self.sd = 0.0, 1.0 if spread > 0 else 0.0
+
+    # --- statistics ---------------------------------------------------------------------------
+
+    def _signals(self) -> list[tuple[Postings, np.ndarray]]:
+        return [(self.b, self.weights[0])] + ([(self.c, self.weights[1])] if self.c is not None else [])
+
+    def _moments(self) -> tuple[np.ndarray, np.ndarray]:
+        """Mean (s,) and second moment (s, s) over the corpus of each signal (BM25, TF-IDF)."""
+        st, terms, k = self.stats, self.terms, len(self.weights)
+        sums = [st.b1] + ([st.c1] if k > 1 else [])
+        mean = np.array([(w * s[terms]).sum() / self.n for w, s in zip(self.weights, sums)])
+        if not len(terms):
+            return mean, np.zeros((k, k))
+        cross = {(0, 0): st.b2, (1, 1): st.c2, (0, 1): st.bc}
+        rare = self.b.df(terms) * len(st.rows) < RARE_SAMPLE_HITS * self.n
+        common = ~rare
+        second = np.zeros((k, k))
+        for i in range(k):
+            for j in range(i, k):
+                second[i, j] = (self.weights[i] * self.weights[j] * cross[i, j][terms])[common].sum()
+        # Over the rare terms' documents, exactly: every pair of terms.
+        docs = _union([self.b.column(t)[0] for t in terms[rare]])
+        if len(docs):
+            part = self._signal_rows(docs, common)
+            whole = part + self._signal_rows(docs, rare)
+            second += whole @ whole.T - part @ part.T
+        # Co-occurring common terms: from the sample.
+        if common.any():
+            m = len(st.rows)
+            samples = [st.sample_b] + ([st.sample_c] if k > 1 else [])
+            values, diagonal = np.zeros((k, m)), np.zeros((k, k))
+            for u in np.flatnonzero(common):
+                parts = []
+                for i, (sample, w) in enumerate(zip(samples, self.weights)):
+                    docs_u, data_u = sample.column(terms[u])
+                    parts.append(w[u] * data_u.astype(np.float64))
+                    values[i, docs_u] += parts[-1]
+                diagonal += np.array([[p @ q for q in parts] for p in parts])
+            second += (values @ values.T - diagonal) * (self.n / m)
+        second = np.triu(second) + np.triu(second, 1).T
+        return mean, second / self.n
+
+    def _signal_rows(self, rows: np.ndarray, use: np.ndarray) -> np.ndarray:
+        """Each signal (float64, shape (s, len(rows))) at sorted unique ``rows``, summed over the
+        query terms where ``use``."""
+        out = np.zeros((len(self.weights), len(rows)))
+        for u in np.flatnonzero(use):
+            for i, (postings, w) in enumerate(self._signals()):
+                at, values = _lookup(rows, *postings.column(self.terms[u]))
+                out[i, at] += w[u] * values
+        return out
+
+    # --- scores of given rows -----------------------------------------------------------------
+
+    def rows(self, rows: np.ndarray) -> np.ndarray:
+        """Exact relevance of documents ``rows`` (any order, repeats allowed), float32."""
+        rows = np.asarray(rows, dtype=np.int64)
+        unique, back = np.unique(rows, return_inverse=True)
+        return self._rows_sorted(unique)[back]
+
+    def _rows_sorted(self, rows: np.ndarray) -> np.ndarray:
+        if self.c is None:
+            # BM25 as bm25s sums it: float32, token by token in the query's order.
+            contribution = {}
+            for t in self.terms:
+                at, values = _lookup(rows, *self.b.column(t))
+                column = np.zeros(len(rows), dtype=np.float32)
+                column[at] = values
+                contribution[t] = column
+            out = np.zeros(len(rows), dtype=np.float32)
+            for t in self.token_ids:
+                out += contribution[t]
+            return out
+        signals = self._signal_rows(rows, np.ones(len(self.terms), bool))
+        return (self.scale @ signals + self.shift).astype(np.float32)
+
+    # --- top-k ---------------------------------------------------------------------------------
+
+    def _bounds(self) -> np.ndarray:
+        """Largest relevance contribution of each query term (before the shift)."""
+        peaks = [self.stats.bmax] + ([self.stats.cmax] if self.c is not None else [])
+        return sum(s * w * p[self.terms] for s, w, p in zip(self.scale, self.weights, peaks))
+
+    def top(self, allowed: np.ndarray, depth: int) -> np.ndarray:
+        """Positions of the ``depth`` best allowed documents with a positive relevance, best first
+        (ties: lower position first), as :func:`lexical_top` over the full relevance."""
+        if not len(self.terms) or not self.scale.any():
+            return np.zeros(0, dtype=np.int64)
+        bounds = self._bounds()
+        order = np.argsort(-bounds, kind="stable")
+        df = self.b.df(self.terms[order])
+        share = max(np.count_nonzero(allowed) / max(1, self.n), 1e-9)
+        budget = max(4 * depth / share, 1024.0)
+        essential = min(int(np.searchsorted(np.cumsum(df), budget)) + 1, len(order))
+        while True:
+            rest = float(bounds[order[essential:]].sum())
+            slack = 1e-5 * (abs(rest) + abs(self.shift)) + 1e-6  # float32 sums against float64 bounds
+            docs = _union([self.b.column(t)[0] for t in self.terms[order[:essential]]])
+            docs = docs[allowed[docs]]
+            use = np.zeros(len(self.terms), bool)
+            use[order[:essential]] = True
+            partial = self.scale @ self._signal_rows(docs, use) + self.shift
+            keep = partial + rest + slack > 0
+            docs, partial = docs[keep], partial[keep]
+            if len(docs) >= depth:  # the depth-th best partial score is a lower bound of the answer's
+                floor = np.partition(partial, len(partial) - depth)[len(partial) - depth]
+                docs = docs[partial + rest + slack >= floor]
+            scores = self._rows_sorted(docs)
+            positive = scores > 0
+            docs, scores = docs[positive], scores[positive]
+            done = essential == len(order)
+            if not done and len(docs) >= depth:
+                kth = np.partition(scores, len(scores) - depth)[len(scores) - depth]
+                done = rest + slack < kth - self.shift  # no other document can reach it
+            if done:
+                return docs[top_k(scores, depth)]
+            essential = min(len(order), max(essential + 1, int(np.searchsorted(np.cumsum(df), 2 * df[:essential].sum())) + 1))
+
+
+def _union(columns: list[np.ndarray]) -> np.ndarray:
+    if not columns:
+        return np.zeros(0, dtype=np.int64)
+    return np.unique(np.concatenate(columns)).astype(np.int64)
