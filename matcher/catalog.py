@@ -14,8 +14,9 @@ import pandas as pd
 
 from matcher import schemas as S
 from matcher.artifacts import verify
-from matcher.chains import FEEDBACK_DOCS, ChainMap, DeclaredGap, code_profile, load_chain_map
-from matcher.chains import _gap_list as chain_gap_list  # the one place gap dicts and severities are made
+from matcher.chain_map import ChainMap, DeclaredGap, load_chain_map
+from matcher.chains import FEEDBACK_DOCS, code_profile
+from matcher.chains import gap_list as chain_gap_list  # the one place gap dicts and severities are made
 from matcher.embedding import Encoder
 from matcher.errors import ArtifactCorruptError, UnknownEntityError
 from matcher.explain import ExplainInputs, compare_report, explain_ranked, industry_labels, why_not_report

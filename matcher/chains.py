@@ -27,7 +27,7 @@ import pandas as pd
 from matcher import schemas as S
 # The chain map's model is re-exported for the modules that read a map and analyse it in one
 # import (pipelines/build_index.py, matcher/catalog.py); new code imports matcher.chain_map.
-from matcher.chain_map import PRIORITY_SEVERITY, ChainMap, load_chain_map  # noqa: F401
+from matcher.chain_map import PRIORITY_SEVERITY, ChainMap
 
 MAX_SEGMENTS_PER_ENTERPRISE = 3
 
@@ -248,10 +248,10 @@ def analyse_chains(
         ["missing", "weak"],
         "strong",
     )
-    return ChainAnalysis(segments=segments, assignments=assignments, gaps=_gap_list(chain_map, segments))
+    return ChainAnalysis(segments=segments, assignments=assignments, gaps=gap_list(chain_map, segments))
 
 
-def _gap_list(chain_map: ChainMap, segments: pd.DataFrame) -> list[dict]:
+def gap_list(chain_map: ChainMap, segments: pd.DataFrame) -> list[dict]:
     by_segment = segments.set_index("segment_id")
     declared_by_segment = {
         g.segment: g for c in chain_map.chains for g in c.gaps if g.segment is not None

@@ -20,9 +20,8 @@ import pandas as pd
 import matcher
 from matcher import artifacts, catalog as C, schemas as S
 from matcher.catalog import gap_states
-from matcher.chains import (
-    ChainAnalysis, ChainMap, analyse_chains, chain_words, industry_code_table, load_chain_map, segment_stats,
-)
+from matcher.chain_map import ChainMap, load_chain_map
+from matcher.chains import ChainAnalysis, analyse_chains, chain_words, industry_code_table, segment_stats
 from matcher.errors import ArtifactCorruptError, ValidationFailedError
 from matcher.calibration import CALIBRATE_MIN_PROFILES, calibrated_backend, calibration_path, calibration_texts
 from matcher.embedding import EmbeddingCache, Encoder, encode_cached, encoder_key, text_hashes

@@ -17,7 +17,7 @@ from datetime import date, datetime
 
 import sqlalchemy as sa
 
-from matcher.chains import PRIORITY_SEVERITY
+from matcher.chain_map import PRIORITY_SEVERITY
 from matcher.errors import UnknownEntityError
 from matcher.store.db import Store
 from matcher.store.errors import ConflictError, InvalidInputError
