@@ -104,6 +104,7 @@ def test_calibration_texts_are_a_fixed_draw_of_the_corpus():
 
 def test_a_big_enough_build_calibrates_and_records_the_choice_in_its_manifest(home, monkeypatch):  # noqa: F811
     ingest_factory(home, n=40)
+    monkeypatch.setattr(build_index, "Encoder", Encoder)  # the real class, even where e2e routes it to a shared one
     monkeypatch.setattr(build_index, "CALIBRATE_MIN_PROFILES", 10)
     monkeypatch.setattr(calibration, "CALIBRATION_TEXTS", 16)
     _, manifest = build(config_for(home), now=NOW)
@@ -115,6 +116,7 @@ def test_a_big_enough_build_calibrates_and_records_the_choice_in_its_manifest(ho
 
 def test_a_named_backend_or_a_small_build_skips_the_calibration(home, monkeypatch):  # noqa: F811
     ingest_factory(home, n=20)
+    monkeypatch.setattr(build_index, "Encoder", Encoder)
     _, manifest = build(config_for(home, embedding_backend="torch"), now=NOW)
     assert manifest["embedding"]["calibration"] is None and manifest["embedding"]["backend"] == "torch"
     assert not (home / "models" / "cache" / "calibration").exists()
