@@ -212,7 +212,10 @@ class Universe:
     def pairs(self, path: Path, probability: dict[str, float]) -> tuple[Pairs, pd.DataFrame]:
         usable, rejected = read_outcomes(self.catalog, path)
         X = pair_features(self.catalog, usable)
-        X = pd.concat([X.reset_index(drop=True), self.margins(usable).reset_index(drop=True)], axis=1).set_axis(usable.index)
+        # The margins the product adopted as features (session 3) come from the product itself.
+        margins = self.margins(usable).reset_index(drop=True)
+        margins = margins.drop(columns=[c for c in margins.columns if c in X.columns])
+        X = pd.concat([X.reset_index(drop=True), margins], axis=1).set_axis(usable.index)
         G = generator_inputs(usable, self.raw, self.frames["labels"], self.partners)
         return Pairs(usable, X, G, usable["outcome_id"].map(probability).to_numpy(float)), rejected
 
