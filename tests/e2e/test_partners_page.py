@@ -10,6 +10,8 @@ A local firm in the segment view links to its partners view: its suppliers and c
 ``GET /v1/enterprises/{id}/partners`` ranks them, with their reasons, in English and Chinese; an
 outside firm's address shows the API's reason. A shortlist row shows the prospect's outreach
 stage; the export buttons show only to a key that may export (a colleague's shortlist has none).
+Screenshots of the partners view (English, Chinese) and of a shortlist with an outreach stage are
+saved under the test's ``tmp_path`` (and ``$MATCHER_TEST_SCREENSHOTS`` when set).
 """
 
 from __future__ import annotations
@@ -19,9 +21,9 @@ import json
 import httpx
 import pytest
 
-from matcher import schemas as S
 from matcher.catalog import Catalog
 from matcher.partners import CUSTOMER, SUPPLIER, neighbour_segments
+from tests.e2e.test_chain_map_page import screenshot
 from tests.e2e.test_review_page import browser, create_key, find, find_all, service, sign_in, visible, wait_for  # noqa: F401
 
 pytestmark = pytest.mark.e2e
@@ -76,7 +78,7 @@ def shown_partners(driver) -> dict[str, list[str]]:
                        if r.get_attribute("data-relation") == relation] for relation in (SUPPLIER, CUSTOMER)}
 
 
-def test_a_local_firm_s_partners_from_the_segment_view(workspace_copy, service, browser):  # noqa: F811
+def test_a_local_firm_s_partners_from_the_segment_view(workspace_copy, service, browser, tmp_path):  # noqa: F811
     firm, chain_id, segment_id = firm_with_partners(workspace_copy.version_dir)
     leader = create_key(workspace_copy.home, "chain_leader", chain_id)
     auth = {"Authorization": f"Bearer {leader}"}
@@ -102,6 +104,7 @@ def test_a_local_firm_s_partners_from_the_segment_view(workspace_copy, service, 
             ["+ " + x for x in partner["reasons"]["positive"]]
         assert [li.text for li in find(driver, "partner-reasons-against", row).find_elements("css selector", "li")] == \
             ["− " + x for x in partner["reasons"]["negative"]]
+    screenshot(driver, tmp_path / "screenshots", "partners-en")
     find(driver, "back").click()  # back to the segment it came from
     wait_for(driver, lambda d: d.current_url.endswith(f"#/chains/{chain_id}/map/{segment_id}") and find_all(d, "segment-firm"), "the map again")
 
@@ -115,6 +118,7 @@ def test_a_local_firm_s_partners_from_the_segment_view(workspace_copy, service, 
     row = next(r for r in find_all(driver, "partner-row") if r.get_attribute("data-enterprise-id") == first["enterprise_id"])
     assert [li.text for li in find(driver, "partner-reasons-for", row).find_elements("css selector", "li")] == \
         ["+ " + x for x in first["reasons"]["positive"]]
+    screenshot(driver, tmp_path / "screenshots", "partners-zh")
 
     # An outside firm has no partners view: the API's reason, in a readable line.
     outside = first["enterprise_id"]
@@ -123,7 +127,7 @@ def test_a_local_firm_s_partners_from_the_segment_view(workspace_copy, service, 
     assert "is not a local firm" in error.text and "422" not in driver.title
 
 
-def test_outreach_stage_and_export_button_on_a_shortlist(workspace_copy, service, browser):  # noqa: F811
+def test_outreach_stage_and_export_button_on_a_shortlist(workspace_copy, service, browser, tmp_path):  # noqa: F811
     home = workspace_copy.home
     gaps = json.loads((workspace_copy.version_dir / "gaps.json").read_text())
     gap = next(g for g in gaps if g["segment_id"])
@@ -142,7 +146,17 @@ def test_outreach_stage_and_export_button_on_a_shortlist(workspace_copy, service
     driver = browser
     sign_in(driver, service, leader)
     wait_for(driver, lambda d: visible(d, "open-map"), "the home page")
-    assert find_all(driver, "chain-leaders")  # the chain's leader(s) on its card
+    # The chain's leaders on its card (several where the API names several, else its one leader),
+    # and the general chain leader on the home page when the chain list names one.
+    chains = httpx.get(f"{service}/v1/chains", headers={"Authorization": f"Bearer {leader}"}, timeout=30).json()
+    chain = next(c for c in chains["chains"] if c["chain_id"] == gap["chain_id"])
+    card = next(c for c in find_all(driver, "chain") if c.get_attribute("data-chain") == gap["chain_id"])
+    line = find(driver, "chain-leaders", card).text
+    assert all(name in line for name in chain.get("leaders") or [chain["leader"]]), line
+    if chains.get("general_leader"):
+        assert chains["general_leader"] in find(driver, "general-leader").text
+    else:
+        assert not find_all(driver, "general-leader")
     driver.get(f"{service}/ui#/shortlists/{s['shortlist_id']}")
     wait_for(driver, lambda d: find_all(d, "item-detail"), "the shortlist")
     badges = {e.find_element("xpath", "ancestor::li").get_attribute("data-item-id"): e for e in find_all(driver, "item-outreach")}
@@ -153,6 +167,7 @@ def test_outreach_stage_and_export_button_on_a_shortlist(workspace_copy, service
     driver.get(f"{service}/ui?lang=zh#/shortlists/{s['shortlist_id']}")
     wait_for(driver, lambda d: find_all(d, "item-outreach"), "the Chinese shortlist")
     assert [e.text for e in find_all(driver, "item-outreach")] == ["已考察"]
+    screenshot(driver, tmp_path / "screenshots", "shortlist-outreach-zh")
 
     # A colleague's shortlist: no export buttons (the API would answer 403), a line saying why.
     find(driver, "sign-out").click()
