@@ -22,9 +22,11 @@ from matcher.explain.labels import (  # noqa: F401
 from matcher.explain.render import (  # noqa: F401
     contribution_rows, contribution_text, evidence_for, evidence_sentences, industry_label, industry_labels,
     industry_text, percentile_phrase, percentile_phrases, reason_text, sorted_population, split_sentences,
+    with_comparison,
 )
 from matcher.explain.assemble import (  # noqa: F401
-    ExplainInputs, cold_start_contributions, explain_ranked, explain_reasons, model_features, top_positions,
+    COMPONENT_COLUMNS, ExplainInputs, cold_start_contributions, cold_start_rows, component_population, explain_ranked,
+    explain_reasons, model_features, top_positions,
 )
 from matcher.explain.whatif import (  # noqa: F401
     compare_factors, compare_report, factor_scores, why_not_report,

@@ -12,7 +12,8 @@ import pandas as pd
 from matcher import schemas as S
 from matcher.explain.labels import LABELS, rounded, stated
 from matcher.explain.render import (
-    contribution_rows, contribution_text, evidence_for, industry_labels, percentile_phrases, sorted_population,
+    contribution_rows, contribution_text, evidence_for, industry_labels, percentile_phrase, percentile_phrases,
+    sorted_population, with_comparison,
 )
 from matcher.features import FEATURES, FeatureContext, eligible_policy_names
 from matcher.ranking import SEARCH_WEIGHTS, WEIGHTS, cold_start_parts, cold_start_weights, component_scores
@@ -30,6 +31,37 @@ def cold_start_contributions(components: pd.Series, weights: dict[str, float] = 
     """Additive parts of the cold-start score (base 0): see :func:`matcher.ranking.cold_start_parts`."""
     parts = cold_start_parts(components.to_frame().T.astype(float), weights).iloc[0]
     return 0.0, {k: float(v) for k, v in parts.items()}
+
+
+# Cold-start parts and the component column each states.
+COMPONENT_COLUMNS = {"fit": "fit_score", "growth": "growth_score", "regional": "regional_score", "risk": "risk_penalty"}
+
+
+def component_population(components: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Each cold-start component's known values among the candidates, sorted (for comparisons)."""
+    out = {}
+    for part, column in COMPONENT_COLUMNS.items():
+        values = components[column].to_numpy(dtype=float)
+        out[part] = np.sort(values[~np.isnan(values)])
+    return out
+
+
+def cold_start_rows(comp: pd.Series, weights: dict[str, float], lang: str,
+                    population: dict[str, np.ndarray]) -> tuple[list[dict], float]:
+    """A candidate's cold-start parts as contributions (value, contribution and a text that states
+    the component and how it compares with the other candidates': "gap fit score 0.62 (weight
+    1.0) — higher than 95% of candidates"), and their sum (the score before clipping)."""
+    L = LABELS[lang]
+    _, parts = cold_start_contributions(comp, weights)
+    rows = []
+    for part, contribution in parts.items():
+        raw = float(comp[COMPONENT_COLUMNS[part]])
+        value = rounded(raw)
+        text = with_comparison(L[part].format(v=value, w=weights.get(part, "")),
+                               percentile_phrase(raw, population[part], part, lang, presorted=True), lang)
+        rows.append({"feature": part, "value": value, "contribution": rounded(contribution), "text": text,
+                     "source": {"kind": "derived"}})
+    return rows, float(sum(parts.values()))
 
 
 def top_positions(scores: np.ndarray, k: int) -> np.ndarray:
@@ -81,7 +113,6 @@ def explain_ranked(inputs: ExplainInputs, gap: dict, ranked: pd.DataFrame, featu
     is read (:class:`ExplainInputs`). Nothing ranks here; deterministic: the same inputs give the
     same explanation.
     """
-    L = LABELS[lang]
     weights = cold_start_weights(gap)
     ctx = inputs.context
     enterprises = ctx.enterprises
@@ -95,6 +126,7 @@ def explain_ranked(inputs: ExplainInputs, gap: dict, ranked: pd.DataFrame, featu
     else:
         components = component_scores(pool)  # growth percentiles need the whole pool
         index = pool.index.get_indexer(features.index)
+        population = component_population(components)
         base, values, margins = 0.0, None, None
         space = ("cold-start score of a search before clipping to [0, 1]: fit - risk penalty" if weights is SEARCH_WEIGHTS
                  else "cold-start score before clipping to [0, 1]: fit * (0.6 + 0.25 growth + 0.15 regional) - risk penalty")
@@ -133,14 +165,7 @@ def explain_ranked(inputs: ExplainInputs, gap: dict, ranked: pd.DataFrame, featu
             model_output = float(margins[i])
             facts = []
         else:
-            comp = components.iloc[index[i]]
-            _, parts = cold_start_contributions(comp, weights)
-            contributions = []
-            for g, c in parts.items():
-                v = rounded(comp["risk_penalty"] if g == "risk" else comp[f"{g}_score"])
-                contributions.append({"feature": g, "value": v, "contribution": rounded(c),
-                                      "text": L[g].format(v=v, w=weights.get(g, "")), "source": {"kind": "derived"}})
-            model_output = float(sum(parts.values()))
+            contributions, model_output = cold_start_rows(components.iloc[index[i]], weights, lang, population)
             facts = [c["text"] for c in contribution_rows(matrix[i], np.zeros(len(feature_names)), phrases[i], updated, lang,
                                                           feature_names, industries[i], search)]
         ordered = sorted(contributions, key=lambda c: (-abs(c["contribution"]), c["feature"]))
@@ -193,7 +218,6 @@ def explain_reasons(inputs: ExplainInputs, gap: dict, ranked: pd.DataFrame, feat
     per row, the same texts), without evidence, partners, look-alikes or policies: what a page of
     ranked prospects shows. The full explanation is :func:`explain_ranked`. Reads only
     ``inputs.ranker`` and, for the industry code's reason, ``inputs.enterprises``."""
-    L = LABELS[lang]
     weights = cold_start_weights(gap)
     if inputs.ranker is not None:
         names = model_features(inputs.ranker)
@@ -216,13 +240,8 @@ def explain_reasons(inputs: ExplainInputs, gap: dict, ranked: pd.DataFrame, feat
     else:
         components = component_scores(pool)
         index = pool.index.get_indexer(features.index)
-        rows = []
-        for i in range(len(features)):
-            comp = components.iloc[index[i]]
-            _, parts = cold_start_contributions(comp, weights)
-            rows.append([{"feature": g, "contribution": rounded(c),
-                          "text": L[g].format(v=rounded(comp["risk_penalty"] if g == "risk" else comp[f"{g}_score"]),
-                                              w=weights.get(g, ""))} for g, c in parts.items()])
+        population = component_population(components)
+        rows = [cold_start_rows(components.iloc[index[i]], weights, lang, population)[0] for i in range(len(features))]
     out = []
     for contributions in rows:
         ordered = sorted(contributions, key=lambda c: (-abs(c["contribution"]), c["feature"]))

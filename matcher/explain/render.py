@@ -215,10 +215,12 @@ def contribution_text(name: str, value: float, contribution: float, where: str, 
     with the other candidates' ("36 local partner firms — fewer than most candidates"), which is
     why it raises or lowers the score (``contribution``: the reason is listed for or against
     by its sign, the words need not say it again)."""
-    text = reason_text(name, value, lang, industry, search)
-    if where:
-        text += (" — " if lang == "en" else "，") + where
-    return text
+    return with_comparison(reason_text(name, value, lang, industry, search), where, lang)
+
+
+def with_comparison(text: str, comparison: str, lang: str) -> str:
+    """A reason's statement followed by its comparison phrase, when there is one."""
+    return text + (" — " if lang == "en" else "，") + comparison if comparison else text
 
 
 def contribution_rows(

@@ -14,11 +14,11 @@ import pandas as pd
 import pytest
 
 from matcher.explain import (
-    COMPARE, COMPARISON, contribution_rows, contribution_text, explain_reasons, percentile_phrase, percentile_phrases,
-    reason_text, sorted_population,
+    COMPARE, COMPARISON, COMPONENT_COLUMNS, LABELS, contribution_rows, contribution_text, explain_reasons,
+    percentile_phrase, percentile_phrases, reason_text, rounded, sorted_population,
 )
 from matcher.features import FEATURES
-from matcher.ranking import LandingModel
+from matcher.ranking import WEIGHTS, LandingModel, component_scores
 from tests.matcher.test_ranking import make_pairs
 
 LANGS = ("en", "zh")
@@ -153,3 +153,31 @@ def test_a_model_s_reasons_for_and_against_follow_the_pool(lang):
                 assert not any(w in text for w in OLD_WORDS), text
                 checked[side] += 1
     assert checked["positive"] > 5 and checked["negative"] > 5, checked
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_cold_start_reasons_compare_their_component_with_the_pool(lang):
+    """Without a landing model the reasons are the cold-start parts (fit, growth, regional, risk):
+    each says how the candidate's component compares with the pool's."""
+    X, _ = make_pairs(200, seed=2)
+    X["gap_similarity"] = np.abs(X["gap_similarity"]) / 4 + 0.2  # cosines, so fit varies
+    pool = X.reset_index(drop=True)
+    rows = pool.head(30).assign(_row=np.arange(30))
+    inputs = SimpleNamespace(ranker=None, enterprises=pd.DataFrame({"enterprise_id": [f"e{i}" for i in range(200)]}))
+    components = component_scores(pool)
+    checked = {"positive": 0, "negative": 0}
+    for i, r in enumerate(explain_reasons(inputs, {"segment_id": "s", "kind": "missing"}, rows, pool.head(30), pool, lang)):
+        for side in ("positive", "negative"):
+            for text in r[side]:
+                part = next(p for p in COMPONENT_COLUMNS if text.startswith(LABELS_START[lang][p]))
+                value = float(components.at[i, COMPONENT_COLUMNS[part]])
+                statement = LABELS[lang][part].format(v=rounded(value), w=WEIGHTS.get(part, ""))
+                assert text.startswith(statement), (text, statement)
+                tail = text[len(statement):].removeprefix(" — " if lang == "en" else "，")
+                check_phrase(tail, value, components[COMPONENT_COLUMNS[part]].to_numpy(dtype=float), part, lang)
+                checked[side] += 1
+    assert checked["positive"] >= 30 and checked["negative"] > 0, checked  # risk penalties lower scores
+
+
+LABELS_START = {"en": {"fit": "gap fit score", "growth": "growth score", "regional": "regional fit score", "risk": "risk penalty"},
+                "zh": {"fit": "缺口匹配得分", "growth": "成长得分", "regional": "区域适配得分", "risk": "风险扣分"}}
