@@ -18,7 +18,7 @@ from matcher.chains import FEEDBACK_DOCS, ChainMap, DeclaredGap, code_profile, l
 from matcher.chains import _gap_list as chain_gap_list  # the one place gap dicts and severities are made
 from matcher.embedding import Encoder
 from matcher.errors import ArtifactCorruptError, UnknownEntityError
-from matcher.explain import compare_report, explain_ranked, industry_labels, why_not_report
+from matcher.explain import ExplainInputs, compare_report, explain_ranked, industry_labels, why_not_report
 from matcher.features import FeatureContext, make_features
 from matcher.index import VectorSearcher, load_index
 from matcher.lexical import LexicalIndex, text_language
@@ -518,8 +518,17 @@ class Catalog:
             ranked, features = self._rank_pool(gap, vector, k, filters)
             top = ranked.head(k).copy()
             if explain and len(top):
-                top["explanation"] = explain_ranked(self, gap, top, features.head(k), features, lang)
+                top["explanation"] = explain_ranked(self.explain_inputs(gap), gap, top, features.head(k), features, lang)
             return top
+
+    def explain_inputs(self, gap: dict) -> ExplainInputs:
+        """What explaining a ranked pool of ``gap`` (or a need) reads from this version: the
+        feature context, ranker, the text the gap is matched by, the landed enterprises."""
+        landed_rows, landed_gap = self.landed()
+        return ExplainInputs(context=self.context, ranker=self.ranker, ranker_name=self.ranker_name,
+                             match_text=self.match_text(gap), landed_rows=landed_rows, landed_gap=landed_gap,
+                             landed_vectors=self.landed_vectors(), snapshot_id=self.manifest["snapshot"]["snapshot_id"],
+                             version=self.version)
 
     def compare(self, gap_id: str, a_id: str, b_id: str, filters: Filters, lang: str = "en") -> dict:
         """Why A ranks above (or below) B for a gap, factor by factor

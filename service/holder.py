@@ -136,7 +136,8 @@ class RankedEntry:
         with self._lock:
             missing = [p for p in positions if (lang, p) not in self._explanations]
             if missing:
-                done = explain_ranked(catalog, self.gap, self.ranked.iloc[missing], self.features.iloc[missing], self.features, lang)
+                done = explain_ranked(catalog.explain_inputs(self.gap), self.gap, self.ranked.iloc[missing],
+                                      self.features.iloc[missing], self.features, lang)
                 for p, explanation in zip(missing, done):
                     self._explanations[(lang, p)] = explanation
             return [self._explanations[(lang, p)] for p in positions]
@@ -149,7 +150,8 @@ class RankedEntry:
         with self._lock:
             missing = [p for p in positions if (lang, p) not in self._reasons and (lang, p) not in self._explanations]
             if missing:
-                done = explain_reasons(catalog, self.gap, self.ranked.iloc[missing], self.features.iloc[missing], self.features, lang)
+                done = explain_reasons(catalog.explain_inputs(self.gap), self.gap, self.ranked.iloc[missing],
+                                       self.features.iloc[missing], self.features, lang)
                 for p, reasons in zip(missing, done):
                     self._reasons[(lang, p)] = reasons
             return [self._reasons[(lang, p)] if (lang, p) in self._reasons else self._explanations[(lang, p)]["reasons"]

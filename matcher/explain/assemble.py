@@ -4,6 +4,8 @@ explanation (evidence, gap closure, local partners, landed look-alikes, policies
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import numpy as np
 import pandas as pd
 
@@ -12,7 +14,7 @@ from matcher.explain.labels import LABELS, rounded, stated
 from matcher.explain.render import (
     contribution_rows, contribution_text, evidence_for, industry_labels, percentile_phrases, sorted_population,
 )
-from matcher.features import FEATURES, eligible_policy_names
+from matcher.features import FEATURES, FeatureContext, eligible_policy_names
 from matcher.ranking import SEARCH_WEIGHTS, WEIGHTS, cold_start_parts, cold_start_weights, component_scores
 
 
@@ -40,26 +42,55 @@ def top_positions(scores: np.ndarray, k: int) -> np.ndarray:
     return candidates[np.argsort(-scores[candidates], kind="stable")][:k]
 
 
+@dataclass(frozen=True)
+class ExplainInputs:
+    """What explaining a ranked pool reads besides the pool itself, from the artifact version that
+    ranked it (:meth:`matcher.catalog.Catalog.explain_inputs` hands them out for a gap or need).
+
+    ``context``: the version's feature context (its enterprises, segments, local partners);
+    ``ranker``: the landing model (None: cold start) and ``ranker_name`` its name;
+    ``match_text``: the text the gap or need was matched by (evidence is quoted against it);
+    ``landed_rows`` / ``landed_gap`` / ``landed_vectors``: the landed enterprises the model learned
+    from, the gap each landed for, and their vectors; ``snapshot_id`` / ``version``: freshness.
+    """
+
+    context: FeatureContext
+    ranker: object | None
+    ranker_name: str
+    match_text: str = ""
+    landed_rows: np.ndarray = field(default_factory=lambda: np.zeros(0, int))
+    landed_gap: dict = field(default_factory=dict)
+    landed_vectors: np.ndarray | None = None
+    snapshot_id: str = ""
+    version: str = ""
+
+    @property
+    def enterprises(self) -> pd.DataFrame:
+        return self.context.enterprises
+
+
 def _status(strength: float, weak_below: float) -> str:
     return "missing" if strength <= 0 else "weak" if strength < weak_below else "strong"
 
 
-def explain_ranked(catalog, gap: dict, ranked: pd.DataFrame, features: pd.DataFrame, pool: pd.DataFrame, lang: str = "en") -> list[dict]:
+def explain_ranked(inputs: ExplainInputs, gap: dict, ranked: pd.DataFrame, features: pd.DataFrame, pool: pd.DataFrame,
+                   lang: str = "en") -> list[dict]:
     """Explanations of ranked prospects (rows of ``ranked`` / ``features``), percentiles among ``pool``.
 
-    ``catalog`` is a :class:`matcher.catalog.Catalog`, read for its tables and models (it never
-    ranks here: ``ranked`` and ``pool`` are its ranking); deterministic: the same inputs give the
+    ``pool`` is the features of every candidate the rows were ranked among; ``inputs`` what else
+    is read (:class:`ExplainInputs`). Nothing ranks here; deterministic: the same inputs give the
     same explanation.
     """
     L = LABELS[lang]
     weights = cold_start_weights(gap)
-    ctx = catalog.context
+    ctx = inputs.context
+    enterprises = ctx.enterprises
     rows = ranked["_row"].to_numpy()
-    feature_names = model_features(catalog.ranker)
+    feature_names = model_features(inputs.ranker)
     matrix = features[feature_names].to_numpy(dtype=float)
     phrases = percentile_phrases(matrix, sorted_population(pool, feature_names), lang, feature_names)
-    if catalog.ranker is not None:
-        base, values, margins = catalog.ranker.explain(features)
+    if inputs.ranker is not None:
+        base, values, margins = inputs.ranker.explain(features)
         space = "log-odds of the landing model's gradient-boosted trees (score = calibrated probability, a monotone function of it)"
     else:
         components = component_scores(pool)  # growth percentiles need the whole pool
@@ -68,29 +99,29 @@ def explain_ranked(catalog, gap: dict, ranked: pd.DataFrame, features: pd.DataFr
         space = ("cold-start score of a search before clipping to [0, 1]: fit - risk penalty" if weights is SEARCH_WEIGHTS
                  else "cold-start score before clipping to [0, 1]: fit * (0.6 + 0.25 growth + 0.15 regional) - risk penalty")
     segment_id = gap.get("segment_id")
-    weak_below = float(catalog.segments.set_index("segment_id").loc[segment_id, "weak_below"]) if segment_id else None
-    landed_rows, landed_gap = catalog.landed()
+    weak_below = float(ctx.segments.set_index("segment_id").loc[segment_id, "weak_below"]) if segment_id else None
+    landed_rows, landed_gap = inputs.landed_rows, inputs.landed_gap
     partner_rows = ctx.partner_rows.get(segment_id, np.zeros(0, int)) if segment_id else np.zeros(0, int)
     partner_rows = partner_rows[partner_rows >= 0]
     neighbours = set(ctx.neighbours.get(segment_id, [])) if segment_id else set()
     vectors = ctx.vectors
     columns = [S.ENTERPRISE_ID, S.NAME, S.DESCRIPTION, S.UPDATED_AT, S.RISK_FLAGS, S.QUALIFICATIONS]
     # Column by column: taking 50 rows of the whole frame copies every column of each.
-    taken = [catalog.enterprises[c].iloc[rows].tolist() for c in columns]
+    taken = [enterprises[c].iloc[rows].tolist() for c in columns]
     ents = [dict(zip(columns, values)) for values in zip(*taken)]
-    industries = industry_labels(catalog.enterprises, rows)
+    industries = industry_labels(enterprises, rows)
     search = not segment_id
     ranks, scores = ranked["rank"].to_numpy().tolist(), ranked["score"].to_numpy(dtype=float).tolist()
-    evidence = evidence_for([e[S.DESCRIPTION] for e in ents], catalog.match_text(gap))
+    evidence = evidence_for([e[S.DESCRIPTION] for e in ents], inputs.match_text)
     # Only the partner and landed rows are named: converting whole columns is O(universe).
     needed = np.union1d(partner_rows, landed_rows[landed_rows >= 0]).astype(int)
-    names = dict(zip(needed.tolist(), catalog.enterprises[S.NAME].array.take(needed).to_numpy()))
-    ids = dict(zip(needed.tolist(), catalog.enterprises[S.ENTERPRISE_ID].array.take(needed).to_numpy()))
+    names = dict(zip(needed.tolist(), enterprises[S.NAME].array.take(needed).to_numpy()))
+    ids = dict(zip(needed.tolist(), enterprises[S.ENTERPRISE_ID].array.take(needed).to_numpy()))
     prospect_vectors = np.ascontiguousarray(vectors[rows])
     partner_sims = prospect_vectors @ vectors[partner_rows].T if len(partner_rows) else None
     others_all = landed_rows[landed_rows >= 0]
-    landed_sims = prospect_vectors @ catalog.landed_vectors().T if len(others_all) else None
-    snapshot = catalog.manifest["snapshot"]["snapshot_id"]
+    landed_sims = prospect_vectors @ inputs.landed_vectors.T if len(others_all) else None
+    snapshot = inputs.snapshot_id
 
     out = []
     for i, row in enumerate(rows):
@@ -137,7 +168,7 @@ def explain_ranked(catalog, gap: dict, ranked: pd.DataFrame, features: pd.DataFr
                                     "similarity": rounded(sims[j])})
         out.append({
             "enterprise_id": ent[S.ENTERPRISE_ID], "name": ent[S.NAME], "gap_id": gap.get("gap_id"),
-            "rank": int(ranks[i]), "score": rounded(scores[i]), "ranker": catalog.ranker_name,
+            "rank": int(ranks[i]), "score": rounded(scores[i]), "ranker": inputs.ranker_name,
             "lang": lang, "output_space": space, "base_value": rounded(base), "model_output": rounded(model_output),
             "contributions": ordered,
             "reasons": {
@@ -151,23 +182,25 @@ def explain_ranked(catalog, gap: dict, ranked: pd.DataFrame, features: pd.DataFr
             "similar_landed": similar,
             "risk_flags": list(ent[S.RISK_FLAGS]),
             "eligible_policies": eligible_policy_names(ctx, list(ent[S.QUALIFICATIONS]), gap["chain_id"]),
-            "freshness": {"source_updated_at": updated, "snapshot_id": snapshot, "version": catalog.version},
+            "freshness": {"source_updated_at": updated, "snapshot_id": snapshot, "version": inputs.version},
         })
     return out
 
 
-def explain_reasons(catalog, gap: dict, ranked: pd.DataFrame, features: pd.DataFrame, pool: pd.DataFrame, lang: str = "en") -> list[dict]:
+def explain_reasons(inputs: ExplainInputs, gap: dict, ranked: pd.DataFrame, features: pd.DataFrame, pool: pd.DataFrame,
+                    lang: str = "en") -> list[dict]:
     """Only the short reasons of :func:`explain_ranked` (``{"positive": [...], "negative": [...]}``
     per row, the same texts), without evidence, partners, look-alikes or policies: what a page of
-    ranked prospects shows. The full explanation is :func:`explain_ranked`."""
+    ranked prospects shows. The full explanation is :func:`explain_ranked`. Reads only
+    ``inputs.ranker`` and, for the industry code's reason, ``inputs.enterprises``."""
     L = LABELS[lang]
     weights = cold_start_weights(gap)
-    if catalog.ranker is not None:
-        names = model_features(catalog.ranker)
+    if inputs.ranker is not None:
+        names = model_features(inputs.ranker)
         matrix = features[names].to_numpy(dtype=float)
         phrases = percentile_phrases(matrix, sorted_population(pool, names), lang, names)
-        _, values, _ = catalog.ranker.explain(features, margins=False)
-        industries = (industry_labels(catalog.enterprises, ranked["_row"].to_numpy()) if "industry_code_match" in names
+        _, values, _ = inputs.ranker.explain(features, margins=False)
+        industries = (industry_labels(inputs.enterprises, ranked["_row"].to_numpy()) if "industry_code_match" in names
                       else [None] * len(features))  # a model fitted before the feature never words it
         search = not gap.get("segment_id")
         rows = []

@@ -36,7 +36,33 @@ OBSERVED = {
     "nearby_province": S.PROVINCE, "n_risk_flags": S.RISK_FLAGS, "abnormal_operation": S.RISK_FLAGS,
     "shrinking_headcount": S.EMPLOYEE_GROWTH, "eligible_policies": S.QUALIFICATIONS,
 }
-HIGHER_IS_NOTABLE = {"distance_km": False, "funding_age_days": False, "age_years": False}
+# How a value is compared with the other candidates' (render.percentile_phrase): the kind of
+# comparison a feature reads as; a feature not named compares as a level ("higher than").
+COUNTS = ("local_partners", "local_competitors", "chain_segments", "n_qualifications", "eligible_policies",
+          "n_risk_flags", "other_gaps_filled", "strength_before", "patents_per_100_staff", "log_employees")
+# Yes/no (and three-level) features: how many candidates share the value, not more or less.
+SHARED = ("same_metro", "nearby_province", "abnormal_operation", "shrinking_headcount", "strength_gain",
+          "industry_code_match")
+COMPARISON = {
+    **{f: "count" for f in COUNTS}, **{f: "shared" for f in SHARED},
+    "distance_km": "distance", "age_years": "age", "funding_age_days": "recency",
+}
+# Per language and kind: the words for a value above and below the others'. "{p}" is a share of
+# the candidates: "more than 90% of candidates" (the value exceeds theirs), "fewer than most
+# candidates" (between half and three quarters have more).
+COMPARE = {
+    "en": {
+        "level": ("higher than", "lower than"), "count": ("more than", "fewer than"),
+        "distance": ("farther than", "closer than"), "age": ("older than", "younger than"),
+        "recency": ("longer ago than for", "more recently than for"),
+        "share": "{cmp} {p}% of candidates", "most": "{cmp} most candidates", "shared": "like {p}% of candidates",
+    },
+    "zh": {
+        "level": ("高于", "低于"), "count": ("多于", "少于"), "distance": ("远于", "近于"), "age": ("早于", "晚于"),
+        "recency": ("早于", "晚于"),
+        "share": "{cmp} {p}% 的候选企业", "most": "{cmp}多数候选企业", "shared": "与 {p}% 的候选企业相同",
+    },
+}
 
 LABELS = {
     "en": {
@@ -53,7 +79,7 @@ LABELS = {
         "age_years": "founded {v:.0f} years ago",
         "log_employees": "{emp:,.0f} employees",
         "growth_score": "growth model gives {pct:.0f}% chance of strong growth",
-        "local_partners": "{v:.0f} local firms upstream/downstream to link with",
+        "local_partners": "{v:.0f} local partner firms upstream or downstream",
         "partner_affinity": "close to its local partners' business (similarity {v:.2f})",
         "local_competitors": "{v:.0f} local firms already in this segment",
         "distance_km": "{v:,.0f} km from the district",
@@ -77,8 +103,6 @@ LABELS = {
         "fit": "gap fit score {v:.2f} (weight {w})", "growth": "growth score {v:.2f} (weight {w}, scaled by fit)",
         "regional": "regional fit score {v:.2f} (weight {w}, scaled by fit)", "risk": "risk penalty {v:.2f}",
         "missing": "{name}: not reported",
-        "top": "top {p}% of candidates", "bottom": "bottom {p}% of candidates",
-        "raises": "raises the score", "lowers": "lowers the score",
         "yes": "is", "no": "is not", "shrinks": "shrank", "grows": "did not shrink",
         "joins": "would add 1 to", "no_join": "would not add to",
         "observed": "observed in the source, updated {date}", "derived": "derived by Chain Matcher",
@@ -97,7 +121,7 @@ LABELS = {
         "age_years": "成立 {v:.0f} 年",
         "log_employees": "员工 {emp:,.0f} 人",
         "growth_score": "成长模型预测高速成长概率 {pct:.0f}%",
-        "local_partners": "上下游有 {v:.0f} 家本地企业可对接",
+        "local_partners": "上下游有 {v:.0f} 家本地配套企业",
         "partner_affinity": "与本地上下游伙伴业务相近（相似度 {v:.2f}）",
         "local_competitors": "本环节已有 {v:.0f} 家本地企业",
         "distance_km": "距本区 {v:,.0f} 公里",
@@ -121,8 +145,6 @@ LABELS = {
         "fit": "缺口匹配得分 {v:.2f}（权重 {w}）", "growth": "成长得分 {v:.2f}（权重 {w}，按匹配度折算）",
         "regional": "区域适配得分 {v:.2f}（权重 {w}，按匹配度折算）", "risk": "风险扣分 {v:.2f}",
         "missing": "{name}：未披露",
-        "top": "位居候选企业前 {p}%", "bottom": "位居候选企业后 {p}%",
-        "raises": "提升得分", "lowers": "降低得分",
         "yes": "", "no": "不", "shrinks": "减少", "grows": "未减少",
         "joins": "将使", "no_join": "不会提升",
         "observed": "来源数据，更新于 {date}", "derived": "由 Chain Matcher 计算",

@@ -1,6 +1,6 @@
-"""Rendering one value at a time: a feature value as a plain-language reason, its percentile
-among the ranked candidates, a firm's industry label, and the sentences of a description quoted
-as evidence. Pure functions of the values given."""
+"""Rendering one value at a time: a feature value as a plain-language reason, how it compares
+with the other ranked candidates' values, a firm's industry label, and the sentences of a
+description quoted as evidence. Pure functions of the values given."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pandas as pd
 
 from matcher import schemas as S
 from matcher.explain.labels import (
-    FEATURE_NAMES_EN, FEATURE_NAMES_ZH, HIGHER_IS_NOTABLE, LABELS, OBSERVED, SIGNED, rounded, stated,
+    COMPARE, COMPARISON, FEATURE_NAMES_EN, FEATURE_NAMES_ZH, LABELS, OBSERVED, SIGNED, rounded, stated,
 )
 from matcher.features import FEATURES
 from matcher.lexical import tokenize
@@ -29,21 +29,58 @@ def sorted_population(pool: pd.DataFrame, names=FEATURES) -> dict[str, np.ndarra
 
 
 def percentile_phrase(value: float, population: np.ndarray, feature: str, lang: str, presorted: bool = False) -> str:
-    """'top 8% of candidates' (or bottom) for where ``value`` stands among ``population``."""
+    """How ``value`` compares with the candidates' values ``population``, in words: "more than 90%
+    of candidates", "fewer than most candidates", "like 12% of candidates" (yes/no features).
+
+    The side with more candidates wins: a value above those of a share ``p`` of the candidates
+    (strictly) and below fewer of them reads "<higher> than p%"; otherwise "<lower> than p%" with
+    ``p`` the share strictly above it. ``p`` is rounded down (the statement stays true); a share
+    between half and three quarters reads "most candidates". Empty when the value is missing,
+    every candidate shares it, or fewer than 2 candidates are known.
+    """
     known = population if presorted else np.sort(population[~np.isnan(population)])
     if np.isnan(value) or len(known) < 2:
         return ""
     n = len(known)
     lo, hi = np.searchsorted(known, value, "left"), np.searchsorted(known, value, "right")
-    below, equal, above = lo / n, (hi - lo) / n, (n - hi) / n
-    if not HIGHER_IS_NOTABLE.get(feature, True):
-        above, below = below, above
+    return _phrase(lang, COMPARISON.get(feature, "level"), lo / n, (hi - lo) / n, (n - hi) / n)
+
+
+_PHRASES: dict[tuple[str, str], tuple[list[str], list[str], str, str]] = {}
+
+
+def _phrases(lang: str, kind: str) -> tuple[list[str], list[str], str, str]:
+    """The phrases of one comparison kind for p in 0..100, above and below, and their "most"
+    forms, rendered once per language (explanations phrase ~1,300 cells for a top 50)."""
+    key = (lang, kind)
+    if key not in _PHRASES:
+        C = COMPARE[lang]
+        if kind == "shared":
+            same = [C["shared"].format(p=p) for p in range(101)]
+            _PHRASES[key] = (same, same, "", "")
+        else:
+            high, low = C[kind]
+            _PHRASES[key] = ([C["share"].format(cmp=high, p=p) for p in range(101)],
+                             [C["share"].format(cmp=low, p=p) for p in range(101)],
+                             C["most"].format(cmp=high), C["most"].format(cmp=low))
+    return _PHRASES[key]
+
+
+def _phrase(lang: str, kind: str, below: float, equal: float, above: float) -> str:
+    """:func:`percentile_phrase` from the shares of candidates below, equal to and above a value."""
     if equal > 0.999:
-        return ""  # every candidate has this value: a percentile says nothing
-    # Ties count on both sides: a value most candidates share is "bottom 61%", not "top 39%".
-    if above + equal / 2 < 0.5:
-        return LABELS[lang]["top"].format(p=max(1, math.ceil(round((above + equal) * 100, 6))))
-    return LABELS[lang]["bottom"].format(p=max(1, math.ceil(round((below + equal) * 100, 6))))
+        return ""  # every candidate has this value: a comparison says nothing
+    highs, lows, most_high, most_low = _phrases(lang, kind)
+    if kind == "shared":
+        return highs[max(1, math.floor(round(equal * 100, 6)))]
+    higher = below >= above
+    share = below if higher else above
+    p = math.floor(round(share * 100, 6))
+    if p < 1:
+        return ""
+    if 50 < p < 75:
+        return most_high if higher else most_low
+    return highs[p] if higher else lows[p]
 
 
 _FIELDS: dict[tuple[str, str], tuple[str, ...]] = {}
@@ -154,55 +191,33 @@ def evidence_for(descriptions: list[str], gap_text: str, n: int = 2) -> list[lis
     return out
 
 
-_PERCENT_TEXTS: dict[str, tuple[list[str], list[str]]] = {}
-
-
-def _percent_texts(lang: str) -> tuple[list[str], list[str]]:
-    """'top p%' and 'bottom p%' for p in 0..100, rendered once per language."""
-    if lang not in _PERCENT_TEXTS:
-        L = LABELS[lang]
-        _PERCENT_TEXTS[lang] = ([L["top"].format(p=p) for p in range(101)], [L["bottom"].format(p=p) for p in range(101)])
-    return _PERCENT_TEXTS[lang]
-
-
 def percentile_phrases(matrix: np.ndarray, population: dict[str, np.ndarray], lang: str, names=FEATURES) -> list[list[str]]:
     """:func:`percentile_phrase` of every cell of ``matrix`` (rows x ``names``), column by column."""
     out = [[""] * len(names) for _ in range(len(matrix))]
-    tops, bottoms = _percent_texts(lang)
     for j, name in enumerate(names):
         known = population[name]
         n = len(known)
         if n < 2:
             continue
         column = matrix[:, j]
-        lo = np.searchsorted(known, column, "left") / n
-        hi = np.searchsorted(known, column, "right") / n
-        below, equal, above = lo, hi - lo, 1.0 - hi
-        if not HIGHER_IS_NOTABLE.get(name, True):
-            above, below = below, above
-        top = above + equal / 2 < 0.5
         # Python floats from here: per-cell numpy scalar arithmetic costs ~10x more.
-        share = np.where(top, above + equal, below + equal).tolist()
-        top = top.tolist()
-        for i in np.flatnonzero(~(np.isnan(column) | (equal > 0.999))).tolist():
-            p = max(1, math.ceil(round(share[i] * 100, 6)))
-            out[i][j] = tops[p] if top[i] else bottoms[p]
+        lo = (np.searchsorted(known, column, "left") / n).tolist()
+        hi = (np.searchsorted(known, column, "right") / n).tolist()
+        kind = COMPARISON.get(name, "level")
+        for i in np.flatnonzero(~np.isnan(column)).tolist():
+            out[i][j] = _phrase(lang, kind, lo[i], hi[i] - lo[i], 1.0 - hi[i])
     return out
 
 
 def contribution_text(name: str, value: float, contribution: float, where: str, lang: str,
                       industry: str | None = None, search: bool = False) -> str:
-    """A feature's reason as :func:`contribution_rows` words it: value, percentile phrase, and
-    whether it raises or lowers the score."""
+    """A feature's reason as :func:`contribution_rows` words it: the value, then how it compares
+    with the other candidates' ("36 local partner firms — fewer than most candidates"), which is
+    why it raises or lowers the score (``contribution``: the reason is listed for or against
+    by its sign, the words need not say it again)."""
     text = reason_text(name, value, lang, industry, search)
     if where:
         text += (" — " if lang == "en" else "，") + where
-    if contribution:  # rounded (see rounded()): what the JSON shows as 0.0 neither raises nor lowers
-        L = LABELS[lang]
-        if lang == "en":
-            text += f" ({L['raises']})" if contribution > 0 else f" ({L['lowers']})"
-        else:
-            text += f"（{L['raises']}）" if contribution > 0 else f"（{L['lowers']}）"
     return text
 
 

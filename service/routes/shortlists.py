@@ -13,8 +13,10 @@ from matcher.export import write_csv, write_xlsx
 from matcher.store import repo
 from matcher.store.errors import InvalidInputError
 from matcher.store.repo import Actor
+from matcher.store.repo.shortlists import item_outreach
 from service import schemas as api
-from service.auth import check_chain, check_export, check_own_chain, need, visible_chains
+from service.auth import check_chain, check_export, check_own_chain, need, permissions, visible_chains
+from service.errors import PermissionDeniedError
 from service.holder import filters_dict
 from service.routes.common import (
     ERRORS, NO_STORE, PREFIX, WRITE_ERRORS, XLSX, IntId, LangQuery, OffsetQuery, TextQuery, clean, sees_chain, svc,
@@ -25,10 +27,22 @@ from service.state import ServiceState
 router = APIRouter(prefix=PREFIX, responses=ERRORS)
 
 
-def shortlist_summary(s: dict) -> dict:
-    """A stored shortlist as :class:`~service.schemas.ShortlistSummary` (no items)."""
+def shortlist_summary(s: dict, actor: Actor | None = None) -> dict:
+    """A stored shortlist as :class:`~service.schemas.ShortlistSummary` (no items), with whether
+    ``actor`` may export it."""
     keys = api.ShortlistSummary.model_fields
-    return {k: s[k] for k in keys if k in s}
+    return {**{k: s[k] for k in keys if k in s}, "can_export": actor is not None and may_export(actor, s)}
+
+
+def may_export(actor: Actor, s: dict) -> bool:
+    """Whether the export route would let ``actor`` export shortlist ``s`` (one they can see)."""
+    if "shortlists:export" not in permissions(actor):
+        return False
+    try:
+        check_export(actor, s)
+    except PermissionDeniedError:
+        return False
+    return True
 
 
 def _reviews(item: dict) -> list[dict]:
@@ -42,7 +56,7 @@ def _item(item: dict, lang: str) -> dict:
     return {**{k: item[k] for k in keys if k in item}, "explanation": item[f"explanation_{lang}"], "reviews": _reviews(item)}
 
 
-def _detail(state: ServiceState, s: dict, lang: str) -> dict:
+def _detail(state: ServiceState, s: dict, lang: str, actor: Actor) -> dict:
     loaded = state.holder.current
     gap = None
     if loaded is not None:
@@ -50,7 +64,8 @@ def _detail(state: ServiceState, s: dict, lang: str) -> dict:
             gap, _ = loaded.catalog.gap(s["gap_id"])
         except UnknownEntityError:
             gap = None
-    return {**shortlist_summary(s), "filters": s["filters"], "gap": gap, "lang": lang, "items": [_item(i, lang) for i in s["items"]]}
+    return {**shortlist_summary(s, actor), "filters": s["filters"], "gap": gap, "lang": lang,
+            "items": [_item(i, lang) for i in s["items"]]}
 
 
 @router.post("/shortlists", response_model=api.ShortlistDetail, status_code=201, responses=WRITE_ERRORS, dependencies=NO_STORE,
@@ -77,7 +92,7 @@ def create_shortlist(request: Request, body: api.ShortlistCreate, lang: LangQuer
         filters=filters_dict(entry.filters), top=body.top, data_version=c.version, model_version=c.ranker_name,
         snapshot_id=c.manifest["snapshot"]["snapshot_id"], ranked_list=entry.record, items=items)
     state.writer.mark_stored(entry.list_version)
-    return _detail(state, repo.get_shortlist(state.store, shortlist_id), lang)
+    return _detail(state, repo.get_shortlist(state.store, shortlist_id), lang, actor)
 
 
 @router.get("/shortlists", response_model=api.ShortlistList, dependencies=NO_STORE, summary="Shortlists, newest first (a chain leader's own chains)")
@@ -91,7 +106,7 @@ def list_shortlists(request: Request, chain: TextQuery = None, status: Optional[
         check_chain(actor, chain, "the chain asked for")
         chains = (chain,)
     total, rows = repo.list_shortlists(svc(request).store, chains=chains, status=status, gap_id=gap, limit=limit, offset=offset)
-    return {"total": total, "offset": offset, "limit": limit, "shortlists": [shortlist_summary(r) for r in rows]}
+    return {"total": total, "offset": offset, "limit": limit, "shortlists": [shortlist_summary(r, actor) for r in rows]}
 
 
 def _visible(actor: Actor, chain_id: str, shortlist_id: int) -> None:
@@ -109,7 +124,7 @@ def _own_shortlist(state: ServiceState, actor: Actor, shortlist_id: int) -> dict
 @router.get("/shortlists/{shortlist_id}", response_model=api.ShortlistDetail, dependencies=NO_STORE, summary="A shortlist with its items and reviews")
 def get_shortlist(request: Request, shortlist_id: IntId, lang: LangQuery = "en", actor: Actor = Depends(need("shortlists:read"))):
     state = svc(request)
-    return _detail(state, _own_shortlist(state, actor, shortlist_id), lang)
+    return _detail(state, _own_shortlist(state, actor, shortlist_id), lang, actor)
 
 
 @router.post("/shortlists/{shortlist_id}/items/{item_id}/review", response_model=api.ReviewResponse, responses=WRITE_ERRORS,
@@ -128,7 +143,8 @@ def review(request: Request, shortlist_id: IntId, item_id: IntId, body: api.Revi
                               body.expected_version, idempotency_key)
     state.refresh_exclusions(force=True)  # this worker's next list leaves the enterprise out at once
     r = result["review"]
-    return {"review": _reviews({"reviews": [r]})[0], "item": _item(result["item"], lang),
+    item = {**result["item"], **item_outreach(state.store, item_id)}
+    return {"review": _reviews({"reviews": [r]})[0], "item": _item(item, lang),
             "shortlist_status": result["shortlist_status"], "replayed": result["replayed"]}
 
 

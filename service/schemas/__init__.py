@@ -3,7 +3,7 @@ from these). Shapes are stable: fields may be added, never renamed or removed.
 
 Every error, whatever the route, is an :class:`ErrorResponse`. One module per resource: ``base``
 (the vocabulary as types, limits, strict bodies), ``status`` (errors, health), ``gaps``,
-``prospects``, ``shortlists``, ``chains``, ``overview``, ``outcomes`` and ``admin``; every shape
+``prospects``, ``shortlists``, ``chains``, ``overview``, ``outcomes``, ``partners`` and ``admin``; every shape
 is importable from here (``from service import schemas as api; api.ProspectPage``).
 """
 
@@ -36,6 +36,9 @@ from service.schemas.overview import (
 from service.schemas.outcomes import (
     OutcomeCreate, OutcomeOut, OutcomeList,
 )
+from service.schemas.partners import (
+    Relation, PartnerSegment, PartnerOut, PartnerPage,
+)
 from service.schemas.admin import (
     MeResponse, VersionInfo, VersionsResponse, ReloadRequest, ReloadResponse,
 )
@@ -54,4 +57,5 @@ __all__ = [
     "ChainMapResponse", "SegmentFirm", "SegmentDetail", "GapSeverity", "ShortlistCounts", "Funnel", "StageCounts",
     "OverviewRow", "StaleApproval", "StaleShortlist", "OverviewResponse", "OutcomeCreate", "OutcomeOut",
     "OutcomeList", "MeResponse", "VersionInfo", "VersionsResponse", "ReloadRequest", "ReloadResponse",
+    "Relation", "PartnerSegment", "PartnerOut", "PartnerPage",
 ]

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Optional
 
 from pydantic import BaseModel, Field
 
 from service.schemas.base import (
-    MAX_ID, MAX_TEXT, MAX_TOP, NO_NUL, ItemStatus, Lang, ReasonCode, Role, ShortlistStatus, Strict, Verdict,
+    MAX_ID, MAX_TEXT, MAX_TOP, NO_NUL, ItemStatus, Lang, ReasonCode, Role, ShortlistStatus, Stage, Strict, Verdict,
 )
 from service.schemas.gaps import GapOut
 from service.schemas.prospects import Explanation, ProspectFilters, StoredFilters
@@ -60,6 +60,9 @@ class ShortlistItemOut(BaseModel):
     snapshot_id: str
     list_version: str
     excluded: bool = Field(False, description="currently excluded from the gap's lists (not a chain fit)")
+    outreach_stage: Optional[Stage] = Field(
+        None, description="the latest outreach outcome recorded for this enterprise and the shortlist's gap; null: none yet")
+    outreach_date: Optional[date] = Field(None, description="the date of that outcome")
     explanation: Explanation
     reviews: list[ReviewOut] = []
 
@@ -85,6 +88,7 @@ class ShortlistSummary(BaseModel):
     model_version: str
     list_version: str
     counts: ItemCounts
+    can_export: bool = Field(False, description="whether the calling key may export it (staff: the shortlists their key created)")
 
 
 class ShortlistDetail(ShortlistSummary):

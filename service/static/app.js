@@ -1,6 +1,7 @@
 // Review page for chain leaders: sign in with an API key, see the chains' gaps and shortlists,
-// review each prospect with its explanation, export a shortlist; each chain's structure map
-// (SVG drawn here, no library) and, for the general chain leader, the overview.
+// review each prospect with its explanation and outreach stage, export a shortlist; each chain's
+// structure map (SVG drawn here, no library), a local firm's suppliers and customers (partners)
+// and, for the general chain leader, the overview.
 //
 // Plain JavaScript, no dependencies, nothing fetched from outside the service. All data is put in
 // the page with textContent (never innerHTML), so names and comments cannot inject markup.
@@ -25,6 +26,8 @@
     reasons: null, // [ReviewReason]
     shortlist: null, // ShortlistDetail being viewed
     statusFilter: "all",
+    region: null, // {general_leader, general_leader_zh} when the chain list names one
+    partnersBack: null, // the map view a partners view was opened from
   };
 
   // ------------------------------------------------------------------ small helpers
@@ -89,6 +92,25 @@
     const chain = state.chains && state.chains[chainId];
     if (!chain) return chainId;
     return LANG === "zh" && chain.name_zh ? chain.name_zh : chain.name;
+  }
+
+  // A chain's leaders as one line: ``leaders`` (``leaders_zh`` in Chinese) when the API gives
+  // several, else the single ``leader``.
+  function leadersOf(x) {
+    const zh = LANG === "zh";
+    const list = (zh && x.leaders_zh && x.leaders_zh.length ? x.leaders_zh : x.leaders) || (x.leader ? [x.leader] : []);
+    return list.filter(Boolean);
+  }
+
+  function leadersLine(x) {
+    const list = leadersOf(x);
+    if (!list.length) return null;
+    return t(list.length > 1 ? "chain_leaders" : "chain_leader") + ": " + list.join(LANG === "zh" ? "、" : ", ");
+  }
+
+  function generalLeaderOf(x) {
+    if (!x) return "";
+    return (LANG === "zh" && x.general_leader_zh) || x.general_leader || "";
   }
 
   function withLang(hash) {
@@ -261,6 +283,7 @@
     if (!state.chains) {
       const list = await api("/v1/chains");
       state.chains = Object.fromEntries(list.chains.map((c) => [c.chain_id, c]));
+      state.region = list.general_leader ? list : list.region || null;
     }
     if (!state.reasons) state.reasons = (await api("/v1/review-reasons")).reasons;
   }
@@ -282,8 +305,11 @@
     renderWho();
     const match = window.location.hash.match(/^#\/shortlists\/(\d+)(?:\/items\/(\d+))?$/);
     const map = mapRoute();
+    const partnersOf = partnersRoute();
     if (match) {
       await renderShortlist(Number(match[1]), match[2] ? Number(match[2]) : null);
+    } else if (partnersOf) {
+      await renderPartners(partnersOf);
     } else if (map) {
       await renderMap(map.chainId, map.segmentId);
     } else {
@@ -296,10 +322,15 @@
     return match ? { chainId: decodeURIComponent(match[1]), segmentId: match[2] ? decodeURIComponent(match[2]) : null } : null;
   }
 
+  function partnersRoute() {
+    const match = window.location.hash.match(/^#\/enterprises\/([^/]+)\/partners$/);
+    return match ? decodeURIComponent(match[1]) : null;
+  }
+
   window.addEventListener("hashchange", () => {
     const map = mapRoute();
     // Selecting a segment of the map shown needs no redraw.
-    if (map && state.map && state.map.chain_id === map.chainId) {
+    if (map && state.map && state.map.chain_id === map.chainId && document.querySelector("[data-testid=chain-map]")) {
       if (map.segmentId) selectSegment(map.segmentId);
       return;
     }
@@ -333,7 +364,9 @@
     state.shortlist = null;
     document.title = t("app_title");
     state.map = null;
-    const page = el("div", { class: "home", dataset: { testid: "home" } }, el("h1", {}, t("home_title")));
+    const general = generalLeaderOf(state.region);
+    const page = el("div", { class: "home", dataset: { testid: "home" } }, el("h1", {}, t("home_title")),
+      general ? el("p", { class: "muted", dataset: { testid: "general-leader" } }, t("general_leader") + ": " + general) : null);
     mount(page);
     if ((state.me.permissions || []).includes("overview:read")) {
       const box = el("section", { class: "card overview", dataset: { testid: "overview" } },
@@ -347,7 +380,8 @@
       const chain = state.chains[chainId];
       const kind = chain && chain.kind ? t("chain_kind_" + chain.kind) : "";
       section.append(el("h2", {}, chainName(chainId), kind ? el("span", { class: "tag" }, kind) : null));
-      if (chain && chain.leader) section.append(el("p", { class: "muted" }, t("chain_leader") + ": " + chain.leader));
+      const leaders = chain ? leadersLine(chain) : null;
+      if (leaders) section.append(el("p", { class: "muted", dataset: { testid: "chain-leaders" } }, leaders));
       section.append(el("p", {}, el("a", { href: withLang("#/chains/" + encodeURIComponent(chainId) + "/map"),
         dataset: { testid: "open-map", chain: chainId } }, t("map_open"))));
       const columns = el("div", { class: "columns" });
@@ -473,9 +507,12 @@
         t("created_by", { when: fmtDate(detail.created_at), who: detail.created_by }), " · ",
         t("data_version"), ": ", detail.data_version, " · ", t("model_version"), ": ", detail.model_version),
       el("p", { class: "counts", dataset: { testid: "counts" } }, t("counts", detail.counts)),
-      el("div", { class: "actions" },
-        el("button", { type: "button", dataset: { testid: "export-csv" }, onclick: (e) => exportShortlist(detail, "csv", e.target) }, t("export_csv")),
-        el("button", { type: "button", dataset: { testid: "export-xlsx" }, onclick: (e) => exportShortlist(detail, "xlsx", e.target) }, t("export_xlsx"))));
+      // Export only where the API would allow it (staff export the shortlists their key created).
+      detail.can_export
+        ? el("div", { class: "actions" },
+          el("button", { type: "button", dataset: { testid: "export-csv" }, onclick: (e) => exportShortlist(detail, "csv", e.target) }, t("export_csv")),
+          el("button", { type: "button", dataset: { testid: "export-xlsx" }, onclick: (e) => exportShortlist(detail, "xlsx", e.target) }, t("export_xlsx")))
+        : el("p", { class: "muted small", dataset: { testid: "export-not-allowed" } }, t("export_not_allowed")));
 
     const filters = el("div", { class: "filters", role: "group" },
       ["all", "pending", "approved", "rejected", "deferred"].map((s) => el("button", {
@@ -510,8 +547,17 @@
           el("span", { class: "name" }, item.name),
           el("span", { class: "score" }, fmtScore(item.score)),
           bar,
-          el("span", { class: "badge " + item.status, dataset: { testid: "item-status" } }, statusLabel(item.status))));
+          el("span", { class: "badges" },
+            outreachBadge(item),
+            el("span", { class: "badge " + item.status, dataset: { testid: "item-status" } }, statusLabel(item.status)))));
     }));
+  }
+
+  // The prospect's latest outreach stage for the shortlist's gap (contacted → … → landed, declined, lost).
+  function outreachBadge(item) {
+    if (!item.outreach_stage) return null;
+    return el("span", { class: "badge outreach outreach-" + item.outreach_stage, dataset: { testid: "item-outreach", stage: item.outreach_stage },
+      title: t("outreach_title", { date: item.outreach_date || "" }) }, t("outreach_" + item.outreach_stage));
   }
 
   function selectItem(itemId) {
@@ -535,7 +581,8 @@
       el("header", { class: "item-head" },
         el("div", {},
           el("h2", { dataset: { testid: "item-name" } }, item.name),
-          el("p", { class: "muted small" }, t("rank", { rank: item.rank }), " · ", t("enterprise_id"), ": ", item.enterprise_id)),
+          el("p", { class: "muted small" }, t("rank", { rank: item.rank }), " · ", t("enterprise_id"), ": ", item.enterprise_id,
+            " · ", t("col_outreach"), ": ", item.outreach_stage ? t("outreach_" + item.outreach_stage) + " (" + (item.outreach_date || "") + ")" : t("outreach_none"))),
         el("div", { class: "bigscore", dataset: { testid: "item-score" } }, el("span", { class: "label" }, t("score")), fmtScore(item.score))),
     );
     if (item.excluded) node.append(el("p", { class: "note", dataset: { testid: "excluded" } }, t("excluded_note")));
@@ -734,7 +781,8 @@
   function replaceItem(updated) {
     const items = state.shortlist.items;
     const i = items.findIndex((x) => x.item_id === updated.item_id);
-    if (i >= 0) items[i] = updated;
+    // A 409's current item carries no outreach stage: keep the one shown.
+    if (i >= 0) items[i] = Object.assign({ outreach_stage: items[i].outreach_stage, outreach_date: items[i].outreach_date }, updated);
   }
 
   function applyReview(result) {
@@ -804,6 +852,8 @@
       box.replaceChildren(heading);
       const button = el("button", { type: "button", dataset: { testid: "export-overview" } }, t("export_xlsx"));
       button.addEventListener("click", () => download("/v1/overview/export", "xlsx", "overview.xlsx", button));
+      const general = generalLeaderOf(o.general_leader ? o : o.region) || generalLeaderOf(state.region);
+      if (general) box.append(el("p", { class: "muted", dataset: { testid: "overview-general-leader" } }, t("general_leader") + ": " + general));
       box.append(el("p", { class: "muted small" }, t("overview_intro", { quarter: o.quarter_start, days_a: o.stale_approved_days, days_s: o.stale_shortlist_days })),
         el("div", { class: "actions" }, button));
       const line = (r, testid) => {
@@ -937,17 +987,33 @@
     mount(el("div", { class: "map-page", dataset: { testid: "chain-map", chain: map.chain_id } },
       el("a", { href: withLang("#/"), class: "back", dataset: { testid: "back" } }, t("back")),
       el("h1", {}, name, " · ", t("map_title")),
-      el("p", { class: "muted small" }, t("chain_leader") + ": " + map.leader + " · " + t("data_version") + ": " + map.version),
+      el("p", { class: "muted small", dataset: { testid: "map-leaders" } },
+        [leadersLine(map.leaders || map.leader ? map : state.chains[map.chain_id] || {}), t("data_version") + ": " + map.version].filter(Boolean).join(" · ")),
       legend,
       el("div", { class: "card map-wrap" }, drawMap(map)),
+      el("section", { class: "gap-panel", dataset: { testid: "gap-panel" } }),
       others, panel));
-    if (segmentId) selectSegment(segmentId);
+    announceChainMap(map.chain_id, segmentId);
+    if (segmentId) selectSegment(segmentId, { announce: false });
   }
 
-  async function selectSegment(segmentId) {
+  // Other scripts (gaps.js) render into an empty gap panel under the map: it is replaced by a fresh
+  // one and "chain-matcher:chain-map" is dispatched each time the map or its selected segment changes.
+  function announceChainMap(chainId, segmentId) {
+    const old = document.querySelector("[data-testid=gap-panel]");
+    if (!old) return;
+    const container = el("section", { class: "gap-panel", dataset: { testid: "gap-panel" } });
+    old.replaceWith(container);
+    document.dispatchEvent(new CustomEvent("chain-matcher:chain-map", {
+      detail: { chainId, segmentId: segmentId || null, container },
+    }));
+  }
+
+  async function selectSegment(segmentId, options) {
     const map = state.map;
     const panel = document.getElementById("segment-panel");
     if (!map || !panel) return;
+    if (!options || options.announce !== false) announceChainMap(map.chain_id, segmentId);
     document.querySelectorAll("[data-testid=map-segment]").forEach((g) => g.classList.toggle("selected", g.dataset.segmentId === segmentId));
     panel.replaceChildren(el("p", { class: "muted" }, t("loading")));
     let detail;
@@ -971,7 +1037,9 @@
         el("thead", {}, el("tr", {}, el("th", {}, t("col_name")), el("th", { class: "num", title: t("map_confidence_title") }, t("map_confidence")),
           el("th", { class: "num" }, t("map_employees")), el("th", { class: "num" }, t("map_growth")), el("th", {}, t("map_qualifications")))),
         el("tbody", {}, detail.firms.map((f) => el("tr", { dataset: { testid: "segment-firm", enterpriseId: f.enterprise_id } },
-          el("td", {}, f.name), el("td", { class: "num" }, fmt(f.z, 2)), el("td", { class: "num" }, f.employees === null ? "–" : f.employees),
+          el("td", {}, el("a", { href: withLang("#/enterprises/" + encodeURIComponent(f.enterprise_id) + "/partners"),
+            title: t("partners_open_title"), dataset: { testid: "partners-link" },
+            onclick: () => { state.partnersBack = window.location.hash; } }, f.name)), el("td", { class: "num" }, fmt(f.z, 2)), el("td", { class: "num" }, f.employees === null ? "–" : f.employees),
           el("td", { class: "num" }, pct(f.revenue_growth)), el("td", { class: "small" }, (f.qualifications || []).join(", "))))))
       : el("p", { class: "muted" }, t("map_no_firms"));
     let lists;
@@ -995,7 +1063,69 @@
       el("h3", {}, t("map_firms", { n: detail.total_firms })), firms));
   }
 
+  // ------------------------------------------------------------------ partners of a local firm (补链 / 延链 / 配套)
+
+  const PARTNERS_TOP = 20;
+
+  async function renderPartners(enterpriseId) {
+    state.shortlist = null;
+    const map = state.map;
+    const back = el("a", { href: withLang(state.partnersBack || "#/"), class: "back", dataset: { testid: "back" } },
+      state.partnersBack ? t("partners_back") : t("back"));
+    const page = el("div", { class: "partners-page", dataset: { testid: "partners", enterpriseId } }, back,
+      el("p", { class: "muted loading" }, t("loading")));
+    mount(page);
+    let body;
+    try {
+      body = await api("/v1/enterprises/" + encodeURIComponent(enterpriseId) + "/partners?top=" + PARTNERS_TOP + "&explain=true" +
+        (LANG === "zh" ? "&lang=zh" : ""));
+    } catch (err) {
+      const box = el("div");
+      page.replaceChildren(back, box);
+      showError(err, box);
+      return;
+    }
+    document.title = t("partners_title", { name: body.name }) + " · " + t("app_title");
+    const names = {};
+    for (const s of (map && map.segments) || []) names[s.segment_id] = segmentName(s);
+    for (const n of body.neighbours) names[n.segment_id] = segmentName(n);
+    const nameOf = (id) => names[id] || id;
+    const table = (relation) => {
+      const rows = body.results.filter((r) => r.relation === relation);
+      if (!rows.length) return el("p", { class: "muted", dataset: { testid: "partners-none", relation } }, t("partners_none"));
+      return el("table", { class: "grid partners", dataset: { testid: "partners-table", relation } },
+        el("thead", {}, el("tr", {}, el("th", { class: "num" }, "#"), el("th", {}, t("col_name")), el("th", {}, t("col_segment")),
+          el("th", { class: "num" }, t("score")), el("th", {}, t("col_reasons")))),
+        el("tbody", {}, rows.map((r) => {
+          const ex = r.explanation || {};
+          const place = [r.city, r.province, r.country].filter(Boolean).join(", ");
+          return el("tr", { dataset: { testid: "partner-row", enterpriseId: r.enterprise_id, relation: r.relation, segmentId: r.partner_segment_id } },
+            el("td", { class: "num" }, r.rank),
+            el("td", {}, el("strong", { dataset: { testid: "partner-name" } }, r.name),
+              el("div", { class: "muted small" }, place),
+              el("div", { class: "muted small" }, t("partners_similarity", { v: Number(r.firm_similarity).toFixed(2) }))),
+            el("td", {}, nameOf(r.partner_segment_id),
+              el("div", { class: "muted small" }, t("partners_via", { segment: nameOf(r.via) }))),
+            el("td", { class: "num" }, fmtScore(r.score)),
+            el("td", { class: "small" },
+              el("ul", { class: "plain reasons-for", dataset: { testid: "partner-reasons-for" } }, (r.reasons.positive || []).map((x) => el("li", { class: "pos" }, "+ ", x))),
+              el("ul", { class: "plain reasons-against", dataset: { testid: "partner-reasons-against" } }, (r.reasons.negative || []).map((x) => el("li", { class: "neg" }, "− ", x))),
+              (ex.evidence || []).length ? el("q", { class: "evidence", dataset: { testid: "partner-evidence" } }, ex.evidence[0]) : null));
+        })));
+    };
+    page.replaceChildren(back,
+      el("h1", { dataset: { testid: "partners-title" } }, t("partners_title", { name: body.name })),
+      el("p", { class: "muted" }, t("partners_intro")),
+      el("p", { class: "muted small", dataset: { testid: "partners-own" } }, t("partners_own") + ": " + body.segments.map(nameOf).join(LANG === "zh" ? "、" : ", "),
+        " · ", t("partners_total", { shown: body.results.length, total: body.total })),
+      el("section", { class: "card", dataset: { testid: "partners-suppliers" } }, el("h2", {}, t("partners_suppliers")), table("supplier")),
+      el("section", { class: "card", dataset: { testid: "partners-customers" } }, el("h2", {}, t("partners_customers")), table("customer")));
+  }
+
   // ------------------------------------------------------------------ start
+
+  // For the page's other scripts (gaps.js): the same texts, DOM helpers, signed-in fetch and banner.
+  window.ChainMatcher = { t, el, add, api, flash, lang: LANG, me: () => state.me };
 
   document.documentElement.lang = LANG === "zh" ? "zh-CN" : "en";
   document.title = t("app_title");

@@ -328,8 +328,8 @@ def test_every_contribution_text_states_only_the_value_it_rests_on(trained, expl
                 assert f"{value:,.0f} km" in text
             if name == "gap_similarity":
                 assert f"{value:.2f}" in text
-            assert ("raises the score" in text) == (c["contribution"] > 0), text
-            assert ("lowers the score" in text) == (c["contribution"] < 0), text
+            # Why it raises or lowers the score is said relative to the other candidates, not as "(lowers the score)".
+            assert "the score" not in text, text
         by_text = {c["text"]: c["contribution"] for c in e["contributions"]}
         assert all(by_text[t] > 0 for t in e["reasons"]["positive"])
         assert all(by_text[t] < 0 for t in e["reasons"]["negative"])

@@ -233,11 +233,11 @@ def test_reason_texts_state_the_value_they_rest_on(lang):
 
 def test_percentile_phrases_follow_the_population():
     population = np.arange(100, dtype=float)
-    assert percentile_phrase(99.0, population, "employee_growth", "en") == "top 1% of candidates"
-    assert percentile_phrase(0.0, population, "employee_growth", "en") == "bottom 1% of candidates"
-    assert percentile_phrase(0.0, population, "distance_km", "en") == "top 1% of candidates"  # nearest
+    assert percentile_phrase(99.0, population, "employee_growth", "en") == "higher than 99% of candidates"
+    assert percentile_phrase(0.0, population, "employee_growth", "en") == "lower than 99% of candidates"
+    assert percentile_phrase(0.0, population, "distance_km", "en") == "closer than 99% of candidates"  # nearest
     ties = np.array([0.0] * 61 + list(range(1, 40)), dtype=float)
-    assert percentile_phrase(0.0, ties, "n_qualifications", "en") == "bottom 61% of candidates"
+    assert percentile_phrase(0.0, ties, "n_qualifications", "en") == "fewer than 39% of candidates"
     assert percentile_phrase(5.0, np.full(10, 5.0), "local_partners", "en") == ""
 
 

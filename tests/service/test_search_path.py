@@ -43,8 +43,9 @@ def test_short_reasons_are_the_full_explanations(service):
         gap, ranked, features = _search(catalog, "battery cell materials and recycling")
         positions = [0, 1, 5, 19]
         for lang in ("en", "zh"):
-            full = explain_ranked(catalog, gap, ranked.iloc[positions], features.iloc[positions], features, lang)
-            short = explain_reasons(catalog, gap, ranked.iloc[positions], features.iloc[positions], features, lang)
+            inputs = catalog.explain_inputs(gap)
+            full = explain_ranked(inputs, gap, ranked.iloc[positions], features.iloc[positions], features, lang)
+            short = explain_reasons(inputs, gap, ranked.iloc[positions], features.iloc[positions], features, lang)
             assert short == [e["reasons"] for e in full]
             assert all(r["positive"] or r["negative"] for r in short)
 

@@ -1,5 +1,9 @@
 """Shortlists: created with all their items and the ranked list they froze; read with their
-items, reviews and exclusions."""
+items, reviews, exclusions and each prospect's outreach stage.
+
+A prospect's outreach stage is the latest outcome recorded (highest id: outcomes are append-only
+and move forward) for that enterprise and the shortlist's gap, since outreach is recorded per
+(enterprise, gap); None when nothing was recorded. It is read in the same query as the items."""
 
 from __future__ import annotations
 
@@ -11,7 +15,7 @@ from sqlalchemy.orm import Session
 from matcher.domain import FINAL_STATUSES, ITEM_STATUSES
 from matcher.errors import UnknownEntityError
 from matcher.store.db import Store
-from matcher.store.models import Exclusion, Review, Shortlist, ShortlistItem, utcnow
+from matcher.store.models import Exclusion, Outcome, Review, Shortlist, ShortlistItem, utcnow
 from matcher.store.repo.audit import Actor, audit
 from matcher.store.repo.ranked_lists import save_ranked_lists
 
@@ -76,21 +80,42 @@ def shortlist_chain(store: Store, shortlist_id: int) -> str:
     return chain
 
 
+def _with_outreach(query: sa.Select, gap_id) -> sa.Select:
+    """``query`` (of shortlist items) with each item's latest outcome for ``gap_id`` (a value or a
+    column) outer-joined: its stage and date, None when none was recorded."""
+    latest = (sa.select(Outcome.enterprise_id, Outcome.gap_id, sa.func.max(Outcome.id).label("last_id"))
+              .group_by(Outcome.enterprise_id, Outcome.gap_id).subquery())
+    return (query.add_columns(Outcome.stage, Outcome.date)
+            .outerjoin(latest, sa.and_(latest.c.enterprise_id == ShortlistItem.enterprise_id, latest.c.gap_id == gap_id))
+            .outerjoin(Outcome, Outcome.id == latest.c.last_id))
+
+
+def item_outreach(store: Store, item_id: int) -> dict:
+    """A shortlist item's ``outreach_stage`` and ``outreach_date`` (see the module's docstring)."""
+    with store.read() as s:
+        query = _with_outreach(sa.select(ShortlistItem.id).join(Shortlist, Shortlist.id == ShortlistItem.shortlist_id)
+                               .where(ShortlistItem.id == item_id), Shortlist.gap_id)
+        found = s.execute(query).first()
+    return {"outreach_stage": found.stage if found else None, "outreach_date": found.date if found else None}
+
+
 def get_shortlist(store: Store, shortlist_id: int) -> dict:
-    """A shortlist with its items (rank order), each with its reviews (oldest first) and whether
-    the enterprise is currently excluded from the gap's lists."""
+    """A shortlist with its items (rank order), each with its reviews (oldest first), whether
+    the enterprise is currently excluded from the gap's lists, and its outreach stage."""
     with store.read() as s:
         row = s.get(Shortlist, shortlist_id)
         if row is None:
             raise UnknownEntityError(f"shortlist {shortlist_id} not found")
-        items = s.scalars(sa.select(ShortlistItem).where(ShortlistItem.shortlist_id == shortlist_id).order_by(ShortlistItem.rank)).all()
+        query = sa.select(ShortlistItem).where(ShortlistItem.shortlist_id == shortlist_id).order_by(ShortlistItem.rank)
+        items = s.execute(_with_outreach(query, row.gap_id)).all()
         reviews = s.scalars(sa.select(Review).where(Review.shortlist_id == shortlist_id).order_by(Review.id)).all()
         excluded = set(s.scalars(sa.select(Exclusion.enterprise_id).where(Exclusion.gap_id == row.gap_id, Exclusion.active)))
         out = _shortlist_dict(row, item_counts(s, [row.id])[row.id])
         by_item: dict[int, list[dict]] = {}
         for r in reviews:
             by_item.setdefault(r.item_id, []).append(_review_dict(r))
-        out["items"] = [{**_item_dict(i), "reviews": by_item.get(i.id, []), "excluded": i.enterprise_id in excluded} for i in items]
+        out["items"] = [{**_item_dict(i), "reviews": by_item.get(i.id, []), "excluded": i.enterprise_id in excluded,
+                         "outreach_stage": stage, "outreach_date": when} for i, stage, when in items]
         return out
 
 
