@@ -188,7 +188,7 @@
     const changed = gap.updated_by ? tr("by", { who: gap.updated_by, when: when(gap.updated_at) }) : tr("origin_map");
     const cells = [
       el("td", {}, el("strong", { dataset: { testid: "gap-title" } }, title),
-        gap.segment_id ? null : el("div", { class: "muted small" }, gap.text.length > 160 ? gap.text.slice(0, 160) + "…" : gap.text),
+        gap.segment_id || gap.text === title ? null : el("div", { class: "muted small" }, gap.text.length > 160 ? gap.text.slice(0, 160) + "…" : gap.text),
         el("div", { class: "muted small" }, gap.gap_id)),
       el("td", {}, el("span", { class: "badge gap-" + gap.kind }, tr("kind_" + gap.kind))),
       el("td", { class: "num" }, Number(gap.severity).toFixed(2)),
@@ -215,7 +215,7 @@
   function editRow(view, gap, shownRow, span) {
     const priority = prioritySelect(gap.priority || "medium", "gap-edit-priority");
     const note = el("input", { type: "text", value: gap.note || "", maxlength: NOTE_MAX, dataset: { testid: "gap-edit-note" } });
-    const text = gap.segment_id ? null : el("textarea", { rows: 2, maxlength: TEXT_MAX, dataset: { testid: "gap-edit-text" } });
+    const text = gap.segment_id ? null : el("textarea", { rows: 2, cols: 50, maxlength: TEXT_MAX, dataset: { testid: "gap-edit-text" } });
     if (text) text.value = gap.text;
     const form = el("form", { class: "gap-edit", dataset: { testid: "gap-edit-form" } },
       el("label", {}, tr("priority"), " ", priority), " ",
@@ -248,7 +248,7 @@
     const byText = el("input", { type: "radio", name, value: "text", checked: !free.length, dataset: { testid: "gap-kind-text" } });
     const segment = el("select", { dataset: { testid: "gap-segment" } },
       free.map((s) => el("option", { value: s.segment_id, selected: s.segment_id === view.segmentId }, segmentName(s))));
-    const need = el("textarea", { rows: 2, maxlength: TEXT_MAX, placeholder: tr("need_placeholder"), dataset: { testid: "gap-text" } });
+    const need = el("textarea", { rows: 2, cols: 60, maxlength: TEXT_MAX, placeholder: tr("need_placeholder"), dataset: { testid: "gap-text" } });
     const priority = prioritySelect("medium", "gap-priority-input");
     const note = el("input", { type: "text", maxlength: NOTE_MAX, dataset: { testid: "gap-note-input" } });
     const segmentLine = el("p", {}, el("label", {}, tr("segment"), " ", segment));

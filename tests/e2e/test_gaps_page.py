@@ -74,6 +74,7 @@ def test_a_chain_leader_manages_gaps_on_the_map_page(workspace_copy, service, br
     wait_for(driver, lambda d: row_of(d, gap_id) and row_of(d, gap_id).get_attribute("data-status") == "closed",
              "the closed gap in the panel")
     assert api_gaps(service, leader)[gap_id]["status"] == "closed"
+    driver.execute_script("arguments[0].scrollIntoView()", find(driver, "gap-manager"))
     screenshot(driver, shots, "gaps-panel-en")
     find(driver, "gap-reopen", row_of(driver, gap_id)).click()
     wait_for(driver, lambda d: row_of(d, gap_id) and row_of(d, gap_id).get_attribute("data-status") == "open",
@@ -85,6 +86,7 @@ def test_a_chain_leader_manages_gaps_on_the_map_page(workspace_copy, service, br
     manager = find(driver, "gap-manager")
     assert "本链缺口" in manager.text and "申报缺口" in manager.text
     assert find(driver, "gap-status", row_of(driver, gap_id)).text == "未关闭"
+    driver.execute_script("arguments[0].scrollIntoView()", manager)
     screenshot(driver, shots, "gaps-panel-zh")
 
     # Staff read the chain's gaps and change none.
