@@ -166,7 +166,7 @@
   async function change(view, request, okKey) {
     let body;
     try {
-      body = await api(request.path, { method: request.method, body: request.body });
+      body = await api(request.path, { method: request.method, body: request.body, headers: request.headers });
     } catch (err) {
       if (err.status === 409) {
         const current = err.body && err.body.error && err.body.error.current;
@@ -251,6 +251,9 @@
     const need = el("textarea", { rows: 2, cols: 60, maxlength: TEXT_MAX, placeholder: tr("need_placeholder"), dataset: { testid: "gap-text" } });
     const priority = prioritySelect("medium", "gap-priority-input");
     const note = el("input", { type: "text", maxlength: NOTE_MAX, dataset: { testid: "gap-note-input" } });
+    // One key per form shown: a double click or a resent request declares one gap (the form is
+    // drawn anew, with a new key, after a declaration).
+    const idempotencyKey = "gap-" + Date.now().toString(36) + "-" + Math.random().toString(36).slice(2, 12);
     const segmentLine = el("p", {}, el("label", {}, tr("segment"), " ", segment));
     const needLine = el("p", {}, el("label", {}, tr("need"), " ", need));
     const sync = () => {
@@ -285,7 +288,7 @@
         flash(problem);
         return;
       }
-      change(view, { method: "POST", path: gapsPath(view.chainId), body }, "declared_ok");
+      change(view, { method: "POST", path: gapsPath(view.chainId), body, headers: { "Idempotency-Key": idempotencyKey } }, "declared_ok");
     });
     return form;
   }
