@@ -260,7 +260,9 @@ class Gap(Base):
     ``gap_id``). Changed in place; every change is in the audit log with its before and after."""
 
     __tablename__ = "gaps"
-    __table_args__ = (sa.UniqueConstraint("gap_id", name="uq_gaps_gap_id"),)
+    # An Idempotency-Key is the caller's: two keys may use the same value independently.
+    __table_args__ = (sa.UniqueConstraint("gap_id", name="uq_gaps_gap_id"),
+                      sa.UniqueConstraint("created_by_key_id", "idempotency_key", name="uq_gaps_created_by_key_id_idempotency_key"))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     gap_id: Mapped[str] = mapped_column(CleanString(200))
@@ -280,3 +282,5 @@ class Gap(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
     closed_at: Mapped[Optional[datetime]]
     request_id: Mapped[Optional[str]] = mapped_column(CleanString(64))
+    idempotency_key: Mapped[Optional[str]] = mapped_column(CleanString(200))  # of the declaring request
+    request_hash: Mapped[Optional[str]] = mapped_column(CleanString(64))  # sha256 of what the keyed declaration asked for

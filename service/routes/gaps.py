@@ -16,7 +16,9 @@ import threading
 import time
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Request
+from typing import Optional
+
+from fastapi import APIRouter, Depends, Header, Path, Request
 from fastapi.concurrency import run_in_threadpool
 
 from matcher.errors import UnknownEntityError
@@ -138,7 +140,12 @@ def chain_gaps(request: Request, chain_id: ChainId, actor: Actor = Depends(need(
 
 @router.post("/chains/{chain_id}/gaps", response_model=api.GapResponse, status_code=201, responses=WRITE_ERRORS,
              summary="Declare a gap: a segment of the chain, or a free-text need")
-def declare_gap(request: Request, chain_id: ChainId, body: api.GapCreate, actor: Actor = Depends(need("gaps:write"))):
+def declare_gap(request: Request, chain_id: ChainId, body: api.GapCreate,
+                idempotency_key: Annotated[Optional[str], Header(alias="Idempotency-Key", max_length=200,
+                                                                 description="repeat a declaration safely: the same key "
+                                                                             "declares one gap; keys are per API key; "
+                                                                             "reused with another declaration: 422")] = None,
+                actor: Actor = Depends(need("gaps:write"))):
     state = svc(request)
     loaded = state.loaded()
     chain = loaded.catalog.chain_map.chain(chain_id)
@@ -156,8 +163,8 @@ def declare_gap(request: Request, chain_id: ChainId, body: api.GapCreate, actor:
                                 f"with PATCH /v1/chains/{chain.id}/gaps/{gap_id}",
                                 current=api.GapOut.model_validate(current).model_dump(mode="json"))
     row = repo.declare_gap(state.store, actor, chain.id, segment_id=body.segment_id, text=body.text, priority=body.priority,
-                           note=body.note, taken=loaded.catalog.known_gap_ids())
-    return _after_write(request, loaded, row["gap_id"])
+                           note=body.note, taken=loaded.catalog.known_gap_ids(), idempotency_key=idempotency_key)
+    return {**_after_write(request, loaded, row["gap_id"]), "replayed": row["replayed"]}
 
 
 @router.patch("/chains/{chain_id}/gaps/{gap_id}", response_model=api.GapResponse, responses=WRITE_ERRORS,

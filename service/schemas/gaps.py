@@ -72,3 +72,4 @@ class ChainGaps(BaseModel):
 class GapResponse(BaseModel):
     version: str
     gap: GapOut
+    replayed: bool = Field(False, description="true: an Idempotency-Key seen before; the gap it declared then")

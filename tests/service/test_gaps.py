@@ -38,8 +38,8 @@ def other_chain(service) -> str:
     return next(c.id for c in service.app.state.svc.holder.current.catalog.chain_map.chains if c.id != AI)
 
 
-def call(service, keys, method, path, who, **kwargs):
-    return service.client.request(method, path, headers={"Authorization": f"Bearer {keys[who]}"}, **kwargs)
+def call(service, keys, method, path, who, headers=None, **kwargs):
+    return service.client.request(method, path, headers={"Authorization": f"Bearer {keys[who]}", **(headers or {})}, **kwargs)
 
 
 def listed(service, keys, chain=AI) -> dict:
@@ -259,3 +259,20 @@ def test_a_gap_declared_elsewhere_reaches_this_worker_within_the_poll(service, k
         assert time.monotonic() < deadline, "the declared gap never reached the service"
         time.sleep(0.2)
     assert call(service, keys, "GET", f"/v1/gaps/{row['gap_id']}/prospects?top=3", "staff").status_code == 200
+
+
+def test_a_declaration_repeated_with_its_idempotency_key_declares_one_gap(service, keys):
+    body = {"text": "Federated learning platforms for hospitals", "priority": "low"}
+    path = f"/v1/chains/{AI}/gaps"
+    first = call(service, keys, "POST", path, "leader", json=body, headers={"Idempotency-Key": "declare-fl-1"})
+    again = call(service, keys, "POST", path, "leader", json=body, headers={"Idempotency-Key": "declare-fl-1"})
+
+    assert first.status_code == again.status_code == 201, again.text
+    assert first.json()["replayed"] is False and again.json()["replayed"] is True
+    assert again.json()["gap"]["gap_id"] == first.json()["gap"]["gap_id"]
+    assert len(audit_rows(service, first.json()["gap"]["gap_id"])) == 1
+    # The key is the caller's: another key may use the same value; reused for another declaration: 422.
+    other = call(service, keys, "POST", path, "admin", json=body, headers={"Idempotency-Key": "declare-fl-1"})
+    assert other.status_code == 201 and other.json()["gap"]["gap_id"] != first.json()["gap"]["gap_id"]
+    assert_error(call(service, keys, "POST", path, "leader", json={**body, "note": "changed"},
+                      headers={"Idempotency-Key": "declare-fl-1"}), 422, "validation_error", "header.Idempotency-Key")

@@ -11,6 +11,8 @@ service workers poll.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 import unicodedata
 from datetime import date, datetime
@@ -66,7 +68,8 @@ def _jsonable(value):
 
 
 def gap_row_dict(row: Gap) -> dict:
-    return {c.name: getattr(row, c.name) for c in Gap.__table__.columns if c.name != "id"}
+    hidden = ("id", "idempotency_key", "request_hash")
+    return {c.name: getattr(row, c.name) for c in Gap.__table__.columns if c.name not in hidden}
 
 
 def _state(d: dict | None) -> dict | None:
@@ -101,12 +104,17 @@ def get_gap_row(store: Store, gap_id: str) -> dict | None:
 
 
 def declare_gap(store: Store, actor: Actor, chain_id: str, *, segment_id: str | None = None, text: str | None = None,
-                priority: str = "medium", note: str = "", taken: set[str] = frozenset(), where: str = "body.") -> dict:
+                priority: str = "medium", note: str = "", taken: set[str] = frozenset(), where: str = "body.",
+                idempotency_key: str | None = None) -> dict:
     """Declare a new gap of a chain: a segment (``segment_id``) or a free-text need (``text``).
 
     ``taken``: gap ids the chain map already uses (its gaps and every ``chain_id.segment_id``); a
     free-text gap's id avoids them and every stored one. The caller checks that the chain and
     segment exist and that the segment is not already one of the map's open gaps.
+
+    ``idempotency_key`` (the caller's, per API key): the same key with the same declaration
+    returns the gap it declared (``replayed`` True) instead of a second one; with another
+    declaration it is an InvalidInputError on ``header.Idempotency-Key``.
 
     Raises
     ------
@@ -118,8 +126,16 @@ def declare_gap(store: Store, actor: Actor, chain_id: str, *, segment_id: str | 
     if (segment_id is None) == (text is None):
         raise InvalidInputError(f"{where}segment_id", "give exactly one of a segment or a free-text need (text)")
     check_gap_fields(text=text, note=note, priority=priority, where=where)
+    fingerprint = hashlib.sha256(json.dumps([chain_id, segment_id, text, priority, note], ensure_ascii=False).encode()).hexdigest()
     with store.write() as s:
         bump_counter(s, "gaps")  # serialises gap writers: two declarations cannot take one id
+        if idempotency_key:
+            earlier = s.scalar(sa.select(Gap).where(Gap.created_by_key_id == actor.key_id, Gap.idempotency_key == idempotency_key))
+            if earlier is not None:
+                if earlier.request_hash != fingerprint:
+                    raise InvalidInputError("header.Idempotency-Key", "this key already declared another gap "
+                                                                      f"({earlier.gap_id}); use a new key for a new request")
+                return {**gap_row_dict(earlier), "replayed": True}
         if segment_id is not None:
             gap_id = f"{chain_id}.{segment_id}"
             row = s.scalar(sa.select(Gap).where(Gap.gap_id == gap_id))
@@ -137,12 +153,13 @@ def declare_gap(store: Store, actor: Actor, chain_id: str, *, segment_id: str | 
         now = utcnow()
         row = Gap(gap_id=gap_id, chain_id=chain_id, segment_id=segment_id, text=text.strip() if text else None,
                   priority=priority, note=note, status="open", origin="service", revision=1, created_by_key_id=actor.key_id,
-                  created_by=actor.label, created_at=now, updated_by=actor.label, updated_at=now, request_id=actor.request_id)
+                  created_by=actor.label, created_at=now, updated_by=actor.label, updated_at=now, request_id=actor.request_id,
+                  idempotency_key=idempotency_key or None, request_hash=fingerprint if idempotency_key else None)
         s.add(row)
         s.flush()
         after = gap_row_dict(row)
         audit(s, actor, "gap.declare", f"gap {gap_id}", {"before": None, "after": _state(after)})
-        return after
+        return {**after, "replayed": False}
 
 
 def _row_or_base(s, gap_id: str, base: dict | None) -> tuple[Gap | None, dict]:

@@ -35,7 +35,10 @@ def upgrade() -> None:
     sa.Column('updated_at', sa.DateTime(), nullable=False),
     sa.Column('closed_at', sa.DateTime(), nullable=True),
     sa.Column('request_id', sa.String(length=64), nullable=True),
+    sa.Column('idempotency_key', sa.String(length=200), nullable=True),
+    sa.Column('request_hash', sa.String(length=64), nullable=True),
     sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('created_by_key_id', 'idempotency_key', name='uq_gaps_created_by_key_id_idempotency_key'),
     sa.UniqueConstraint('gap_id', name='uq_gaps_gap_id')
     )
     with op.batch_alter_table('gaps', schema=None) as batch_op:
