@@ -101,6 +101,14 @@ class Settings(BaseSettings):
     refresh_retrain_min_new_outcomes: int = Field(50, ge=1, description="new labelled outcomes that justify a retrain")
     refresh_standing_top: int = Field(50, ge=20, le=300, description="prospects per gap stored for the next refresh's diff")
     refresh_lock: Path | None = Field(None, description="lock file of the refresh; None: HOME/models/refresh.lock")
+    # Index for 1M-10M (matcher/index.py; benchmarks/bench_index_scale.py)
+    hnsw_index_max: int = Field(
+        500_000, ge=0, description="largest universe served by HNSW32 (it holds every vector a second time, ~1.8 kB "
+        "each); above it an IVF index of 8-bit codes, re-ranked exactly against the memory-mapped vectors")
+    ivf_nprobe: int = Field(32, ge=1, description="IVF lists scanned per query (stored with the index when it is built)")
+    ivf_rerank_depth: int = Field(
+        256, ge=1, description="IVF candidates re-scored exactly against the float32 vectors per query (at least the "
+        "depth asked)")
 
     @property
     def snapshots_dir(self) -> Path:
