@@ -17,7 +17,7 @@ from matcher.chains import chain_words, load_chain_map
 from matcher.embedding import EmbeddingCache, Encoder, encode_cached, text_hashes
 from matcher.index import (
     VectorSearcher, build_index, can_replace, choose_factory, enterprise_faiss_ids, is_approximate, load_index,
-    recall_at_k, refresh_factory, tombstone_count, update_index,
+    recall_at_k, refresh_factory, removes_in_place, tombstone_count, update_index,
 )
 from matcher.lexical import LexicalIndex, chinese_share
 from matcher.refresh import SnapshotDiff, index_plan
@@ -164,6 +164,8 @@ def update_or_rebuild_index(config: RefreshConfig, parent: dict, parent_dir: Pat
     old_index = load_index(parent_dir / C.INDEX_FILE, bc.hnsw_ef_search)
     tombstones = tombstone_count(old_index)
     mode, reason = index_plan(diff, parent["index"]["factory"], factory, int(old_index.ntotal), tombstones, config.policy)
+    if mode == "in-place" and not removes_in_place(old_index):
+        mode, reason = "rebuild", f"a fast-scan IVF index ({factory}) cannot remove vectors in place"
     info = {"mode": mode, "reason": reason, "factory": factory}
     ids = after[S.FAISS_ID].to_numpy()
     if mode == "in-place":

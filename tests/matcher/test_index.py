@@ -20,6 +20,7 @@ from matcher.index import (
     load_index,
     recall_at_k,
     refresh_factory,
+    removes_in_place,
     save_index,
     top_k,
     update_index,
@@ -357,3 +358,14 @@ def test_ivf_saved_and_loaded_with_memory_mapped_vectors_searches_identically(tm
         after = VectorSearcher(loaded, mapped).search(query, 15, allowed)
         assert before[0].tolist() == after[0].tolist()
         np.testing.assert_array_equal(before[1], after[1])
+
+
+def test_a_fast_scan_ivf_refuses_in_place_removal_that_faiss_would_corrupt(ivf_vectors, ivf_ids):
+    index = build_index(ivf_vectors, ivf_ids, "IDMap2,IVF32,PQ16x4fs")
+
+    assert not removes_in_place(index)
+    assert removes_in_place(build_index(ivf_vectors, ivf_ids, IVF_FACTORY)) and removes_in_place(
+        build_index(ivf_vectors, ivf_ids, EXACT_FACTORY))
+    with pytest.raises(ValueError, match="fast-scan"):
+        update_index(index, ivf_ids[:5], ivf_vectors[:0], ivf_ids[:0])
+    assert index.ntotal == IVF_N
