@@ -5,6 +5,11 @@ derived from its ``enterprise_id`` (a refresh can remove and add by id). Searche
 of the wrapped index, so filters are a bitmap over the artifact's enterprise table: row ``i`` of
 that table is the ``i``-th *live* position of the index.
 
+Three tiers by size (:func:`choose_factory`): exact up to ``exact_index_max``, HNSW32 up to
+``hnsw_index_max``, and above that IVF over 8-bit scalar codes (SQ8): the index holds codes only and
+its candidates are re-scored exactly against the memory-mapped float32 vectors of the version, so
+the vectors are stored once (benchmarks/bench_index_scale.py).
+
 A refresh updates an index in place (:func:`update_index`): an index that can delete (``Flat``,
 IVF) removes vectors for real, so every position stays live; HNSW cannot delete from its graph, so
 a removed or replaced vector stays in the graph as a *tombstone* — its id is rewritten to a
@@ -17,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from typing import Callable
 
 import faiss
 import numpy as np
@@ -41,6 +47,16 @@ HNSW_EF_CONSTRUCTION = 128
 # with numpy is cheapest; above it, a FAISS scan of the flat storage that skips disallowed rows
 # avoids copying most of the matrix (crossover about 2%, benchmarks/bench_retrieval.py).
 GATHER_SHARE = 0.02
+# IVF training: k-means on a sample of this many vectors per list, few iterations (FAISS asks for
+# at least 39 per list; more samples or iterations bought no recall after re-ranking but minutes of
+# build at 1M).
+IVF_TRAIN_PER_LIST = 40
+IVF_TRAIN_ITERATIONS = 10
+IVF_TRAIN_MIN = 65_536  # the codec trains on the same sample: 8-bit PQ asks for 256 x 39 per part
+# Above this many lists a flat coarse quantizer makes adding 10M vectors cost hours (every vector
+# against every centroid): an HNSW graph over the centroids assigns them instead.
+IVF_FLAT_QUANTIZER_MAX_LISTS = 8192
+ADD_CHUNK = 100_000  # vectors per add call: progress, and bounded copies of memory-mapped input
 
 
 def enterprise_faiss_ids(enterprise_ids) -> np.ndarray:
@@ -52,11 +68,62 @@ def enterprise_faiss_ids(enterprise_ids) -> np.ndarray:
     return out
 
 
-def choose_factory(n_vectors: int, exact_max: int, override: str | None = None) -> str:
-    """The FAISS factory string: the setting when given, else exact up to ``exact_max`` vectors."""
+def choose_factory(n_vectors: int, exact_max: int, override: str | None = None,
+                   hnsw_max: int = default("hnsw_index_max")) -> str:
+    """The FAISS factory string: the setting when given, else by size — exact up to ``exact_max``
+    vectors, HNSW32 up to ``hnsw_max``, IVF with SQ8 codes above (:func:`ivf_factory`)."""
     if override:
         return override if override.startswith("IDMap") else f"IDMap2,{override}"
-    return EXACT_FACTORY if n_vectors <= exact_max else APPROXIMATE_FACTORY
+    if n_vectors <= exact_max:
+        return EXACT_FACTORY
+    return APPROXIMATE_FACTORY if n_vectors <= hnsw_max else ivf_factory(n_vectors)
+
+
+def ivf_lists(n_vectors: int) -> int:
+    """IVF list count for ``n_vectors``: the power of two nearest 4 * sqrt(n) (4096 at 1M, 16384 at
+    10M), so a list holds a few hundred vectors and nprobe lists are a small, fixed scan."""
+    return int(2 ** round(np.log2(max(4 * np.sqrt(max(n_vectors, 1)), 64))))
+
+
+def ivf_factory(n_vectors: int) -> str:
+    """IVF over SQ8 codes (a byte per dimension). At 1M (benchmarks/RESULTS.md) recall@10 is set by
+    the lists probed, not the codes: after exact re-ranking SQ8 and 4-bit fast-scan PQ48 met the
+    targets alike (SQ8 0.97 at 2.7 ms CPU and 430 MB, PQ48x4fs 0.97 at 1.6 ms and 96 MB), but FAISS
+    1.15 misplaces vectors added to a fast-scan IVF after a removal, so only SQ8 refreshes in place."""
+    nlist = ivf_lists(n_vectors)
+    quantizer = "" if nlist <= IVF_FLAT_QUANTIZER_MAX_LISTS else "_HNSW32"
+    return f"IDMap2,IVF{nlist}{quantizer},SQ8"
+
+
+def is_approximate(factory: str) -> bool:
+    return factory != EXACT_FACTORY and ("HNSW" in factory or "IVF" in factory)
+
+
+def refresh_factory(old: str, new: str) -> str:
+    """The factory a refresh keeps: the published IVF layout while the size-based choice is an IVF
+    whose list count is within a factor 2 of it (no retraining for a small drift in size)."""
+    lists = [_list_count(f) for f in (old, new)]
+    if None in lists or not (lists[1] / 2 <= lists[0] <= lists[1] * 2):
+        return new
+    return old
+
+
+def _list_count(factory: str) -> int | None:
+    part = next((p for p in factory.split(",") if p.startswith("IVF")), None)
+    digits = "".join(c for c in part[3:].split("_")[0] if c.isdigit()) if part else ""
+    return int(digits) if digits else None
+
+
+def _ivf(index: faiss.Index) -> faiss.IndexIVF | None:
+    """The IVF inside an index (under a pre-transform such as OPQ), or None."""
+    return faiss.try_extract_index_ivf(index)
+
+
+def removes_in_place(index: faiss.Index) -> bool:
+    """False for a fast-scan IVF (``...x4fs``): after ``remove_ids`` FAISS 1.15 files vectors
+    added later under the wrong codes (60 % of them not found again), so such an index is rebuilt."""
+    ivf = _ivf(faiss.downcast_index(index.index))
+    return ivf is None or not isinstance(faiss.downcast_index(ivf), faiss.IndexIVFFastScan)
 
 
 def build_index(
@@ -65,21 +132,28 @@ def build_index(
     factory: str,
     ef_search: int = default("hnsw_ef_search"),
     ef_construction: int = HNSW_EF_CONSTRUCTION,
+    nprobe: int = default("ivf_nprobe"),
+    progress: Callable[[int], None] | None = None,
 ) -> faiss.Index:
-    """Build an inner-product index.
+    """Build an inner-product index: train on a sample (IVF), then add in chunks.
 
     Parameters
     ----------
     vectors : ndarray of shape (n, dim), float32, L2-normalised
+        May be memory-mapped: it is read chunk by chunk, never copied whole.
     ids : ndarray of shape (n,), int64
     factory : str
         FAISS factory string, ``IDMap2,...``.
     ef_search : int
-        HNSW efSearch (IVF: nprobe = ef_search // 4) stored with the index.
+        HNSW efSearch stored with the index.
     ef_construction : int
         HNSW efConstruction (candidate list while linking the graph); ignored by other indexes.
+    nprobe : int
+        IVF lists scanned per query, stored with the index; ignored by other indexes.
+    progress : callable, optional
+        Called with the number of vectors added after each chunk.
     """
-    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    ids = np.asarray(ids, dtype=np.int64)
     try:
         index = faiss.index_factory(vectors.shape[1], factory, faiss.METRIC_INNER_PRODUCT)
     except RuntimeError as exc:
@@ -87,11 +161,27 @@ def build_index(
     inner = faiss.downcast_index(index.index) if hasattr(index, "index") else index
     if isinstance(inner, faiss.IndexHNSW):
         inner.hnsw.efConstruction = ef_construction
+    ivf = _ivf(inner)
     if not index.is_trained:
-        index.train(vectors)
-    index.add_with_ids(vectors, np.asarray(ids, dtype=np.int64))
-    set_search_params(index, ef_search)
+        index.train(_training_sample(vectors, ivf))
+    for start in range(0, len(vectors), ADD_CHUNK):
+        stop = min(len(vectors), start + ADD_CHUNK)
+        index.add_with_ids(np.ascontiguousarray(vectors[start:stop], dtype=np.float32), ids[start:stop])
+        if progress is not None:
+            progress(stop - start)
+    set_search_params(index, ef_search, nprobe)
     return index
+
+
+def _training_sample(vectors: np.ndarray, ivf: faiss.IndexIVF | None) -> np.ndarray:
+    """A seeded sample of rows for training (IVF: ``IVF_TRAIN_PER_LIST`` per list, fewer k-means
+    iterations than FAISS's default), in row order so a memory-mapped file is read forwards."""
+    size = len(vectors)
+    if ivf is not None:
+        ivf.cp.niter = IVF_TRAIN_ITERATIONS
+        size = min(size, max(IVF_TRAIN_PER_LIST * ivf.nlist, IVF_TRAIN_MIN))
+    rows = np.sort(np.random.default_rng(0).choice(len(vectors), size=size, replace=False))
+    return np.ascontiguousarray(vectors[rows], dtype=np.float32)
 
 
 def live_mask(index: faiss.Index) -> np.ndarray:
@@ -149,12 +239,40 @@ def update_index(
             faiss.copy_array_to_vector(id_map, index.id_map)
             index.construct_rev_map()
             how = "tombstoned"
+        elif _ivf(inner) is not None:
+            if not removes_in_place(index):
+                raise ValueError("a fast-scan IVF index cannot remove vectors in place; rebuild it")
+            _remove_ivf(index, inner, remove_ids)
+            how = "removed"
         else:
             index.remove_ids(remove_ids)
             how = "removed"
     if len(ids):
         index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), np.asarray(ids, dtype=np.int64))
     return how
+
+
+def _remove_ivf(index: faiss.Index, inner: faiss.Index, remove_ids: np.ndarray) -> None:
+    """Remove from an ``IDMap2`` over IVF, keeping inner ids equal to live positions.
+
+    FAISS's ``IndexIDMap2.remove_ids`` compacts its id map but an IVF keeps the old positions in
+    its lists, so later positions would point at the wrong enterprise: renumber the lists too.
+    """
+    id_map = faiss.vector_to_array(index.id_map)
+    dead = np.isin(id_map, remove_ids)
+    if not dead.any():
+        return
+    inner.remove_ids(np.flatnonzero(dead).astype(np.int64))
+    new_position = np.cumsum(~dead) - 1
+    invlists = _ivf(inner).invlists
+    for list_no in range(invlists.nlist):
+        size = invlists.list_size(list_no)
+        if size:
+            list_ids = faiss.rev_swig_ptr(invlists.get_ids(list_no), size)
+            list_ids[:] = new_position[list_ids]
+    faiss.copy_array_to_vector(id_map[~dead], index.id_map)
+    index.ntotal = int((~dead).sum())
+    index.construct_rev_map()
 
 
 def can_replace(index: faiss.Index) -> bool:
@@ -192,12 +310,17 @@ def recall_at_k(searcher: "VectorSearcher", queries: np.ndarray, k: int = 10) ->
     return found / (len(queries) * min(k, len(searcher)))
 
 
-def set_search_params(index: faiss.Index, ef_search: int) -> None:
+def set_search_params(index: faiss.Index, ef_search: int, nprobe: int | None = None) -> None:
+    """HNSW efSearch; IVF nprobe when given (None keeps the one stored with the index)."""
     inner = faiss.downcast_index(index.index) if hasattr(index, "index") else index
     if isinstance(inner, faiss.IndexHNSW):
         inner.hnsw.efSearch = ef_search
-    if isinstance(inner, faiss.IndexIVF):
-        inner.nprobe = max(1, ef_search // 4)
+    ivf = _ivf(inner)
+    if ivf is not None and nprobe is not None:
+        ivf.nprobe = min(nprobe, ivf.nlist)
+        quantizer = faiss.downcast_index(ivf.quantizer)
+        if isinstance(quantizer, faiss.IndexHNSW):
+            quantizer.hnsw.efSearch = max(quantizer.hnsw.efSearch, 2 * ivf.nprobe)
 
 
 def save_index(index: faiss.Index, path: Path) -> None:
@@ -225,6 +348,9 @@ class VectorSearcher:
         The live vectors in row order, for exact scans of small filtered subsets.
     selective_filter_share : float
         Below this share of allowed rows an approximate index is bypassed for an exact scan.
+    rerank_depth : int
+        IVF candidates (at least the ``k`` asked) re-scored exactly against ``vectors``: the
+        index's compressed codes only choose them.
 
     Notes
     -----
@@ -238,12 +364,15 @@ class VectorSearcher:
         index: faiss.Index,
         vectors: np.ndarray,
         selective_filter_share: float = SELECTIVE_FILTER_SHARE,
+        rerank_depth: int = default("ivf_rerank_depth"),
     ):
         self.index = index
         self.inner = faiss.downcast_index(index.index)
         self.vectors = vectors
         self.exact = isinstance(self.inner, faiss.IndexFlat)
         self.selective_filter_share = selective_filter_share
+        self.ivf = _ivf(self.inner)
+        self.rerank_depth = rerank_depth
         self.flat = _flat_storage(self.inner)
         self.n_positions = int(index.ntotal)
         live = live_mask(index)
@@ -286,15 +415,14 @@ class VectorSearcher:
             return np.zeros(0, np.int64), np.zeros(0, np.float32)
         if self.exact or (allowed is not None and n_allowed < self.selective_filter_share * n):
             return self._scan(query, k, allowed, n_allowed)
+        if self.ivf is not None:
+            return self._search_ivf(query, k, allowed, n_allowed)
         params = None
         mask = self._position_mask(allowed)
         if mask is not None:
             selector = self._selector(mask)
             if isinstance(self.inner, faiss.IndexHNSW):
                 params = faiss.SearchParametersHNSW(sel=selector, efSearch=max(self.inner.hnsw.efSearch, k))
-            elif isinstance(self.inner, faiss.IndexIVF):
-                # IndexIVF.search rejects plain SearchParameters ("params have incorrect type").
-                params = faiss.SearchParametersIVF(sel=selector, nprobe=self.inner.nprobe)
             else:
                 params = faiss.SearchParameters(sel=selector)
         elif isinstance(self.inner, faiss.IndexHNSW) and self.inner.hnsw.efSearch < k:
@@ -306,6 +434,28 @@ class VectorSearcher:
             # gets k results whenever k allowed enterprises exist.
             return self._scan(query, k, allowed, n_allowed)
         return self._rows(positions[0]), scores[0]
+
+    def _search_ivf(
+        self, query: np.ndarray, k: int, allowed: np.ndarray | None, n_allowed: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """IVF candidates among ``allowed`` rows (IDSelector), re-scored exactly; top ``k``."""
+        depth = min(max(k, self.rerank_depth), n_allowed)
+        # IndexIVF.search rejects plain SearchParameters ("params have incorrect type").
+        params = faiss.SearchParametersIVF(nprobe=self.ivf.nprobe)
+        if allowed is not None:
+            params.sel = self._selector(allowed)
+        coarse_query = self.inner.apply_chain(1, query) if isinstance(self.inner, faiss.IndexPreTransform) else query
+        _, positions = self.ivf.search(coarse_query, depth, params=params)
+        # IVF never leaves tombstones (it deletes), so positions are rows; sorted, ties keep
+        # top_k's rule (lower row first).
+        rows = np.sort(positions[0][positions[0] >= 0])
+        if len(rows) < k:
+            # The probed lists hold fewer than k allowed rows: scan exactly, so the caller still
+            # gets k results whenever k allowed enterprises exist.
+            return self._scan(query, k, allowed, n_allowed)
+        scores = self.vectors[rows] @ query[0]
+        top = top_k(scores, k)
+        return rows[top], scores[top].astype(np.float32)
 
     def _scan(
         self, query: np.ndarray, k: int, allowed: np.ndarray | None, n_allowed: int

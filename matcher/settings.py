@@ -112,6 +112,17 @@ class Settings(BaseSettings):
     # Gaps managed in the service (matcher/store/repo/gaps.py)
     service_gap_poll_s: float = Field(1.0, ge=0, description="how often workers check for gaps declared, edited, closed "
                                                              "or reopened (by another worker or the CLI)")
+    # Index for 1M-10M (matcher/index.py; benchmarks/bench_index_scale.py, benchmarks/RESULTS.md)
+    hnsw_index_max: int = Field(
+        500_000, ge=0, description="largest universe served by HNSW32, which holds every vector a second time plus "
+        "its graph (~1.8 kB each: 1 GB at ~550k); above it an IVF index of 8-bit codes (SQ8), re-ranked exactly "
+        "against the memory-mapped vectors")
+    ivf_nprobe: int = Field(
+        128, ge=1, description="IVF lists scanned per query, stored with the index when it is built (at 1M: recall@10 "
+        "0.97 at 2.7 ms CPU; 256: 0.98 at 4.1 ms)")
+    ivf_rerank_depth: int = Field(
+        200, ge=1, description="IVF candidates re-scored exactly against the float32 vectors per query (at least the "
+        "depth asked; deeper bought no recall with SQ8 codes at 1M)")
 
     @property
     def snapshots_dir(self) -> Path:

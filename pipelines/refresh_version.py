@@ -17,8 +17,8 @@ from matcher.chain_map import load_chain_map
 from matcher.chains import chain_words
 from matcher.embedding import EmbeddingCache, Encoder, encode_cached, text_hashes
 from matcher.index import (
-    VectorSearcher, build_index, can_replace, choose_factory, enterprise_faiss_ids, load_index, recall_at_k,
-    tombstone_count, update_index,
+    VectorSearcher, build_index, can_replace, choose_factory, enterprise_faiss_ids, is_approximate, load_index,
+    recall_at_k, refresh_factory, removes_in_place, tombstone_count, update_index,
 )
 from matcher.lexical import LexicalIndex, chinese_share
 from matcher.refresh import SnapshotDiff, index_plan
@@ -165,10 +165,13 @@ def update_or_rebuild_index(config: RefreshConfig, parent: dict, parent_dir: Pat
                        diff: SnapshotDiff) -> tuple[faiss.Index, pd.DataFrame, np.ndarray, dict]:
     """The refreshed index with its enterprise table and vectors in row (live position) order."""
     bc = config.build
-    factory = choose_factory(len(after), bc.exact_index_max, bc.index_factory)
+    # An IVF keeps its trained lists while the size drifts (refresh_factory).
+    factory = refresh_factory(parent["index"]["factory"], choose_factory(len(after), bc.exact_index_max, bc.index_factory))
     old_index = load_index(parent_dir / C.INDEX_FILE, bc.hnsw_ef_search)
     tombstones = tombstone_count(old_index)
     mode, reason = index_plan(diff, parent["index"]["factory"], factory, int(old_index.ntotal), tombstones, config.policy)
+    if mode == "in-place" and not removes_in_place(old_index):
+        mode, reason = "rebuild", f"a fast-scan IVF index ({factory}) cannot remove vectors in place"
     info = {"mode": mode, "reason": reason, "factory": factory}
     ids = after[S.FAISS_ID].to_numpy()
     if mode == "in-place":
@@ -190,7 +193,7 @@ def update_or_rebuild_index(config: RefreshConfig, parent: dict, parent_dir: Pat
         table_vectors = vectors[order]
         info.update(removal=how, tombstones=tombstone_count(index), ntotal=int(index.ntotal),
                     same_order_as_snapshot=bool(np.array_equal(order, np.arange(len(after)))))
-        if "HNSW" in factory:
+        if is_approximate(factory):
             recall = index_recall(index, table_vectors, parent_dir)
             info["recall_at_10"] = round(recall, 4)
             if recall < config.policy.min_recall:
@@ -201,7 +204,7 @@ def update_or_rebuild_index(config: RefreshConfig, parent: dict, parent_dir: Pat
             return index, table, table_vectors, info
     index = build_index(vectors, ids, factory, bc.hnsw_ef_search)
     info.update(tombstones=0, ntotal=int(index.ntotal))
-    if "HNSW" in factory:
+    if is_approximate(factory):
         info["recall_at_10"] = round(index_recall(index, vectors, parent_dir), 4)
     return index, after, vectors, info
 

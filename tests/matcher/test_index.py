@@ -10,13 +10,20 @@ from matcher.errors import ArtifactCorruptError, ConfigError
 from matcher.index import (
     APPROXIMATE_FACTORY,
     EXACT_FACTORY,
+    SELECTIVE_FILTER_SHARE,
     VectorSearcher,
     build_index,
     choose_factory,
     enterprise_faiss_ids,
+    is_approximate,
+    ivf_lists,
     load_index,
+    recall_at_k,
+    refresh_factory,
+    removes_in_place,
     save_index,
     top_k,
+    update_index,
 )
 from tests.factories import unit_vectors
 
@@ -213,3 +220,152 @@ def test_top_k_orders_best_first_with_lower_index_on_ties():
     assert top_k(scores, 3).tolist() == [1, 3, 2]
     assert top_k(scores, 10).tolist() == [1, 3, 2, 0, 4]
     assert top_k(scores, 0).tolist() == []
+
+
+# --- IVF tier (1M-10M): compressed codes, exact re-ranking -------------------------------------
+
+IVF_N, IVF_DIM, IVF_FACTORY = 3000, 32, "IDMap2,IVF32,SQ8"
+
+
+def clustered_vectors(n: int, dim: int, seed: int) -> np.ndarray:
+    """Unit vectors around 60 topic centres (the neighbourhood structure an IVF relies on)."""
+    rng = np.random.default_rng(seed)
+    centres = unit_vectors(60, dim, seed=100)
+    out = centres[rng.integers(0, 60, n)] + rng.normal(scale=1.0 / np.sqrt(dim), size=(n, dim))
+    return (out / np.linalg.norm(out, axis=1, keepdims=True)).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def ivf_vectors():
+    return clustered_vectors(IVF_N, IVF_DIM, seed=1)
+
+
+@pytest.fixture(scope="module")
+def ivf_ids():
+    return enterprise_faiss_ids([f"F{i:06d}" for i in range(IVF_N)])
+
+
+@pytest.fixture(scope="module")
+def ivf_queries():
+    return clustered_vectors(100, IVF_DIM, seed=2)
+
+
+def test_choose_factory_has_an_ivf_tier_above_hnsw():
+    assert choose_factory(5000, exact_max=1000, hnsw_max=5000) == APPROXIMATE_FACTORY
+    ivf = choose_factory(5001, exact_max=1000, hnsw_max=5000)
+    assert ivf.startswith("IDMap2,IVF") and ivf.endswith(",SQ8")
+    assert choose_factory(1_000_000, exact_max=20_000) == "IDMap2,IVF4096,SQ8"
+    assert choose_factory(10_000_000, exact_max=20_000) == "IDMap2,IVF16384_HNSW32,SQ8"  # graph over centroids
+    assert choose_factory(10_000_000, exact_max=20_000, override="IVF64,SQ8") == "IDMap2,IVF64,SQ8"
+    assert ivf_lists(1_000_000) == 4096 and ivf_lists(10_000_000) == 16384
+    assert is_approximate(ivf) and is_approximate(APPROXIMATE_FACTORY) and not is_approximate(EXACT_FACTORY)
+
+
+def test_a_refresh_keeps_the_ivf_layout_while_the_size_drifts():
+    assert refresh_factory("IDMap2,IVF4096,SQ8", "IDMap2,IVF8192,SQ8") == "IDMap2,IVF4096,SQ8"
+    assert refresh_factory("IDMap2,IVF4096,SQ8", "IDMap2,IVF16384_HNSW32,SQ8") == "IDMap2,IVF16384_HNSW32,SQ8"
+    assert refresh_factory(APPROXIMATE_FACTORY, "IDMap2,IVF4096,SQ8") == "IDMap2,IVF4096,SQ8"
+    assert refresh_factory("IDMap2,IVF4096,SQ8", APPROXIMATE_FACTORY) == APPROXIMATE_FACTORY
+
+
+def test_ivf_index_holds_codes_only_and_trains_on_a_sample(ivf_vectors, ivf_ids):
+    index = build_index(ivf_vectors, ivf_ids, IVF_FACTORY, nprobe=8)
+
+    inner = faiss.downcast_index(index.index)
+    assert isinstance(inner, faiss.IndexIVFScalarQuantizer)
+    assert inner.code_size == IVF_DIM  # one byte per dimension: the float32 vectors are stored once, outside
+    assert inner.nprobe == 8
+    assert np.array_equal(faiss.vector_to_array(index.id_map), ivf_ids)
+
+
+def test_ivf_build_adds_in_chunks_with_progress(monkeypatch, ivf_vectors, ivf_ids):
+    monkeypatch.setattr("matcher.index.ADD_CHUNK", 1000)
+    steps = []
+
+    index = build_index(ivf_vectors, ivf_ids, IVF_FACTORY, progress=steps.append)
+
+    assert steps == [1000, 1000, 1000]
+    assert index.ntotal == IVF_N
+
+
+def test_ivf_search_recalls_the_exact_top_10_and_scores_exactly(ivf_vectors, ivf_ids, ivf_queries):
+    searcher = VectorSearcher(build_index(ivf_vectors, ivf_ids, IVF_FACTORY, nprobe=8), ivf_vectors, rerank_depth=50)
+
+    assert recall_at_k(searcher, ivf_queries, 10) >= 0.95
+    rows, scores = searcher.search(ivf_queries[0], 20)
+    assert len(rows) == 20 and len(set(rows.tolist())) == 20
+    # Re-ranked against the float32 vectors: the scores are exact inner products, best first.
+    np.testing.assert_allclose(scores, ivf_vectors[rows] @ ivf_queries[0], rtol=1e-5, atol=1e-6)
+    assert np.all(np.diff(scores) <= 0)
+
+
+@pytest.mark.parametrize("share", [0.83, 0.3, 0.05])
+def test_ivf_filtered_search_returns_only_allowed_rows_and_exact_counts(ivf_vectors, ivf_ids, ivf_queries, share):
+    searcher = VectorSearcher(build_index(ivf_vectors, ivf_ids, IVF_FACTORY, nprobe=8), ivf_vectors)
+    allowed = np.random.default_rng(int(share * 100)).random(IVF_N) < share
+    found = 0
+    for query in ivf_queries[:30]:
+        rows, _ = searcher.search(query, 10, allowed)
+        assert len(rows) == 10 and allowed[rows].all()
+        truth = brute_force(ivf_vectors, query, 10, allowed)
+        if share < SELECTIVE_FILTER_SHARE:  # a small allowed set is scanned exactly
+            assert rows.tolist() == truth.tolist()
+        found += len(set(rows.tolist()) & set(truth.tolist()))
+    assert found / 300 >= 0.95
+
+
+def test_ivf_filter_with_few_allowed_returns_all_of_them(ivf_vectors, ivf_ids):
+    allowed = np.zeros(IVF_N, dtype=bool)
+    allowed[[5, 700, 2999]] = True
+
+    rows, _ = VectorSearcher(build_index(ivf_vectors, ivf_ids, IVF_FACTORY), ivf_vectors).search(ivf_vectors[1], 10, allowed)
+
+    assert sorted(rows.tolist()) == [5, 700, 2999]
+
+
+def test_ivf_refresh_removes_and_adds_in_place_keeping_ids_and_positions_aligned(ivf_vectors, ivf_ids, ivf_queries):
+    index = build_index(ivf_vectors, ivf_ids, IVF_FACTORY, nprobe=8)
+    removed = ivf_ids[100:400:3]  # 100 firms gone
+    new_vectors = clustered_vectors(50, IVF_DIM, seed=3)
+    new_ids = enterprise_faiss_ids([f"NEW{i}" for i in range(50)])
+
+    how = update_index(index, removed, new_vectors, new_ids)
+
+    keep = ~np.isin(ivf_ids, removed)
+    table_ids = np.concatenate([ivf_ids[keep], new_ids])
+    table_vectors = np.concatenate([ivf_vectors[keep], new_vectors])
+    assert how == "removed" and index.ntotal == len(table_ids)
+    assert np.array_equal(faiss.vector_to_array(index.id_map), table_ids)  # row r is the r-th live position
+    searcher = VectorSearcher(index, table_vectors)
+    for row in [0, 150, 1234, len(table_ids) - 50, len(table_ids) - 1]:  # kept, shifted and new firms
+        rows, scores = searcher.search(table_vectors[row], 1)
+        assert rows.tolist() == [row] and scores[0] == pytest.approx(1.0, abs=1e-5)
+    assert recall_at_k(searcher, ivf_queries, 10) >= 0.95
+
+
+def test_ivf_saved_and_loaded_with_memory_mapped_vectors_searches_identically(tmp_path, ivf_vectors, ivf_ids, ivf_queries):
+    index = build_index(ivf_vectors, ivf_ids, IVF_FACTORY, nprobe=8)
+    save_index(index, tmp_path / "index.faiss")
+    np.save(tmp_path / "vectors.npy", ivf_vectors)
+
+    loaded = load_index(tmp_path / "index.faiss", ef_search=512)  # efSearch does not touch the stored nprobe
+    mapped = np.load(tmp_path / "vectors.npy", mmap_mode="r").view(np.ndarray)
+
+    assert faiss.extract_index_ivf(faiss.downcast_index(loaded.index)).nprobe == 8
+    allowed = np.random.default_rng(0).random(IVF_N) < 0.83
+    for query in ivf_queries[:10]:
+        before = VectorSearcher(index, ivf_vectors).search(query, 15, allowed)
+        after = VectorSearcher(loaded, mapped).search(query, 15, allowed)
+        assert before[0].tolist() == after[0].tolist()
+        np.testing.assert_array_equal(before[1], after[1])
+
+
+def test_a_fast_scan_ivf_refuses_in_place_removal_that_faiss_would_corrupt(ivf_vectors, ivf_ids):
+    index = build_index(ivf_vectors, ivf_ids, "IDMap2,IVF32,PQ16x4fs")
+
+    assert not removes_in_place(index)
+    assert removes_in_place(build_index(ivf_vectors, ivf_ids, IVF_FACTORY)) and removes_in_place(
+        build_index(ivf_vectors, ivf_ids, EXACT_FACTORY))
+    with pytest.raises(ValueError, match="fast-scan"):
+        update_index(index, ivf_ids[:5], ivf_vectors[:0], ivf_ids[:0])
+    assert index.ntotal == IVF_N
