@@ -30,7 +30,9 @@ from pathlib import Path
 
 import numpy as np
 
-from matcher.embedding import Encoder, openvino_available, resolve_precision
+from matcher.embedding import Encoder
+from matcher.embedding_models import resolve_precision
+from matcher.openvino_backend import openvino_available
 from matcher.errors import ConfigError
 
 CALIBRATION_TEXTS = 256  # profiles timed through each backend

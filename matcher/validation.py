@@ -239,7 +239,7 @@ def validate_enterprises(
     Parameters
     ----------
     mapped : DataFrame
-        Output of :func:`matcher.mapping.apply_mapping`: canonical columns, ``source_row``,
+        Output of :func:`matcher.mapping_apply.apply_mapping`: canonical columns, ``source_row``,
         and any extra columns.
     source_name : str
         File name used in every quarantine record.

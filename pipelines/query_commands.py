@@ -57,14 +57,19 @@ def chains(
             payload.append(
                 {
                     "chain_id": chain.id, "name": chain.name, "name_zh": chain.name_zh, "kind": chain.kind,
-                    "leader": chain.leader,
+                    "leader": chain.leader, "leaders": chain.leaders, "leaders_zh": chain.leaders_zh,
                     "segments": rows.drop(columns=["chain_id"]).to_dict(orient="records"),
                 }
             )
         emit_json({"region": catalog.chain_map.region.model_dump(), "version": catalog.version, "chains": payload})
         return
+    region = catalog.chain_map.region
+    if region.general_leader:
+        out.print(f"general chain leader: {region.general_leader}")
     for chain in catalog.chain_map.chains:
-        table = Table(title=f"{chain.name} ({chain.kind}) — chain leader: {chain.leader}", title_justify="left")
+        leaders = ", ".join(chain.leaders)
+        table = Table(title=f"{chain.name} ({chain.kind}) — chain leader{'s' if len(chain.leaders) > 1 else ''}: {leaders}",
+                      title_justify="left")
         for column in ("segment", "stage", "local strength", "status"):
             table.add_column(column)
         for row in segments[segments["chain_id"] == chain.id].itertuples():

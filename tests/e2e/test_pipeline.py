@@ -82,8 +82,11 @@ def test_chains_json_agrees_with_the_gap_list(workspace):
     chain_map = load_chain_map(CHAIN_MAP)
 
     assert report["region"]["id"] == "yangpu"
+    assert report["region"]["general_leader"] == chain_map.region.general_leader
     assert report["version"] == workspace.manifest["version"]
     assert [c["chain_id"] for c in report["chains"]] == [c.id for c in chain_map.chains]
+    assert [c["leaders"] for c in report["chains"]] == [c.leaders for c in chain_map.chains]
+    assert any(len(c["leaders"]) > 1 for c in report["chains"])  # the district gives some chains two leaders
     segments = [s for c in report["chains"] for s in c["segments"]]
     assert len(segments) == len(chain_map.segments())
     statuses = {s["status"] for s in segments}
@@ -106,7 +109,12 @@ def test_table_output_of_gaps_and_chains(workspace):
     chains = cli("chains", "--home", workspace.home)
 
     assert workspace.manifest["version"] in gaps.stdout
-    assert load_chain_map(CHAIN_MAP).chains[0].name in chains.stdout
+    chain_map = load_chain_map(CHAIN_MAP)
+    assert chain_map.chains[0].name in chains.stdout
+    assert f"general chain leader: {chain_map.region.general_leader}" in chains.stdout
+    two = next(c for c in chain_map.chains if len(c.leaders) > 1)
+    words = " ".join(chains.stdout.split())  # titles wrap at the terminal's width
+    assert f"chain leaders: {', '.join(two.leaders)}" in words
 
 
 def test_rebuild_reuses_every_vector_and_gives_the_same_gaps(workspace_copy):
