@@ -21,6 +21,7 @@ from typing import Optional
 from fastapi import APIRouter, Depends, Header, Path, Request
 from fastapi.concurrency import run_in_threadpool
 
+from matcher.domain import CHAIN_ROLES
 from matcher.errors import UnknownEntityError
 from matcher.store import repo
 from matcher.store.errors import ConflictError, InvalidInputError
@@ -131,8 +132,7 @@ def chain_gaps(request: Request, chain_id: ChainId, actor: Actor = Depends(need(
                 closed.append(loaded.catalog.gap_entry(row["gap_id"]))
             except UnknownEntityError:  # a row of a segment this version's map lacks
                 continue
-    can_manage = "gaps:write" in permissions(actor) and (actor.role not in ("chain_leader", "general_leader")
-                                                         or chain.id in actor.chains)
+    can_manage = "gaps:write" in permissions(actor) and (actor.role not in CHAIN_ROLES or chain.id in actor.chains)
     segments = [{"segment_id": s.id, "name": s.name, "name_zh": s.name_zh} for s in chain.segments]
     return {"version": loaded.version, "chain_id": chain.id, "can_manage": can_manage, "segments": segments,
             "gaps": open_gaps + closed}

@@ -276,3 +276,19 @@ def test_a_declaration_repeated_with_its_idempotency_key_declares_one_gap(servic
     assert other.status_code == 201 and other.json()["gap"]["gap_id"] != first.json()["gap"]["gap_id"]
     assert_error(call(service, keys, "POST", path, "leader", json={**body, "note": "changed"},
                       headers={"Idempotency-Key": "declare-fl-1"}), 422, "validation_error", "header.Idempotency-Key")
+
+
+def test_concurrent_declarations_of_one_need_get_distinct_ids_and_one_audit_entry_each(service, keys):
+    from concurrent.futures import ThreadPoolExecutor
+
+    taken = service.app.state.svc.holder.current.catalog.known_gap_ids()
+    actor = repo.Actor(key_id=None, prefix="race", role="admin", name="concurrent test")
+
+    def declare_one(_):
+        return repo.declare_gap(service.store, actor, AI, text="Silicon photonics foundries", priority="low", taken=taken)["gap_id"]
+
+    with ThreadPoolExecutor(4) as pool:
+        ids = list(pool.map(declare_one, range(4)))
+
+    assert len(set(ids)) == 4 and all(i.startswith(f"{AI}.silicon-photonics-foundries") for i in ids)
+    assert all(len(audit_rows(service, i)) == 1 for i in ids)
