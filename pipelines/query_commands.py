@@ -137,7 +137,9 @@ def prospects(
 ) -> None:
     """Outside enterprises that would fill a gap, ranked best first."""
     check_lang(lang)
-    catalog = load_catalog(settings_for(home))
+    settings = settings_for(home)
+    catalog = load_catalog(settings)
+    apply_stored_gaps(catalog, settings)  # gaps declared in the service rank before they are published
     filters = make_filters(country, province, min_employees, max_employees, founded_after, qualification, include_local, include_closed)
     gap_info, _ = catalog.gap(gap)
     rows = records(catalog.prospects(gap, top, filters, explain=explain, lang=lang))
@@ -222,7 +224,9 @@ def why_not_command(
 ) -> None:
     """Where an enterprise ranks for a gap, and which factors keep it below the shortlist."""
     check_lang(lang)
-    catalog = load_catalog(settings_for(home))
+    settings = settings_for(home)
+    catalog = load_catalog(settings)
+    apply_stored_gaps(catalog, settings)  # gaps declared in the service rank before they are published
     report = catalog.why_not(gap, enterprise_id, shortlist, Filters(include_local=include_local, include_closed=include_closed), lang)
     if as_json:
         emit_json(report)
@@ -253,7 +257,9 @@ def compare_command(
 ) -> None:
     """Why A ranks above (or below) B for a gap, factor by factor."""
     check_lang(lang)
-    catalog = load_catalog(settings_for(home))
+    settings = settings_for(home)
+    catalog = load_catalog(settings)
+    apply_stored_gaps(catalog, settings)  # gaps declared in the service rank before they are published
     report = catalog.compare(gap, a, b, Filters(include_local=True, include_closed=True), lang)
     if as_json:
         emit_json(report)

@@ -59,6 +59,12 @@ def test_declare_edit_close_reopen_from_the_command_line(run_main, workspace_cop
     listed = gap_list(home)
     assert listed[row["gap_id"]]["severity"] == 0.9 and listed[row["gap_id"]]["note"] == "two sites ready"
     assert set(listed) == set(before) | {row["gap_id"]}
+    # Ranked from the command line at once, before any build publishes it.
+    prospects = cli_json("prospects", "--gap", row["gap_id"], "--top", "5", "--home", home)["results"]
+    assert len(prospects) == 5 and all(p["enterprise_id"] for p in prospects)
+    first = prospects[0]["enterprise_id"]
+    why = cli_json("why-not", first, "--gap", row["gap_id"], "--home", home)
+    assert why["rank"] == 1
 
     code, out, err = run_main(["gaps", "edit", row["gap_id"], "--priority", "low", "--home", home])
     assert code == 0 and "edited" in out, err
