@@ -53,11 +53,13 @@ def partners(request: Request, enterprise_id: Annotated[str, Path(max_length=api
         p = shown.iloc[j]
         result.update(relation=p["relation"], partner_chain_id=p["partner_chain_id"], partner_segment_id=p["partner_segment_id"],
                       partner_segments=list(p["partner_segments"]), via=p["via"], firm_similarity=similarity[j])
-    names = {s.id: s for _, s in catalog.chain_map.segments()}
+    names = {s.id: (c.id, s) for c, s in catalog.chain_map.segments()}
     firm = catalog.enterprises.iloc[catalog.row_of(enterprise_id)]
+    own = list(catalog.context.partner_segments.get(enterprise_id, []))
     return api.PartnerPage(
-        version=loaded.version, enterprise_id=enterprise_id, name=str(firm[S.NAME]),
-        segments=list(catalog.context.partner_segments.get(enterprise_id, [])),
-        neighbours=[{**n, "name": names[n["segment_id"]].name, "name_zh": names[n["segment_id"]].name_zh} for n in neighbours],
+        version=loaded.version, enterprise_id=enterprise_id, name=str(firm[S.NAME]), segments=own,
+        firm_segments=[{"chain_id": names[s][0], "segment_id": s, "name": names[s][1].name, "name_zh": names[s][1].name_zh}
+                       for s in own if s in names],
+        neighbours=[{**n, "name": names[n["segment_id"]][1].name, "name_zh": names[n["segment_id"]][1].name_zh} for n in neighbours],
         filters=filters, lang=lang, total=len(merged), offset=offset, top=top, results=results,
     )

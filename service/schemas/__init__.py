@@ -37,7 +37,7 @@ from service.schemas.outcomes import (
     OutcomeCreate, OutcomeOut, OutcomeList,
 )
 from service.schemas.partners import (
-    Relation, PartnerSegment, PartnerOut, PartnerPage,
+    Relation, SegmentRef, PartnerSegment, PartnerOut, PartnerPage,
 )
 from service.schemas.admin import (
     MeResponse, VersionInfo, VersionsResponse, ReloadRequest, ReloadResponse,
@@ -57,5 +57,5 @@ __all__ = [
     "ChainMapResponse", "SegmentFirm", "SegmentDetail", "GapSeverity", "ShortlistCounts", "Funnel", "StageCounts",
     "OverviewRow", "StaleApproval", "StaleShortlist", "OverviewResponse", "OutcomeCreate", "OutcomeOut",
     "OutcomeList", "MeResponse", "VersionInfo", "VersionsResponse", "ReloadRequest", "ReloadResponse",
-    "Relation", "PartnerSegment", "PartnerOut", "PartnerPage",
+    "Relation", "SegmentRef", "PartnerSegment", "PartnerOut", "PartnerPage",
 ]

@@ -13,6 +13,13 @@ from service.schemas.prospects import Explanation, ProspectFilters, ProspectOut
 Relation = Literal["supplier", "customer"]
 
 
+class SegmentRef(BaseModel):
+    chain_id: str
+    segment_id: str
+    name: str
+    name_zh: str = ""
+
+
 class PartnerSegment(BaseModel):
     chain_id: str
     segment_id: str
@@ -37,6 +44,7 @@ class PartnerPage(BaseModel):
     enterprise_id: str
     name: str
     segments: list[str] = Field(description="the local firm's own segments")
+    firm_segments: list[SegmentRef] = Field([], description="the same segments with their chains and names")
     neighbours: list[PartnerSegment] = Field(description="the segments upstream and downstream of them")
     filters: ProspectFilters
     lang: Lang = "en"

@@ -1088,7 +1088,7 @@
     document.title = t("partners_title", { name: body.name }) + " · " + t("app_title");
     const names = {};
     for (const s of (map && map.segments) || []) names[s.segment_id] = segmentName(s);
-    for (const n of body.neighbours) names[n.segment_id] = segmentName(n);
+    for (const n of body.neighbours.concat(body.firm_segments || [])) names[n.segment_id] = segmentName(n);
     const nameOf = (id) => names[id] || id;
     const table = (relation) => {
       const rows = body.results.filter((r) => r.relation === relation);

@@ -113,6 +113,8 @@ def test_a_local_firm_s_partners_from_the_segment_view(workspace_copy, service, 
     driver.get(f"{service}/ui?lang=zh#/enterprises/{firm}/partners")
     wait_for(driver, lambda d: find_all(d, "partner-row"), "the Chinese partners")
     assert "上下游配套伙伴" in find(driver, "partners-title").text and "供应商（上游）" in find(driver, "partners-suppliers").text
+    own = find(driver, "partners-own").text  # the firm's segments by their Chinese names, opened without the map
+    assert all((s["name_zh"] or s["name"]) in own for s in zh["firm_segments"]) and zh["firm_segments"]
     assert shown_partners(driver) == by_relation
     first = zh["results"][0]
     row = next(r for r in find_all(driver, "partner-row") if r.get_attribute("data-enterprise-id") == first["enterprise_id"])

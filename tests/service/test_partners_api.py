@@ -38,6 +38,8 @@ def test_partners_are_the_cli_s_ranked_explained_and_paginated(service, catalog,
     body = page.json()
 
     assert body["enterprise_id"] == firm and body["segments"] == catalog.context.partner_segments[firm]
+    names = {s.id: s.name for _, s in catalog.chain_map.segments()}
+    assert [(s["segment_id"], s["name"]) for s in body["firm_segments"]] == [(s, names[s]) for s in body["segments"]]
     neighbours = {n["segment_id"]: n for n in body["neighbours"]}
     assert {n["relation"] for n in body["neighbours"]} == {SUPPLIER, CUSTOMER}
     assert body["total"] >= len(body["results"]) > 0 and body["offset"] == 0 and body["lang"] == "en"
