@@ -109,7 +109,7 @@ def main() -> int:
             if args.compare:  # the previous path, same text, same moment
                 ms, _ = cpu_ms(lambda: previous_make_entry(c, gap, Filters(), ranked, features))
                 before["make_entry"].append(ms)
-                ms, _ = cpu_ms(lambda: explain_ranked(c, gap, ranked.iloc[:20], features.iloc[:20], features, "en"))
+                ms, _ = cpu_ms(lambda: explain_ranked(c.explain_inputs(gap), gap, ranked.iloc[:20], features.iloc[:20], features, "en"))
                 before["explain_page"].append(ms)
         if args.compare:  # encoding on PyTorch's default threads: its own block (switching per call costs a pool restart)
             torch.set_num_threads(args.compare_threads)
