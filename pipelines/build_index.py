@@ -19,9 +19,9 @@ import pandas as pd
 
 import matcher
 from matcher import artifacts, catalog as C, schemas as S
-from matcher.catalog import gap_states
 from matcher.chain_map import ChainMap, load_chain_map
 from matcher.chains import ChainAnalysis, analyse_chains, chain_words, industry_code_table, segment_stats
+from matcher.gap_state import gap_states
 from matcher.errors import ArtifactCorruptError, ValidationFailedError
 from matcher.calibration import CALIBRATE_MIN_PROFILES, calibrated_backend, calibration_path, calibration_texts
 from matcher.embedding import EmbeddingCache, Encoder, encode_cached, encoder_key, text_hashes
@@ -244,7 +244,7 @@ def analyse(
     ``lexical`` (the universe's BM25 index) compares Chinese local profiles with the segments'
     Chinese texts (:func:`chinese_segment_z`); without it they are compared by embedding.
     ``gap_rows``: the service database's gaps (:func:`stored_gap_rows`), applied over the chain
-    map's as the service applies them (:func:`matcher.catalog.gap_states`): the open ones are
+    map's as the service applies them (:func:`matcher.gap_state.gap_states`): the open ones are
     published, the closed ones leave the list.
     """
     local_mask = enterprises[S.IS_LOCAL].to_numpy(dtype=bool) & ~enterprises[S.STATUS_CLASS].isin(S.NOT_PROSPECTS).to_numpy()
