@@ -1125,7 +1125,14 @@
   // ------------------------------------------------------------------ start
 
   // For the page's other scripts (gaps.js): the same texts, DOM helpers, signed-in fetch and banner.
-  window.ChainMatcher = { t, el, add, api, flash, lang: LANG, me: () => state.me };
+  // refreshMap(): draw the map shown again from the API (gaps.js calls it after a gap changes, so the
+  // segments' gap labels and the other-gaps list follow); resolves when drawn.
+  function refreshMap() {
+    const shown = mapRoute();
+    return shown ? renderMap(shown.chainId, shown.segmentId) : Promise.resolve();
+  }
+
+  window.ChainMatcher = { t, el, add, api, flash, lang: LANG, me: () => state.me, refreshMap };
 
   document.documentElement.lang = LANG === "zh" ? "zh-CN" : "en";
   document.title = t("app_title");

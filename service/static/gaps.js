@@ -178,7 +178,10 @@
       flash(err.message);
       return;
     }
-    await render(view);
+    // The whole map again (its segments' gap labels and other-gaps list change too); the panel is
+    // drawn anew when the map announces it.
+    if (window.ChainMatcher.refreshMap) await window.ChainMatcher.refreshMap();
+    else await render(view);
     flash(tr(okKey, { title: body.gap.title }), "ok");
   }
 

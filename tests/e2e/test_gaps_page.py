@@ -58,6 +58,8 @@ def test_a_chain_leader_manages_gaps_on_the_map_page(workspace_copy, service, br
     row = wait_for(driver, lambda d: row_of(d, gap_id), "the declared gap in the panel")
     assert NEED in row.text and find(driver, "gap-status", row).text == "open"
     assert "declared" in find(driver, "flash").text.lower()
+    # The map itself follows: the need is listed among the chain's other gaps without a reload.
+    wait_for(driver, lambda d: any(NEED[:40] in e.text for e in find_all(d, "map-other-gaps")), "the need on the map")
 
     # Edit its note.
     find(driver, "gap-edit", row).click()
