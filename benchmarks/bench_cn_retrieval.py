@@ -188,7 +188,7 @@ def dense_weights(home: Path, queries: list[dict], labelled: set[str], weights=(
         catalog.dense_weight_zh = w
         fused, ranked = [], []
         for q, v in zip(queries, vectors):
-            found = catalog._retrieve(v, q["text"], DEPTH, filters)
+            found = catalog.retrieve(v, q["text"], DEPTH, filters)
             ids = catalog.enterprises["enterprise_id"].to_numpy()[found.rows]
             fused.append(ndcg_at(list(ids), set(q["relevant"]), labelled))
         for q, result in zip(queries, catalog.search_many(texts, DEPTH, [filters] * len(texts))):

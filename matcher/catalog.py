@@ -433,7 +433,7 @@ class Catalog:
             return self._rank_pool(gap, gap_vector, k, filters)
 
     def _rank_pool(self, gap: dict, gap_vector: np.ndarray, k: int, filters: Filters) -> tuple[pd.DataFrame, pd.DataFrame]:
-        found = self._retrieve(gap_vector, self.match_text(gap), max(k, RANK_DEPTH), filters)
+        found = self.retrieve(gap_vector, self.match_text(gap), max(k, RANK_DEPTH), filters)
         if not len(found):
             return result_frame(self.enterprises, found), pd.DataFrame()
         features = self.features(gap, gap_vector, found.rows, found.lexical_z, self.need_codes(gap, found))
@@ -526,7 +526,10 @@ class Catalog:
         the text is Chinese (:func:`matcher.lexical.text_language`), else ``dense_weight``."""
         return self.dense_weight_zh if text_language(text) == "zh" else self.dense_weight
 
-    def _retrieve(self, vector: np.ndarray, text: str, k: int, filters: Filters) -> Retrieved:
+    def retrieve(self, vector: np.ndarray, text: str, k: int, filters: Filters) -> Retrieved:
+        """The ``k`` best allowed enterprises for a query (its vector and text) by hybrid retrieval
+        alone (dense + BM25 fused, before ranking): the first stage of every ranked list, and what
+        retrieval benchmarks score."""
         return retrieve_arrays(
             self.searcher, self.lexical, vector, self.lexical.query_tokens(text), k, self.allowed(filters),
             depth=self.depth, dense_weight=self.dense_weight_for(text), dense_sample=self.dense_sample,
