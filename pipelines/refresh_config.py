@@ -7,7 +7,7 @@ from pathlib import Path
 
 from matcher.refresh import RefreshPolicy
 from matcher.settings import Settings, default
-from pipelines.build_index import BuildConfig, build_config
+from pipelines.build_config import BuildConfig, build_config
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,7 @@ from matcher.snapshot import SnapshotInfo, find_snapshot, ingest, list_snapshots
 from matcher.sources import sheet_to_read
 from matcher.store import retention
 from matcher.store.repo import Actor
-from pipelines.build_index import gap_rows_sha256, stored_gap_rows
+from pipelines.version_files import gap_rows_sha256, stored_gap_rows
 from pipelines.refresh_config import RefreshConfig
 from pipelines.refresh_records import Run, recover, refresh_lock
 from pipelines.refresh_report import VersionView, version_change_report

@@ -23,7 +23,7 @@ from matcher.index import (
 from matcher.lexical import LexicalIndex, chinese_share
 from matcher.refresh import SnapshotDiff, index_plan
 from matcher.snapshot import SnapshotInfo, profile_texts
-from pipelines import build_index as B
+from pipelines import build_index as B, version_files as V
 from pipelines.refresh_config import RefreshConfig
 from pipelines.refresh_records import Run, checkpoint
 
@@ -122,23 +122,23 @@ def build_refreshed_version(run: Run, config: RefreshConfig, snapshot: SnapshotI
             hashes = text_hashes(texts)
             return cache.get(hashes) if not cache.missing(hashes) else encode_cached(get_encoder(), cache, texts, hashes)[0]
 
-        gap_rows = B.stored_gap_rows(bc.database_url)  # the service's gaps, as a full build publishes them
+        gap_rows = V.stored_gap_rows(bc.database_url)  # the service's gaps, as a full build publishes them
         analysis, gap_vectors = B.analyse(bc, chain_map, table, table_vectors, segment_vectors, encode_texts, lexical,
                                           gap_rows=gap_rows)
         entry["gaps"] = len(analysis.gaps)
         timings["chains_s"] = time.perf_counter() - t
 
     with run.step("stage") as entry:
-        version = B.new_version_name(bc, now, snapshot, parent["embedding"]["key"], info["factory"])
+        version = V.new_version_name(bc, now, snapshot, parent["embedding"]["key"], info["factory"])
         staged = artifacts.staging_dir(bc.artifacts_dir, version)
         rec["staging"].append(str(staged))
         run.save()
-        B.write_version_files(bc, staged, index=index, vectors=table_vectors, enterprises=table, lexical=lexical,
+        V.write_version_files(bc, staged, index=index, vectors=table_vectors, enterprises=table, lexical=lexical,
                               analysis=analysis, gap_vectors=gap_vectors, segment_vectors=segment_vectors,
                               keyword_vectors=keyword_vectors)
         models = carry_models(parent_dir, staged, parent, table)
         rec["models_carried"] = models
-        manifest = B.base_manifest(bc, now, snapshot, chain_map, parent["embedding"], info["factory"], index, table,
+        manifest = V.base_manifest(bc, now, snapshot, chain_map, parent["embedding"], info["factory"], index, table,
                                    analysis, embedded=rec["counts"]["embedded"], reused=rec["counts"]["reused_vectors"],
                                    gap_rows=gap_rows)
         manifest["index"].update({k: info[k] for k in ("mode", "reason", "recall_at_10") if k in info})
@@ -150,7 +150,7 @@ def build_refreshed_version(run: Run, config: RefreshConfig, snapshot: SnapshotI
                 manifest[key] = parent[key]
         manifest["parent_version"] = parent["version"]
         manifest["refresh"] = {"run_id": rec["run_id"], "diff": diff.counts(), "index_mode": info["mode"]}
-        manifest = B.finish_version(bc, staged, version, manifest, timings, started)
+        manifest = V.finish_version(bc, staged, version, manifest, timings, started)
         entry["version"] = version
         checkpoint("staged")  # a complete staged version, not yet published
     with run.step("publish"):

@@ -14,7 +14,8 @@ from matcher.mapping import load_mapping
 from matcher.retrieval import Filters, records
 from matcher.settings import PROJECT_ROOT
 from matcher.snapshot import ingest as ingest_snapshot
-from pipelines.build_index import build as build_version, build_config
+from pipelines.build_config import build_config
+from pipelines.build_index import build as build_version
 from pipelines.cli_app import HomeOption, JsonOption, RayAddressOpt, TopOption, app, check_lang, emit_json, out, progress_factory, settings_for
 from pipelines.printing import print_gaps, print_results, print_train_report
 from pipelines.train_ranker import train as train_version, train_config

@@ -16,7 +16,8 @@ from matcher.catalog import Catalog
 from matcher.errors import ArtifactCorruptError, ArtifactNotFoundError, ConfigError
 from matcher.retrieval import Filters
 from matcher.snapshot import ingest
-from pipelines.build_index import BuildConfig, build
+from pipelines.build_config import BuildConfig
+from pipelines.build_index import build
 from tests.factories import TOPICS, HashingEncoder, make_enterprises, make_mapping, write_source
 
 NOW = datetime(2026, 11, 27, 2, 0, tzinfo=timezone.utc)

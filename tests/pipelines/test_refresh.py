@@ -17,9 +17,10 @@ from matcher.catalog import Catalog
 from matcher.refresh import PROSPECTS_FILE
 from matcher.retrieval import Filters
 from matcher.snapshot import ingest
-from pipelines import build_index as B
+from pipelines import version_files as V
 from pipelines import refresh_commands, refresh_records, refresh_run
-from pipelines.build_index import BuildConfig, build
+from pipelines.build_config import BuildConfig
+from pipelines.build_index import build
 from pipelines.refresh_config import RefreshConfig
 from tests.factories import HashingEncoder, make_enterprises, make_mapping, write_mapping, write_source
 from tests.pipelines.test_build_index import chain_map_data
@@ -145,13 +146,13 @@ def test_shrink_guard_stops_before_publishing_unless_allowed(home):
 
 def test_a_failing_step_leaves_the_published_version_and_a_rerun_completes(home, monkeypatch):
     before = current(home)
-    finish = B.finish_version
+    finish = V.finish_version
 
     def disk_full(*args, **kw):
         finish(*args, **kw)  # the staged version is complete ...
         raise OSError(28, "No space left on device")  # ... and then the disk fills up
 
-    monkeypatch.setattr(B, "finish_version", disk_full)
+    monkeypatch.setattr(V, "finish_version", disk_full)
     with pytest.raises(OSError):
         refresh(home, next_export(home))
     assert current(home) == before
@@ -159,7 +160,7 @@ def test_a_failing_step_leaves_the_published_version_and_a_rerun_completes(home,
     assert not list((home / "models" / "matcher").glob(".tmp-*"))
     failed = refresh_records.list_runs(home / "models" / "runs")[-1]
     assert failed["status"] == "failed" and failed["error"]["step"] == "stage" and "No space" in failed["error"]["message"]
-    monkeypatch.setattr(B, "finish_version", finish)
+    monkeypatch.setattr(V, "finish_version", finish)
     record = refresh(home, next_export(home))
     assert record["status"] == "published" and record["steps"][0]["snapshot"].startswith("reused")
     assert record["counts"]["changed_text"] == 2
