@@ -25,6 +25,7 @@ universes rank exactly as before; measured agreement above it: benchmarks/RESULT
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,7 +34,7 @@ import numpy as np
 from matcher.index import top_k
 
 SAMPLE_FILE = "stats.npz"  # column moments and the fixed sample of a lexical index
-RARE_SAMPLE_HITS = 32  # a term the sample would hold fewer documents of counts as rare
+RARE_SAMPLE_HITS = 16  # a term the sample would hold fewer documents of counts as rare
 _BLOCK = 1 << 24  # postings per block when a pass over the whole matrix needs temporaries
 
 
@@ -332,36 +333,85 @@ class EstimatedRelevance:
             return np.zeros(0, dtype=np.int64)
         bounds = self._bounds()
         order = np.argsort(-bounds, kind="stable")
-        df = self.b.df(self.terms[order])
+        cumulative = np.cumsum(self.b.df(self.terms[order]))
         share = max(np.count_nonzero(allowed) / max(1, self.n), 1e-9)
-        budget = max(4 * depth / share, 1024.0)
-        essential = min(int(np.searchsorted(np.cumsum(df), budget)) + 1, len(order))
+        essential = min(int(np.searchsorted(cumulative, max(4 * depth / share, 1024.0))) + 1, len(order))
         while True:
             rest = float(bounds[order[essential:]].sum())
             slack = 1e-5 * (abs(rest) + abs(self.shift)) + 1e-6  # float32 sums against float64 bounds
-            docs = _union([self.b.column(t)[0] for t in self.terms[order[:essential]]])
-            docs = docs[allowed[docs]]
-            use = np.zeros(len(self.terms), bool)
-            use[order[:essential]] = True
-            partial = self.scale @ self._signal_rows(docs, use) + self.shift
+            docs, partial = self._partial(order[:essential], allowed)
             keep = partial + rest + slack > 0
             docs, partial = docs[keep], partial[keep]
-            if len(docs) >= depth:  # the depth-th best partial score is a lower bound of the answer's
-                floor = np.partition(partial, len(partial) - depth)[len(partial) - depth]
-                docs = docs[partial + rest + slack >= floor]
-            scores = self._rows_sorted(docs)
+            sorted_docs = np.argsort(docs)
+            docs, partial = docs[sorted_docs], partial[sorted_docs]
+            remaining = rest
+            for u in order[essential:]:  # MaxScore: add the other terms, pruning as the bound tightens
+                if len(docs) > depth:  # the depth-th best partial score is a lower bound of the answer's
+                    floor = np.partition(partial, len(partial) - depth)[len(partial) - depth]
+                    keep = partial + remaining + slack >= floor
+                    docs, partial = docs[keep], partial[keep]
+                partial += self._term_rows(docs, u)
+                remaining -= float(bounds[u])
+            scores = self._rows_sorted(docs) if self.c is None else partial.astype(np.float32)
             positive = scores > 0
             docs, scores = docs[positive], scores[positive]
-            done = essential == len(order)
-            if not done and len(docs) >= depth:
-                kth = np.partition(scores, len(scores) - depth)[len(scores) - depth]
-                done = rest + slack < kth - self.shift  # no other document can reach it
-            if done:
+            if essential == len(order):
                 return docs[top_k(scores, depth)]
-            essential = min(len(order), max(essential + 1, int(np.searchsorted(np.cumsum(df), 2 * df[:essential].sum())) + 1))
+            if len(docs) >= depth:
+                kth = np.partition(scores, len(scores) - depth)[len(scores) - depth]
+                reach = np.append(np.cumsum(bounds[order][::-1])[::-1], 0.0) + slack < kth - self.shift
+                if reach[essential]:  # no document outside the essential terms' can reach the kth
+                    return docs[top_k(scores, depth)]
+                essential = max(essential + 1, int(np.argmax(reach)))  # enough unless kth was too low
+            else:
+                essential = min(len(order), max(essential + 1, int(np.searchsorted(cumulative, 2 * cumulative[essential - 1])) + 1))
+
+    def _term_rows(self, rows: np.ndarray, u: int) -> np.ndarray:
+        """Relevance contribution (float64) of query term ``u`` to each of the sorted ``rows``."""
+        out = np.zeros(len(rows))
+        for scale, (postings, w) in zip(self.scale, self._signals()):
+            at, values = _lookup(rows, *postings.column(self.terms[u]))
+            out[at] += scale * w[u] * values
+        return out
+
+    def _partial(self, use: np.ndarray, allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The allowed documents of the query terms ``use`` (distinct, unordered) and their
+        relevance from those terms alone (float64), through a dense per-thread accumulator: a
+        scatter and a gather per posting, no sort of the postings."""
+        total, first = _scratch(self.n)
+        signals = self._signals()
+        columns = []
+        for u in use:
+            docs, values = self.b.column(self.terms[u])
+            contribution = self.scale[0] * signals[0][1][u] * values.astype(np.float64)
+            if self.c is not None:
+                contribution += self.scale[1] * signals[1][1][u] * self.c.column(self.terms[u])[1]
+            total[docs] += contribution
+            columns.append(docs)
+        docs = np.concatenate(columns) if columns else np.zeros(0, np.int64)
+        values = total[docs]
+        total[docs] = 0.0
+        at = np.arange(len(docs), dtype=np.int64)
+        first[docs] = at  # repeated documents: one of their positions wins
+        once = (first[docs] == at) & allowed[docs]
+        return docs[once].astype(np.int64), values[once] + self.shift
+
+
+_LOCAL = threading.local()
+
+
+def _scratch(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Two per-thread arrays of length ``n`` (float64 zeros, int64), kept between queries: a
+    fresh one would page-fault on every touched page."""
+    held = getattr(_LOCAL, "arrays", None)
+    if held is None or len(held[0]) != n:
+        held = _LOCAL.arrays = (np.zeros(n), np.zeros(n, dtype=np.int64))
+    return held
 
 
 def _union(columns: list[np.ndarray]) -> np.ndarray:
+    """Sorted distinct documents of a few short postings lists."""
     if not columns:
         return np.zeros(0, dtype=np.int64)
-    return np.unique(np.concatenate(columns)).astype(np.int64)
+    docs = np.sort(np.concatenate(columns).astype(np.int64))
+    return docs[np.concatenate([[True], docs[1:] != docs[:-1]])] if len(docs) else docs
