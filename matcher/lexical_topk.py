@@ -268,7 +268,7 @@ class EstimatedRelevance:
         if len(docs):
             part = self._signal_rows(docs, common)
             whole = part + self._signal_rows(docs, rare)
-            second += whole @ whole.T - part @ part.T
+            second += _products(whole) - _products(part)
         # Co-occurring common terms: from the sample.
         if common.any():
             m = len(st.rows)
@@ -280,8 +280,8 @@ class EstimatedRelevance:
                     docs_u, data_u = sample.column(terms[u])
                     parts.append(w[u] * data_u.astype(np.float64))
                     values[i, docs_u] += parts[-1]
-                diagonal += np.array([[p @ q for q in parts] for p in parts])
-            second += (values @ values.T - diagonal) * (self.n / m)
+                diagonal += _products(np.array(parts))
+            second += (_products(values) - diagonal) * (self.n / m)
         second = np.triu(second) + np.triu(second, 1).T
         return mean, second / self.n
 
@@ -291,8 +291,22 @@ class EstimatedRelevance:
         out = np.zeros((len(self.weights), len(rows)))
         for u in np.flatnonzero(use):
             for i, (postings, w) in enumerate(self._signals()):
-                at, values = _lookup(rows, *postings.column(self.terms[u]))
-                out[i, at] += w[u] * values
+                out[i] += w[u] * self._at_rows(rows, *postings.column(self.terms[u]))
+        return out
+
+    def _at_rows(self, rows: np.ndarray, docs: np.ndarray, values: np.ndarray) -> np.ndarray:
+        """One postings list's ``values`` at the sorted ``rows`` (0 where absent), float64: by
+        binary search when the list is much longer than ``rows``, else through the dense
+        per-thread array (a scatter and a gather, no search)."""
+        if len(docs) > 16 * len(rows):
+            out = np.zeros(len(rows))
+            at, found = _lookup(rows, docs, values)
+            out[at] = found
+            return out
+        total = _scratch(self.n)
+        total[docs] = values
+        out = total[rows]
+        total[docs] = 0.0
         return out
 
     # --- scores of given rows -----------------------------------------------------------------
@@ -308,10 +322,7 @@ class EstimatedRelevance:
             # BM25 as bm25s sums it: float32, token by token in the query's order.
             contribution = {}
             for t in self.terms:
-                at, values = _lookup(rows, *self.b.column(t))
-                column = np.zeros(len(rows), dtype=np.float32)
-                column[at] = values
-                contribution[t] = column
+                contribution[t] = self._at_rows(rows, *self.b.column(t)).astype(np.float32)  # float32 values, exact
             out = np.zeros(len(rows), dtype=np.float32)
             for t in self.token_ids:
                 out += contribution[t]
@@ -339,11 +350,7 @@ class EstimatedRelevance:
         while True:
             rest = float(bounds[order[essential:]].sum())
             slack = 1e-5 * (abs(rest) + abs(self.shift)) + 1e-6  # float32 sums against float64 bounds
-            docs, partial = self._partial(order[:essential], allowed)
-            keep = partial + rest + slack > 0
-            docs, partial = docs[keep], partial[keep]
-            sorted_docs = np.argsort(docs)
-            docs, partial = docs[sorted_docs], partial[sorted_docs]
+            docs, partial = self._partial(order[:essential], allowed, depth, rest + slack)
             remaining = rest
             for u in order[essential:]:  # MaxScore: add the other terms, pruning as the bound tightens
                 if len(docs) > depth:  # the depth-th best partial score is a lower bound of the answer's
@@ -370,15 +377,15 @@ class EstimatedRelevance:
         """Relevance contribution (float64) of query term ``u`` to each of the sorted ``rows``."""
         out = np.zeros(len(rows))
         for scale, (postings, w) in zip(self.scale, self._signals()):
-            at, values = _lookup(rows, *postings.column(self.terms[u]))
-            out[at] += scale * w[u] * values
+            out += scale * w[u] * self._at_rows(rows, *postings.column(self.terms[u]))
         return out
 
-    def _partial(self, use: np.ndarray, allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The allowed documents of the query terms ``use`` (distinct, unordered) and their
-        relevance from those terms alone (float64), through a dense per-thread accumulator: a
-        scatter and a gather per posting, no sort of the postings."""
-        total, first = _scratch(self.n)
+    def _partial(self, use: np.ndarray, allowed: np.ndarray, depth: int, rest: float) -> tuple[np.ndarray, np.ndarray]:
+        """The allowed documents of the query terms ``use`` that may still reach the top
+        ``depth`` with at most ``rest`` from the other terms (sorted, distinct), and their relevance
+        from the terms ``use`` alone (float64), through a dense per-thread accumulator: a scatter
+        and a gather per posting; only the few documents that may reach the top are sorted."""
+        total = _scratch(self.n)
         signals = self._signals()
         columns = []
         for u in use:
@@ -391,22 +398,36 @@ class EstimatedRelevance:
         docs = np.concatenate(columns) if columns else np.zeros(0, np.int64)
         values = total[docs]
         total[docs] = 0.0
-        at = np.arange(len(docs), dtype=np.int64)
-        first[docs] = at  # repeated documents: one of their positions wins
-        once = (first[docs] == at) & allowed[docs]
-        return docs[once].astype(np.int64), values[once] + self.shift
+        keep = allowed[docs]
+        docs, values = docs[keep], values[keep] + self.shift
+        keep = values + rest > 0
+        # A document is listed once per term of ``use`` it holds, so the best depth * len(use)
+        # entries hold at least ``depth`` documents: the lowest of them bounds the answer from below.
+        entries = depth * len(use)
+        if len(values) > entries:
+            keep &= values + rest >= np.partition(values, len(values) - entries)[len(values) - entries]
+        docs, values = docs[keep], values[keep]
+        order = np.argsort(docs, kind="stable")
+        docs, values = docs[order], values[order]
+        first = np.concatenate([[True], docs[1:] != docs[:-1]]) if len(docs) else np.zeros(0, bool)
+        return docs[first].astype(np.int64), values[first]
 
 
 _LOCAL = threading.local()
 
 
-def _scratch(n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Two per-thread arrays of length ``n`` (float64 zeros, int64), kept between queries: a
-    fresh one would page-fault on every touched page."""
-    held = getattr(_LOCAL, "arrays", None)
-    if held is None or len(held[0]) != n:
-        held = _LOCAL.arrays = (np.zeros(n), np.zeros(n, dtype=np.int64))
+def _scratch(n: int) -> np.ndarray:
+    """A per-thread float64 array of ``n`` zeros, kept between queries (a fresh one would
+    page-fault on every page it touches); users put the zeros back."""
+    held = getattr(_LOCAL, "zeros", None)
+    if held is None or len(held) != n:
+        held = _LOCAL.zeros = np.zeros(n)
     return held
+
+
+def _products(x: np.ndarray) -> np.ndarray:
+    """``x @ x.T`` for a few rows, without BLAS (whose threads spin on a busy machine)."""
+    return np.array([[float((a * b).sum()) for b in x] for a in x])
 
 
 def _union(columns: list[np.ndarray]) -> np.ndarray:
