@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from matcher.index import top_k
+from matcher.lexical_kernels import gather, values_at
 
 SAMPLE_FILE = "stats.npz"  # column moments and the fixed sample of a lexical index
 RARE_SAMPLE_HITS = 16  # a term the sample would hold fewer documents of counts as rare
@@ -297,7 +298,10 @@ class EstimatedRelevance:
     def _at_rows(self, rows: np.ndarray, docs: np.ndarray, values: np.ndarray) -> np.ndarray:
         """One postings list's ``values`` at the sorted ``rows`` (0 where absent), float64: by
         binary search when the list is much longer than ``rows``, else through the dense
-        per-thread array (a scatter and a gather, no search)."""
+        per-thread array (a scatter and a gather, no search); compiled where numba is installed."""
+        compiled = values_at(rows, docs, values)
+        if compiled is not None:
+            return compiled
         if len(docs) > 16 * len(rows):
             out = np.zeros(len(rows))
             at, found = _lookup(rows, docs, values)
@@ -383,34 +387,24 @@ class EstimatedRelevance:
     def _partial(self, use: np.ndarray, allowed: np.ndarray, depth: int, rest: float) -> tuple[np.ndarray, np.ndarray]:
         """The allowed documents of the query terms ``use`` that may still reach the top
         ``depth`` with at most ``rest`` from the other terms (sorted, distinct), and their relevance
-        from the terms ``use`` alone (float64), through a dense per-thread accumulator: a scatter
-        and a gather per posting; only the few documents that may reach the top are sorted."""
-        total = _scratch(self.n)
-        signals = self._signals()
-        columns = []
-        for u in use:
-            docs, values = self.b.column(self.terms[u])
-            contribution = self.scale[0] * signals[0][1][u] * values.astype(np.float64)
-            if self.c is not None:
-                contribution += self.scale[1] * signals[1][1][u] * self.c.column(self.terms[u])[1]
-            total[docs] += contribution
-            columns.append(docs)
-        docs = np.concatenate(columns) if columns else np.zeros(0, np.int64)
-        values = total[docs]
-        total[docs] = 0.0
-        keep = allowed[docs]
-        docs, values = docs[keep], values[keep] + self.shift
-        keep = values + rest > 0
-        # A document is listed once per term of ``use`` it holds, so the best depth * len(use)
-        # entries hold at least ``depth`` documents: the lowest of them bounds the answer from below.
-        entries = depth * len(use)
-        if len(values) > entries:
-            keep &= values + rest >= np.partition(values, len(values) - entries)[len(values) - entries]
-        docs, values = docs[keep], values[keep]
-        order = np.argsort(docs, kind="stable")
-        docs, values = docs[order], values[order]
-        first = np.concatenate([[True], docs[1:] != docs[:-1]]) if len(docs) else np.zeros(0, bool)
-        return docs[first].astype(np.int64), values[first]
+        from the terms ``use`` alone (float64), through a dense per-thread accumulator
+        (:func:`matcher.lexical_kernels.gather`); only those that may reach the top are sorted."""
+        terms = self.terms[use]
+        weights = self.scale[0] * self.weights[0][use]
+        if self.c is None:
+            data2, weights2 = self.b.data, np.zeros(len(use))
+        else:
+            data2, weights2 = self.c.data, self.scale[1] * self.weights[1][use]
+        docs, values = gather(self.b.indptr, self.b.indices, self.b.data, data2, terms, weights, weights2, allowed,
+                              _scratch(self.n), float(self.shift), float(rest))
+        if len(values) > depth:
+            docs, values = _kept(docs, values, values + rest >= np.partition(values, len(values) - depth)[len(values) - depth])
+        order = np.argsort(docs)
+        return docs[order], values[order]
+
+
+def _kept(docs: np.ndarray, values: np.ndarray, keep: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    return docs[keep], values[keep]
 
 
 _LOCAL = threading.local()

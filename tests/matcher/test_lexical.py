@@ -237,3 +237,21 @@ def test_lexical_top_of_a_full_relevance_is_the_plain_top_k():
     matched = np.flatnonzero((relevance > 0) & allowed)
     assert top.tolist() == matched[np.argsort(-relevance[matched], kind="stable")][:50].tolist()
     assert isinstance(LexicalStats.build(3, *LexicalIndex.build(TEXTS[:3])._postings()), LexicalStats)
+
+
+def test_without_numba_the_numpy_loops_give_the_same_top_k(english, chinese, monkeypatch):
+    import matcher.lexical_topk as topk
+    from matcher.lexical_kernels import gather_numpy
+
+    allowed = np.random.default_rng(7).random(english.num_docs) < 0.6
+    compiled = {q: both_ways(english, q, False)[1].top(allowed, 30) for q in QUERIES_EN}
+    compiled_zh = {q: both_ways(chinese, q, True)[1].top(np.ones(400, bool), 30) for q in QUERIES_ZH}
+    monkeypatch.setattr(topk, "gather", gather_numpy)
+    monkeypatch.setattr(topk, "values_at", lambda rows, docs, values: None)
+
+    for q in QUERIES_EN:
+        exact, estimated = both_ways(english, q, False)
+        assert np.array_equal(estimated.top(allowed, 30), compiled[q])
+        assert np.array_equal(estimated.top(allowed, 30), exact.top(allowed, 30))
+    for q in QUERIES_ZH:
+        assert np.array_equal(both_ways(chinese, q, True)[1].top(np.ones(400, bool), 30), compiled_zh[q])
