@@ -44,7 +44,17 @@ def _gather_loop(indptr, indices, data, data2, terms, weights, weights2, allowed
     return docs[:count], values[:count]
 
 
-_compiled = njit(cache=True, nogil=True)(_gather_loop) if njit is not None else None
+def _jit(function):
+    """``function`` compiled (cached on disk where numba finds a writable place), or None."""
+    if njit is None:
+        return None
+    try:
+        return njit(cache=True, nogil=True)(function)
+    except RuntimeError:  # no writable cache location: compile at each start instead
+        return njit(nogil=True)(function)
+
+
+_compiled = _jit(_gather_loop)
 
 
 def gather(indptr, indices, data, data2, terms, weights, weights2, allowed, total, shift, rest):
@@ -108,7 +118,7 @@ def _values_at_loop(rows, docs, values, out):
     return out
 
 
-_values_at = njit(cache=True, nogil=True)(_values_at_loop) if njit is not None else None
+_values_at = _jit(_values_at_loop)
 
 
 def values_at(rows: np.ndarray, docs: np.ndarray, values: np.ndarray) -> np.ndarray | None:
