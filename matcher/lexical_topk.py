@@ -37,6 +37,10 @@ from matcher.lexical_kernels import gather, values_at
 from matcher.lexical_stats import SAMPLE_FILE, LexicalStats, Postings  # noqa: F401  (SAMPLE_FILE re-exported)
 
 RARE_SAMPLE_HITS = 16  # a term the sample would hold fewer documents of counts as rare
+# Postings (as a share of the documents) above which a query's top-k scores every document
+# instead: MaxScore reads ~10-30 % of the postings at ~5x the cost of a plain scatter, a full
+# scoring pays ~4 passes over n (benchmarks/bench_lexical_scale.py).
+FULL_SCAN_SHARE = 0.25
 
 
 def lexical_top(relevance: np.ndarray, allowed: np.ndarray, depth: int, stride: int = 64) -> np.ndarray:
@@ -223,6 +227,8 @@ class EstimatedRelevance:
         (ties: lower position first), as :func:`lexical_top` over the full relevance."""
         if not len(self.terms) or not self.scale.any():
             return np.zeros(0, dtype=np.int64)
+        if self.b.df(self.terms).sum() > FULL_SCAN_SHARE * self.n:
+            return lexical_top(self._full(), allowed, depth)
         bounds = self._bounds()
         order = np.argsort(-bounds, kind="stable")
         cumulative = np.cumsum(self.b.df(self.terms[order]))
@@ -253,6 +259,21 @@ class EstimatedRelevance:
                 essential = max(essential + 1, int(np.argmax(reach)))  # enough unless kth was too low
             else:
                 essential = min(len(order), max(essential + 1, int(np.searchsorted(cumulative, 2 * cumulative[essential - 1])) + 1))
+
+    def _full(self) -> np.ndarray:
+        """The relevance of every document (float32), for a query whose postings are too many for
+        MaxScore to pay: scattered term by term as bm25s does (English: the same values)."""
+        out = np.zeros(self.n, dtype=np.float32)
+        if self.c is None:
+            for t in self.token_ids:
+                docs, values = self.b.column(t)
+                out[docs] += values
+            return out
+        for u, t in enumerate(self.terms):
+            docs, values = self.b.column(t)
+            out[docs] += self.scale[0] * self.weights[0][u] * values + self.scale[1] * self.weights[1][u] * self.c.column(t)[1]
+        out += np.float32(self.shift)
+        return out
 
     def _term_rows(self, rows: np.ndarray, u: int) -> np.ndarray:
         """Relevance contribution (float64) of query term ``u`` to each of the sorted ``rows``."""

@@ -123,7 +123,11 @@ def both_ways(index: LexicalIndex, text: str, is_chinese: bool):
 
 @pytest.mark.parametrize("depth", [1, 5, 40, 1000])
 @pytest.mark.parametrize("share", [1.0, 0.5, 0.05])
-def test_top_k_over_postings_is_the_full_scorings_top_k(english, depth, share):
+@pytest.mark.parametrize("full_scan", [0.0, 1e9])  # every query scored in full / every one by MaxScore
+def test_top_k_over_postings_is_the_full_scorings_top_k(english, depth, share, full_scan, monkeypatch):
+    import matcher.lexical_topk as topk
+
+    monkeypatch.setattr(topk, "FULL_SCAN_SHARE", full_scan)
     allowed = np.random.default_rng(depth).random(english.num_docs) < share
 
     for text in QUERIES_EN:
@@ -143,7 +147,11 @@ def test_english_scores_of_given_rows_are_the_full_scorings_bit_for_bit(english)
 
 
 @pytest.mark.parametrize("is_chinese", [False, True])
-def test_statistics_from_a_sample_as_large_as_the_corpus_are_exact(english, chinese, is_chinese):
+@pytest.mark.parametrize("full_scan", [0.0, 1e9])
+def test_statistics_from_a_sample_as_large_as_the_corpus_are_exact(english, chinese, is_chinese, full_scan, monkeypatch):
+    import matcher.lexical_topk as topk
+
+    monkeypatch.setattr(topk, "FULL_SCAN_SHARE", full_scan)
     index, queries = (chinese, QUERIES_ZH) if is_chinese else (english, QUERIES_EN)
     allowed = np.ones(index.num_docs, dtype=bool)
 
