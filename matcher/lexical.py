@@ -369,7 +369,7 @@ class LexicalIndex:
             return ExactRelevance(self.relevance(tokens, chinese))
         vocab = self.retriever.vocab_dict
         bm25, tfidf = self._postings()
-        ids = [vocab[t] for t in tokens if t in vocab]
+        ids = [vocab[t] for t in tokens if t in vocab and vocab[t] < len(bm25.indptr) - 1]  # "" has no column
         if chinese and tfidf is not None:
             return EstimatedRelevance(self.stats, bm25, ids, tfidf, self.tfidf.idf)
         return EstimatedRelevance(self.stats, bm25, ids)

@@ -14,150 +14,39 @@ needs the query's mean and standard deviation over every document, and the lexic
 - **Top-k** (:meth:`EstimatedRelevance.top`): MaxScore over the query's postings. Terms are
   taken in order of their largest possible contribution; the documents of the first ("essential")
   terms are scored exactly, and a document without any essential term cannot reach the current
-  ``depth``-th best score once the other terms' largest contributions sum below it. Exact.
+  ``depth``-th best score once the other terms' largest contributions sum below it. Exact. A
+  query whose postings outnumber ``FULL_SCAN_SHARE`` of the documents is scored in full instead
+  (still with the saved statistics, so no pass over n for the mean and spread).
 - **Rows** (:meth:`EstimatedRelevance.rows`): exact scores of given documents, by looking each up
   in the query's postings (BM25 summed in the query's token order in float32, as ``bm25s`` does,
   so an English query's scores are bit-identical to a full scoring).
 
-Below ``lexical_exact_max`` documents the full scoring stays (:class:`ExactRelevance`), so small
-universes rank exactly as before; measured agreement above it: benchmarks/RESULTS.md.
+The loops over postings are compiled with numba where it is installed (:mod:`matcher.lexical_kernels`;
+numpy otherwise, same results): in numpy each posting costs about ten fancy-indexing passes.
+
+Up to ``lexical_exact_max`` documents the full scoring stays (:class:`ExactRelevance`). Measured
+(benchmarks/bench_lexical_scale.py, benchmarks/RESULTS.md): the fused top 20 agrees with full
+scoring (≥ 0.95 overlap on every query), but on the development machine this path is not yet
+faster than full scoring up to 10M documents (the postings of a long need's essential terms are
+many, the per-term maxima loose), so the default threshold keeps full scoring at every measured
+size; block-max bounds are the next step.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from pathlib import Path
+import threading
 
 import numpy as np
 
 from matcher.index import top_k
+from matcher.lexical_kernels import gather, values_at
+from matcher.lexical_stats import SAMPLE_FILE, LexicalStats, Postings  # noqa: F401  (SAMPLE_FILE re-exported)
 
-SAMPLE_FILE = "stats.npz"  # column moments and the fixed sample of a lexical index
-RARE_SAMPLE_HITS = 32  # a term the sample would hold fewer documents of counts as rare
-_BLOCK = 1 << 24  # postings per block when a pass over the whole matrix needs temporaries
-
-
-@dataclass(frozen=True)
-class Postings:
-    """A CSC matrix (documents x tokens): ``indices[indptr[t]:indptr[t + 1]]`` are the documents
-    of token ``t``, ascending; ``data`` their scores."""
-
-    data: np.ndarray
-    indices: np.ndarray
-    indptr: np.ndarray
-
-    def column(self, token: int) -> tuple[np.ndarray, np.ndarray]:
-        start, end = self.indptr[token], self.indptr[token + 1]
-        return self.indices[start:end], self.data[start:end]
-
-    def df(self, tokens: np.ndarray) -> np.ndarray:
-        return self.indptr[tokens + 1] - self.indptr[tokens]
-
-    def take_rows(self, member: np.ndarray, new_row: np.ndarray) -> "Postings":
-        """The rows where ``member`` is true, renumbered by ``new_row`` (a block at a time)."""
-        data, indices, counts = [], [], np.zeros(len(self.indptr) - 1, dtype=np.int64)
-        for c0, c1 in _column_blocks(self.indptr):
-            s, e = self.indptr[c0], self.indptr[c1]
-            keep = member[self.indices[s:e]]
-            data.append(self.data[s:e][keep])
-            indices.append(new_row[self.indices[s:e][keep]])
-            kept = np.concatenate([[0], np.cumsum(keep)])
-            counts[c0:c1] = kept[self.indptr[c0 + 1:c1 + 1] - s] - kept[self.indptr[c0:c1] - s]
-        indptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-        return Postings(np.concatenate(data).astype(np.float32), np.concatenate(indices).astype(np.int32), indptr)
-
-
-def _column_blocks(indptr: np.ndarray):
-    """Column ranges [c0, c1) of about ``_BLOCK`` postings each."""
-    n_cols, c0 = len(indptr) - 1, 0
-    while c0 < n_cols:
-        c1 = int(np.searchsorted(indptr, indptr[c0] + _BLOCK, side="right")) - 1
-        c1 = min(max(c1, c0 + 1), n_cols)
-        yield c0, c1
-        c0 = c1
-
-
-def _column_moments(indptr: np.ndarray, pairs: list[tuple[np.ndarray, np.ndarray]]) -> tuple[list[np.ndarray], np.ndarray]:
-    """Per column: the sum of ``a * b`` for each (a, b) in ``pairs`` (float64), and the max of
-    the first pair's ``a``."""
-    n_cols = len(indptr) - 1
-    sums = [np.zeros(n_cols) for _ in pairs]
-    peak = np.zeros(n_cols)
-    for c0, c1 in _column_blocks(indptr):
-        s, e = indptr[c0], indptr[c1]
-        column = np.repeat(np.arange(c1 - c0), np.diff(indptr[c0:c1 + 1]))
-        for out, (a, b) in zip(sums, pairs):
-            out[c0:c1] = np.bincount(column, weights=a[s:e].astype(np.float64) * b[s:e], minlength=c1 - c0)
-        starts = indptr[c0:c1] - s
-        nonempty = np.diff(indptr[c0:c1 + 1]) > 0
-        if e > s:
-            peak[c0:c1][nonempty] = np.maximum.reduceat(pairs[0][0][s:e], starts[nonempty])
-    return sums, peak
-
-
-def sample_rows(n: int, size: int) -> np.ndarray:
-    """The fixed sample: ``size`` evenly spaced documents of ``n`` (all of them when n <= size)."""
-    if n <= size:
-        return np.arange(n, dtype=np.int64)
-    return (np.arange(size, dtype=np.int64) * n) // size
-
-
-@dataclass
-class LexicalStats:
-    """What a query's statistics are computed from: per-token column moments of the BM25 matrix
-    ``b`` and the TF-IDF matrix ``c`` (sums, sums of squares, sum of products, maxima) and both
-    matrices restricted to a fixed document sample."""
-
-    n: int
-    rows: np.ndarray  # sample positions, ascending
-    b1: np.ndarray
-    b2: np.ndarray
-    bmax: np.ndarray
-    sample_b: Postings
-    c1: np.ndarray | None = None
-    c2: np.ndarray | None = None
-    bc: np.ndarray | None = None
-    cmax: np.ndarray | None = None
-    sample_c: Postings | None = None
-
-    @classmethod
-    def build(cls, n: int, b: Postings, c: Postings | None = None, size: int = 65_536) -> "LexicalStats":
-        """Moments of every column and the sample's rows of ``b`` (and ``c``, same pattern)."""
-        rows = sample_rows(n, size)
-        member = np.zeros(n, dtype=bool)
-        member[rows] = True
-        new_row = np.zeros(n, dtype=np.int32)
-        new_row[rows] = np.arange(len(rows), dtype=np.int32)
-        if c is None:
-            (b1, b2), bmax = _column_moments(b.indptr, [(b.data, np.ones_like(b.data)), (b.data, b.data)])
-            return cls(n, rows, b1, b2, bmax, b.take_rows(member, new_row))
-        (b1, b2, bc), bmax = _column_moments(b.indptr, [(b.data, np.ones_like(b.data)), (b.data, b.data), (b.data, c.data)])
-        (c1, c2), cmax = _column_moments(c.indptr, [(c.data, np.ones_like(c.data)), (c.data, c.data)])
-        return cls(n, rows, b1, b2, bmax, b.take_rows(member, new_row), c1, c2, bc, cmax, c.take_rows(member, new_row))
-
-    def save(self, path: Path) -> None:
-        arrays = {"n": np.asarray(self.n), "rows": self.rows, "b1": self.b1, "b2": self.b2, "bmax": self.bmax,
-                  **_flat("sample_b", self.sample_b)}
-        if self.sample_c is not None:
-            arrays.update(c1=self.c1, c2=self.c2, bc=self.bc, cmax=self.cmax, **_flat("sample_c", self.sample_c))
-        with open(path, "wb") as handle:
-            np.savez(handle, **arrays)
-
-    @classmethod
-    def load(cls, path: Path) -> "LexicalStats":
-        with np.load(path) as saved:
-            get = {k: saved[k] for k in saved.files}
-        c = {k: get[k] for k in ("c1", "c2", "bc", "cmax")} if "c1" in get else {}
-        return cls(int(get["n"]), get["rows"], get["b1"], get["b2"], get["bmax"], _unflat("sample_b", get),
-                   **c, sample_c=_unflat("sample_c", get) if "c1" in get else None)
-
-
-def _flat(name: str, p: Postings) -> dict:
-    return {f"{name}_data": p.data, f"{name}_indices": p.indices, f"{name}_indptr": p.indptr}
-
-
-def _unflat(name: str, arrays: dict) -> Postings:
-    return Postings(arrays[f"{name}_data"], arrays[f"{name}_indices"], arrays[f"{name}_indptr"])
+RARE_SAMPLE_HITS = 16  # a term the sample would hold fewer documents of counts as rare
+# Postings (as a share of the documents) above which a query's top-k scores every document
+# instead: MaxScore reads ~10-30 % of the postings at ~5x the cost of a plain scatter, a full
+# scoring pays ~4 passes over n (benchmarks/bench_lexical_scale.py).
+FULL_SCAN_SHARE = 0.25
 
 
 def lexical_top(relevance: np.ndarray, allowed: np.ndarray, depth: int, stride: int = 64) -> np.ndarray:
@@ -267,7 +156,7 @@ class EstimatedRelevance:
         if len(docs):
             part = self._signal_rows(docs, common)
             whole = part + self._signal_rows(docs, rare)
-            second += whole @ whole.T - part @ part.T
+            second += _products(whole) - _products(part)
         # Co-occurring common terms: from the sample.
         if common.any():
             m = len(st.rows)
@@ -279,8 +168,8 @@ class EstimatedRelevance:
                     docs_u, data_u = sample.column(terms[u])
                     parts.append(w[u] * data_u.astype(np.float64))
                     values[i, docs_u] += parts[-1]
-                diagonal += np.array([[p @ q for q in parts] for p in parts])
-            second += (values @ values.T - diagonal) * (self.n / m)
+                diagonal += _products(np.array(parts))
+            second += (_products(values) - diagonal) * (self.n / m)
         second = np.triu(second) + np.triu(second, 1).T
         return mean, second / self.n
 
@@ -290,8 +179,25 @@ class EstimatedRelevance:
         out = np.zeros((len(self.weights), len(rows)))
         for u in np.flatnonzero(use):
             for i, (postings, w) in enumerate(self._signals()):
-                at, values = _lookup(rows, *postings.column(self.terms[u]))
-                out[i, at] += w[u] * values
+                out[i] += w[u] * self._at_rows(rows, *postings.column(self.terms[u]))
+        return out
+
+    def _at_rows(self, rows: np.ndarray, docs: np.ndarray, values: np.ndarray) -> np.ndarray:
+        """One postings list's ``values`` at the sorted ``rows`` (0 where absent), float64: by
+        binary search when the list is much longer than ``rows``, else through the dense
+        per-thread array (a scatter and a gather, no search); compiled where numba is installed."""
+        compiled = values_at(rows, docs, values)
+        if compiled is not None:
+            return compiled
+        if len(docs) > 16 * len(rows):
+            out = np.zeros(len(rows))
+            at, found = _lookup(rows, docs, values)
+            out[at] = found
+            return out
+        total = _scratch(self.n)
+        total[docs] = values
+        out = total[rows]
+        total[docs] = 0.0
         return out
 
     # --- scores of given rows -----------------------------------------------------------------
@@ -307,10 +213,7 @@ class EstimatedRelevance:
             # BM25 as bm25s sums it: float32, token by token in the query's order.
             contribution = {}
             for t in self.terms:
-                at, values = _lookup(rows, *self.b.column(t))
-                column = np.zeros(len(rows), dtype=np.float32)
-                column[at] = values
-                contribution[t] = column
+                contribution[t] = self._at_rows(rows, *self.b.column(t)).astype(np.float32)  # float32 values, exact
             out = np.zeros(len(rows), dtype=np.float32)
             for t in self.token_ids:
                 out += contribution[t]
@@ -330,38 +233,104 @@ class EstimatedRelevance:
         (ties: lower position first), as :func:`lexical_top` over the full relevance."""
         if not len(self.terms) or not self.scale.any():
             return np.zeros(0, dtype=np.int64)
+        if self.b.df(self.terms).sum() > FULL_SCAN_SHARE * self.n:
+            return lexical_top(self._full(), allowed, depth)
         bounds = self._bounds()
         order = np.argsort(-bounds, kind="stable")
-        df = self.b.df(self.terms[order])
+        cumulative = np.cumsum(self.b.df(self.terms[order]))
         share = max(np.count_nonzero(allowed) / max(1, self.n), 1e-9)
-        budget = max(4 * depth / share, 1024.0)
-        essential = min(int(np.searchsorted(np.cumsum(df), budget)) + 1, len(order))
+        essential = min(int(np.searchsorted(cumulative, max(4 * depth / share, 1024.0))) + 1, len(order))
         while True:
             rest = float(bounds[order[essential:]].sum())
             slack = 1e-5 * (abs(rest) + abs(self.shift)) + 1e-6  # float32 sums against float64 bounds
-            docs = _union([self.b.column(t)[0] for t in self.terms[order[:essential]]])
-            docs = docs[allowed[docs]]
-            use = np.zeros(len(self.terms), bool)
-            use[order[:essential]] = True
-            partial = self.scale @ self._signal_rows(docs, use) + self.shift
-            keep = partial + rest + slack > 0
-            docs, partial = docs[keep], partial[keep]
-            if len(docs) >= depth:  # the depth-th best partial score is a lower bound of the answer's
-                floor = np.partition(partial, len(partial) - depth)[len(partial) - depth]
-                docs = docs[partial + rest + slack >= floor]
-            scores = self._rows_sorted(docs)
+            docs, partial = self._partial(order[:essential], allowed, depth, rest + slack)
+            remaining = rest
+            for u in order[essential:]:  # MaxScore: add the other terms, pruning as the bound tightens
+                if len(docs) > depth:  # the depth-th best partial score is a lower bound of the answer's
+                    floor = np.partition(partial, len(partial) - depth)[len(partial) - depth]
+                    keep = partial + remaining + slack >= floor
+                    docs, partial = docs[keep], partial[keep]
+                partial += self._term_rows(docs, u)
+                remaining -= float(bounds[u])
+            scores = self._rows_sorted(docs) if self.c is None else partial.astype(np.float32)
             positive = scores > 0
             docs, scores = docs[positive], scores[positive]
-            done = essential == len(order)
-            if not done and len(docs) >= depth:
-                kth = np.partition(scores, len(scores) - depth)[len(scores) - depth]
-                done = rest + slack < kth - self.shift  # no other document can reach it
-            if done:
+            if essential == len(order):
                 return docs[top_k(scores, depth)]
-            essential = min(len(order), max(essential + 1, int(np.searchsorted(np.cumsum(df), 2 * df[:essential].sum())) + 1))
+            if len(docs) >= depth:
+                kth = np.partition(scores, len(scores) - depth)[len(scores) - depth]
+                reach = np.append(np.cumsum(bounds[order][::-1])[::-1], 0.0) + slack < kth - self.shift
+                if reach[essential]:  # no document outside the essential terms' can reach the kth
+                    return docs[top_k(scores, depth)]
+                essential = max(essential + 1, int(np.argmax(reach)))  # enough unless kth was too low
+            else:
+                essential = min(len(order), max(essential + 1, int(np.searchsorted(cumulative, 2 * cumulative[essential - 1])) + 1))
+
+    def _full(self) -> np.ndarray:
+        """The relevance of every document (float32), for a query whose postings are too many for
+        MaxScore to pay: scattered term by term as bm25s does (English: the same values)."""
+        out = np.zeros(self.n, dtype=np.float32)
+        if self.c is None:
+            for t in self.token_ids:
+                docs, values = self.b.column(t)
+                out[docs] += values
+            return out
+        for u, t in enumerate(self.terms):
+            docs, values = self.b.column(t)
+            out[docs] += self.scale[0] * self.weights[0][u] * values + self.scale[1] * self.weights[1][u] * self.c.column(t)[1]
+        out += np.float32(self.shift)
+        return out
+
+    def _term_rows(self, rows: np.ndarray, u: int) -> np.ndarray:
+        """Relevance contribution (float64) of query term ``u`` to each of the sorted ``rows``."""
+        out = np.zeros(len(rows))
+        for scale, (postings, w) in zip(self.scale, self._signals()):
+            out += scale * w[u] * self._at_rows(rows, *postings.column(self.terms[u]))
+        return out
+
+    def _partial(self, use: np.ndarray, allowed: np.ndarray, depth: int, rest: float) -> tuple[np.ndarray, np.ndarray]:
+        """The allowed documents of the query terms ``use`` that may still reach the top
+        ``depth`` with at most ``rest`` from the other terms (sorted, distinct), and their relevance
+        from the terms ``use`` alone (float64), through a dense per-thread accumulator
+        (:func:`matcher.lexical_kernels.gather`); only those that may reach the top are sorted."""
+        terms = self.terms[use]
+        weights = self.scale[0] * self.weights[0][use]
+        if self.c is None:
+            data2, weights2 = self.b.data, np.zeros(len(use))
+        else:
+            data2, weights2 = self.c.data, self.scale[1] * self.weights[1][use]
+        docs, values = gather(self.b.indptr, self.b.indices, self.b.data, data2, terms, weights, weights2, allowed,
+                              _scratch(self.n), float(self.shift), float(rest))
+        if len(values) > depth:
+            docs, values = _kept(docs, values, values + rest >= np.partition(values, len(values) - depth)[len(values) - depth])
+        order = np.argsort(docs)
+        return docs[order], values[order]
+
+
+def _kept(docs: np.ndarray, values: np.ndarray, keep: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    return docs[keep], values[keep]
+
+
+_LOCAL = threading.local()
+
+
+def _scratch(n: int) -> np.ndarray:
+    """A per-thread float64 array of ``n`` zeros, kept between queries (a fresh one would
+    page-fault on every page it touches); users put the zeros back."""
+    held = getattr(_LOCAL, "zeros", None)
+    if held is None or len(held) != n:
+        held = _LOCAL.zeros = np.zeros(n)
+    return held
+
+
+def _products(x: np.ndarray) -> np.ndarray:
+    """``x @ x.T`` for a few rows, without BLAS (whose threads spin on a busy machine)."""
+    return np.array([[float((a * b).sum()) for b in x] for a in x])
 
 
 def _union(columns: list[np.ndarray]) -> np.ndarray:
+    """Sorted distinct documents of a few short postings lists."""
     if not columns:
         return np.zeros(0, dtype=np.int64)
-    return np.unique(np.concatenate(columns)).astype(np.int64)
+    docs = np.sort(np.concatenate(columns).astype(np.int64))
+    return docs[np.concatenate([[True], docs[1:] != docs[:-1]])] if len(docs) else docs

@@ -279,3 +279,59 @@ def test_each_query_language_picks_its_dense_weight():
 
     assert Catalog.dense_weight_for(catalog, "fermentation-based enzyme production") == 0.5
     assert Catalog.dense_weight_for(catalog, "招引CPU、GPU、AI芯片等数字芯片设计企业") == 0.0
+
+
+# --- the lexical signal from postings and estimated statistics (matcher/lexical_topk.py) --------
+
+ZH_PROFILES = ("半导体芯片设计、集成电路开发", "锂电池正极材料、负极材料研发", "新能源汽车充电桩运营服务", "光刻胶与电子特种气体生产",
+               "工业机器人、无人机研发制造", "医药研发外包服务、生物发酵", "储能逆变器、光伏组件销售", "软件开发、数据服务平台")
+
+
+def both_paths(universe, text, filters=Filters(), dense_weight=0.5, chinese=False):
+    from matcher.retrieval import retrieve_arrays
+
+    enterprises, searcher, lexical, encoder = universe
+    allowed = filter_mask(enterprises, filters)
+    vector, tokens = encoder.encode([text])[0], lexical.query_tokens(text)
+    return [retrieve_arrays(searcher, lexical, vector, tokens, 20, allowed, dense_weight=dense_weight, chinese=chinese,
+                            lexical_exact_max=exact_max) for exact_max in (10**9, 0)]
+
+
+@pytest.mark.parametrize("filters", [Filters(), Filters(countries=("DE", "US")), Filters(include_local=True)])
+def test_english_retrieval_from_postings_is_the_full_scorings(universe, filters):
+    for text in (TOPICS["lidar"][0], "battery packs for electric vehicles", "payment software", "zzzz"):
+        exact, estimated = both_paths(universe, text, filters)
+
+        assert estimated.rows.tolist() == exact.rows.tolist()
+        np.testing.assert_array_equal(estimated.bm25, exact.bm25)
+        np.testing.assert_allclose(estimated.fused, exact.fused, atol=1e-5)
+        np.testing.assert_allclose(estimated.lexical_z, exact.lexical_z, atol=1e-5)
+        assert estimated.lexical_rank.tolist() == exact.lexical_rank.tolist()
+
+
+@pytest.fixture(scope="module")
+def chinese_universe(universe):
+    enterprises, _, _, encoder = universe
+    texts = [f"{ZH_PROFILES[i % len(ZH_PROFILES)]}、{ZH_PROFILES[(3 * i + 1) % len(ZH_PROFILES)][:6]}" for i in range(len(enterprises))]
+    vectors = encoder.encode(texts)
+    index = build_index(vectors, enterprise_faiss_ids(enterprises[S.ENTERPRISE_ID]), EXACT_FACTORY)
+    return enterprises, VectorSearcher(index, vectors), LexicalIndex.build(texts), encoder
+
+
+def test_chinese_retrieval_from_postings_agrees_with_the_full_scoring(chinese_universe):
+    from matcher.lexical_topk import LexicalStats
+
+    lexical = chinese_universe[2]
+    for text in ("招引芯片设计企业", "新能源汽车电池材料", "机器人与无人机"):
+        exact, estimated = both_paths(chinese_universe, text, dense_weight=0.0, chinese=True)
+        assert estimated.rows.tolist() == exact.rows.tolist()
+        np.testing.assert_allclose(estimated.fused, exact.fused, atol=1e-4)
+
+    exact_stats = lexical.stats
+    lexical.stats = LexicalStats.build(lexical.num_docs, *lexical._postings(), size=20)  # a third of the corpus
+    try:
+        for text in ("招引芯片设计企业", "新能源汽车电池材料", "机器人与无人机"):
+            exact, estimated = both_paths(chinese_universe, text, dense_weight=0.0, chinese=True)
+            assert len(set(estimated.rows) & set(exact.rows)) >= 19
+    finally:
+        lexical.stats = exact_stats

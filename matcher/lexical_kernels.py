@@ -1,0 +1,129 @@
+"""The inner loop of the lexical top-k (:meth:`matcher.lexical_topk.EstimatedRelevance.top`),
+compiled with numba when it is installed (it comes with shap), else in numpy.
+
+Why compiled: the top-k reads every posting of the query's essential terms; numpy needs about ten
+passes over them (fancy indexing converts the int32 postings to intp each time), the loop below
+two. Both give the same documents and values (float64 sums in the same order).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+try:  # pragma: no cover - which branch runs depends on the environment
+    from numba import njit
+except ImportError:  # pragma: no cover
+    njit = None
+
+
+def _gather_loop(indptr, indices, data, data2, terms, weights, weights2, allowed, total, shift, rest):
+    """Scatter-add the terms' weighted postings into ``total`` (zeros), then read each document
+    once (its first posting; the read puts the zero back) and keep the allowed ones whose value
+    plus ``shift`` plus ``rest`` is positive."""
+    size = 0
+    for j in range(len(terms)):
+        t = terms[j]
+        for p in range(indptr[t], indptr[t + 1]):
+            total[indices[p]] += weights[j] * data[p] + weights2[j] * data2[p]
+        size += indptr[t + 1] - indptr[t]
+    docs = np.empty(size, np.int64)
+    values = np.empty(size, np.float64)
+    count = 0
+    for j in range(len(terms)):
+        t = terms[j]
+        for p in range(indptr[t], indptr[t + 1]):
+            d = indices[p]
+            v = total[d]
+            if v != 0.0:
+                total[d] = 0.0
+                v += shift
+                if allowed[d] and v + rest > 0.0:
+                    docs[count] = d
+                    values[count] = v
+                    count += 1
+    return docs[:count], values[:count]
+
+
+def _jit(function):
+    """``function`` compiled (cached on disk where numba finds a writable place), or None."""
+    if njit is None:
+        return None
+    try:
+        return njit(cache=True, nogil=True)(function)
+    except RuntimeError:  # no writable cache location: compile at each start instead
+        return njit(nogil=True)(function)
+
+
+_compiled = _jit(_gather_loop)
+
+
+def gather(indptr, indices, data, data2, terms, weights, weights2, allowed, total, shift, rest):
+    """Distinct allowed documents of ``terms`` (unordered) whose ``sum of weights * data (+
+    weights2 * data2) + shift + rest > 0``, with that sum plus ``shift`` (float64). ``total``: a
+    float64 array of n zeros, zeros again on return. ``data2`` / ``weights2``: a second signal on
+    the same postings (zeros when none)."""
+    if _compiled is not None:
+        return _compiled(indptr, indices, data, data2, terms, weights, weights2, allowed, total, shift, rest)
+    return gather_numpy(indptr, indices, data, data2, terms, weights, weights2, allowed, total, shift, rest)
+
+
+def gather_numpy(indptr, indices, data, data2, terms, weights, weights2, allowed, total, shift, rest):
+    """:func:`gather` in numpy (the same result; used where numba is absent)."""
+    columns = []
+    for t, w, w2 in zip(terms, weights, weights2):
+        s, e = indptr[t], indptr[t + 1]
+        docs = indices[s:e]
+        total[docs] += w * data[s:e].astype(np.float64) + w2 * data2[s:e]
+        columns.append(docs)
+    docs = np.concatenate(columns).astype(np.int64) if columns else np.zeros(0, np.int64)
+    values = total[docs]
+    total[docs] = 0.0
+    first = np.zeros(len(docs), bool)
+    if len(docs):
+        _, at = np.unique(docs, return_index=True)
+        first[at] = True
+    keep = first & allowed[docs] & (values + shift + rest > 0)
+    return docs[keep], values[keep] + shift
+
+
+def _values_at_loop(rows, docs, values, out):
+    """``out[i] = values[j]`` where ``docs[j] == rows[i]`` (both ascending; ``out`` zeros): a merge
+    when the lists are of similar length, else a binary search per row from the last match on."""
+    n_rows, n_docs = len(rows), len(docs)
+    if n_docs <= 16 * n_rows:
+        j = 0
+        for i in range(n_rows):
+            r = rows[i]
+            while j < n_docs and docs[j] < r:
+                j += 1
+            if j == n_docs:
+                break
+            if docs[j] == r:
+                out[i] = values[j]
+        return out
+    lo = 0
+    for i in range(n_rows):
+        r = rows[i]
+        hi = n_docs
+        while lo < hi:
+            mid = (lo + hi) >> 1
+            if docs[mid] < r:
+                lo = mid + 1
+            else:
+                hi = mid
+        if lo == n_docs:
+            break
+        if docs[lo] == r:
+            out[i] = values[lo]
+    return out
+
+
+_values_at = _jit(_values_at_loop)
+
+
+def values_at(rows: np.ndarray, docs: np.ndarray, values: np.ndarray) -> np.ndarray | None:
+    """One postings list's ``values`` at the ascending ``rows`` (0 where absent), float64; None
+    without numba (the caller then looks up in numpy)."""
+    if _values_at is None:
+        return None
+    return _values_at(rows, docs, values, np.zeros(len(rows)))
