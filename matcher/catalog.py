@@ -140,13 +140,15 @@ class Catalog:
     @classmethod
     def load(cls, path: Path, ef_search: int = default("hnsw_ef_search"), depth: int = default("retrieval_depth"),
              dense_weight: float = default("dense_weight"), check: bool = True,
-             dense_weight_zh: float = default("dense_weight_zh")) -> "Catalog":
+             dense_weight_zh: float = default("dense_weight_zh"),
+             lexical_exact_max: int = default("lexical_exact_max")) -> "Catalog":
         """Load a version directory (verifying file hashes against its manifest by default).
 
         The search arguments are the settings of the same names (``ef_search``: ``hnsw_ef_search``,
         ``depth``: ``retrieval_depth``), their defaults the settings' defaults.
         ``dense_weight`` / ``dense_weight_zh``: weight of the dense signal in the fused retrieval
-        score for English / Chinese queries.
+        score for English / Chinese queries. ``lexical_exact_max``: above this many documents BM25
+        retrieves its top over the query's postings with stored statistics (matcher/lexical_topk.py).
         """
         manifest = verify(path) if check else json.loads((path / "manifest.json").read_text())
         enterprises = pd.read_parquet(path / ENTERPRISES_FILE)
@@ -163,7 +165,7 @@ class Catalog:
             manifest=manifest,
             enterprises=enterprises,
             searcher=VectorSearcher(index, vectors),
-            lexical=LexicalIndex.load(path / LEXICAL_DIR),
+            lexical=LexicalIndex.load(path / LEXICAL_DIR, exact_max=lexical_exact_max),
             chain_map=load_chain_map(path / CHAIN_MAP_FILE),
             segments=pd.read_parquet(path / SEGMENTS_FILE),
             assignments=pd.read_parquet(path / ASSIGNMENTS_FILE),
@@ -395,9 +397,8 @@ class Catalog:
         given); ``code_profile``: a free-text need's industry profile (see :meth:`need_codes`)."""
         if lexical_z is None:
             text = self.match_text(gap)
-            bm25 = self.lexical.relevance(self.lexical.query_tokens(text), text_language(text) == "zh")
-            sd = bm25.std()
-            lexical_z = (bm25[rows] - bm25.mean()) / sd if sd > 0 else np.zeros(len(rows))
+            relevance = self.lexical.query(self.lexical.query_tokens(text), text_language(text) == "zh")
+            lexical_z = (relevance.rows(rows) - relevance.mean) / relevance.sd if relevance.sd > 0 else np.zeros(len(rows))
         dense = self.dense_weight_for(self.match_text(gap)) > 0  # weight 0: the model does not read this language
         return make_features(self.context, gap, gap_vector, np.asarray(rows), lexical_z, dense=dense,
                              code_profile=code_profile)

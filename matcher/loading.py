@@ -28,4 +28,5 @@ def load_catalog(settings: Settings, version: str | None = None) -> Catalog:
         depth=settings.retrieval_depth,
         dense_weight=settings.dense_weight,
         dense_weight_zh=settings.dense_weight_zh,
+        lexical_exact_max=settings.lexical_exact_max,
     )
