@@ -323,8 +323,10 @@ def test_ivf_filter_with_few_allowed_returns_all_of_them(ivf_vectors, ivf_ids):
     assert sorted(rows.tolist()) == [5, 700, 2999]
 
 
-def test_ivf_refresh_removes_and_adds_in_place_keeping_ids_and_positions_aligned(ivf_vectors, ivf_ids, ivf_queries):
-    index = build_index(ivf_vectors, ivf_ids, IVF_FACTORY, nprobe=8)
+@pytest.mark.parametrize("factory", [IVF_FACTORY, "IDMap2,IVF32_HNSW32,SQ8"])  # flat / graph over centroids (10M)
+def test_ivf_refresh_removes_and_adds_in_place_keeping_ids_and_positions_aligned(ivf_vectors, ivf_ids, ivf_queries,
+                                                                                 factory):
+    index = build_index(ivf_vectors, ivf_ids, factory, nprobe=8)
     removed = ivf_ids[100:400:3]  # 100 firms gone
     new_vectors = clustered_vectors(50, IVF_DIM, seed=3)
     new_ids = enterprise_faiss_ids([f"NEW{i}" for i in range(50)])
