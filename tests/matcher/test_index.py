@@ -15,6 +15,7 @@ from matcher.index import (
     build_index,
     choose_factory,
     enterprise_faiss_ids,
+    exact_top_rows,
     is_approximate,
     ivf_lists,
     load_index,
@@ -371,3 +372,15 @@ def test_a_fast_scan_ivf_refuses_in_place_removal_that_faiss_would_corrupt(ivf_v
     with pytest.raises(ValueError, match="fast-scan"):
         update_index(index, ivf_ids[:5], ivf_vectors[:0], ivf_ids[:0])
     assert index.ntotal == IVF_N
+
+
+def test_exact_top_rows_block_by_block_equals_one_score_matrix(vectors):
+    queries = unit_vectors(7, DIM, seed=12)
+    queries[0] = vectors[3]
+    tied = vectors.copy()
+    tied[250] = tied[3]  # a tie across blocks: the lower row comes first
+
+    blocked = exact_top_rows(tied, queries, 10, block=64)
+
+    assert [rows.tolist() for rows in blocked] == [top_k(scores, 10).tolist() for scores in queries @ tied.T]
+    assert blocked[0][:2].tolist() == [3, 250]
