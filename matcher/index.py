@@ -16,6 +16,9 @@ a removed or replaced vector stays in the graph as a *tombstone* — its id is r
 negative number (``-1 - position``) — and every search excludes it through an ``IDSelector``
 bitmap. Tombstones cost graph search time and, in quantity, recall, so the refresh rebuilds the
 index when their share or the measured recall calls for it (see ``pipelines/refresh_version.py``).
+
+One job, hence one module over the usual size: the dense index — its three tiers, how each is
+built, updated in place and searched under a filter — which only makes sense read together.
 """
 
 from __future__ import annotations
