@@ -121,22 +121,60 @@ def query_variant(args) -> dict:
     for nprobe, rerank in settings:
         if ivf is not None:
             ivf.nprobe = nprobe
-        searcher = VectorSearcher(index, vectors, rerank_depth=rerank)
-        for q in queries[:WARMUP]:
-            searcher.search(q, DEPTH, allowed)
-        wall, cpu, found = [], [], 0
-        for q, want in zip(queries[WARMUP:], truth):
-            t, c = time.perf_counter(), time.process_time()
-            rows, _ = searcher.search(q, DEPTH, allowed)
-            wall.append(time.perf_counter() - t)
-            cpu.append(time.process_time() - c)
-            found += len(set(rows[:K].tolist()) & set(want.tolist()))
         run = {"nprobe": nprobe, "rerank_depth": rerank if ivf is not None else None,
-               "p50_ms": round(1000 * float(np.median(wall)), 2), "p95_ms": round(1000 * float(np.quantile(wall, 0.95)), 2),
-               "cpu_p50_ms": round(1000 * float(np.median(cpu)), 2), "recall_at_10": round(found / (K * len(truth)), 4)}
+               **measure(VectorSearcher(index, vectors, rerank_depth=rerank), queries, truth, allowed)}
         out["runs"].append(run)
         print(f"  {args.variant} {run}", flush=True)
+    if args.churn:
+        out["refresh"] = refresh_in_place(args, index, vectors, queries, allowed)
+        print(f"  {args.variant} refresh {out['refresh']}", flush=True)
     return out
+
+
+def measure(searcher, queries: np.ndarray, truth: np.ndarray, allowed: np.ndarray) -> dict:
+    """Warm up, then one query at a time: wall and CPU p50/p95 (ms) and recall@10 against ``truth``."""
+    for q in queries[:WARMUP]:
+        searcher.search(q, DEPTH, allowed)
+    wall, cpu, found = [], [], 0
+    for q, want in zip(queries[WARMUP:], truth):
+        t, c = time.perf_counter(), time.process_time()
+        rows, _ = searcher.search(q, DEPTH, allowed)
+        wall.append(time.perf_counter() - t)
+        cpu.append(time.process_time() - c)
+        found += len(set(rows[:K].tolist()) & set(want.tolist()))
+    return {"p50_ms": round(1000 * float(np.median(wall)), 2), "p95_ms": round(1000 * float(np.quantile(wall, 0.95)), 2),
+            "cpu_p50_ms": round(1000 * float(np.median(cpu)), 2), "recall_at_10": round(found / (K * len(truth)), 4)}
+
+
+def refresh_in_place(args, index, vectors: np.ndarray, queries: np.ndarray, allowed: np.ndarray) -> dict:
+    """A refresh's index step with ``--churn`` of the universe gone and as many new firms: the
+    in-place update's time, the ids/rows check and recall@10 against exact search afterwards."""
+    import faiss
+
+    from matcher.index import VectorSearcher, enterprise_faiss_ids, set_search_params, update_index
+    from matcher.settings import default
+    from synthetic_vectors import mix
+
+    set_search_params(index, args.ef_search, default("ivf_nprobe"))
+    rng = np.random.default_rng(11)
+    n = int(args.churn * args.size)
+    keep = np.ones(args.size, dtype=bool)
+    keep[rng.choice(args.size, n, replace=False)] = False
+    check = json.loads(args.vectors.with_suffix(".check.json").read_text())
+    new = mix(np.load(args.real_cache), n, check["noise"], np.random.default_rng(12), check["weight_low"])
+    old_ids = enterprise_faiss_ids([f"S{i:08d}" for i in range(args.size)])
+    new_ids = enterprise_faiss_ids([f"N{i:08d}" for i in range(n)])
+    t = time.perf_counter()
+    how = update_index(index, old_ids[~keep], new, new_ids)
+    update_s = time.perf_counter() - t
+    table_ids = np.concatenate([old_ids[keep], new_ids])
+    aligned = bool(np.array_equal(faiss.vector_to_array(index.id_map), table_ids))
+    table = np.concatenate([vectors[keep], new])
+    table_allowed = np.concatenate([allowed[keep], rng.random(n) < DEFAULT_FILTER_SHARE])
+    truth = exact_top(table, queries[WARMUP:], table_allowed)
+    return {"removed": n, "added": n, "how": how, "update_s": round(update_s, 2), "ids_aligned_with_rows": aligned,
+            "nprobe": default("ivf_nprobe"),
+            **measure(VectorSearcher(index, table), queries, truth, table_allowed)}
 
 
 def main() -> None:
@@ -149,6 +187,7 @@ def main() -> None:
     parser.add_argument("--rerank", type=int, nargs="+", default=[200, 400])
     parser.add_argument("--ef-search", type=int, default=512)
     parser.add_argument("--build-threads", type=int, default=2)
+    parser.add_argument("--churn", type=float, default=0.0, help="also update in place: this share removed, as many added")
     parser.add_argument("--scratch", type=Path, default=Path("/work/scratch-ivf"))
     parser.add_argument("--out", type=Path, required=True, help="JSON lines, one per variant")
     parser.add_argument("--size", type=int, help=argparse.SUPPRESS)
@@ -180,7 +219,7 @@ def main() -> None:
             cmd = [sys.executable, __file__, "--vectors", str(args.vectors), "--sizes", str(size), "--out", str(args.out),
                    "--size", str(size), "--variant", variant, "--queries", str(queries_path), "--truth", str(truth_path),
                    "--ef-search", str(args.ef_search), "--build-threads", str(args.build_threads),
-                   "--scratch", str(args.scratch), "--nprobe", *map(str, args.nprobe), "--rerank", *map(str, args.rerank)]
+                   "--scratch", str(args.scratch), "--churn", str(args.churn), "--nprobe", *map(str, args.nprobe), "--rerank", *map(str, args.rerank)]
             built = subprocess.run(cmd, stdout=subprocess.PIPE, text=True)
             print(built.stdout, end="", flush=True)
             if built.returncode:

@@ -50,6 +50,25 @@ def real_vectors(cache: Path, csv: Path = YC_CSV) -> np.ndarray:
     return vectors
 
 
+def sample_vectors(cache: Path, csv: Path) -> np.ndarray:
+    """The sample region's profile vectors (``matcher sample`` enterprises.csv), embedded once and cached."""
+    if cache.is_file():
+        return np.load(cache)
+    from matcher.embedding import Encoder
+    from matcher.snapshot import profile_text
+
+    firms = pd.read_csv(csv, dtype=str).fillna("")
+    texts = [profile_text(name, scope, [k for k in keys.split(";") if k] or None)
+             for name, scope, keys in zip(firms["company_name"], firms["business_scope"], firms["keywords"])]
+    texts = sorted(set(t for t in texts if len(t) > 20))
+    t = time.perf_counter()
+    vectors = np.ascontiguousarray(Encoder().encode(texts), dtype=np.float32)
+    print(f"embedded {len(texts)} sample-region profiles in {time.perf_counter() - t:.0f} s")
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    np.save(cache, vectors)
+    return vectors
+
+
 def nn_similarities(vectors: np.ndarray, block: int = 4096) -> np.ndarray:
     """Each vector's highest cosine similarity to another vector of the same set."""
     out = np.empty(len(vectors), dtype=np.float32)
@@ -72,9 +91,12 @@ def mix(real: np.ndarray, n: int, noise: float, rng: np.random.Generator, low: f
     return out
 
 
-def calibrate(real: np.ndarray, seed: int = 0) -> tuple[tuple[float, float], dict]:
-    """The (noise, weight low) whose synthetic set (same size as ``real``) best matches the real
-    nearest-neighbour similarity quantiles (least largest gap); with the quantiles of both."""
+def calibrate(real: np.ndarray, seed: int = 0, size: int = 5000) -> tuple[tuple[float, float], dict]:
+    """The (noise, weight low) whose synthetic set best matches the real nearest-neighbour
+    similarity quantiles (least largest gap), both sets of ``size`` vectors (a seeded subset of
+    ``real`` when it is larger); with the quantiles of both."""
+    if len(real) > size:
+        real = real[np.sort(np.random.default_rng(seed).choice(len(real), size, replace=False))]
     want = np.quantile(nn_similarities(real), QUANTILES)
     best = None
     for low in WEIGHT_LOW_GRID:
@@ -116,9 +138,15 @@ def main() -> None:
     parser.add_argument("--n", type=int, required=True, help="synthetic vectors to write")
     parser.add_argument("--out", type=Path, required=True, help=".npy file to write")
     parser.add_argument("--real-cache", type=Path, default=Path("/work/scratch-ivf/yc_vectors.npy"))
+    parser.add_argument("--sample-csv", type=Path, help="also mix the sample region's profiles (matcher sample's "
+                        "enterprises.csv): more real profiles than IVF lists, so the lists cannot learn them")
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
     real = real_vectors(args.real_cache)
+    if args.sample_csv:
+        sample = sample_vectors(args.real_cache.with_name("sample_vectors.npy"), args.sample_csv)
+        real = np.concatenate([real, sample])
+        np.save(args.out.with_suffix(".real.npy"), real)
     mixing, check = calibrate(real)
     print(json.dumps(check))
     t = time.perf_counter()

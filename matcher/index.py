@@ -16,6 +16,9 @@ a removed or replaced vector stays in the graph as a *tombstone* — its id is r
 negative number (``-1 - position``) — and every search excludes it through an ``IDSelector``
 bitmap. Tombstones cost graph search time and, in quantity, recall, so the refresh rebuilds the
 index when their share or the measured recall calls for it (see ``pipelines/refresh_version.py``).
+
+One job, hence one module over the usual size: the dense index — its three tiers, how each is
+built, updated in place and searched under a filter — which only makes sense read together.
 """
 
 from __future__ import annotations
@@ -301,13 +304,28 @@ def recall_at_k(searcher: "VectorSearcher", queries: np.ndarray, k: int = 10) ->
     """
     if not len(queries) or not len(searcher):
         return 1.0
+    queries = np.asarray(queries, dtype=np.float32)
     found = 0
-    exact_scores = np.asarray(queries, dtype=np.float32) @ np.asarray(searcher.vectors).T
-    for query, scores in zip(queries, exact_scores):
-        truth = set(top_k(scores, k).tolist())
+    for query, truth in zip(queries, exact_top_rows(searcher.vectors, queries, k)):
         got, _ = searcher.search(query, k)
-        found += len(truth & set(got.tolist()))
+        found += len(set(truth.tolist()) & set(got.tolist()))
     return found / (len(queries) * min(k, len(searcher)))
+
+
+def exact_top_rows(vectors: np.ndarray, queries: np.ndarray, k: int, block: int = 65_536) -> list[np.ndarray]:
+    """Exact top ``k`` rows per query (:func:`top_k`'s order), reading ``vectors`` block by block:
+    a score matrix over 10M rows would take gigabytes (the refresh's recall guard at scale)."""
+    best = [(np.zeros(0, np.int64), np.zeros(0, np.float32)) for _ in range(len(queries))]
+    for start in range(0, len(vectors), block):
+        scores = queries @ np.asarray(vectors[start:start + block], dtype=np.float32).T
+        for i, (rows, kept) in enumerate(best):
+            top = top_k(scores[i], k)
+            rows = np.concatenate([rows, top + start])
+            kept = np.concatenate([kept, scores[i][top]])
+            # Earlier blocks hold lower rows, so top_k's tie rule (lower index first) carries over.
+            pick = top_k(kept, k)
+            best[i] = (rows[pick], kept[pick])
+    return [rows for rows, _ in best]
 
 
 def set_search_params(index: faiss.Index, ef_search: int, nprobe: int | None = None) -> None:

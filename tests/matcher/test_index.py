@@ -15,6 +15,7 @@ from matcher.index import (
     build_index,
     choose_factory,
     enterprise_faiss_ids,
+    exact_top_rows,
     is_approximate,
     ivf_lists,
     load_index,
@@ -323,8 +324,10 @@ def test_ivf_filter_with_few_allowed_returns_all_of_them(ivf_vectors, ivf_ids):
     assert sorted(rows.tolist()) == [5, 700, 2999]
 
 
-def test_ivf_refresh_removes_and_adds_in_place_keeping_ids_and_positions_aligned(ivf_vectors, ivf_ids, ivf_queries):
-    index = build_index(ivf_vectors, ivf_ids, IVF_FACTORY, nprobe=8)
+@pytest.mark.parametrize("factory", [IVF_FACTORY, "IDMap2,IVF32_HNSW32,SQ8"])  # flat / graph over centroids (10M)
+def test_ivf_refresh_removes_and_adds_in_place_keeping_ids_and_positions_aligned(ivf_vectors, ivf_ids, ivf_queries,
+                                                                                 factory):
+    index = build_index(ivf_vectors, ivf_ids, factory, nprobe=8)
     removed = ivf_ids[100:400:3]  # 100 firms gone
     new_vectors = clustered_vectors(50, IVF_DIM, seed=3)
     new_ids = enterprise_faiss_ids([f"NEW{i}" for i in range(50)])
@@ -369,3 +372,15 @@ def test_a_fast_scan_ivf_refuses_in_place_removal_that_faiss_would_corrupt(ivf_v
     with pytest.raises(ValueError, match="fast-scan"):
         update_index(index, ivf_ids[:5], ivf_vectors[:0], ivf_ids[:0])
     assert index.ntotal == IVF_N
+
+
+def test_exact_top_rows_block_by_block_equals_one_score_matrix(vectors):
+    queries = unit_vectors(7, DIM, seed=12)
+    queries[0] = vectors[3]
+    tied = vectors.copy()
+    tied[250] = tied[3]  # a tie across blocks: the lower row comes first
+
+    blocked = exact_top_rows(tied, queries, 10, block=64)
+
+    assert [rows.tolist() for rows in blocked] == [top_k(scores, 10).tolist() for scores in queries @ tied.T]
+    assert blocked[0][:2].tolist() == [3, 250]
