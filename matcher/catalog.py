@@ -141,14 +141,16 @@ class Catalog:
     def load(cls, path: Path, ef_search: int = default("hnsw_ef_search"), depth: int = default("retrieval_depth"),
              dense_weight: float = default("dense_weight"), check: bool = True,
              dense_weight_zh: float = default("dense_weight_zh"),
-             lexical_exact_max: int = default("lexical_exact_max")) -> "Catalog":
+             lexical_exact_max: int = default("lexical_exact_max"),
+             rerank_depth: int = default("ivf_rerank_depth")) -> "Catalog":
         """Load a version directory (verifying file hashes against its manifest by default).
 
         The search arguments are the settings of the same names (``ef_search``: ``hnsw_ef_search``,
         ``depth``: ``retrieval_depth``), their defaults the settings' defaults.
         ``dense_weight`` / ``dense_weight_zh``: weight of the dense signal in the fused retrieval
         score for English / Chinese queries. ``lexical_exact_max``: above this many documents BM25
-        retrieves its top over the query's postings with stored statistics (matcher/lexical_topk.py).
+        retrieves its top over the query's postings with stored statistics (matcher/lexical_topk.py);
+        ``rerank_depth``: IVF candidates re-scored exactly against the float32 vectors.
         """
         manifest = verify(path) if check else json.loads((path / "manifest.json").read_text())
         enterprises = pd.read_parquet(path / ENTERPRISES_FILE)
@@ -164,7 +166,7 @@ class Catalog:
             path=path,
             manifest=manifest,
             enterprises=enterprises,
-            searcher=VectorSearcher(index, vectors),
+            searcher=VectorSearcher(index, vectors, rerank_depth=rerank_depth),
             lexical=LexicalIndex.load(path / LEXICAL_DIR, exact_max=lexical_exact_max),
             chain_map=load_chain_map(path / CHAIN_MAP_FILE),
             segments=pd.read_parquet(path / SEGMENTS_FILE),

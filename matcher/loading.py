@@ -29,4 +29,5 @@ def load_catalog(settings: Settings, version: str | None = None) -> Catalog:
         dense_weight=settings.dense_weight,
         dense_weight_zh=settings.dense_weight_zh,
         lexical_exact_max=settings.lexical_exact_max,
+        rerank_depth=settings.ivf_rerank_depth,
     )

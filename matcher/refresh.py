@@ -143,7 +143,7 @@ def index_plan(diff: SnapshotDiff, old_factory: str, new_factory: str, ntotal: i
     share = touched / max(ntotal, 1)
     if share > policy.rebuild_change_share:
         return "rebuild", f"{touched} index changes are {share:.1%} of the index (above {policy.rebuild_change_share:.0%})"
-    if "HNSW" in new_factory:
+    if "HNSW" in new_factory and "IVF" not in new_factory:  # an IVF over an HNSW quantizer deletes for real
         dead = tombstones + len(diff.removed) + len(diff.changed_text)
         dead_share = dead / max(ntotal + len(diff.changed_text) + len(diff.added), 1)
         if dead_share > policy.max_tombstone_share:

@@ -24,6 +24,7 @@ class BuildConfig:
     ray_address: str | None = default("ray_address")
     index_factory: str | None = default("index_factory")
     exact_index_max: int = default("exact_index_max")
+    hnsw_index_max: int = default("hnsw_index_max")
     hnsw_ef_search: int = default("hnsw_ef_search")
     keep_versions: int = default("keep_versions")
     segment_threshold: float = default("segment_threshold")
@@ -49,6 +50,7 @@ def build_config(settings, chain_map: Path | None = None) -> BuildConfig:
         embedding_precision=settings.embedding_precision, embedding_batch_size=settings.embedding_batch_size,
         embedding_backend=settings.embedding_backend, ray_address=settings.ray_address,
         index_factory=settings.index_factory, exact_index_max=settings.exact_index_max,
+        hnsw_index_max=settings.hnsw_index_max,
         hnsw_ef_search=settings.hnsw_ef_search, keep_versions=settings.keep_versions,
         segment_threshold=settings.segment_threshold, segment_margin=settings.segment_margin,
         weak_min_count=settings.weak_min_count, weak_median_ratio=settings.weak_median_ratio,

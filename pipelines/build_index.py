@@ -95,7 +95,7 @@ def build(
     timings["embed_s"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    factory = choose_factory(len(enterprises), config.exact_index_max, config.index_factory)
+    factory = choose_factory(len(enterprises), config.exact_index_max, config.index_factory, config.hnsw_index_max)
     index = build_index(vectors, enterprises[S.FAISS_ID].to_numpy(), factory, config.hnsw_ef_search,
                         progress=progress("indexing vectors", len(enterprises)))
     timings["index_s"] = time.perf_counter() - t

@@ -27,7 +27,7 @@ from matcher.artifacts import file_sha256
 from matcher.embedding import Encoder
 from matcher.embedding_models import encoder_key
 from matcher.errors import ArtifactNotFoundError, MatcherError
-from matcher.index import choose_factory
+from matcher.index import choose_factory, refresh_factory
 from matcher.mapping import load_mapping
 from matcher.refresh import diff_enterprises, refresh_order, retrain_plan
 from matcher.snapshot import SnapshotInfo, find_snapshot, ingest, list_snapshots, load_enterprises
@@ -115,7 +115,9 @@ def _refresh(run: Run, config: RefreshConfig, source: Path, mapping_path: Path, 
                              enterprises=diff.after, enterprises_before=diff.before)
         chain_sha = hashlib.sha256(bc.chain_map.read_bytes()).hexdigest()
         key = encoder.key if encoder is not None else encoder_key(bc.embedding_model, bc.embedding_precision)
-        new_factory = choose_factory(diff.after, bc.exact_index_max, bc.index_factory)
+        # The published IVF layout is kept while the size drifts within 2x (refresh_version does the same).
+        new_factory = refresh_factory(parent["index"]["factory"],
+                                      choose_factory(diff.after, bc.exact_index_max, bc.index_factory, bc.hnsw_index_max))
         inputs_same = (chain_sha == parent["chain_map"]["sha256"] and key == parent["embedding"]["key"])
         # Gaps declared, edited, closed or reopened in the service since the parent was published:
         # the gap list (and the standing lists) are made again; nothing needs re-embedding for it.

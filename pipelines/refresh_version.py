@@ -166,7 +166,8 @@ def update_or_rebuild_index(config: RefreshConfig, parent: dict, parent_dir: Pat
     """The refreshed index with its enterprise table and vectors in row (live position) order."""
     bc = config.build
     # An IVF keeps its trained lists while the size drifts (refresh_factory).
-    factory = refresh_factory(parent["index"]["factory"], choose_factory(len(after), bc.exact_index_max, bc.index_factory))
+    factory = refresh_factory(parent["index"]["factory"], choose_factory(len(after), bc.exact_index_max, bc.index_factory,
+                                                                             bc.hnsw_index_max))
     old_index = load_index(parent_dir / C.INDEX_FILE, bc.hnsw_ef_search)
     tombstones = tombstone_count(old_index)
     mode, reason = index_plan(diff, parent["index"]["factory"], factory, int(old_index.ntotal), tombstones, config.policy)
