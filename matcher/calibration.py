@@ -36,9 +36,11 @@ from matcher.openvino_backend import openvino_available
 from matcher.errors import ConfigError
 
 CALIBRATION_TEXTS = 256  # profiles timed through each backend
-# Below this many profiles to embed, measuring (~15 s with OpenVINO's compile) costs more than the
-# faster backend could save, so a machine is calibrated by its first build of at least this size.
-CALIBRATE_MIN_PROFILES = 2_000
+# Measuring takes ~35 s beyond the build's own model loading (256 YC descriptions, fp32 reference
+# plus two timed rounds per backend; benchmarks/RESULTS.md); below this many profiles to embed that
+# is more than the faster backend could save, so a machine is calibrated by its first build of at
+# least this size.
+CALIBRATE_MIN_PROFILES = 5_000
 MIN_COSINE = 0.9999  # a backend whose vectors stray further from PyTorch fp32 is not chosen
 ROUNDS = 2  # timed passes per backend, interleaved; the fastest counts (shared, noisy machines)
 CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")

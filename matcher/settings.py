@@ -57,7 +57,7 @@ class Settings(BaseSettings):
         "auto", description="inference dtype: 'auto' = bf16 on CPUs with bf16 matrix instructions, else fp32")
     embedding_backend: Literal["auto", "openvino", "torch"] = Field(
         "auto", description="inference engine of build and refresh: 'auto' = the fastest on this machine by a "
-                            "calibration on its first build of 2,000+ profiles (stored per machine, recorded in the manifest), "
+                            "calibration on its first build of 5,000+ profiles (stored per machine, recorded in the manifest), "
                             "else OpenVINO when installed, else PyTorch; 'torch' turns OpenVINO off everywhere, the "
                             "service's query encoder included")
     embedding_batch_size: int = Field(64, ge=1, le=4096)
