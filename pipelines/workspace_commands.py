@@ -69,10 +69,12 @@ def ingest(
     home: HomeOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Validate a source into a new dated snapshot; bad rows go to its quarantine file."""
+    """Validate a source into a new dated snapshot; bad rows go to its quarantine file.
+
+    The source is read in chunks of MATCHER_INGEST_CHUNK_ROWS rows, so memory does not grow with it."""
     settings = settings_for(home)
     info = ingest_snapshot(source, load_mapping(mapping), settings.snapshots_dir, settings.max_bad_row_share,
-                           mapping_path=mapping, sheet=sheet)
+                           mapping_path=mapping, sheet=sheet, chunk_rows=settings.ingest_chunk_rows)
     counts = info.manifest["counts"]
     if as_json:
         emit_json({"snapshot_id": info.snapshot_id, "path": str(info.path), "counts": counts})
