@@ -125,7 +125,7 @@ class Settings(BaseSettings):
         "depth asked; deeper bought no recall with SQ8 codes at 1M)")
     # Ingest in bounded memory (matcher/snapshot.py; benchmarks/bench_ingest_scale.py)
     ingest_chunk_rows: int = Field(
-        100_000, ge=1, description="source rows mapped, validated and staged at a time by ingest; peak memory grows "
+        50_000, ge=1, description="source rows mapped, validated and staged at a time by ingest; peak memory grows "
         "with it, not with the source")
 
     @property
