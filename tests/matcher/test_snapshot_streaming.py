@@ -11,7 +11,7 @@ import pytest
 
 from matcher import schemas as S
 from matcher.errors import SchemaError, ValidationFailedError
-from matcher.snapshot import MANIFEST_FILE, QUARANTINE_FILE, REPAIRS_FILE, ingest, load_enterprises
+from matcher.snapshot import MANIFEST_FILE, QUARANTINE_FILE, REPAIRS_FILE, ingest, iter_enterprises, load_enterprises
 from matcher.sources import read_source, read_source_chunks
 from tests.factories import make_enterprises, make_mapping, write_source
 
@@ -111,3 +111,15 @@ def test_header_only_source_is_refused_when_streamed(tmp_path):
     with pytest.raises(ValidationFailedError, match="no data rows"):
         ingest(source, make_mapping(), tmp_path / "snapshots", 0.05, now=NOW, chunk_rows=5)
     assert not list((tmp_path / "snapshots").glob(".tmp-*"))
+
+
+def test_iter_enterprises_yields_the_loaded_table_in_batches(tmp_path):
+    source = write_source(awkward_source(), tmp_path / "firms.csv")
+    info, _ = snapshot(tmp_path, source, 7)
+
+    batches = list(iter_enterprises(info, batch_rows=10))
+    some = list(iter_enterprises(info, columns=[S.ENTERPRISE_ID, S.TAGS], batch_rows=25))
+
+    assert [len(b) for b in batches] == [10] * 5 + [6]
+    pd.testing.assert_frame_equal(pd.concat(batches, ignore_index=True), load_enterprises(info))
+    assert list(some[0].columns) == [S.ENTERPRISE_ID, S.TAGS] and isinstance(some[0][S.TAGS][0], list)
