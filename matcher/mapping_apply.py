@@ -160,13 +160,14 @@ def _header_hint(source: pd.DataFrame, missing: list[str], header_row: int) -> s
     return ""
 
 
-def apply_mapping(source: pd.DataFrame, mapping: Mapping, source_name: str) -> pd.DataFrame:
+def apply_mapping(source: pd.DataFrame, mapping: Mapping, source_name: str, first_row: int = 1) -> pd.DataFrame:
     """Map a source frame onto canonical (and extra) columns; values are not yet type-checked.
 
     The result keeps ``source_row`` (1-based data row in the file, header excluded) so every
     validation message can point at the row a person would open. Declared parsers have run:
     a value that did not parse is a :class:`matcher.parsers.ParseFailure` for validation to
-    quarantine.
+    quarantine. ``first_row`` is the ``source_row`` of the frame's first row (a chunk of a larger
+    source starts where the previous one ended).
     """
     specs = [*mapping.columns.values(), *mapping.extra.values()]
     needed = {c for spec in specs for c in spec.required_columns()}
@@ -177,10 +178,10 @@ def apply_mapping(source: pd.DataFrame, mapping: Mapping, source_name: str) -> p
         raise SchemaError(
             f"{source_name}: missing columns {missing} named by the mapping; "
             f"the source has {sorted(map(str, source.columns))[:20]}"
-            + _header_hint(source, missing, mapping.header_row)
+            + (_header_hint(source, missing, mapping.header_row) if first_row == 1 else "")
         )
     out = pd.DataFrame(index=source.index)
-    out[S.SOURCE_ROW] = range(1, len(source) + 1)
+    out[S.SOURCE_ROW] = range(first_row, first_row + len(source))
     currencies: dict[str, pd.Series] = {}
     for name in S.CANONICAL_COLUMNS:
         spec = mapping.columns.get(name)

@@ -124,6 +124,10 @@ class Settings(BaseSettings):
     ivf_rerank_depth: int = Field(
         200, ge=1, description="IVF candidates re-scored exactly against the float32 vectors per query (at least the "
         "depth asked; deeper bought no recall with SQ8 codes at 1M)")
+    # Ingest in bounded memory (matcher/snapshot.py; benchmarks/bench_ingest_scale.py)
+    ingest_chunk_rows: int = Field(
+        50_000, ge=1, description="source rows mapped, validated and staged at a time by ingest; peak memory grows "
+        "with it, not with the source")
 
     @property
     def snapshots_dir(self) -> Path:

@@ -18,12 +18,16 @@ import hashlib
 import json
 import os
 import shutil
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from matcher import schemas as S
 from matcher.artifacts import file_sha256
@@ -31,8 +35,9 @@ from matcher.errors import ArtifactNotFoundError, UnknownEntityError, Validation
 from matcher.export import safe_frame
 from matcher.mapping import Mapping
 from matcher.mapping_apply import apply_mapping
-from matcher.sources import SourceFormat, read_source
-from matcher.validation import ValidationResult, validate_enterprises
+from matcher.settings import default
+from matcher.sources import SourceFormat, read_source, read_source_chunks
+from matcher.validation import QUARANTINE_COLUMNS, ValidationResult, find_duplicates, validate_enterprises
 
 ENTERPRISES_FILE = "enterprises.parquet"
 QUARANTINE_FILE = "quarantine.csv"
@@ -134,6 +139,7 @@ def ingest(
     now: datetime | None = None,
     order: Callable[[pd.DataFrame], pd.DataFrame] | None = None,
     sheet: str | None = None,
+    chunk_rows: int | None = None,
 ) -> SnapshotInfo:
     """Validate a source through its mapping and write a new snapshot.
 
@@ -141,7 +147,13 @@ def ingest(
     when neither names one).
 
     ``order`` may reorder the validated rows before they are written (a refresh keeps the
-    previous table's order, so a full build of the snapshot matches the refreshed version).
+    previous table's order, so a full build of the snapshot matches the refreshed version); it
+    needs the whole table in memory.
+
+    The source is streamed in chunks of ``chunk_rows`` rows (default: the ``ingest_chunk_rows``
+    setting): each chunk is mapped, validated, hashed and staged as Parquet, and only the ids
+    (to find duplicates across chunks) and the quarantine stay in memory, so peak memory does
+    not grow with the source. The snapshot is the same as one validated whole.
 
     Raises
     ------
@@ -151,67 +163,167 @@ def ingest(
     """
     source = Path(source)
     now = now or datetime.now(timezone.utc)
-    mapped, fmt, source_name = read_mapped_source(source, mapping, sheet)
-    if len(mapped) == 0:
-        raise ValidationFailedError(f"{fmt.where(source)}: the source has no data rows; nothing was published")
-    result = validate_enterprises(mapped, source_name, mapping.status_map)
+    fmt, chunks = read_source_chunks(source, chunk_rows or default("ingest_chunk_rows"), sheet=sheet or mapping.sheet,
+                                     encoding=mapping.encoding, header_row=mapping.header_row)
+    # A workbook's rows are named with their sheet, as Excel writes it: file.xlsx[sheet].
+    source_name = f"{source.name}[{fmt.sheet}]" if fmt.sheet else source.name
     source_sha = file_sha256(source)
     snapshots_dir.mkdir(parents=True, exist_ok=True)
     snapshot_id = _new_snapshot_id(snapshots_dir, source_sha, now)
-
-    if result.rows_in == 0:
-        raise ValidationFailedError(f"{source}: the source has no data rows")
-    if result.bad_share > max_bad_row_share:
-        rejected = snapshots_dir / REJECTED_DIR / f"{snapshot_id}-{QUARANTINE_FILE}"
-        rejected.parent.mkdir(parents=True, exist_ok=True)
-        safe_frame(result.quarantine).to_csv(rejected, index=False)  # opened in Excel: values are data
-        top = result.quarantine.groupby(["column", "reason"]).size().sort_values(ascending=False)
-        worst = "; ".join(f"{c}: {r} ({n})" for (c, r), n in top.head(3).items())
-        raise ValidationFailedError(
-            f"{fmt.where(source)}: {result.rows_quarantined} of {result.rows_in} rows "
-            f"({result.bad_share:.1%}) failed validation, above the limit of "
-            f"{max_bad_row_share:.1%}; most common: {worst}; details in {rejected}; "
-            "nothing was published"
-        )
-
-    enterprises = add_hashes(result.enterprises)
-    if order is not None:
-        enterprises = order(enterprises)
-    manifest = {
-        "snapshot_id": snapshot_id,
-        "created_at": now.isoformat(timespec="microseconds"),
-        # Ingest order, independent of clocks: 'newest' is the last ingested.
-        "sequence": 1 + max((i.manifest.get("sequence", 0) for i in list_snapshots(snapshots_dir)), default=0),
-        "source": {"path": str(source.resolve()), "sha256": source_sha, "name": source.name,
-                   "format": fmt.kind, "encoding": fmt.encoding, "sheet": fmt.sheet, "header_row": fmt.header_row},
-        "mapping": {"name": mapping.name, "path": str(mapping_path) if mapping_path else None},
-        "counts": {
-            "rows_in": result.rows_in,
-            "enterprises": len(enterprises),
-            "local": int(enterprises[S.IS_LOCAL].sum()),
-            "quarantined_rows": result.rows_quarantined,
-            "quarantine_records": len(result.quarantine),
-            "repaired_values": len(result.repairs),
-        },
-        "as_of": str(enterprises[S.UPDATED_AT].max().date()) if enterprises[S.UPDATED_AT].notna().any() else None,
-        "data_sha256": hashlib.sha256("".join(enterprises[S.CONTENT_HASH]).encode()).hexdigest(),
-        "extra_columns": [c for c in enterprises.columns if c not in S.CANONICAL_COLUMNS
-                          and c not in (S.SOURCE_ROW, S.STATUS_CLASS, S.CONTENT_HASH, S.PROFILE_HASH)],
-    }
     tmp = snapshots_dir / f".tmp-{snapshot_id}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     try:
-        enterprises.to_parquet(tmp / ENTERPRISES_FILE, index=False)
+        staged = _stage(chunks, mapping, source_name, tmp / "parts")
+        if staged.rows_in == 0:
+            raise ValidationFailedError(f"{fmt.where(source)}: the source has no data rows; nothing was published")
+        dropped, duplicates = find_duplicates(pd.concat(staged.keys, ignore_index=True), source_name)
+        quarantine = _concat([*staged.problems, duplicates])
+        rows_quarantined = staged.rows_quarantined + len(dropped)
+        bad_share = rows_quarantined / staged.rows_in
+        if bad_share > max_bad_row_share:
+            rejected = snapshots_dir / REJECTED_DIR / f"{snapshot_id}-{QUARANTINE_FILE}"
+            rejected.parent.mkdir(parents=True, exist_ok=True)
+            safe_frame(quarantine).to_csv(rejected, index=False)  # opened in Excel: values are data
+            top = quarantine.groupby(["column", "reason"]).size().sort_values(ascending=False)
+            worst = "; ".join(f"{c}: {r} ({n})" for (c, r), n in top.head(3).items())
+            raise ValidationFailedError(
+                f"{fmt.where(source)}: {rows_quarantined} of {staged.rows_in} rows "
+                f"({bad_share:.1%}) failed validation, above the limit of "
+                f"{max_bad_row_share:.1%}; most common: {worst}; details in {rejected}; "
+                "nothing was published"
+            )
+        repairs = _concat(staged.repairs)
+        written = _write_enterprises(staged.parts, dropped, tmp / ENTERPRISES_FILE, order)
+        shutil.rmtree(tmp / "parts")
+        manifest = {
+            "snapshot_id": snapshot_id,
+            "created_at": now.isoformat(timespec="microseconds"),
+            # Ingest order, independent of clocks: 'newest' is the last ingested.
+            "sequence": 1 + max((i.manifest.get("sequence", 0) for i in list_snapshots(snapshots_dir)), default=0),
+            "source": {"path": str(source.resolve()), "sha256": source_sha, "name": source.name,
+                       "format": fmt.kind, "encoding": fmt.encoding, "sheet": fmt.sheet, "header_row": fmt.header_row},
+            "mapping": {"name": mapping.name, "path": str(mapping_path) if mapping_path else None},
+            "counts": {
+                "rows_in": staged.rows_in,
+                "enterprises": written.rows,
+                "local": written.local,
+                "quarantined_rows": rows_quarantined,
+                "quarantine_records": len(quarantine),
+                "repaired_values": len(repairs),
+            },
+            "as_of": str(written.as_of.date()) if written.as_of is not None else None,
+            "data_sha256": written.data_sha256,
+            "extra_columns": [c for c in written.columns if c not in S.CANONICAL_COLUMNS
+                              and c not in (S.SOURCE_ROW, S.STATUS_CLASS, S.CONTENT_HASH, S.PROFILE_HASH)],
+        }
         # Staff open these in Excel: a source value like "=HYPERLINK(...)" must stay text.
-        safe_frame(result.quarantine).to_csv(tmp / QUARANTINE_FILE, index=False)
-        safe_frame(result.repairs).to_csv(tmp / REPAIRS_FILE, index=False)
+        safe_frame(quarantine).to_csv(tmp / QUARANTINE_FILE, index=False)
+        safe_frame(repairs).to_csv(tmp / REPAIRS_FILE, index=False)
         (tmp / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, ensure_ascii=False))
         os.rename(tmp, snapshots_dir / snapshot_id)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return SnapshotInfo(snapshot_id, snapshots_dir / snapshot_id, manifest)
+
+
+@dataclass
+class _Staged:
+    """What the chunks left: their staged Parquet files, the keys that find duplicates across
+    chunks, and their quarantine and repair records."""
+
+    parts: list[Path] = field(default_factory=list)
+    keys: list[pd.DataFrame] = field(default_factory=list)
+    problems: list[pd.DataFrame] = field(default_factory=list)
+    repairs: list[pd.DataFrame] = field(default_factory=list)
+    rows_in: int = 0
+    rows_quarantined: int = 0
+
+
+def _stage(chunks: Iterator[pd.DataFrame], mapping: Mapping, source_name: str, parts_dir: Path) -> _Staged:
+    """Map, validate (without de-duplicating) and hash each chunk; stage the valid rows."""
+    parts_dir.mkdir()
+    staged = _Staged()
+    for raw in chunks:
+        if len(raw) == 0:
+            continue
+        mapped = apply_mapping(raw, mapping, source_name, first_row=staged.rows_in + 1)
+        del raw
+        result = validate_enterprises(mapped, source_name, mapping.status_map, dedupe=False)
+        del mapped
+        staged.rows_in += result.rows_in
+        staged.rows_quarantined += result.rows_quarantined
+        if len(result.quarantine):
+            staged.problems.append(result.quarantine)
+        if len(result.repairs):
+            staged.repairs.append(result.repairs)
+        if len(result.enterprises) == 0:
+            continue
+        enterprises = add_hashes(result.enterprises)
+        # Ids as Arrow strings: a tenth of the memory of Python strings at 10M rows.
+        staged.keys.append(pd.DataFrame({
+            S.ENTERPRISE_ID: pd.array(enterprises[S.ENTERPRISE_ID].to_numpy(dtype=object), dtype="string[pyarrow]"),
+            S.UPDATED_AT: enterprises[S.UPDATED_AT].to_numpy(),
+            S.SOURCE_ROW: enterprises[S.SOURCE_ROW].to_numpy(),
+        }))
+        part = parts_dir / f"part-{len(staged.parts):06d}.parquet"
+        pq.write_table(pa.Table.from_pandas(enterprises, preserve_index=False), part)
+        staged.parts.append(part)
+    return staged
+
+
+def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    frames = [f for f in frames if len(f)]
+    if not frames:
+        return pd.DataFrame(columns=QUARANTINE_COLUMNS)
+    return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+
+
+@dataclass(frozen=True)
+class _Written:
+    rows: int
+    local: int
+    as_of: pd.Timestamp | None
+    data_sha256: str
+    columns: list[str]
+
+
+def _write_enterprises(parts: list[Path], dropped: np.ndarray, path: Path,
+                       order: Callable[[pd.DataFrame], pd.DataFrame] | None) -> _Written:
+    """Write the staged rows but the ``dropped`` duplicates to one Parquet file, part by part
+    (a column that is empty in one part takes the type it has in the others)."""
+    if not parts:
+        raise ValidationFailedError(f"{path.parent}: every row failed validation; nothing was published")
+    schema = pa.unify_schemas([pq.read_schema(p) for p in parts], promote_options="permissive")
+    drop = pa.array(dropped, pa.int64())
+
+    def tables() -> Iterator[pa.Table]:
+        for part in parts:
+            table = pq.read_table(part).cast(schema)
+            if len(drop):
+                table = table.filter(pc.invert(pc.is_in(table[S.SOURCE_ROW], value_set=drop)))
+            yield table
+
+    if order is not None:
+        frame = order(pa.concat_tables(list(tables())).to_pandas())
+        batches: Iterator[pa.Table] = iter([pa.Table.from_pandas(frame, schema=schema, preserve_index=False)])
+    else:
+        batches = tables()
+    rows = local = 0
+    as_of = None
+    digest = hashlib.sha256()
+    with pq.ParquetWriter(path, schema) as writer:
+        for table in batches:
+            writer.write_table(table)
+            rows += table.num_rows
+            local += int(pc.sum(table[S.IS_LOCAL]).as_py() or 0)
+            newest = pc.max(table[S.UPDATED_AT]).as_py()
+            if newest is not None:
+                as_of = max(as_of, pd.Timestamp(newest)) if as_of is not None else pd.Timestamp(newest)
+            for chunk in table[S.CONTENT_HASH].chunks:
+                digest.update("".join(chunk.to_pylist()).encode())
+    return _Written(rows, local, as_of, digest.hexdigest(), schema.names)
 
 
 def list_snapshots(snapshots_dir: Path) -> list[SnapshotInfo]:
@@ -248,3 +360,17 @@ def load_enterprises(info: SnapshotInfo) -> pd.DataFrame:
     for column in S.LIST_COLUMNS:
         frame[column] = frame[column].map(lambda v: [] if v is None else list(v))
     return frame
+
+
+def iter_enterprises(info: SnapshotInfo, columns: list[str] | None = None,
+                     batch_rows: int | None = None) -> Iterator[pd.DataFrame]:
+    """The snapshot's enterprises in frames of at most ``batch_rows`` rows (default: the
+    ``ingest_chunk_rows`` setting), only ``columns`` when given, list columns as Python lists:
+    :func:`load_enterprises` in bounded memory (a whole 10M-row snapshot is ~17 GB in pandas)."""
+    parquet = pq.ParquetFile(info.enterprises_path)
+    for batch in parquet.iter_batches(batch_size=batch_rows or default("ingest_chunk_rows"), columns=columns):
+        frame = batch.to_pandas()
+        for column in S.LIST_COLUMNS:
+            if column in frame.columns:
+                frame[column] = frame[column].map(lambda v: [] if v is None else list(v))
+        yield frame

@@ -9,6 +9,9 @@ Encodings are never guessed silently: a CSV that is not UTF-8 is detected with c
 (Chinese GB18030 preferred when it is a plausible reading), or named by the mapping's
 ``encoding:``; a file that does not decode, or that holds U+FFFD replacement characters (text
 damaged by an earlier wrong decoding), is an error naming the file, the encoding and the place.
+
+:func:`read_source_chunks` reads the same files in bounded memory (for ingest). One module on
+purpose, over the usual length: the whole and the chunked reads share every check and message.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
+from collections.abc import Iterator
 
 import pandas as pd
 
@@ -114,6 +118,37 @@ def read_source(
     return frame
 
 
+def read_source_chunks(
+    path: str | Path,
+    chunk_rows: int,
+    sheet: str | None = None,
+    encoding: str | None = None,
+    header_row: int = 1,
+) -> tuple[SourceFormat, Iterator[pd.DataFrame]]:
+    """:func:`read_source` in frames of at most ``chunk_rows`` rows, so memory does not grow with
+    the file: Parquet by record batches, CSV by the parser's chunks (the same checks, and rows
+    named by their place in the file); a workbook (at most 1,048,576 rows a sheet) or JSONL is
+    read whole and then sliced. Errors found while reading are raised during the iteration."""
+    path = Path(path)
+    if chunk_rows < 1:
+        raise SchemaError(f"{path}: chunk size must be 1 row or more, not {chunk_rows}")
+    if not path.is_file():
+        raise SchemaError(f"{path}: source file not found")
+    suffix = source_suffix(path)
+    if suffix in TEXT_SUFFIXES and header_row >= 1 and sheet is None:
+        return _csv_chunks(path, suffix, encoding, header_row, chunk_rows)
+    if suffix == ".parquet" and header_row == 1 and sheet is None:
+        import pyarrow.parquet as pq
+
+        try:
+            batches = pq.ParquetFile(path).iter_batches(batch_size=chunk_rows)
+        except (ValueError, OSError) as exc:
+            raise SchemaError(f"{path}: cannot be read as parquet: {exc}") from None
+        return SourceFormat("parquet"), (batch.to_pandas() for batch in batches)
+    frame = read_source(path, sheet=sheet, encoding=encoding, header_row=header_row)  # its own checks and errors
+    return frame.attrs["source_format"], (frame.iloc[i:i + chunk_rows] for i in range(0, len(frame), chunk_rows))
+
+
 # ---------------------------------------------------------------------------------------- CSV
 
 
@@ -156,50 +191,74 @@ def _looks_chinese_legacy(sample: bytes) -> bool:
     return sum("\u4e00" <= ch <= "\u9fff" for ch in text) >= 2
 
 
-def _read_csv(path: Path, suffix: str, encoding: str | None, header_row: int) -> tuple[pd.DataFrame, SourceFormat]:
+def _csv_encoding(path: Path, suffix: str, encoding: str | None) -> tuple[str, str, bytes]:
+    """(encoding, how it was chosen, the first bytes) of a CSV."""
     sample = _read_sample(path, suffix)
     if encoding is None:
-        encoding = detect_encoding(path, sample)
-        detected = True
-    else:
-        try:
-            encoding = codecs.lookup(encoding).name
-        except LookupError:
-            raise SchemaError(
-                f"{path}: unknown encoding '{encoding}' in the mapping; use for example gb18030 or utf-8"
-            ) from None
-        if encoding == "utf-8" and sample.startswith(codecs.BOM_UTF8):
-            encoding = "utf-8-sig"
-        detected = False
-    how = "detected" if detected else "from the mapping"
-    sep = "\t" if suffix == ".tsv" else ","
+        return detect_encoding(path, sample), "detected", sample
     try:
-        with warnings.catch_warnings():
-            # Data lines longer than the header (a title line read as the header) must not
-            # silently become an index or lose fields.
-            warnings.simplefilter("error", pd.errors.ParserWarning)
-            frame = pd.read_csv(
-                path, sep=sep, dtype=str, keep_default_na=False, na_values=[""], encoding=encoding,
-                encoding_errors="strict", skiprows=header_row - 1, index_col=False,
-            )
-    except pd.errors.ParserWarning:
+        encoding = codecs.lookup(encoding).name
+    except LookupError:
         raise SchemaError(
-            f"{path}: data lines have more fields than the header on line {header_row}"
-            + _header_line_hint(path, suffix, encoding, sep, header_row)
+            f"{path}: unknown encoding '{encoding}' in the mapping; use for example gb18030 or utf-8"
         ) from None
-    except UnicodeDecodeError as exc:
-        hint = ""
-        if encoding.replace("_", "-").startswith("utf") and _looks_chinese_legacy(sample):
-            hint = "; it looks like a GBK/GB18030 export: set 'encoding: gb18030' in the mapping"
-        raise SchemaError(
-            f"{path}: does not decode as {encoding} ({how}): {exc.reason} at byte {exc.start}{hint}"
-        ) from None
-    except (ValueError, pd.errors.ParserError, OSError) as exc:
-        raise SchemaError(f"{path}: cannot be read as {suffix.lstrip('.')} ({encoding}): {exc}") from None
-    frame.columns = _clean_header(frame.columns)
+    if encoding == "utf-8" and sample.startswith(codecs.BOM_UTF8):
+        encoding = "utf-8-sig"
+    return encoding, "from the mapping", sample
+
+
+def _read_csv(path: Path, suffix: str, encoding: str | None, header_row: int) -> tuple[pd.DataFrame, SourceFormat]:
+    fmt, chunks = _csv_chunks(path, suffix, encoding, header_row, None)
+    return next(chunks), fmt
+
+
+def _csv_chunks(
+    path: Path, suffix: str, encoding: str | None, header_row: int, chunk_rows: int | None
+) -> tuple[SourceFormat, Iterator[pd.DataFrame]]:
+    """The CSV's rows, whole (``chunk_rows`` None: one frame) or in frames of ``chunk_rows``; every
+    frame checked as a whole file is (errors name the file's row, counted from the first data row)."""
+    encoding, how, sample = _csv_encoding(path, suffix, encoding)
+    sep = "\t" if suffix == ".tsv" else ","
     fmt = SourceFormat("csv", encoding=encoding, header_row=header_row)
-    _refuse_replacement_chars(path, frame, fmt, how)
-    return frame, fmt
+
+    def frames() -> Iterator[pd.DataFrame]:
+        first_row = 1
+        try:
+            parts = None
+            while True:
+                with warnings.catch_warnings():
+                    # Data lines longer than the header (a title line read as the header) must not
+                    # silently become an index or lose fields.
+                    warnings.simplefilter("error", pd.errors.ParserWarning)
+                    if parts is None:
+                        reader = pd.read_csv(
+                            path, sep=sep, dtype=str, keep_default_na=False, na_values=[""], encoding=encoding,
+                            encoding_errors="strict", skiprows=header_row - 1, index_col=False, chunksize=chunk_rows,
+                        )
+                        parts = iter([reader]) if chunk_rows is None else reader
+                    frame = next(parts, None)
+                if frame is None:
+                    return
+                frame.columns = _clean_header(frame.columns)
+                _refuse_replacement_chars(path, frame, fmt, how, first_row)
+                first_row += len(frame)
+                yield frame
+        except pd.errors.ParserWarning:
+            raise SchemaError(
+                f"{path}: data lines have more fields than the header on line {header_row}"
+                + _header_line_hint(path, suffix, encoding, sep, header_row)
+            ) from None
+        except UnicodeDecodeError as exc:
+            hint = ""
+            if encoding.replace("_", "-").startswith("utf") and _looks_chinese_legacy(sample):
+                hint = "; it looks like a GBK/GB18030 export: set 'encoding: gb18030' in the mapping"
+            raise SchemaError(
+                f"{path}: does not decode as {encoding} ({how}): {exc.reason} at byte {exc.start}{hint}"
+            ) from None
+        except (ValueError, pd.errors.ParserError, OSError) as exc:
+            raise SchemaError(f"{path}: cannot be read as {suffix.lstrip('.')} ({encoding}): {exc}") from None
+
+    return fmt, frames()
 
 
 def _header_line_hint(path: Path, suffix: str, encoding: str, sep: str, header_row: int) -> str:
@@ -224,7 +283,7 @@ def _clean_header(columns: pd.Index) -> list[str]:
     return [" ".join(str(c).split()) if isinstance(c, str) else str(c) for c in columns]
 
 
-def _refuse_replacement_chars(path: Path, frame: pd.DataFrame, fmt: SourceFormat, how: str = "") -> None:
+def _refuse_replacement_chars(path: Path, frame: pd.DataFrame, fmt: SourceFormat, how: str = "", first_row: int = 1) -> None:
     """U+FFFD in a strictly decoded file means the text was damaged before: refuse the file."""
     bad_header = [c for c in frame.columns if REPLACEMENT_CHAR in str(c)]
     if bad_header:
@@ -246,7 +305,7 @@ def _refuse_replacement_chars(path: Path, frame: pd.DataFrame, fmt: SourceFormat
                 continue
         hits = pd.Series([isinstance(v, str) and REPLACEMENT_CHAR in v for v in cells], index=values.index)
         if hits.any():
-            row = int(hits.to_numpy().argmax()) + 1
+            row = int(hits.to_numpy().argmax()) + first_row
             raise SchemaError(
                 f"{fmt.where(path)}: row {row}, column '{column}' contains U+FFFD replacement characters "
                 f"({int(hits.sum())} rows in that column){_encoding_note(fmt, how)}: the text was damaged by "

@@ -232,7 +232,7 @@ def _check_extra(values: pd.Series, name: str, problems: _Problems, repairs: _Pr
 
 
 def validate_enterprises(
-    mapped: pd.DataFrame, source_name: str, status_map: dict[str, str] | None = None
+    mapped: pd.DataFrame, source_name: str, status_map: dict[str, str] | None = None, dedupe: bool = True
 ) -> ValidationResult:
     """Convert types, check ranges and ids, and de-duplicate mapped enterprise rows.
 
@@ -245,6 +245,9 @@ def validate_enterprises(
         File name used in every quarantine record.
     status_map : dict, optional
         Source status string -> one of ``schemas.STATUS_CLASSES``, on top of the defaults.
+    dedupe : bool
+        False for one chunk of a larger source: duplicate ids are then found over the whole
+        source by :func:`find_duplicates`.
 
     Returns
     -------
@@ -264,32 +267,37 @@ def validate_enterprises(
 
     table = problems.table()
     bad_rows = set(table["row"]) if len(table) else set()
-    valid = clean[~clean[S.SOURCE_ROW].isin(bad_rows)]
-
-    order = valid.sort_values([S.UPDATED_AT, S.SOURCE_ROW], na_position="first", kind="stable")
-    dup = order.duplicated(S.ENTERPRISE_ID, keep="last")
-    if dup.any():
-        kept = order[~dup].set_index(S.ENTERPRISE_ID)[S.SOURCE_ROW]
-        dups = order[dup]
-        table = pd.concat(
-            [
-                table,
-                pd.DataFrame(
-                    {
-                        "file": source_name,
-                        "row": dups[S.SOURCE_ROW].to_numpy(),
-                        "enterprise_id": dups[S.ENTERPRISE_ID].to_numpy(),
-                        "column": S.ENTERPRISE_ID,
-                        "value": dups[S.ENTERPRISE_ID].to_numpy(),
-                        "reason": [
-                            f"duplicate enterprise_id; kept row {kept[e]} (latest updated_at)"
-                            for e in dups[S.ENTERPRISE_ID]
-                        ],
-                    }
-                ),
-            ],
-            ignore_index=True,
-        )
-    enterprises = order[~dup].sort_values(S.SOURCE_ROW).reset_index(drop=True)
-    return ValidationResult(enterprises=enterprises, quarantine=table.reset_index(drop=True), rows_in=len(mapped),
+    valid = clean[~clean[S.SOURCE_ROW].isin(bad_rows)].reset_index(drop=True)
+    if dedupe:
+        dropped, duplicates = find_duplicates(valid[[S.ENTERPRISE_ID, S.UPDATED_AT, S.SOURCE_ROW]], source_name)
+        table = pd.concat([table, duplicates], ignore_index=True) if len(duplicates) else table
+        valid = valid[~valid[S.SOURCE_ROW].isin(dropped)].reset_index(drop=True)
+    return ValidationResult(enterprises=valid, quarantine=table.reset_index(drop=True), rows_in=len(mapped),
                             repairs=repairs.table().reset_index(drop=True))
+
+
+def find_duplicates(keys: pd.DataFrame, source_name: str) -> tuple[np.ndarray, pd.DataFrame]:
+    """The rows that lose to another row of the same ``enterprise_id`` (the latest ``updated_at``
+    wins, then the last row), and their quarantine records naming the row kept.
+
+    ``keys`` holds ``enterprise_id``, ``updated_at`` and ``source_row`` of the valid rows (of a
+    whole source: a streamed ingest collects them chunk by chunk)."""
+    order = keys.sort_values([S.UPDATED_AT, S.SOURCE_ROW], na_position="first", kind="stable")
+    dup = order.duplicated(S.ENTERPRISE_ID, keep="last").to_numpy()
+    if not dup.any():
+        return np.array([], dtype=np.int64), pd.DataFrame(columns=QUARANTINE_COLUMNS)
+    dups = order[dup]
+    kept = order[~dup & order[S.ENTERPRISE_ID].isin(set(dups[S.ENTERPRISE_ID])).to_numpy()]
+    kept = kept.set_index(S.ENTERPRISE_ID)[S.SOURCE_ROW]
+    ids = dups[S.ENTERPRISE_ID].to_numpy(dtype=object)
+    records = pd.DataFrame(
+        {
+            "file": source_name,
+            "row": dups[S.SOURCE_ROW].to_numpy(),
+            "enterprise_id": ids,
+            "column": S.ENTERPRISE_ID,
+            "value": ids,
+            "reason": [f"duplicate enterprise_id; kept row {kept[e]} (latest updated_at)" for e in ids],
+        }
+    )
+    return dups[S.SOURCE_ROW].to_numpy(), records

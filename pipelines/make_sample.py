@@ -21,6 +21,7 @@ import yaml
 from matcher.chain_map import load_chain_map
 from matcher.errors import ConfigError
 from matcher.sample import generate_sample
+from matcher.sample_fast import write_fast_sample
 from matcher.settings import PROJECT_ROOT
 
 VOCABULARY = PROJECT_ROOT / "data" / "generator" / "vocabulary.yaml"
@@ -75,6 +76,19 @@ def write_sample(
         tmp.replace(path)
         paths[name] = path
     return paths
+
+
+def write_sample_fast(out_dir: Path, n: int, seed: int, chain_map_path: Path,
+                      vocabulary_path: Path = VOCABULARY) -> dict[str, Path]:
+    """Write the fast scale-test sample (:mod:`matcher.sample_fast`): ``enterprises.parquet`` only,
+    mapped by ``data/mappings/sample.yaml`` like the normal sample's ``enterprises.csv``."""
+    vocabulary = _load_vocabulary(vocabulary_path)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        path = write_fast_sample(out_dir / "enterprises.parquet", load_chain_map(chain_map_path), vocabulary, n, seed)
+    except ValueError as exc:
+        raise ConfigError(f"{vocabulary_path}: {exc}") from None
+    return {"enterprises": path}
 
 
 def workbook_bytes(frame: pd.DataFrame, sheet: str = "企业列表") -> bytes:

@@ -23,25 +23,38 @@ from pipelines.train_ranker import train as train_version, train_config
 SAMPLE_MAPPING = PROJECT_ROOT / "data" / "mappings" / "sample.yaml"
 CN_REGISTRY_MAPPING = PROJECT_ROOT / "data" / "mappings" / "cn-registry.yaml"
 
+NORMAL_SAMPLE_MAX = 2_000_000
+FAST_SAMPLE_MAX = 50_000_000
 SampleLangOpt = Annotated[str, typer.Option("--lang", help="Language of the sample region: en (CSV exports) or zh (Chinese registry XLSX exports, mapped by cn-registry.yaml).")]
 
 
 
 @app.command()
 def sample(
-    n: Annotated[int, typer.Option("--n", min=100, max=2_000_000, help="Number of enterprises.")] = 20_000,
+    n: Annotated[int, typer.Option("--n", min=100, max=FAST_SAMPLE_MAX, help=f"Number of enterprises (at most {NORMAL_SAMPLE_MAX:,}; {FAST_SAMPLE_MAX:,} with --fast).")] = 20_000,
     seed: Annotated[int, typer.Option("--seed", help="Random seed (same seed, same data).")] = 7,
     out_dir: Annotated[Optional[Path], typer.Option("--out", help="Output directory [default: HOME/data/samples].")] = None,
     lang: SampleLangOpt = "en",
+    fast: Annotated[bool, typer.Option("--fast", help="Scale-test mode: vectorised, millions of rows in minutes, "
+                                       "written as enterprises.parquet in row groups (English; no previous export, "
+                                       "outcomes or labels).")] = False,
     home: HomeOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Generate the synthetic enterprise universe of the sample region (Yangpu, Shanghai)."""
-    from pipelines.make_sample import write_sample
+    from pipelines.make_sample import write_sample, write_sample_fast
 
     settings = settings_for(home)
     target = out_dir or settings.samples_dir
-    files = write_sample(target, n=n, seed=seed, chain_map_path=settings.chain_map, lang=check_lang(lang))
+    if fast:
+        if check_lang(lang) != "en":
+            raise typer.BadParameter("--fast writes the English sample only; leave out --lang zh / --fast 只生成英文样本，请去掉 --lang zh")
+        files = write_sample_fast(target, n=n, seed=seed, chain_map_path=settings.chain_map)
+    elif n > NORMAL_SAMPLE_MAX:
+        raise typer.BadParameter(f"--n {n:,} is above {NORMAL_SAMPLE_MAX:,} for the normal sample; add --fast for a scale-test "
+                          f"sample / 普通样本最多 {NORMAL_SAMPLE_MAX:,} 家企业，大规模测试请加 --fast")
+    else:
+        files = write_sample(target, n=n, seed=seed, chain_map_path=settings.chain_map, lang=check_lang(lang))
     if as_json:
         emit_json({k: str(v) for k, v in files.items()})
     else:
@@ -57,10 +70,12 @@ def ingest(
     home: HomeOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Validate a source into a new dated snapshot; bad rows go to its quarantine file."""
+    """Validate a source into a new dated snapshot; bad rows go to its quarantine file.
+
+    The source is read in chunks of MATCHER_INGEST_CHUNK_ROWS rows, so memory does not grow with it."""
     settings = settings_for(home)
     info = ingest_snapshot(source, load_mapping(mapping), settings.snapshots_dir, settings.max_bad_row_share,
-                           mapping_path=mapping, sheet=sheet)
+                           mapping_path=mapping, sheet=sheet, chunk_rows=settings.ingest_chunk_rows)
     counts = info.manifest["counts"]
     if as_json:
         emit_json({"snapshot_id": info.snapshot_id, "path": str(info.path), "counts": counts})
