@@ -18,6 +18,7 @@ class RefreshConfig:
     runs_dir: Path
     lock_path: Path
     max_bad_row_share: float = default("max_bad_row_share")
+    ingest_chunk_rows: int = default("ingest_chunk_rows")  # the export is read in chunks of this many rows
     policy: RefreshPolicy = field(default_factory=RefreshPolicy)
     allow_shrink: bool = False
     outcomes: tuple[Path, ...] = ()
@@ -38,7 +39,8 @@ def refresh_config(settings: Settings, allow_shrink: bool = False, outcomes: tup
     # As 'matcher train' does: the service database when one is configured or the workspace has one.
     use_db = settings.database_url is not None or (settings.home / "matcher.db").is_file()
     return RefreshConfig(build=build, runs_dir=settings.runs_dir, lock_path=settings.refresh_lock_path,
-                         max_bad_row_share=settings.max_bad_row_share, policy=policy, allow_shrink=allow_shrink,
+                         max_bad_row_share=settings.max_bad_row_share,
+                         ingest_chunk_rows=settings.ingest_chunk_rows, policy=policy, allow_shrink=allow_shrink,
                          outcomes=tuple(outcomes), min_outcomes=settings.min_outcomes,
                          database_url=settings.db_url if use_db else None,
                          served_log_retention_days=settings.served_log_retention_days)

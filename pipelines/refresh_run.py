@@ -212,7 +212,7 @@ def _snapshot_for(run, config, source, mapping_path, parent, parent_dir, now, sh
         if same_read(info.manifest["source"]) and sequence[info.snapshot_id] > sequence.get(published["snapshot_id"], 0):
             return info, "reused (written by an earlier refresh of this file)"
     previous_ids = pd.read_parquet(parent_dir / C.ENTERPRISES_FILE, columns=[S.ENTERPRISE_ID, S.PROFILE_HASH])
-    hnsw = "HNSW" in parent["index"]["factory"]
+    hnsw = "HNSW" in parent["index"]["factory"] and "IVF" not in parent["index"]["factory"]  # an IVF over an HNSW quantizer deletes
 
     def order(enterprises: pd.DataFrame) -> pd.DataFrame:
         # Profiles an HNSW index cannot overwrite are re-added at the end (see refresh_order).
@@ -223,7 +223,7 @@ def _snapshot_for(run, config, source, mapping_path, parent, parent_dir, now, sh
         return refresh_order(previous_ids[S.ENTERPRISE_ID], enterprises, moved)
 
     info = ingest(source, mapping, bc.snapshots_dir, config.max_bad_row_share, mapping_path=mapping_path, now=now, order=order,
-                  sheet=sheet)
+                  sheet=sheet, chunk_rows=config.ingest_chunk_rows)
     return info, "new"
 
 

@@ -147,7 +147,8 @@ def demo(
         # The Chinese exports carry their date in the file name (enterprises-2026-11-01.xlsx).
         mapping = mapping.model_copy(update={"updated_at_from_filename": r"(\d{4}-\d{2}-\d{2})"})
     for source in (files["previous"], files["enterprises"]):
-        info = ingest_snapshot(source, mapping, settings.snapshots_dir, settings.max_bad_row_share, mapping_path=mapping_path)
+        info = ingest_snapshot(source, mapping, settings.snapshots_dir, settings.max_bad_row_share, mapping_path=mapping_path,
+                               chunk_rows=settings.ingest_chunk_rows)
         c = info.manifest["counts"]
         out.print(f"snapshot {info.snapshot_id} ({source.name}): {c['enterprises']} enterprises ({c['local']} local), {c['quarantined_rows']} rows quarantined")
     out.rule("3/5 build")
