@@ -27,6 +27,17 @@ MANIFEST = "manifest.json"
 CURRENT = "CURRENT"
 
 
+def package_version(package: str) -> str:
+    """An installed package's version from its metadata (never importing it: importing torch just
+    to read its version costs seconds), or "not installed"."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        return "not installed"
+
+
 def new_version(now: datetime, fingerprint: str) -> str:
     return f"{now:%Y%m%dT%H%M%SZ}-{fingerprint[:7]}"
 

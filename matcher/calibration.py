@@ -25,11 +25,11 @@ import re
 import time
 from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import numpy as np
 
+from matcher.artifacts import package_version
 from matcher.embedding import Encoder
 from matcher.embedding_models import resolve_precision
 from matcher.openvino_backend import openvino_available
@@ -56,13 +56,7 @@ def machine_signature() -> dict:
     model = re.search(r"^model name\s*:\s*(.+)$", cpuinfo, re.MULTILINE)
     flags = re.search(r"^flags\s*:\s*(.+)$", cpuinfo, re.MULTILINE)
     present = set(flags.group(1).split()) if flags else set()
-
-    def of(package: str) -> str:
-        try:
-            return version(package)
-        except PackageNotFoundError:
-            return "not installed"
-
+    of = package_version
     return {
         "cpu": model.group(1).strip() if model else platform.processor() or platform.machine(),
         "flags": [f for f in CPU_FLAGS if f in present],

@@ -31,16 +31,8 @@ from pipelines.build_config import BuildConfig
 
 
 def library_versions() -> dict[str, str]:
-    # Versions from package metadata: importing torch just to read its version costs seconds, and
-    # a refresh with nothing to embed never needs torch.
-    from importlib.metadata import PackageNotFoundError, version
-
-    def of(package: str) -> str:
-        try:
-            return version(package)
-        except PackageNotFoundError:
-            return "not installed"
-
+    # Versions from package metadata: a refresh with nothing to embed never imports torch.
+    of = artifacts.package_version
     return {
         "matcher": matcher.__version__,
         "python": platform.python_version(),
