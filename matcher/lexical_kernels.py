@@ -8,12 +8,9 @@ two. Both give the same documents and values (float64 sums in the same order).
 
 from __future__ import annotations
 
-import numpy as np
+from functools import cache
 
-try:  # pragma: no cover - which branch runs depends on the environment
-    from numba import njit
-except ImportError:  # pragma: no cover
-    njit = None
+import numpy as np
 
 
 def _gather_loop(indptr, indices, data, data2, terms, weights, weights2, allowed, total, shift, rest):
@@ -44,9 +41,14 @@ def _gather_loop(indptr, indices, data, data2, terms, weights, weights2, allowed
     return docs[:count], values[:count]
 
 
-def _jit(function):
-    """``function`` compiled (cached on disk where numba finds a writable place), or None."""
-    if njit is None:
+@cache
+def _kernel(function):
+    """``function`` compiled by numba on first use (cached on disk where numba finds a writable
+    place), or None without numba. Lazy: importing numba costs ~0.2 s and every process that loads
+    a catalog imports this module, while the loops run only above ``lexical_exact_max``."""
+    try:
+        from numba import njit
+    except ImportError:  # pragma: no cover - which branch runs depends on the environment
         return None
     try:
         return njit(cache=True, nogil=True)(function)
@@ -54,16 +56,14 @@ def _jit(function):
         return njit(nogil=True)(function)
 
 
-_compiled = _jit(_gather_loop)
-
-
 def gather(indptr, indices, data, data2, terms, weights, weights2, allowed, total, shift, rest):
     """Distinct allowed documents of ``terms`` (unordered) whose ``sum of weights * data (+
     weights2 * data2) + shift + rest > 0``, with that sum plus ``shift`` (float64). ``total``: a
     float64 array of n zeros, zeros again on return. ``data2`` / ``weights2``: a second signal on
     the same postings (zeros when none)."""
-    if _compiled is not None:
-        return _compiled(indptr, indices, data, data2, terms, weights, weights2, allowed, total, shift, rest)
+    compiled = _kernel(_gather_loop)
+    if compiled is not None:
+        return compiled(indptr, indices, data, data2, terms, weights, weights2, allowed, total, shift, rest)
     return gather_numpy(indptr, indices, data, data2, terms, weights, weights2, allowed, total, shift, rest)
 
 
@@ -118,12 +118,10 @@ def _values_at_loop(rows, docs, values, out):
     return out
 
 
-_values_at = _jit(_values_at_loop)
-
-
 def values_at(rows: np.ndarray, docs: np.ndarray, values: np.ndarray) -> np.ndarray | None:
     """One postings list's ``values`` at the ascending ``rows`` (0 where absent), float64; None
     without numba (the caller then looks up in numpy)."""
-    if _values_at is None:
+    compiled = _kernel(_values_at_loop)
+    if compiled is None:
         return None
-    return _values_at(rows, docs, values, np.zeros(len(rows)))
+    return compiled(rows, docs, values, np.zeros(len(rows)))
