@@ -18,6 +18,28 @@ from tests.service.databases import BACKENDS, throwaway_database
 AI = "artificial-intelligence"
 
 
+def other_chain(service) -> str:
+    """A chain of the served map other than AI."""
+    return next(c.id for c in service.app.state.svc.holder.current.catalog.chain_map.chains if c.id != AI)
+
+
+def role_keys(service, label: str) -> dict:
+    """A test module's own keys, one per role and chain scope (quotas count per key), named by
+    ``label``: admin, staff, AI leader, another chain's leader, general leader, general leader
+    also leading AI."""
+    from matcher.store import repo
+
+    store = service.store
+    return {
+        "admin": service.keys["admin"],
+        "staff": repo.create_key(store, "staff", name=f"{label} staff")[0],
+        "leader": repo.create_key(store, "chain_leader", [AI], name=f"{label} AI leader")[0],
+        "other_leader": repo.create_key(store, "chain_leader", [other_chain(service)], name=f"{label} other leader")[0],
+        "general": repo.create_key(store, "general_leader", name=f"{label} general leader")[0],
+        "general_ai": repo.create_key(store, "general_leader", [AI], name=f"{label} general leader, also AI")[0],
+    }
+
+
 def service_settings(home, database_url: str, **overrides) -> Settings:
     values = dict(home=home, database_url=database_url, service_auth_cache_s=0, service_exclusion_poll_s=0,
                   service_warm_gaps=False, service_warm_explain_top=0, service_reload_poll_s=0.2,

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from matcher import schemas as S
 from matcher.store import repo
 from matcher.store.models import AuditEntry, Gap
-from tests.service.conftest import AI
+from tests.service.conftest import AI, other_chain, role_keys
 from tests.service.test_api import assert_error
 
 pytestmark = pytest.mark.e2e
@@ -23,19 +23,7 @@ pytestmark = pytest.mark.e2e
 
 @pytest.fixture(scope="module")
 def keys(service) -> dict:
-    store = service.store
-    return {
-        "admin": service.keys["admin"],
-        "staff": repo.create_key(store, "staff", name="gaps staff")[0],
-        "leader": repo.create_key(store, "chain_leader", [AI], name="gaps AI leader")[0],
-        "other_leader": repo.create_key(store, "chain_leader", [other_chain(service)], name="gaps other leader")[0],
-        "general": repo.create_key(store, "general_leader", name="gaps general leader")[0],
-        "general_ai": repo.create_key(store, "general_leader", [AI], name="gaps general leader, also AI")[0],
-    }
-
-
-def other_chain(service) -> str:
-    return next(c.id for c in service.app.state.svc.holder.current.catalog.chain_map.chains if c.id != AI)
+    return role_keys(service, "gaps")
 
 
 def call(service, keys, method, path, who, headers=None, **kwargs):

@@ -15,7 +15,7 @@ from openpyxl import load_workbook
 
 from matcher.store import repo
 from matcher.store.models import Shortlist, ShortlistItem
-from tests.service.conftest import AI
+from tests.service.conftest import AI, other_chain, role_keys
 from tests.service.test_api import assert_error
 
 pytestmark = pytest.mark.e2e
@@ -23,20 +23,7 @@ pytestmark = pytest.mark.e2e
 
 @pytest.fixture(scope="module")
 def keys(service) -> dict:
-    """Keys of this module's own (quotas count per key)."""
-    store = service.store
-    return {
-        "admin": service.keys["admin"],
-        "staff": repo.create_key(store, "staff", name="overview staff")[0],
-        "leader": repo.create_key(store, "chain_leader", [AI], name="overview AI leader")[0],
-        "other_leader": repo.create_key(store, "chain_leader", [other_chain(service)], name="overview other leader")[0],
-        "general": repo.create_key(store, "general_leader", name="general chain leader")[0],
-        "general_ai": repo.create_key(store, "general_leader", [AI], name="general leader, also AI")[0],
-    }
-
-
-def other_chain(service) -> str:
-    return next(c.id for c in service.app.state.svc.holder.current.catalog.chain_map.chains if c.id != AI)
+    return role_keys(service, "overview")
 
 
 def call(service, keys, method, path, who, **kwargs):
