@@ -63,6 +63,7 @@ from threadpoolctl import threadpool_limits
 
 from matcher import catalog as C
 from matcher import schemas as S
+from matcher.enterprise_table import read_enterprise_table
 from matcher.index import (
     APPROXIMATE_FACTORY,
     HNSW_EF_CONSTRUCTION,
@@ -162,9 +163,7 @@ class Sample:
 def load_sample(version_dir: Path) -> Sample:
     """The parts of an artifact retrieval needs (read directly, so the benchmark does not depend on
     every file a newer ``Catalog`` expects)."""
-    enterprises = pd.read_parquet(version_dir / C.ENTERPRISES_FILE)
-    for column in S.LIST_COLUMNS:
-        enterprises[column] = enterprises[column].map(lambda v: [] if v is None else list(v))
+    enterprises = read_enterprise_table(version_dir / C.ENTERPRISES_FILE)
     lexical = LexicalIndex.load(version_dir / C.LEXICAL_DIR)
     gaps = json.loads((version_dir / C.GAPS_FILE).read_text())
     vocab = lexical.retriever.vocab_dict

@@ -83,6 +83,7 @@ def publish_scaled(base_home: Path, bench_home: Path, scale: int, noise: float, 
     from matcher import artifacts
     from matcher import catalog as C
     from matcher import schemas as S
+    from matcher.enterprise_table import read_enterprise_table, write_enterprise_table
     from matcher.index import build_index, choose_factory, enterprise_faiss_ids, save_index
     from matcher.lexical import LexicalIndex
     from matcher.settings import Settings
@@ -99,7 +100,7 @@ def publish_scaled(base_home: Path, bench_home: Path, scale: int, noise: float, 
             log(f"reusing scaled version {existing}")
             return existing
 
-    enterprises = pd.read_parquet(base_dir / C.ENTERPRISES_FILE)
+    enterprises = read_enterprise_table(base_dir / C.ENTERPRISES_FILE)
     vectors = np.load(base_dir / C.VECTORS_FILE).astype(np.float32)
     n0 = len(enterprises)
     log(f"scaling {base_dir.name}: {n0:,} enterprises x {scale}")
@@ -147,7 +148,7 @@ def publish_scaled(base_home: Path, bench_home: Path, scale: int, noise: float, 
         (shutil.copytree if path.is_dir() else shutil.copyfile)(path, staged / path.name)
     save_index(index, staged / C.INDEX_FILE)
     np.save(staged / C.VECTORS_FILE, all_vectors)
-    scaled.to_parquet(staged / C.ENTERPRISES_FILE, index=False)
+    write_enterprise_table(scaled, staged / C.ENTERPRISES_FILE)
     lexical.save(staged / C.LEXICAL_DIR)
     if (base_dir / C.GROWTH_SCORES_FILE).is_file():
         np.save(staged / C.GROWTH_SCORES_FILE, np.tile(np.load(base_dir / C.GROWTH_SCORES_FILE), scale))

@@ -5,7 +5,7 @@
     <home>/models/matcher/
       CURRENT                       -> "20261127T101500Z-3f2a9c1"
       20261127T101500Z-3f2a9c1/
-        manifest.json  index.faiss  vectors.npy  enterprises.parquet  lexical/  chains.json ...
+        manifest.json  index.faiss  vectors.npy  enterprises.arrow  lexical/  chains.json ...
 
 Publishing: write into ``.tmp-<version>/``, write the manifest with every file's sha256, verify,
 rename the directory into place, then rewrite ``CURRENT`` through a temporary file and

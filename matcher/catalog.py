@@ -24,6 +24,7 @@ from matcher.artifacts import verify
 from matcher.chain_map import ChainMap, load_chain_map
 from matcher.chains import FEEDBACK_DOCS, code_profile
 from matcher.embedding import Encoder
+from matcher.enterprise_table import ENTERPRISES_FILE, read_enterprise_table
 from matcher.errors import ArtifactCorruptError, UnknownEntityError
 from matcher.explain import ExplainInputs, compare_report, explain_ranked, industry_labels, why_not_report
 from matcher.features import FeatureContext, make_features
@@ -36,7 +37,6 @@ from matcher.settings import default
 
 INDEX_FILE = "index.faiss"
 VECTORS_FILE = "vectors.npy"
-ENTERPRISES_FILE = "enterprises.parquet"
 LEXICAL_DIR = "lexical"
 CHAIN_MAP_FILE = "chain_map.yaml"
 SEGMENTS_FILE = "segments.parquet"
@@ -153,9 +153,7 @@ class Catalog:
         ``rerank_depth``: IVF candidates re-scored exactly against the float32 vectors.
         """
         manifest = verify(path) if check else json.loads((path / "manifest.json").read_text())
-        enterprises = pd.read_parquet(path / ENTERPRISES_FILE)
-        for column in S.LIST_COLUMNS:
-            enterprises[column] = enterprises[column].map(lambda v: [] if v is None else list(v))
+        enterprises = read_enterprise_table(path / ENTERPRISES_FILE)  # text columns memory-mapped
         # Memory-mapped (workers share the pages), seen as a plain ndarray: numpy.memmap's own
         # __getitem__ costs ~0.1 ms per fancy index, four of them per query.
         vectors = np.load(path / VECTORS_FILE, mmap_mode="r").view(np.ndarray)

@@ -11,6 +11,7 @@ import pandas as pd
 
 from matcher import artifacts, catalog as C
 from matcher.catalog import Catalog
+from matcher.enterprise_table import read_enterprise_table
 from matcher.refresh import PROSPECTS_FILE, ReportInputs, change_report, standing_prospects
 from matcher.snapshot import SnapshotInfo
 from pipelines.refresh_config import RefreshConfig
@@ -33,7 +34,7 @@ class VersionView:
         manifest = json.loads((path / artifacts.MANIFEST).read_text())
         ranker = ("cold-start" if not (path / C.RANKER_FILE).is_file()
                   else f"landing-model@{manifest.get('ranker', {}).get('trained_in')}")
-        return cls(path, manifest["version"], pd.read_parquet(path / C.ENTERPRISES_FILE), json.loads((path / C.GAPS_FILE).read_text()),
+        return cls(path, manifest["version"], read_enterprise_table(path / C.ENTERPRISES_FILE), json.loads((path / C.GAPS_FILE).read_text()),
                    pd.read_parquet(path / C.SEGMENTS_FILE), pd.read_parquet(path / C.ASSIGNMENTS_FILE), ranker)
 
 

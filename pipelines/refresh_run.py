@@ -26,6 +26,7 @@ from matcher import artifacts, catalog as C, schemas as S
 from matcher.artifacts import file_sha256
 from matcher.embedding import Encoder
 from matcher.embedding_models import encoder_key
+from matcher.enterprise_table import read_enterprise_table
 from matcher.errors import ArtifactNotFoundError, MatcherError
 from matcher.index import choose_factory, refresh_factory
 from matcher.mapping import load_mapping
@@ -108,7 +109,7 @@ def _refresh(run: Run, config: RefreshConfig, source: Path, mapping_path: Path, 
         rec["quarantine"] = _quarantine_summary(snapshot, counts)
 
     with run.step("diff") as entry:
-        before = pd.read_parquet(parent_dir / C.ENTERPRISES_FILE)
+        before = read_enterprise_table(parent_dir / C.ENTERPRISES_FILE)
         after = load_enterprises(snapshot)
         diff = diff_enterprises(before, after)
         rec["counts"].update({k: v for k, v in diff.counts().items() if k not in ("before", "after")},
@@ -211,7 +212,7 @@ def _snapshot_for(run, config, source, mapping_path, parent, parent_dir, now, sh
     for info in reversed(snapshots):
         if same_read(info.manifest["source"]) and sequence[info.snapshot_id] > sequence.get(published["snapshot_id"], 0):
             return info, "reused (written by an earlier refresh of this file)"
-    previous_ids = pd.read_parquet(parent_dir / C.ENTERPRISES_FILE, columns=[S.ENTERPRISE_ID, S.PROFILE_HASH])
+    previous_ids = read_enterprise_table(parent_dir / C.ENTERPRISES_FILE, columns=[S.ENTERPRISE_ID, S.PROFILE_HASH])
     hnsw = "HNSW" in parent["index"]["factory"] and "IVF" not in parent["index"]["factory"]  # an IVF over an HNSW quantizer deletes
 
     def order(enterprises: pd.DataFrame) -> pd.DataFrame:

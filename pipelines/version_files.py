@@ -22,6 +22,7 @@ from matcher import artifacts, catalog as C, schemas as S
 from matcher.chain_map import ChainMap
 from matcher.chains import ChainAnalysis
 from matcher.embedding import Encoder
+from matcher.enterprise_table import write_enterprise_table
 from matcher.errors import ArtifactCorruptError
 from matcher.index import live_mask, save_index
 from matcher.lexical import LexicalIndex
@@ -87,7 +88,7 @@ def write_version_files(
     """Write the searchable part of a version (row ``i`` of every table is live position ``i``)."""
     save_index(index, staged / C.INDEX_FILE)
     np.save(staged / C.VECTORS_FILE, np.ascontiguousarray(vectors, dtype=np.float32))
-    enterprises.to_parquet(staged / C.ENTERPRISES_FILE, index=False)
+    write_enterprise_table(enterprises, staged / C.ENTERPRISES_FILE)
     lexical.save(staged / C.LEXICAL_DIR)
     shutil.copyfile(config.chain_map, staged / C.CHAIN_MAP_FILE)
     analysis.segments.to_parquet(staged / C.SEGMENTS_FILE, index=False)

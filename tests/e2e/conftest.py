@@ -18,6 +18,7 @@ from typer.testing import CliRunner
 
 from matcher import artifacts
 from matcher.embedding_models import resolve_model_path
+from matcher.enterprise_table import read_enterprise_table
 from pipelines.cli import app
 from tests.conftest import SAMPLE_MAPPING
 
@@ -76,7 +77,7 @@ class Workspace:
 
     def enterprises(self) -> pd.DataFrame:
         """The published enterprise table (the oracle for filter counts)."""
-        return pd.read_parquet(self.version_dir / "enterprises.parquet")
+        return read_enterprise_table(self.version_dir / "enterprises.arrow")
 
 
 def build_workspace(home: Path) -> Workspace:

@@ -27,6 +27,7 @@ from matcher.errors import ArtifactCorruptError, SchemaError
 from matcher.explain import DECIMALS, compare_report, industry_labels, reason_text, rounded, why_not_report
 from matcher.filters import Filters
 from matcher.features import FEATURES
+from matcher.enterprise_table import read_enterprise_table
 from pipelines.train_ranker import EVALUATION_SPLITS
 from tests.conftest import SAMPLE_MAPPING
 from tests.e2e.conftest import cli, cli_json
@@ -117,7 +118,7 @@ def catalog(trained) -> Catalog:
 
 @pytest.fixture(scope="module")
 def enterprises(trained) -> pd.DataFrame:
-    return pd.read_parquet(trained.version_dir / "enterprises.parquet").set_index("enterprise_id")
+    return read_enterprise_table(trained.version_dir / "enterprises.arrow").set_index("enterprise_id")
 
 
 @pytest.fixture(scope="module")
@@ -169,7 +170,7 @@ def check_ranked(results: list[dict], k: int, ranker: str) -> None:
 def test_train_publishes_a_landing_model_version_with_a_growth_model(trained):
     report = trained.report
     outcomes = all_outcomes(trained)
-    known = set(pd.read_parquet(trained.version_dir / "enterprises.parquet")["enterprise_id"])
+    known = set(read_enterprise_table(trained.version_dir / "enterprises.arrow")["enterprise_id"])
     unknown_firm = int((~outcomes["enterprise_id"].isin(known)).sum())
     manifest = artifacts.verify(trained.version_dir)
 

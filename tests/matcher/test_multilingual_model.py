@@ -28,6 +28,7 @@ import pytest
 from matcher import artifacts
 from matcher.embedding import Encoder
 from matcher.embedding_models import encoder_key
+from matcher.enterprise_table import read_enterprise_table
 from matcher.openvino_backend import openvino_available
 from matcher.snapshot import profile_texts
 from tests.conftest import EMBEDDING_BACKEND, EMBEDDING_PRECISION, REPO_ROOT
@@ -94,7 +95,7 @@ def encode(model: Path, texts: list[str], backend: str = EMBEDDING_BACKEND) -> n
 def published(home: Path) -> tuple[dict, pd.DataFrame, np.ndarray]:
     """The current version's manifest, enterprise table and stored vectors."""
     path = artifacts.version_dir(home / "models" / "matcher")
-    return (json.loads((path / "manifest.json").read_text()), pd.read_parquet(path / "enterprises.parquet"),
+    return (json.loads((path / "manifest.json").read_text()), read_enterprise_table(path / "enterprises.arrow"),
             np.load(path / "vectors.npy"))
 
 

@@ -23,6 +23,7 @@ from matcher import schemas as S
 from matcher.embedding import EmbeddingCache, Encoder
 from matcher.ray_embedding import SHARD_PREFIX, cached_hashes, embed_on_ray
 from matcher.snapshot import profile_texts
+from matcher.enterprise_table import read_enterprise_table
 from tests.conftest import REPO_ROOT
 from tests.e2e.conftest import cli, cli_json
 
@@ -184,7 +185,7 @@ def test_build_and_refresh_embed_on_ray_with_the_option(local_ray, sample_home, 
     profiles = set(pd.read_parquet(snapshot_of(sample_home, built))[S.PROFILE_HASH])
     assert shards and built["counts"]["embedded"] == len(profiles) and profiles <= shard_hashes(shards)
     version = artifacts.version_dir(sample_home / "models" / "matcher")
-    ents, vectors = pd.read_parquet(version / "enterprises.parquet"), np.load(version / "vectors.npy")
+    ents, vectors = read_enterprise_table(version / "enterprises.arrow"), np.load(version / "vectors.npy")
     assert np.sum(vectors * encoder.encode(profile_texts(ents)), axis=1).min() >= 0.9999
 
     export = pd.read_csv(sample_home / "data" / "samples" / "enterprises.csv", dtype=str, keep_default_na=False)

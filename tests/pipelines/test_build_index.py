@@ -91,7 +91,7 @@ def test_build_publishes_a_current_version_with_every_artifact(built):
     assert manifest["index"]["factory"] == "IDMap2,Flat" and manifest["index"]["exact"] is True
     assert manifest["embedding"]["dim"] == 64 and manifest["embedding"]["key"] == "hashing-64"
     assert manifest["chain_map"]["sha256"] and manifest["snapshot"]["data_sha256"]
-    assert {"index.faiss", "vectors.npy", "enterprises.parquet", "gaps.json", "chain_map.yaml"} <= set(manifest["files"])
+    assert {"index.faiss", "vectors.npy", "enterprises.arrow", "gaps.json", "chain_map.yaml"} <= set(manifest["files"])
 
 
 def test_published_version_loads_into_a_consistent_catalog(built):

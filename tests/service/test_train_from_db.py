@@ -15,6 +15,7 @@ from matcher.catalog import OUTCOMES_FILE, Catalog
 from matcher.features import FEATURES
 from matcher.outcomes import LABEL_WEIGHTS, OUTCOME_RECORDED, VERDICTS_NOT_USED
 from matcher.store import Store, repo, upgrade
+from matcher.enterprise_table import read_enterprise_table
 from pipelines import train_ranker
 from tests.e2e.conftest import cli
 from tests.service.databases import throwaway_database
@@ -30,7 +31,7 @@ def copy_home(service_workspace, tmp_path):
     shutil.copytree(service_workspace.home, home, ignore=shutil.ignore_patterns("matcher.db*"))
     version_dir = sorted((home / "models" / "matcher").glob("2*"))[-1]
     gaps = [g["gap_id"] for g in json.loads((version_dir / "gaps.json").read_text())]
-    ids = pd.read_parquet(version_dir / "enterprises.parquet")["enterprise_id"].tolist()
+    ids = read_enterprise_table(version_dir / "enterprises.arrow")["enterprise_id"].tolist()
     return home, gaps, ids
 
 

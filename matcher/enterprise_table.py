@@ -1,0 +1,73 @@
+"""A version's enterprise table on disk: one Arrow IPC file, memory-mapped when loaded.
+
+At national scale the table is most of a worker's memory if it is read into pandas: 10M rows are
+~12 GB from Parquet (names, descriptions, ids and hashes as strings; three list columns as Python
+lists), and every worker holds its own copy. Here the text columns stay in the file's pages —
+zero-copy Arrow strings (``large_string``, one chunk per column, so taking rows never concatenates
+chunks), read from disk only where a request touches them and shared by every worker that maps
+the same version — while numbers become ordinary pandas columns and each list cell a Python list,
+one object per distinct value (a universe repeats few qualification, risk-flag and tag sets).
+The frame has the same columns and dtypes as the enterprise table read from Parquet.
+
+List cells are shared between rows: treat them as read-only (nothing in the product changes a
+cell in place).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.ipc as ipc
+
+from matcher import schemas as S
+
+ENTERPRISES_FILE = "enterprises.arrow"
+_LIST_SLICE = 65_536  # list cells converted to Python this many at a time (bounded transient memory)
+
+
+def _large(field: pa.Field) -> pa.Field:
+    """``field`` with 64-bit offsets: one chunk of a 10M-row description column passes 2 GB."""
+    if field.type == pa.string():
+        return field.with_type(pa.large_string())
+    if pa.types.is_list(field.type) and field.type.value_type == pa.string():
+        return field.with_type(pa.large_list(pa.large_string()))
+    return field
+
+
+def write_enterprise_table(frame: pd.DataFrame, path: Path) -> None:
+    """Write ``frame`` (row ``i`` is live position ``i``) as an uncompressed Arrow IPC file with
+    one record batch, keeping pandas' dtype metadata."""
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    table = table.cast(pa.schema([_large(f) for f in table.schema], metadata=table.schema.metadata))
+    with pa.OSFile(str(path), "wb") as sink, ipc.new_file(sink, table.schema) as writer:
+        writer.write_table(table.combine_chunks(), max_chunksize=max(1, table.num_rows))
+
+
+def read_enterprise_table(path: Path, columns: list[str] | None = None) -> pd.DataFrame:
+    """The table at ``path`` (only ``columns`` when given, in the file's order), text columns
+    memory-mapped, list cells as shared Python lists (``[]`` for a missing list)."""
+    table = ipc.open_file(pa.memory_map(str(path))).read_all()
+    if columns is not None:
+        table = table.select([c for c in table.column_names if c in set(columns)])
+    lists = [c for c in S.LIST_COLUMNS if c in table.column_names]
+    frame = table.drop_columns(lists).to_pandas()
+    for column in lists:
+        frame.insert(table.column_names.index(column), column, list_cells(table.column(column)))
+    return frame
+
+
+def list_cells(column: pa.ChunkedArray) -> list[list]:
+    """The cells of an Arrow list column as Python lists, equal cells one shared object."""
+    memo: dict[tuple, list] = {(): []}
+    cells: list[list] = []
+    for chunk in column.chunks:
+        for start in range(0, len(chunk), _LIST_SLICE):
+            for value in chunk.slice(start, _LIST_SLICE).to_pylist():
+                key = tuple(value) if value else ()
+                cell = memo.get(key)
+                if cell is None:
+                    cell = memo[key] = list(key)
+                cells.append(cell)
+    return cells
