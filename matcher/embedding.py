@@ -56,6 +56,7 @@ from matcher.settings import default
 logger = logging.getLogger(__name__)
 
 BACKENDS = ("auto", "openvino", "torch")
+SHARD_ROWS = 65_536  # vectors per embedding-cache shard (~100 MB at 384 dimensions)
 
 
 class Encoder:
@@ -211,58 +212,84 @@ def normalize(vectors: np.ndarray) -> np.ndarray:
 class EmbeddingCache:
     """Vectors by profile hash, so an unchanged profile is never embedded twice.
 
-    Stored as append-only ``.npz`` shards under ``<cache_dir>/<encoder key>/``; a shard is written
-    to a temporary file and renamed, so a killed run leaves no broken shard.
+    Stored as append-only ``.npz`` shards of at most ``SHARD_ROWS`` vectors under
+    ``<cache_dir>/<encoder key>/``; a shard is written to a temporary file and renamed, so a killed
+    run leaves no broken shard. Opening a cache reads only the shards' hashes: vectors are read a
+    shard at a time when asked for, into the caller's array (a memory-mapped ``vectors.npy`` in the
+    build), so a 10M-profile cache is never held in memory.
     """
 
     def __init__(self, directory: Path, dim: int):
         self.directory = Path(directory)
         self.dim = dim
-        self._rows: dict[str, int] = {}
-        self._blocks: list[np.ndarray] = []
-        self._matrix: np.ndarray | None = None
+        self._rows: dict[str, int] = {}  # hash -> row over all shards
+        self._total = 0  # rows over all shards
+        self._shards: list[Path] = []
+        self._starts: list[int] = []  # first row of each shard
+        self._held: tuple[int, np.ndarray] | None = None  # the shard read last
         if self.directory.is_dir():
             for shard in sorted(self.directory.glob("shard-*.npz")):
                 with np.load(shard) as data:
-                    self._extend(data["hashes"].tolist(), data["vectors"])
+                    self._extend(shard, data["hashes"].tolist())
 
     def __len__(self) -> int:
         return len(self._rows)
 
-    def _extend(self, hashes: list[str], vectors: np.ndarray) -> None:
-        base = sum(len(b) for b in self._blocks)
-        self._blocks.append(vectors.astype(np.float32, copy=False))
+    def _extend(self, shard: Path, hashes: list[str]) -> None:
+        base = self._total
+        self._shards.append(shard)
+        self._starts.append(base)
         for i, h in enumerate(hashes):
             self._rows[h] = base + i
-        self._matrix = None
+        self._total = base + len(hashes)
 
     def missing(self, hashes: Sequence[str]) -> list[int]:
         """Positions of ``hashes`` that have no cached vector."""
         return [i for i, h in enumerate(hashes) if h not in self._rows]
 
-    def get(self, hashes: Sequence[str]) -> np.ndarray:
-        """Cached vectors for ``hashes`` (all must be present), shape (len(hashes), dim)."""
-        if self._matrix is None:
-            self._matrix = (
-                np.concatenate(self._blocks) if self._blocks else np.zeros((0, self.dim), np.float32)
-            )
-        return self._matrix[[self._rows[h] for h in hashes]]
+    def _vectors(self, k: int) -> np.ndarray:
+        if self._held is None or self._held[0] != k:
+            with np.load(self._shards[k]) as data:
+                self._held = (k, data["vectors"].astype(np.float32, copy=False))
+        return self._held[1]
+
+    def get(self, hashes: Sequence[str], out: np.ndarray | None = None) -> np.ndarray:
+        """Cached vectors for ``hashes`` (all must be present), shape (len(hashes), dim), written
+        into ``out`` when given (it may be memory-mapped), read one shard at a time."""
+        if out is None:
+            out = np.empty((len(hashes), self.dim), dtype=np.float32)
+        if not len(hashes):
+            return out
+        rows = np.fromiter((self._rows[h] for h in hashes), dtype=np.int64, count=len(hashes))
+        shard = np.searchsorted(np.asarray(self._starts), rows, side="right") - 1
+        order = np.argsort(shard, kind="stable")
+        bounds = np.flatnonzero(np.diff(shard[order])) + 1
+        for positions in np.split(order, bounds):  # ascending within a shard (stable sort)
+            k = int(shard[positions[0]])
+            out[positions] = self._vectors(k)[rows[positions] - self._starts[k]]
+        return out
 
     def add(self, hashes: Sequence[str], vectors: np.ndarray) -> None:
-        """Store new vectors durably."""
+        """Store new vectors durably, ``SHARD_ROWS`` to a shard."""
         new = [i for i, h in enumerate(hashes) if h not in self._rows]
         if not new:
             return
-        hashes = [hashes[i] for i in new]
-        vectors = np.asarray(vectors, dtype=np.float32)[new]
         self.directory.mkdir(parents=True, exist_ok=True)
+        vectors = np.asarray(vectors, dtype=np.float32)
         n = len(list(self.directory.glob("shard-*.npz")))
-        target = self.directory / f"shard-{n:06d}.npz"
-        tmp = self.directory / f".tmp-{os.getpid()}-{target.name}"
-        with open(tmp, "wb") as handle:
-            np.savez(handle, hashes=np.array(hashes), vectors=vectors)
-        os.replace(tmp, target)
-        self._extend(hashes, vectors)
+        for start in range(0, len(new), SHARD_ROWS):
+            part = new[start:start + SHARD_ROWS]
+            part_hashes = [hashes[i] for i in part]
+            target = self.directory / f"shard-{n:06d}.npz"
+            while target.exists():  # another run wrote this number meanwhile
+                n += 1
+                target = self.directory / f"shard-{n:06d}.npz"
+            tmp = self.directory / f".tmp-{os.getpid()}-{target.name}"
+            with open(tmp, "wb") as handle:
+                np.savez(handle, hashes=np.array(part_hashes), vectors=vectors[part])
+            os.replace(tmp, target)
+            self._extend(target, part_hashes)
+            n += 1
 
 
 def text_hashes(texts: Sequence[str]) -> list[str]:
@@ -277,8 +304,10 @@ def encode_cached(
     texts: Sequence[str],
     hashes: Sequence[str],
     progress: Callable[[int], None] | None = None,
+    out: np.ndarray | None = None,
 ) -> tuple[np.ndarray, int]:
-    """Vectors for ``texts``, embedding only those whose hash is not cached.
+    """Vectors for ``texts``, embedding only those whose hash is not cached (into ``out`` when
+    given, e.g. a memory-mapped ``vectors.npy``).
 
     Returns
     -------
@@ -291,8 +320,8 @@ def encode_cached(
     unique: dict[str, int] = {}
     for i in todo:
         unique.setdefault(hashes[i], i)
-    if unique:
-        positions = list(unique.values())
-        vectors = encoder.encode([texts[i] for i in positions], progress=progress)
-        cache.add([hashes[i] for i in positions], vectors)
-    return cache.get(hashes), len(unique)
+    positions = list(unique.values())
+    for start in range(0, len(positions), SHARD_ROWS):  # a shard at a time: a killed run keeps what it did
+        part = positions[start:start + SHARD_ROWS]
+        cache.add([hashes[i] for i in part], encoder.encode([texts[i] for i in part], progress=progress))
+    return cache.get(hashes, out=out), len(unique)

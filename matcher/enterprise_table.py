@@ -20,8 +20,10 @@ from pathlib import Path
 import pandas as pd
 import pyarrow as pa
 import pyarrow.ipc as ipc
+import pyarrow.parquet as pq
 
 from matcher import schemas as S
+from matcher.index import enterprise_faiss_ids
 
 ENTERPRISES_FILE = "enterprises.arrow"
 _LIST_SLICE = 65_536  # list cells converted to Python this many at a time (bounded transient memory)
@@ -39,7 +41,22 @@ def _large(field: pa.Field) -> pa.Field:
 def write_enterprise_table(frame: pd.DataFrame, path: Path) -> None:
     """Write ``frame`` (row ``i`` is live position ``i``) as an uncompressed Arrow IPC file with
     one record batch, keeping pandas' dtype metadata."""
-    table = pa.Table.from_pandas(frame, preserve_index=False)
+    _write(pa.Table.from_pandas(frame, preserve_index=False), path)
+
+
+def stage_enterprise_table(snapshot_parquet: Path, path: Path) -> pd.DataFrame:
+    """A snapshot's enterprises (its Parquet file) written as a version's table at ``path`` with
+    the FAISS id column first, and read back memory-mapped: the build never holds the table in
+    pandas (at 10M rows ~12 GB), only its Arrow form while writing it."""
+    table = pq.read_table(snapshot_parquet)
+    ids = enterprise_faiss_ids(table.column(S.ENTERPRISE_ID).to_pylist())
+    _write(table.add_column(0, S.FAISS_ID, pa.array(ids, type=pa.int64())), path)
+    del table
+    pa.default_memory_pool().release_unused()  # Arrow's allocator keeps freed pages otherwise
+    return read_enterprise_table(path)
+
+
+def _write(table: pa.Table, path: Path) -> None:
     table = table.cast(pa.schema([_large(f) for f in table.schema], metadata=table.schema.metadata))
     with pa.OSFile(str(path), "wb") as sink, ipc.new_file(sink, table.schema) as writer:
         writer.write_table(table.combine_chunks(), max_chunksize=max(1, table.num_rows))

@@ -354,6 +354,11 @@ def find_snapshot(snapshots_dir: Path, snapshot_id: str | None = None) -> Snapsh
     raise UnknownEntityError(f"snapshot '{snapshot_id}' not found in {snapshots_dir}")
 
 
+def snapshot_rows(info: SnapshotInfo) -> int:
+    """How many enterprises a snapshot holds (from its Parquet footer)."""
+    return pq.ParquetFile(info.enterprises_path).metadata.num_rows
+
+
 def load_enterprises(info: SnapshotInfo) -> pd.DataFrame:
     """The validated enterprises of a snapshot (list columns as Python lists)."""
     frame = pd.read_parquet(info.enterprises_path)

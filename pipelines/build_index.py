@@ -12,16 +12,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from matcher import artifacts, schemas as S
+from matcher import artifacts, catalog as C, schemas as S
 from matcher.calibration import CALIBRATE_MIN_PROFILES, calibrated_backend, calibration_path, calibration_texts
 from matcher.chain_map import ChainMap, load_chain_map
 from matcher.chains import ChainAnalysis, analyse_chains, chain_words, industry_code_table, segment_stats
 from matcher.embedding import EmbeddingCache, Encoder, encode_cached, encoder_key, text_hashes
 from matcher.errors import ValidationFailedError
 from matcher.gap_state import gap_states
-from matcher.index import build_index, choose_factory, enterprise_faiss_ids
+from matcher.index import build_index, choose_factory
 from matcher.lexical import LexicalIndex, chinese_share, text_language
-from matcher.snapshot import find_snapshot, load_enterprises, profile_texts
+from matcher.enterprise_table import stage_enterprise_table
+from matcher.snapshot import SnapshotInfo, find_snapshot, profile_texts, snapshot_rows
 from pipelines.build_config import BuildConfig
 from pipelines.version_files import (
     base_manifest, encoder_manifest, finish_version, new_version_name, stored_gap_rows, write_version_files,
@@ -67,8 +68,28 @@ def build(
     timings: dict[str, float] = {}
     snapshot = find_snapshot(config.snapshots_dir, snapshot_id)
     chain_map = load_chain_map(config.chain_map)
-    enterprises = load_enterprises(snapshot)
-    enterprises.insert(0, S.FAISS_ID, enterprise_faiss_ids(enterprises[S.ENTERPRISE_ID]))
+    key = encoder.key if encoder is not None else encoder_key(config.embedding_model, config.embedding_precision)
+    factory = choose_factory(snapshot_rows(snapshot), config.exact_index_max, config.index_factory, config.hnsw_index_max)
+    version = new_version_name(config, now, snapshot, key, factory)
+    staged = artifacts.staging_dir(config.artifacts_dir, version)
+    try:
+        manifest = _build(config, snapshot, chain_map, staged, version, factory, key, encoder, progress, now, timings)
+        manifest = finish_version(config, staged, version, manifest, timings, started)
+        artifacts.publish(config.artifacts_dir, staged, version, config.keep_versions)
+    except BaseException:
+        shutil.rmtree(staged, ignore_errors=True)
+        raise
+    return version, manifest
+
+
+def _build(config: BuildConfig, snapshot: SnapshotInfo, chain_map: ChainMap, staged: Path, version: str, factory: str,
+           key: str, encoder: Encoder | None, progress: Progress, now: datetime, timings: dict[str, float]) -> dict:
+    """Write the searchable files of ``version`` into ``staged``; returns its manifest so far.
+
+    The enterprise table and the vectors are written into ``staged`` first and used from there,
+    memory-mapped (:func:`matcher.enterprise_table.stage_enterprise_table`, the embedding cache
+    read into ``vectors.npy``): at national scale neither fits in memory beside the rest."""
+    enterprises = stage_enterprise_table(snapshot.enterprises_path, staged / C.ENTERPRISES_FILE)
     texts = profile_texts(enterprises)
     chinese = chinese_share(enterprises[S.DESCRIPTION].fillna(""))
     note = language_note(config.embedding_model, chinese)
@@ -76,7 +97,6 @@ def build(
         LOG.warning(note)
 
     t = time.perf_counter()
-    key = encoder.key if encoder is not None else encoder_key(config.embedding_model, config.embedding_precision)
     cache = EmbeddingCache(config.cache_dir / "embeddings" / key, encoder.dim if encoder is not None else 0)
     hashes = list(enterprises[S.PROFILE_HASH])
     todo = len({hashes[i] for i in cache.missing(hashes)})
@@ -88,20 +108,23 @@ def build(
     ray_embedded = 0
     if todo and config.ray_address:
         cache, ray_embedded = embed_on_cluster(config, snapshot.enterprises_path, cache, encoder, todo, progress)
+    vectors = np.lib.format.open_memmap(staged / C.VECTORS_FILE, mode="w+", dtype=np.float32,
+                                        shape=(len(enterprises), encoder.dim))
     vectors, embedded = encode_cached(
-        encoder, cache, texts, hashes, progress=progress("embedding profiles", todo)
+        encoder, cache, texts, hashes, progress=progress("embedding profiles", todo), out=vectors,
     )
+    vectors.flush()
     embedded += ray_embedded
     timings["embed_s"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    factory = choose_factory(len(enterprises), config.exact_index_max, config.index_factory, config.hnsw_index_max)
     index = build_index(vectors, enterprises[S.FAISS_ID].to_numpy(), factory, config.hnsw_ef_search,
                         progress=progress("indexing vectors", len(enterprises)))
     timings["index_s"] = time.perf_counter() - t
 
     t = time.perf_counter()
     lexical = LexicalIndex.build(texts, words=chain_words(chain_map))
+    texts.clear()  # nothing reads the profile texts after this (at 10M rows ~3.5 GB of strings)
     timings["lexical_s"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -112,25 +135,17 @@ def build(
                                     gap_rows=gap_rows)
     timings["chains_s"] = time.perf_counter() - t
 
-    version = new_version_name(config, now, snapshot, encoder.key, factory)
-    staged = artifacts.staging_dir(config.artifacts_dir, version)
-    try:
-        write_version_files(
-            config, staged, index=index, vectors=vectors, enterprises=enterprises, lexical=lexical,
-            analysis=analysis, gap_vectors=gap_vectors, segment_vectors=segment_vectors, keyword_vectors=keyword_vectors,
-        )
-        manifest = base_manifest(
-            config, now, snapshot, chain_map, encoder_manifest(encoder, calibration), factory, index, enterprises, analysis,
-            embedded=embedded, reused=len(enterprises) - embedded, gap_rows=gap_rows,
-        )
-        manifest["lexical"] = {"tokenizer": lexical.tokenizer, "words": len(lexical.words)}
-        manifest["languages"] = {"chinese_share": round(chinese, 4), "note": note}
-        manifest = finish_version(config, staged, version, manifest, timings, started)
-        artifacts.publish(config.artifacts_dir, staged, version, config.keep_versions)
-    except BaseException:
-        shutil.rmtree(staged, ignore_errors=True)
-        raise
-    return version, manifest
+    write_version_files(
+        config, staged, index=index, vectors=vectors, enterprises=enterprises, lexical=lexical,
+        analysis=analysis, gap_vectors=gap_vectors, segment_vectors=segment_vectors, keyword_vectors=keyword_vectors,
+    )
+    manifest = base_manifest(
+        config, now, snapshot, chain_map, encoder_manifest(encoder, calibration), factory, index, enterprises, analysis,
+        embedded=embedded, reused=len(enterprises) - embedded, gap_rows=gap_rows,
+    )
+    manifest["lexical"] = {"tokenizer": lexical.tokenizer, "words": len(lexical.words)}
+    manifest["languages"] = {"chinese_share": round(chinese, 4), "note": note}
+    return manifest
 
 
 def embed_on_cluster(config: BuildConfig, snapshot_parquet: Path, cache: EmbeddingCache, encoder: Encoder, todo: int,

@@ -87,8 +87,11 @@ def write_version_files(
 ) -> None:
     """Write the searchable part of a version (row ``i`` of every table is live position ``i``)."""
     save_index(index, staged / C.INDEX_FILE)
-    np.save(staged / C.VECTORS_FILE, np.ascontiguousarray(vectors, dtype=np.float32))
-    write_enterprise_table(enterprises, staged / C.ENTERPRISES_FILE)
+    # The build writes the vectors and the table into ``staged`` before it uses them (memory-mapped).
+    if not (staged / C.VECTORS_FILE).is_file():
+        np.save(staged / C.VECTORS_FILE, np.ascontiguousarray(vectors, dtype=np.float32))
+    if not (staged / C.ENTERPRISES_FILE).is_file():
+        write_enterprise_table(enterprises, staged / C.ENTERPRISES_FILE)
     lexical.save(staged / C.LEXICAL_DIR)
     shutil.copyfile(config.chain_map, staged / C.CHAIN_MAP_FILE)
     analysis.segments.to_parquet(staged / C.SEGMENTS_FILE, index=False)
@@ -165,12 +168,14 @@ def finish_version(config: BuildConfig, staged: Path, version: str, manifest: di
                              dense_weight=config.dense_weight, dense_weight_zh=config.dense_weight_zh, check=False)
     standing = standing_prospects(catalog, config.standing_top)
     standing.to_parquet(staged / PROSPECTS_FILE, index=False)
+    ranker_name = catalog.ranker_name
+    del catalog  # the check below loads the version again: not two copies at once
     timings["rank_s"] = time.perf_counter() - t
     timings["total_s"] = time.perf_counter() - started
     manifest = {
         **manifest,
         "standing_prospects": {"top": config.standing_top, "gaps": int(standing["gap_id"].nunique()) if len(standing) else 0,
-                               "ranker": catalog.ranker_name},
+                               "ranker": ranker_name},
         "timings": {k: round(v, 3) for k, v in timings.items()},
         "libraries": library_versions(),
     }

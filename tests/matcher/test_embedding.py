@@ -12,6 +12,7 @@ import shutil
 import numpy as np
 import pytest
 
+from matcher import embedding
 from matcher.embedding import EmbeddingCache, encode_cached, normalize
 from matcher.embedding_models import encoder_key, model_fingerprint, resolve_model_path
 from matcher.errors import ModelNotFoundError
@@ -191,3 +192,22 @@ def test_cache_missing_reports_positions(tmp_path, encoder):
     cache.add(HASHES[:2], encoder.encode(TEXTS[:2]))
 
     assert cache.missing(["h-gene", "h-lidar", "h-new"]) == [0, 2]
+
+
+def test_a_large_run_is_stored_in_bounded_shards_and_read_into_the_callers_array(tmp_path, encoder, monkeypatch):
+    """A 10M-profile cache is never held whole: shards of SHARD_ROWS, read one at a time, written
+    straight into the build's memory-mapped vectors.npy."""
+    monkeypatch.setattr(embedding, "SHARD_ROWS", 3)
+    texts = [f"profile number {i}" for i in range(8)]
+    hashes = [f"h{i}" for i in range(8)]
+    encode_cached(encoder, EmbeddingCache(tmp_path / "cache", encoder.dim), texts, hashes)
+    assert len(list((tmp_path / "cache").glob("shard-*.npz"))) == 3
+
+    reopened = EmbeddingCache(tmp_path / "cache", encoder.dim)
+    out = np.lib.format.open_memmap(tmp_path / "vectors.npy", mode="w+", dtype=np.float32, shape=(8, encoder.dim))
+    order = [7, 0, 4, 3, 6, 1, 5, 2]
+    vectors, embedded = encode_cached(encoder, reopened, [texts[i] for i in order], [hashes[i] for i in order], out=out)
+
+    assert embedded == 0 and vectors is out
+    out.flush()
+    np.testing.assert_allclose(np.load(tmp_path / "vectors.npy"), encoder.encode([texts[i] for i in order]), rtol=1e-6)
