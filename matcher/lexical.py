@@ -43,7 +43,7 @@ import logging
 import re
 import threading
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 import bm25s
@@ -51,6 +51,7 @@ import numpy as np
 import Stemmer
 
 from matcher.errors import ArtifactCorruptError
+from matcher.lexical_build import bm25_retriever, read_pairs, tfidf_cosine
 from matcher.lexical_tfidf import TfidfCosine
 from matcher.lexical_topk import SAMPLE_FILE, EstimatedRelevance, ExactRelevance, LexicalStats, Postings
 from matcher.settings import default
@@ -244,16 +245,20 @@ class LexicalIndex:
         self.exact_max = exact_max  # see :meth:`query`
 
     @classmethod
-    def build(cls, texts: list[str], k1: float = 1.2, b: float = 0.75, words: Iterable[str] = (),
-              sample_size: int = default("lexical_sample_size")) -> "LexicalIndex":
-        """Index ``texts``; ``words``: Chinese dictionary words (e.g. the chain map's
-        ``keywords_zh``; reduced with :func:`chinese_words`); ``sample_size``: documents in the
-        fixed sample of the query statistics (:class:`~matcher.lexical_topk.LexicalStats`)."""
+    def build(cls, texts: Sequence[str], k1: float = 1.2, b: float = 0.75, words: Iterable[str] = (),
+              sample_size: int = default("lexical_sample_size"),
+              progress: Callable[[int], None] | None = None) -> "LexicalIndex":
+        """Index ``texts`` (read in chunks: :mod:`matcher.lexical_build`); ``words``: Chinese
+        dictionary words (e.g. the chain map's ``keywords_zh``; reduced with
+        :func:`chinese_words`); ``sample_size``: documents in the fixed sample of the query
+        statistics (:class:`~matcher.lexical_topk.LexicalStats`); ``progress``: called with the
+        texts tokenised after each chunk."""
         words = chinese_words(words)
-        tokens = tokenize(texts, words)
-        retriever = bm25s.BM25(k1=k1, b=b)
-        retriever.index(tokens, show_progress=False)
-        tfidf = TfidfCosine.build(tokens, retriever.vocab_dict) if any(CJK.search(t) for t in texts) else None
+        pairs, chinese = read_pairs(texts, lambda chunk: tokenize(chunk, words), progress)
+        df = pairs.document_frequencies()
+        retriever = bm25_retriever(pairs, df, k1, b)
+        tfidf = tfidf_cosine(pairs, df, len(retriever.vocab_dict)) if chinese else None
+        del pairs
         return cls(retriever, words, tfidf=tfidf, sample_size=sample_size)
 
     @property

@@ -18,7 +18,7 @@ import hashlib
 import json
 import os
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -75,6 +75,25 @@ def profile_texts(enterprises: pd.DataFrame) -> list[str]:
         profile_text(n, d, list(t) if t is not None else None)
         for n, d, t in zip(enterprises[S.NAME], enterprises[S.DESCRIPTION], enterprises[S.TAGS])
     ]
+
+
+class ProfileTexts(Sequence[str]):
+    """The profile texts of an enterprise table, made when read, one or a slice at a time: the
+    build reads them in chunks (lexical index) and a few at random (the profiles to embed, the
+    backend calibration); a list of 10M texts would be ~3.5 GB."""
+
+    def __init__(self, enterprises: pd.DataFrame):
+        self._enterprises = enterprises
+
+    def __len__(self) -> int:
+        return len(self._enterprises)
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return profile_texts(self._enterprises.iloc[i])
+        frame, i = self._enterprises, int(i)
+        tags = frame[S.TAGS].iat[i]
+        return profile_text(frame[S.NAME].iat[i], frame[S.DESCRIPTION].iat[i], list(tags) if tags is not None else None)
 
 
 def _sha(texts: pd.Series) -> list[str]:

@@ -22,7 +22,7 @@ from matcher.gap_state import gap_states
 from matcher.index import build_index, choose_factory
 from matcher.lexical import LexicalIndex, chinese_share, text_language
 from matcher.enterprise_table import stage_enterprise_table
-from matcher.snapshot import SnapshotInfo, find_snapshot, profile_texts, snapshot_rows
+from matcher.snapshot import ProfileTexts, SnapshotInfo, find_snapshot, snapshot_rows
 from pipelines.build_config import BuildConfig
 from pipelines.version_files import (
     base_manifest, encoder_manifest, finish_version, new_version_name, stored_gap_rows, write_version_files,
@@ -90,7 +90,7 @@ def _build(config: BuildConfig, snapshot: SnapshotInfo, chain_map: ChainMap, sta
     memory-mapped (:func:`matcher.enterprise_table.stage_enterprise_table`, the embedding cache
     read into ``vectors.npy``): at national scale neither fits in memory beside the rest."""
     enterprises = stage_enterprise_table(snapshot.enterprises_path, staged / C.ENTERPRISES_FILE)
-    texts = profile_texts(enterprises)
+    texts = ProfileTexts(enterprises)  # made when read: a list of 10M profile texts is ~3.5 GB
     chinese = chinese_share(enterprises[S.DESCRIPTION].fillna(""))
     note = language_note(config.embedding_model, chinese)
     if note:
@@ -123,8 +123,7 @@ def _build(config: BuildConfig, snapshot: SnapshotInfo, chain_map: ChainMap, sta
     timings["index_s"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    lexical = LexicalIndex.build(texts, words=chain_words(chain_map))
-    texts.clear()  # nothing reads the profile texts after this (at 10M rows ~3.5 GB of strings)
+    lexical = LexicalIndex.build(texts, words=chain_words(chain_map), progress=progress("indexing text", len(texts)))
     timings["lexical_s"] = time.perf_counter() - t
 
     t = time.perf_counter()

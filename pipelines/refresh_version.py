@@ -22,7 +22,7 @@ from matcher.index import (
 )
 from matcher.lexical import LexicalIndex, chinese_share
 from matcher.refresh import SnapshotDiff, index_plan
-from matcher.snapshot import SnapshotInfo, profile_texts
+from matcher.snapshot import ProfileTexts, SnapshotInfo, profile_texts
 from pipelines import build_index as B, version_files as V
 from pipelines.refresh_config import RefreshConfig
 from pipelines.refresh_records import Run, checkpoint
@@ -103,7 +103,7 @@ def build_refreshed_version(run: Run, config: RefreshConfig, snapshot: SnapshotI
     chain_map = load_chain_map(bc.chain_map)
     with run.step("lexical"):
         t = time.perf_counter()
-        lexical = LexicalIndex.build(profile_texts(table), words=chain_words(chain_map))  # as a full build
+        lexical = LexicalIndex.build(ProfileTexts(table), words=chain_words(chain_map))  # as a full build
         timings["lexical_s"] = time.perf_counter() - t
 
     with run.step("chains") as entry:
