@@ -214,38 +214,64 @@ class EmbeddingCache:
 
     Stored as append-only ``.npz`` shards of at most ``SHARD_ROWS`` vectors under
     ``<cache_dir>/<encoder key>/``; a shard is written to a temporary file and renamed, so a killed
-    run leaves no broken shard. Opening a cache reads only the shards' hashes: vectors are read a
-    shard at a time when asked for, into the caller's array (a memory-mapped ``vectors.npy`` in the
-    build), so a 10M-profile cache is never held in memory.
+    run leaves no broken shard. Opening a cache reads only the shards' hashes, into one sorted
+    array (~40 bytes a profile; a dict of 10M hashes would be ~1.5 GB): vectors are read a shard at
+    a time when asked for, into the caller's array (a memory-mapped ``vectors.npy`` in the build),
+    so a 10M-profile cache is never held in memory. Hashes added since opening are kept in a dict.
     """
 
     def __init__(self, directory: Path, dim: int):
         self.directory = Path(directory)
         self.dim = dim
-        self._rows: dict[str, int] = {}  # hash -> row over all shards
-        self._total = 0  # rows over all shards
         self._shards: list[Path] = []
-        self._starts: list[int] = []  # first row of each shard
+        self._starts: list[int] = []  # first row of each shard, rows counted over all shards
+        self._total = 0
         self._held: tuple[int, np.ndarray] | None = None  # the shard read last
+        self._recent: dict[str, int] = {}  # hash -> row, for shards added since opening
+        keys = []
         if self.directory.is_dir():
             for shard in sorted(self.directory.glob("shard-*.npz")):
                 with np.load(shard) as data:
-                    self._extend(shard, data["hashes"].tolist())
+                    hashes = data["hashes"]
+                self._shards.append(shard)
+                self._starts.append(self._total)
+                self._total += len(hashes)
+                keys.append(_hash_keys(hashes))
+        keys = np.concatenate(keys) if keys else np.zeros(0, dtype="S1")
+        order = np.argsort(keys, kind="stable")
+        keys = keys[order]
+        last = np.r_[keys[1:] != keys[:-1], True] if len(keys) else np.zeros(0, bool)  # a later shard wins
+        self._keys, self._key_rows = keys[last], order[last].astype(np.int64)
 
     def __len__(self) -> int:
-        return len(self._rows)
+        return len(self._keys) + len(self._recent)
 
-    def _extend(self, shard: Path, hashes: list[str]) -> None:
-        base = self._total
-        self._shards.append(shard)
-        self._starts.append(base)
-        for i, h in enumerate(hashes):
-            self._rows[h] = base + i
-        self._total = base + len(hashes)
+    def _lookup(self, hashes: Sequence[str]) -> np.ndarray:
+        """The row of each hash, -1 where it is not cached."""
+        rows = np.full(len(hashes), -1, dtype=np.int64)
+        if len(self._keys):
+            for start in range(0, len(hashes), 1_000_000):  # bounded temporary arrays
+                query = _hash_keys(hashes[start:start + 1_000_000])
+                at = np.minimum(np.searchsorted(self._keys, query), len(self._keys) - 1)
+                hit = self._keys[at] == query
+                rows[start:start + len(query)][hit] = self._key_rows[at[hit]]
+        if self._recent:
+            for i, h in enumerate(hashes):
+                row = self._recent.get(h)
+                if row is not None:
+                    rows[i] = row
+        return rows
 
     def missing(self, hashes: Sequence[str]) -> list[int]:
         """Positions of ``hashes`` that have no cached vector."""
-        return [i for i, h in enumerate(hashes) if h not in self._rows]
+        return np.flatnonzero(self._lookup(hashes) < 0).tolist()
+
+    def _extend(self, shard: Path, hashes: list[str]) -> None:
+        self._shards.append(shard)
+        self._starts.append(self._total)
+        for i, h in enumerate(hashes):
+            self._recent[h] = self._total + i
+        self._total += len(hashes)
 
     def _vectors(self, k: int) -> np.ndarray:
         if self._held is None or self._held[0] != k:
@@ -260,7 +286,9 @@ class EmbeddingCache:
             out = np.empty((len(hashes), self.dim), dtype=np.float32)
         if not len(hashes):
             return out
-        rows = np.fromiter((self._rows[h] for h in hashes), dtype=np.int64, count=len(hashes))
+        rows = self._lookup(hashes)
+        if (rows < 0).any():
+            raise KeyError(f"{int((rows < 0).sum())} hashes are not in the embedding cache {self.directory}")
         shard = np.searchsorted(np.asarray(self._starts), rows, side="right") - 1
         order = np.argsort(shard, kind="stable")
         bounds = np.flatnonzero(np.diff(shard[order])) + 1
@@ -271,7 +299,7 @@ class EmbeddingCache:
 
     def add(self, hashes: Sequence[str], vectors: np.ndarray) -> None:
         """Store new vectors durably, ``SHARD_ROWS`` to a shard."""
-        new = [i for i, h in enumerate(hashes) if h not in self._rows]
+        new = [i for i in self.missing(hashes)]
         if not new:
             return
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -290,6 +318,11 @@ class EmbeddingCache:
             os.replace(tmp, target)
             self._extend(target, part_hashes)
             n += 1
+
+
+def _hash_keys(hashes) -> np.ndarray:
+    """Hashes as fixed-width UTF-8 bytes, comparable and sortable by numpy."""
+    return np.char.encode(np.asarray(hashes, dtype=str), "utf-8")
 
 
 def text_hashes(texts: Sequence[str]) -> list[str]:
