@@ -86,7 +86,9 @@ def contiguous(frame: pd.DataFrame) -> pd.DataFrame:
     frame = frame.copy()
     for column in chunked:
         array = frame[column].array
-        frame[column] = pd.Series(type(array)(array._pa_array.combine_chunks()), index=frame.index, name=column)
+        # the column's own dtype: pandas 3's ``str`` (NaN for missing) must not become ``string`` (pd.NA)
+        frame[column] = pd.Series(type(array)(array._pa_array.combine_chunks(), dtype=array.dtype), index=frame.index,
+                                  name=column)
     return frame
 
 

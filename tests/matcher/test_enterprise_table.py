@@ -72,3 +72,21 @@ def test_text_columns_stay_in_the_files_mapped_pages_in_one_chunk(tmp_path):
     assert any(start <= address < stop for start, stop in mapped_ranges(path))
     # and the numbers are ordinary columns
     assert np.isclose(back[S.LAT].iloc[0], 31.2)
+
+
+def test_a_chunked_table_becomes_one_chunk_with_the_same_dtypes():
+    """Catalog's ``contiguous``: a frame from ``pd.concat`` (two chunks per text column) keeps
+    pandas 3's ``str`` dtype, missing values NaN (as ``pd.NA`` they broke industry-code matching)."""
+    from matcher.catalog import contiguous
+    from matcher.chains import normalise_industry_code
+
+    parts = [pd.DataFrame({S.INDUSTRY_CODE: pd.array(["6511", None], dtype="str")}),
+             pd.DataFrame({S.INDUSTRY_CODE: pd.array(["C39"], dtype="str")})]
+    frame = pd.concat(parts, ignore_index=True)
+    assert frame[S.INDUSTRY_CODE].array._pa_array.num_chunks == 2
+
+    one = contiguous(frame)
+
+    assert one[S.INDUSTRY_CODE].array._pa_array.num_chunks == 1
+    assert one[S.INDUSTRY_CODE].dtype == frame[S.INDUSTRY_CODE].dtype
+    assert [normalise_industry_code(c) for c in one[S.INDUSTRY_CODE]][1] is None
