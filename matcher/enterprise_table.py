@@ -48,10 +48,15 @@ def stage_enterprise_table(snapshot_parquet: Path, path: Path) -> pd.DataFrame:
     """A snapshot's enterprises (its Parquet file) written as a version's table at ``path`` with
     the FAISS id column first, and read back memory-mapped: the build never holds the table in
     pandas (at 10M rows ~12 GB), only its Arrow form while writing it."""
-    table = pq.read_table(snapshot_parquet)
-    ids = enterprise_faiss_ids(table.column(S.ENTERPRISE_ID).to_pylist())
-    _write(table.add_column(0, S.FAISS_ID, pa.array(ids, type=pa.int64())), path)
-    del table
+    parquet = pq.ParquetFile(snapshot_parquet)
+    fields, columns = [], []
+    for field in parquet.schema_arrow:  # a column at a time: one copy of the table, not two
+        fields.append(_large(field))
+        columns.append(parquet.read(columns=[field.name]).column(0).cast(fields[-1].type).combine_chunks())
+    ids = enterprise_faiss_ids(columns[[f.name for f in fields].index(S.ENTERPRISE_ID)].to_pylist())
+    schema = pa.schema([pa.field(S.FAISS_ID, pa.int64()), *fields], metadata=parquet.schema_arrow.metadata)
+    _write(pa.Table.from_arrays([pa.array(ids, type=pa.int64()), *columns], schema=schema), path)
+    del columns
     pa.default_memory_pool().release_unused()  # Arrow's allocator keeps freed pages otherwise
     return read_enterprise_table(path)
 
