@@ -159,7 +159,7 @@ class Catalog:
         # Memory-mapped (workers share the pages), seen as a plain ndarray: numpy.memmap's own
         # __getitem__ costs ~0.1 ms per fancy index, four of them per query.
         vectors = np.load(path / VECTORS_FILE, mmap_mode="r").view(np.ndarray)
-        index = load_index(path / INDEX_FILE, ef_search)
+        index = load_index(path / INDEX_FILE, ef_search, mmap=True)
         ranker = load_ranker(path / RANKER_FILE, manifest) if (path / RANKER_FILE).is_file() else None
         growth = np.load(path / GROWTH_SCORES_FILE) if (path / GROWTH_SCORES_FILE).is_file() else None
         return cls(

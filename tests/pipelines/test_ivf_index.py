@@ -27,7 +27,10 @@ def test_build_with_the_ivf_factory_publishes_a_servable_version(home):  # noqa:
     assert manifest["index"]["factory"] == "IDMap2,IVF8,SQ8" and manifest["index"]["exact"] is False
     assert manifest["index"]["ntotal"] == 400
     catalog = Catalog.load(home / "models" / "matcher" / version)
-    assert isinstance(faiss.downcast_index(catalog.searcher.index.index), faiss.IndexIVFScalarQuantizer)
+    ivf = faiss.downcast_index(catalog.searcher.index.index)
+    assert isinstance(ivf, faiss.IndexIVFScalarQuantizer)
+    # the codes stay in the file's pages (workers share them), not copied into memory
+    assert isinstance(faiss.downcast_InvertedLists(ivf.invlists), faiss.OnDiskInvertedLists)
     assert catalog.searcher.vectors.dtype == np.float32 and len(catalog.searcher.vectors) == 400
     results = catalog.prospects("tech.lidar", 5, Filters())
     assert len(results) == 5
