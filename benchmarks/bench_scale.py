@@ -474,9 +474,15 @@ def bench_size(n: int, args: argparse.Namespace, steps: list[Step]) -> None:
     source = fast_sample(n, args.seed, work, steps)
 
     home = work / f"home-{n}"
-    shutil.rmtree(home, ignore_errors=True)
     step = Step(n, "ingest")
-    step.result = run_child(step, matcher_argv("ingest", source, "--mapping", MAPPING, "--home", home, "--json"), logs)
+    if args.reuse_ingest and any((home / "models" / "snapshots").glob("2*/manifest.json")):
+        step.notes, step.measured = "reused WORK/home-N's snapshot (not re-measured)", False
+        for version in (home / "models" / "matcher").glob("2*"):  # the build below is the only version
+            shutil.rmtree(version)
+    else:
+        shutil.rmtree(home, ignore_errors=True)
+        step.result = run_child(step, matcher_argv("ingest", source, "--mapping", MAPPING, "--home", home, "--json"),
+                                logs)
     emit(step, steps)
 
     step = Step(n, "vectors")
@@ -486,8 +492,9 @@ def bench_size(n: int, args: argparse.Namespace, steps: list[Step]) -> None:
     emit(step, steps)
 
     build = measure_build(n, home, logs, steps)
-    refresh = measure_refresh(n, source, home, args.churn, logs, steps)
-    project_rebuild(n, source, build, refresh, args.rate_texts, logs, steps)
+    if not args.skip_refresh:
+        refresh = measure_refresh(n, source, home, args.churn, logs, steps)
+        project_rebuild(n, source, build, refresh, args.rate_texts, logs, steps)
     if not args.skip_service:
         measure_service(n, home, work, logs, steps)
     if args.clean:
@@ -557,6 +564,9 @@ def main() -> int:
     parser.add_argument("--rate-texts", type=int, default=2000, help="profiles timed through each encoder backend "
                         "for the projected rebuild [default: 2000]")
     parser.add_argument("--skip-service", action="store_true", help="leave out the service start-up")
+    parser.add_argument("--skip-refresh", action="store_true", help="leave out the refresh and the projected rebuild")
+    parser.add_argument("--reuse-ingest", action="store_true", help="keep WORK/home-N's snapshot when it has one "
+                        "(the ingest is not re-measured; its published versions are deleted)")
     parser.add_argument("--clean", action="store_true", help="delete each size's workspace (and its next export) "
                         "when done")
     parser.add_argument("--results", type=Path, help="append the Markdown table to this file (default: only print)")
