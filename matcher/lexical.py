@@ -254,7 +254,7 @@ class LexicalIndex:
         statistics (:class:`~matcher.lexical_topk.LexicalStats`); ``progress``: called with the
         texts tokenised after each chunk."""
         words = chinese_words(words)
-        pairs, chinese = read_pairs(texts, lambda chunk: tokenize(chunk, words), progress)
+        pairs, chinese = read_pairs(texts, lambda chunk: tokenize(chunk, words), lambda t: bool(CJK.search(t)), progress)
         df = pairs.document_frequencies()
         retriever = bm25_retriever(pairs, df, k1, b)
         tfidf = tfidf_cosine(pairs, df, len(retriever.vocab_dict)) if chinese else None

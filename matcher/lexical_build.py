@@ -86,14 +86,13 @@ class Pairs:
 
 
 def read_pairs(texts: Sequence[str], tokenize: Callable[[list[str]], list[list[str]]],
-               progress: Callable[[int], None] | None = None) -> tuple[Pairs, bool]:
-    """The pairs of ``texts`` (read ``CHUNK_TEXTS`` at a time), and whether any text had CJK."""
-    from matcher.lexical import CJK
-
+               is_chinese: Callable[[str], bool], progress: Callable[[int], None] | None = None) -> tuple[Pairs, bool]:
+    """The pairs of ``texts`` (read ``CHUNK_TEXTS`` at a time), and whether any text
+    ``is_chinese``."""
     pairs, chinese = Pairs(), False
     for start in range(0, len(texts), CHUNK_TEXTS):
         chunk = list(texts[start:start + CHUNK_TEXTS])
-        chinese = chinese or any(CJK.search(t) for t in chunk)
+        chinese = chinese or any(is_chinese(t) for t in chunk)
         pairs.add(tokenize(chunk))
         if progress is not None:
             progress(len(chunk))

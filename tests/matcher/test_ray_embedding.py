@@ -149,6 +149,12 @@ def test_a_two_node_cluster_embeds_on_both_nodes(snapshot, encoder, tmp_path):
     try:
         ray.init(address=cluster.address, log_to_driver=False, runtime_env={"env_vars": {"HF_HUB_OFFLINE": "1"}})
         cache = tmp_path / "cache" / encoder.key
+        # both actors up before the first batch: on a loaded machine the first actor could otherwise
+        # embed all four blocks before the second one has loaded its model
+        from ray.data import DataContext
+
+        data_context = DataContext.get_current()
+        waited, data_context.wait_for_min_actors_s = data_context.wait_for_min_actors_s, 300
 
         raylets = []
         job = threading.Thread(target=lambda: raylets.append(embed_on_ray(
@@ -166,6 +172,7 @@ def test_a_two_node_cluster_embeds_on_both_nodes(snapshot, encoder, tmp_path):
         assert cached_hashes(cache) == set(pd.read_parquet(snapshot)[S.PROFILE_HASH])
         assert_same_as_in_process(cache, snapshot, encoder)
     finally:
+        data_context.wait_for_min_actors_s = waited
         ray.shutdown()
         cluster.shutdown()
 
