@@ -90,3 +90,13 @@ def test_a_chunked_table_becomes_one_chunk_with_the_same_dtypes():
     assert one[S.INDUSTRY_CODE].array._pa_array.num_chunks == 1
     assert one[S.INDUSTRY_CODE].dtype == frame[S.INDUSTRY_CODE].dtype
     assert [normalise_industry_code(c) for c in one[S.INDUSTRY_CODE]][1] is None
+
+
+def test_list_cells_keep_an_empty_string_a_missing_list_and_separator_characters_apart(tmp_path):
+    frame = table()
+    frame[S.TAGS] = [[""], [], None, ["a\x1fb"]]
+    frame[S.QUALIFICATIONS] = [["a", "b"], ["a\x1fb"], ["a", "b"], []]
+    write_enterprise_table(frame, tmp_path / "enterprises.arrow")
+    back = read_enterprise_table(tmp_path / "enterprises.arrow")
+    assert back[S.TAGS].tolist() == [[""], [], [], ["a\x1fb"]]
+    assert back[S.QUALIFICATIONS].tolist() == [["a", "b"], ["a\x1fb"], ["a", "b"], []]
