@@ -47,6 +47,7 @@ SEGMENT_VECTORS_FILE = "segment_vectors.npy"  # rows in chain_map.segments() ord
 KEYWORD_VECTORS_FILE = "keyword_vectors.npy"  # rows in chain_map.segments() order
 RANKER_FILE = "ranker.joblib"
 GROWTH_SCORES_FILE = "growth_scores.npy"  # per enterprise row
+KEYWORD_MOMENTS_FILE = "keyword_moments.npy"  # corpus mean and sd of each segment's keyword similarity
 OUTCOMES_FILE = "outcomes.parquet"  # the labelled outcomes the ranker learned from
 RANK_DEPTH = 300  # candidates retrieved before ranking
 
@@ -110,6 +111,7 @@ class Catalog:
     keyword_vectors: np.ndarray
     ranker: object | None = None
     growth_scores: np.ndarray | None = None
+    keyword_moments: np.ndarray | None = None
     depth: int = default("retrieval_depth")
     dense_weight: float = default("dense_weight")
     dense_weight_zh: float = default("dense_weight_zh")  # for Chinese queries (see dense_weight_for)
@@ -177,6 +179,7 @@ class Catalog:
             keyword_vectors=np.load(path / KEYWORD_VECTORS_FILE),
             ranker=ranker,
             growth_scores=growth,
+            keyword_moments=np.load(path / KEYWORD_MOMENTS_FILE) if (path / KEYWORD_MOMENTS_FILE).is_file() else None,
             depth=depth,
             dense_weight=dense_weight,
             dense_weight_zh=dense_weight_zh,
@@ -233,7 +236,7 @@ class Catalog:
                 segment_vectors=self.segment_vectors, keyword_vectors=self.keyword_vectors,
                 segments=self.segments, assignments=self.assignments, gaps=self.gaps,
                 segment_threshold=self.manifest["segment_assignment"]["threshold"],
-                growth_scores=self.growth_scores,
+                growth_scores=self.growth_scores, keyword_moments=self.keyword_moments,
             )
         return self._context
 

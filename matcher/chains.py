@@ -68,6 +68,15 @@ def industry_code_match(firm_code, segment_codes: list[str]) -> float:
     return 0.0
 
 
+def _code_factors(firm_codes) -> tuple[np.ndarray, list[str]]:
+    """``pd.factorize`` of the firms' :func:`normalise_industry_code` (-1: no code), normalising
+    each distinct raw value once (10M firms have a few thousand)."""
+    raw, raw_uniques = pd.factorize(pd.Series(list(firm_codes) if not isinstance(firm_codes, pd.Series) else firm_codes,
+                                              dtype=object))
+    normalised, uniques = pd.factorize(pd.Series([normalise_industry_code(u) for u in raw_uniques], dtype=object))
+    return np.append(normalised, -1)[raw], list(uniques)
+
+
 def industry_code_table(firm_codes, chain_map: ChainMap) -> tuple[np.ndarray, np.ndarray]:
     """:func:`industry_code_match` of every firm with every segment, computed per distinct code (a
     universe has few): ``table[index[i], j]`` is firm i's match with segment j.
@@ -75,7 +84,7 @@ def industry_code_table(firm_codes, chain_map: ChainMap) -> tuple[np.ndarray, np
     Returns (index of shape (n_firms,), int64; table of shape (n_codes + 1, n_segments), float32,
     whose last row, all NaN, is that of firms without a code).
     """
-    codes, uniques = pd.factorize(pd.Series(list(firm_codes), dtype=object).map(normalise_industry_code))
+    codes, uniques = _code_factors(firm_codes)
     segments = [s.industry_codes for _, s in chain_map.segments()]
     table = np.array([[industry_code_match(u, seg) for seg in segments] for u in uniques], dtype=np.float32)
     table = np.vstack([table.reshape(len(uniques), len(segments)), np.full((1, len(segments)), np.nan, np.float32)])
@@ -96,7 +105,7 @@ def industry_divisions(firm_codes) -> tuple[np.ndarray, np.ndarray]:
     Returns (index of shape (n_firms,), int64; divisions, object array of the distinct divisions
     followed by None, the entry of firms without a code).
     """
-    codes, uniques = pd.factorize(pd.Series(list(firm_codes), dtype=object).map(normalise_industry_code))
+    codes, uniques = _code_factors(firm_codes)
     divisions = np.array([u[:3] for u in uniques] + [None], dtype=object)
     return np.where(codes < 0, len(uniques), codes).astype(np.int64), divisions
 

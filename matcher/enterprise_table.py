@@ -91,9 +91,9 @@ def list_cells(column: pa.ChunkedArray) -> np.ndarray:
     n = len(array)
     cells = np.empty(n, dtype=object)
     empty: list = []
-    values = pc.list_flatten(array)
-    if n == 0 or pc.any(pc.match_substring(values.cast(pa.large_string()), _SEPARATOR)).as_py():
-        return _list_cells_slow(array)  # a value holding the separator: join would not be faithful
+    textual = pa.types.is_string(array.type.value_type) or pa.types.is_large_string(array.type.value_type)
+    if n == 0 or not textual or pc.any(pc.match_substring(pc.list_flatten(array), _SEPARATOR)).as_py():
+        return _list_cells_slow(array)  # no text (all lists empty), or a value holding the separator
     lengths = pc.fill_null(pc.list_value_length(array), 0).to_numpy(zero_copy_only=False)
     joined = pc.binary_join(array, pa.scalar(_SEPARATOR, array.type.value_type)).dictionary_encode()
     codes = pc.fill_null(joined.indices, -1).to_numpy(zero_copy_only=False).astype(np.int64)

@@ -104,6 +104,7 @@ class FeatureContext:
     gaps: list[dict]
     segment_threshold: float
     growth_scores: np.ndarray | None = None  # per enterprise row, or None
+    keyword_moments: np.ndarray | None = None  # (2, n_segments): saved with the version, else computed
 
     def __post_init__(self) -> None:
         self.segment_ids = [s.id for _, s in self.chain_map.segments()]
@@ -141,7 +142,11 @@ class FeatureContext:
 
     def _keyword_moments(self) -> None:
         """Corpus mean and sd of every segment's keyword similarity, once per loaded version (a
-        query then standardises only its candidates' similarities: see :meth:`keyword_z`)."""
+        query then standardises only its candidates' similarities: see :meth:`keyword_z`). A pass
+        over every vector (15 GB at 10M), so a version stores them (``keyword_moments.npy``)."""
+        if self.keyword_moments is not None:
+            self.keyword_mean, self.keyword_sd = (np.asarray(m, dtype=np.float64) for m in self.keyword_moments)
+            return
         sums = np.zeros(len(self.keyword_vectors))
         squares = np.zeros(len(self.keyword_vectors))
         keywords = np.asarray(self.keyword_vectors, dtype=np.float32).T

@@ -168,6 +168,7 @@ def finish_version(config: BuildConfig, staged: Path, version: str, manifest: di
                              dense_weight=config.dense_weight, dense_weight_zh=config.dense_weight_zh, check=False)
     standing = standing_prospects(catalog, config.standing_top)
     standing.to_parquet(staged / PROSPECTS_FILE, index=False)
+    np.save(staged / C.KEYWORD_MOMENTS_FILE, np.stack([catalog.context.keyword_mean, catalog.context.keyword_sd]))
     ranker_name = catalog.ranker_name
     del catalog  # the check below loads the version again: not two copies at once
     timings["rank_s"] = time.perf_counter() - t

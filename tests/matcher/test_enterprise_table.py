@@ -100,3 +100,10 @@ def test_list_cells_keep_an_empty_string_a_missing_list_and_separator_characters
     back = read_enterprise_table(tmp_path / "enterprises.arrow")
     assert back[S.TAGS].tolist() == [[""], [], [], ["a\x1fb"]]
     assert back[S.QUALIFICATIONS].tolist() == [["a", "b"], ["a\x1fb"], ["a", "b"], []]
+
+
+def test_a_list_column_with_every_cell_empty_reads_back(tmp_path):
+    frame = table()
+    frame[S.QUALIFICATIONS] = [[], [], None, []]  # Arrow infers list<null>
+    write_enterprise_table(frame, tmp_path / "enterprises.arrow")
+    assert read_enterprise_table(tmp_path / "enterprises.arrow")[S.QUALIFICATIONS].tolist() == [[], [], [], []]
