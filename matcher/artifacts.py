@@ -25,6 +25,7 @@ from matcher.errors import ArtifactCorruptError, ArtifactNotFoundError, UnknownE
 
 MANIFEST = "manifest.json"
 CURRENT = "CURRENT"
+VERIFIED = ".verified.json"  # each file's stat when the version was last checked in full (see verify)
 
 
 def package_version(package: str) -> str:
@@ -54,7 +55,7 @@ def file_hashes(directory: Path) -> dict[str, str]:
     return {
         str(p.relative_to(directory)): file_sha256(p)
         for p in sorted(directory.rglob("*"))
-        if p.is_file() and p.name != MANIFEST
+        if p.is_file() and p.name not in (MANIFEST, VERIFIED)
     }
 
 
@@ -66,20 +67,47 @@ def staging_dir(artifacts_dir: Path, version: str) -> Path:
     return tmp
 
 
-def verify(directory: Path) -> dict:
-    """Check every file against the manifest; return the manifest."""
+def _stat(path: Path) -> list[int]:
+    status = path.stat()
+    return [status.st_size, status.st_mtime_ns, status.st_ino, status.st_dev]
+
+
+def verify(directory: Path, full: bool = False) -> dict:
+    """Check every file against the manifest's sha256; return the manifest.
+
+    :func:`publish` checks every byte and records each file's size, modification time and inode
+    (``.verified.json``). Later loads hash only a file whose stat differs from that record (any
+    write, copy or replacement changes it), unless ``full``: a service worker of a 10M-firm
+    version would otherwise read ~30 GB before serving. Damage that leaves a file's stat as it was
+    (a failing disk) is found by ``full``.
+    """
     manifest_path = directory / MANIFEST
     if not manifest_path.is_file():
         raise ArtifactCorruptError(f"{directory}: no {MANIFEST}; the version is incomplete")
     manifest = json.loads(manifest_path.read_text())
-    expected = manifest.get("files", {})
-    actual = file_hashes(directory)
-    for name, sha in expected.items():
-        if name not in actual:
-            raise ArtifactCorruptError(f"{directory / name}: listed in the manifest but missing")
-        if actual[name] != sha:
-            raise ArtifactCorruptError(f"{directory / name}: sha256 differs from the manifest")
+    recorded = {}
+    if not full and (directory / VERIFIED).is_file():
+        try:
+            recorded = json.loads((directory / VERIFIED).read_text())
+        except ValueError:  # a damaged record only costs the full check
+            recorded = {}
+    for name, sha in manifest.get("files", {}).items():
+        path = directory / name
+        if not path.is_file():
+            raise ArtifactCorruptError(f"{path}: listed in the manifest but missing")
+        if recorded.get(name) == _stat(path):
+            continue
+        if file_sha256(path) != sha:
+            raise ArtifactCorruptError(f"{path}: sha256 differs from the manifest")
     return manifest
+
+
+def record_verified(directory: Path, manifest: dict) -> None:
+    """Record the stat of every file of a fully verified version (see :func:`verify`)."""
+    record = {name: _stat(directory / name) for name in manifest.get("files", {})}
+    tmp = directory / f".{VERIFIED}.tmp"
+    tmp.write_text(json.dumps(record))
+    os.replace(tmp, directory / VERIFIED)
 
 
 def write_manifest(staged: Path, version: str, manifest: dict) -> dict:
@@ -94,7 +122,7 @@ def write_manifest(staged: Path, version: str, manifest: dict) -> dict:
 
 def publish(artifacts_dir: Path, staged: Path, version: str, keep: int) -> Path:
     """Verify a staged version against its manifest and make it current (see module docstring)."""
-    verify(staged)
+    record_verified(staged, verify(staged, full=True))
     final = artifacts_dir / version
     if final.exists():
         raise ArtifactCorruptError(f"{final}: version already exists; versions are never overwritten")

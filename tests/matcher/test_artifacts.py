@@ -185,3 +185,25 @@ def test_current_pointer_is_a_single_line(tmp_path):
 
     assert (tmp_path / artifacts.CURRENT).read_text() == "v1\n"
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_a_published_version_loads_without_rehashing_unchanged_files(tmp_path, monkeypatch):
+    """A 10M-firm version is ~30 GB: workers trust the stat recorded when publish hashed it all,
+    and hash again only what changed since (or everything with full=True)."""
+    final = publish(tmp_path, "v1")
+    hashed = []
+    real = artifacts.file_sha256
+    monkeypatch.setattr(artifacts, "file_sha256", lambda path: hashed.append(path.name) or real(path))
+
+    artifacts.verify(final)
+    assert hashed == []
+
+    (final / "lexical" / "vocab.json").write_text('{"lidar": 1}')
+    with pytest.raises(ArtifactCorruptError, match="vocab.json"):
+        artifacts.verify(final)
+    assert hashed == ["vocab.json"]
+
+    hashed.clear()
+    with pytest.raises(ArtifactCorruptError):
+        artifacts.verify(final, full=True)
+    assert len(hashed) >= 1
