@@ -177,14 +177,14 @@ class FeatureContext:
             "funding_age_days": (self.as_of - pd.to_datetime(ents[S.LAST_FUNDING_DATE])).dt.days.astype(float).to_numpy(),
             "patents_per_100_staff": col(S.PATENTS) / np.maximum(employees, 1) * 100,
             "rd_intensity": col(S.RD_INTENSITY),
-            "n_qualifications": ents[S.QUALIFICATIONS].map(len).astype(float).to_numpy(),
+            "n_qualifications": per_distinct_cell(ents[S.QUALIFICATIONS], len),
             "age_years": self.as_of.year - col(S.FOUNDED_YEAR),
             "log_employees": np.log1p(employees),
             "distance_km": haversine_km(col(S.LAT), col(S.LON), region.lat, region.lon),
             "same_metro": ents[S.CITY].fillna("").str.casefold().isin(self.metro).astype(float).to_numpy(),
             "nearby_province": ents[S.PROVINCE].fillna("").str.casefold().isin(self.nearby).astype(float).to_numpy(),
-            "n_risk_flags": flags.map(len).astype(float).to_numpy(),
-            "abnormal_operation": flags.map(lambda f: any("abnormal" in x.casefold() for x in f)).astype(float).to_numpy(),
+            "n_risk_flags": per_distinct_cell(flags, len),
+            "abnormal_operation": per_distinct_cell(flags, lambda f: any("abnormal" in x.casefold() for x in f)),
             "shrinking_headcount": np.where(np.isnan(growth), np.nan, (growth < 0).astype(float)),
         }
 
@@ -324,14 +324,25 @@ def make_features(context: FeatureContext, gap: dict, gap_vector: np.ndarray, ro
     return pd.DataFrame(np.column_stack([np.asarray(out[name], dtype=float) for name in FEATURES]), columns=list(FEATURES))
 
 
+def per_distinct_cell(cells: pd.Series, fn) -> np.ndarray:
+    """``fn`` of every cell of a list column, as floats, called once per distinct cell object (a
+    loaded table shares one list among equal cells: :mod:`matcher.enterprise_table`), so a 10M-row
+    universe costs a few thousand calls."""
+    values = cells.to_numpy(dtype=object)
+    ids = np.fromiter(map(id, values), dtype=np.int64, count=len(values))
+    _, first, inverse = np.unique(ids, return_index=True, return_inverse=True)
+    return np.array([fn(values[i]) for i in first], dtype=float)[inverse]
+
+
 def _eligible_policies(ctx: FeatureContext, ents: pd.DataFrame, chain_id: str) -> np.ndarray:
     policies = [p for p in ctx.chain_map.region.policies if not p.chains or chain_id in p.chains]
-    held = ents[S.QUALIFICATIONS].map(lambda q: {x.casefold() for x in q})
-    counts = np.zeros(len(ents))
-    for policy in policies:
-        need = {q.casefold() for q in policy.requires_qualifications}
-        counts += held.map(lambda h: need <= h).to_numpy(dtype=float)
-    return counts
+    needs = [{q.casefold() for q in policy.requires_qualifications} for policy in policies]
+
+    def eligible(qualifications) -> int:
+        held = {x.casefold() for x in qualifications}
+        return sum(need <= held for need in needs)
+
+    return per_distinct_cell(ents[S.QUALIFICATIONS], eligible)
 
 
 def eligible_policy_names(ctx: FeatureContext, qualifications: list[str], chain_id: str) -> list[str]:
