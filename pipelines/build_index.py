@@ -114,6 +114,7 @@ def _build(config: BuildConfig, snapshot: SnapshotInfo, chain_map: ChainMap, sta
         encoder, cache, texts, hashes, progress=progress("embedding profiles", todo), out=vectors,
     )
     vectors.flush()
+    del hashes  # 10M Python strings (~0.8 GB) not needed past here
     embedded += ray_embedded
     timings["embed_s"] = time.perf_counter() - t
 
