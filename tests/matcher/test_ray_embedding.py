@@ -74,6 +74,18 @@ def map_workers() -> list[tuple[int, int]]:
     return out
 
 
+def raylet_pids() -> set[int]:
+    """Pids of this machine's raylets (one per Ray node)."""
+    out = set()
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and (entry / "comm").read_text().strip() == "raylet":
+                out.add(int(entry.name))
+        except OSError:
+            continue
+    return out
+
+
 def shard_hashes(shards) -> set[str]:
     out: set[str] = set()
     for shard in shards:
@@ -167,7 +179,9 @@ def test_a_two_node_cluster_embeds_on_both_nodes(snapshot, encoder, tmp_path):
         job.join()
         report = raylets[0]
 
-        assert len(nodes) == 2, "an actor on each node (their parents are the two nodes' raylets)"
+        # an actor's parent is its node's raylet (an actor that died and was restarted may show
+        # for a moment with another parent: only raylets count)
+        assert len(nodes & raylet_pids()) == 2, "an actor on each node (their parents are the two nodes' raylets)"
         assert report.failed == [] and report.embedded == pd.read_parquet(snapshot)[S.PROFILE_HASH].nunique()
         assert cached_hashes(cache) == set(pd.read_parquet(snapshot)[S.PROFILE_HASH])
         assert_same_as_in_process(cache, snapshot, encoder)
