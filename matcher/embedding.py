@@ -299,7 +299,7 @@ class EmbeddingCache:
 
     def add(self, hashes: Sequence[str], vectors: np.ndarray) -> None:
         """Store new vectors durably, ``SHARD_ROWS`` to a shard."""
-        new = [i for i in self.missing(hashes)]
+        new = self.missing(hashes)
         if not new:
             return
         self.directory.mkdir(parents=True, exist_ok=True)
