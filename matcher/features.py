@@ -136,6 +136,7 @@ class FeatureContext:
         self.as_of = pd.to_datetime(self.enterprises[S.UPDATED_AT]).max()
         self.code_index, self.code_table = industry_code_table(self.enterprises[S.INDUSTRY_CODE], self.chain_map)
         self.division_index, self.divisions = industry_divisions(self.enterprises[S.INDUSTRY_CODE])
+        self._cell_groups: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self._keyword_moments()
         self._precompute()
         self._policies: dict[str, np.ndarray] = {}
@@ -170,28 +171,39 @@ class FeatureContext:
         employees = col(S.EMPLOYEES)
         region = self.chain_map.region
         growth = col(S.EMPLOYEE_GROWTH)
-        flags = ents[S.RISK_FLAGS]
         self.columns = {
             "revenue_growth": col(S.REVENUE_GROWTH),
             "employee_growth": growth,
             "funding_age_days": (self.as_of - pd.to_datetime(ents[S.LAST_FUNDING_DATE])).dt.days.astype(float).to_numpy(),
             "patents_per_100_staff": col(S.PATENTS) / np.maximum(employees, 1) * 100,
             "rd_intensity": col(S.RD_INTENSITY),
-            "n_qualifications": per_distinct_cell(ents[S.QUALIFICATIONS], len),
+            "n_qualifications": self.per_cell(S.QUALIFICATIONS, len),
             "age_years": self.as_of.year - col(S.FOUNDED_YEAR),
             "log_employees": np.log1p(employees),
             "distance_km": haversine_km(col(S.LAT), col(S.LON), region.lat, region.lon),
             "same_metro": ents[S.CITY].fillna("").str.casefold().isin(self.metro).astype(float).to_numpy(),
             "nearby_province": ents[S.PROVINCE].fillna("").str.casefold().isin(self.nearby).astype(float).to_numpy(),
-            "n_risk_flags": per_distinct_cell(flags, len),
-            "abnormal_operation": per_distinct_cell(flags, lambda f: any("abnormal" in x.casefold() for x in f)),
+            "n_risk_flags": self.per_cell(S.RISK_FLAGS, len),
+            "abnormal_operation": self.per_cell(S.RISK_FLAGS, lambda f: any("abnormal" in x.casefold() for x in f)),
             "shrinking_headcount": np.where(np.isnan(growth), np.nan, (growth < 0).astype(float)),
         }
+
+    def per_cell(self, column: str, fn) -> np.ndarray:
+        """``fn`` of every cell of a list column, as floats, called once per distinct cell object
+        (a loaded table shares one list among equal cells: :mod:`matcher.enterprise_table`), so a
+        10M-row universe costs a few thousand calls; the grouping is made once per column."""
+        if column not in self._cell_groups:
+            values = self.enterprises[column].to_numpy(dtype=object)
+            ids = np.fromiter(map(id, values), dtype=np.int64, count=len(values))
+            _, first, inverse = np.unique(ids, return_index=True, return_inverse=True)
+            self._cell_groups[column] = (values[first], inverse)
+        distinct, inverse = self._cell_groups[column]
+        return np.array([fn(cell) for cell in distinct], dtype=float)[inverse]
 
     def eligible_policies(self, chain_id: str) -> np.ndarray:
         """Per enterprise: district policies of this chain whose conditions it meets (cached)."""
         if chain_id not in self._policies:
-            self._policies[chain_id] = _eligible_policies(self, self.enterprises, chain_id)
+            self._policies[chain_id] = _eligible_policies(self, chain_id)
         return self._policies[chain_id]
 
     def segment_z(self, rows: np.ndarray) -> np.ndarray:
@@ -324,17 +336,7 @@ def make_features(context: FeatureContext, gap: dict, gap_vector: np.ndarray, ro
     return pd.DataFrame(np.column_stack([np.asarray(out[name], dtype=float) for name in FEATURES]), columns=list(FEATURES))
 
 
-def per_distinct_cell(cells: pd.Series, fn) -> np.ndarray:
-    """``fn`` of every cell of a list column, as floats, called once per distinct cell object (a
-    loaded table shares one list among equal cells: :mod:`matcher.enterprise_table`), so a 10M-row
-    universe costs a few thousand calls."""
-    values = cells.to_numpy(dtype=object)
-    ids = np.fromiter(map(id, values), dtype=np.int64, count=len(values))
-    _, first, inverse = np.unique(ids, return_index=True, return_inverse=True)
-    return np.array([fn(values[i]) for i in first], dtype=float)[inverse]
-
-
-def _eligible_policies(ctx: FeatureContext, ents: pd.DataFrame, chain_id: str) -> np.ndarray:
+def _eligible_policies(ctx: FeatureContext, chain_id: str) -> np.ndarray:
     policies = [p for p in ctx.chain_map.region.policies if not p.chains or chain_id in p.chains]
     needs = [{q.casefold() for q in policy.requires_qualifications} for policy in policies]
 
@@ -342,7 +344,7 @@ def _eligible_policies(ctx: FeatureContext, ents: pd.DataFrame, chain_id: str) -
         held = {x.casefold() for x in qualifications}
         return sum(need <= held for need in needs)
 
-    return per_distinct_cell(ents[S.QUALIFICATIONS], eligible)
+    return ctx.per_cell(S.QUALIFICATIONS, eligible)
 
 
 def eligible_policy_names(ctx: FeatureContext, qualifications: list[str], chain_id: str) -> list[str]:

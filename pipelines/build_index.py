@@ -73,7 +73,7 @@ def build(
     version = new_version_name(config, now, snapshot, key, factory)
     staged = artifacts.staging_dir(config.artifacts_dir, version)
     try:
-        manifest = _build(config, snapshot, chain_map, staged, version, factory, key, encoder, progress, now, timings)
+        manifest = _build(config, snapshot, chain_map, staged, factory, key, encoder, progress, now, timings)
         manifest = finish_version(config, staged, version, manifest, timings, started)
         artifacts.publish(config.artifacts_dir, staged, version, config.keep_versions)
     except BaseException:
@@ -82,9 +82,9 @@ def build(
     return version, manifest
 
 
-def _build(config: BuildConfig, snapshot: SnapshotInfo, chain_map: ChainMap, staged: Path, version: str, factory: str,
+def _build(config: BuildConfig, snapshot: SnapshotInfo, chain_map: ChainMap, staged: Path, factory: str,
            key: str, encoder: Encoder | None, progress: Progress, now: datetime, timings: dict[str, float]) -> dict:
-    """Write the searchable files of ``version`` into ``staged``; returns its manifest so far.
+    """Write the searchable files of a version into ``staged``; returns its manifest so far.
 
     The enterprise table and the vectors are written into ``staged`` first and used from there,
     memory-mapped (:func:`matcher.enterprise_table.stage_enterprise_table`, the embedding cache
