@@ -490,6 +490,8 @@ def bench_size(n: int, args: argparse.Namespace, steps: list[Step]) -> None:
     step.result = run_child(step, argv, logs)
     step.notes = f"synthetic (YC mix), {CACHE_CHUNK_ROWS:,}-row cache shards"
     emit(step, steps)
+    if args.prepare_only:
+        return
 
     build = measure_build(n, home, logs, steps)
     if not args.skip_refresh:
@@ -565,6 +567,8 @@ def main() -> int:
                         "for the projected rebuild [default: 2000]")
     parser.add_argument("--skip-service", action="store_true", help="leave out the service start-up")
     parser.add_argument("--skip-refresh", action="store_true", help="leave out the refresh and the projected rebuild")
+    parser.add_argument("--prepare-only", action="store_true", help="stop after the vectors step (sample, ingest, "
+                        "cache); a later run with --reuse-ingest measures the rest")
     parser.add_argument("--reuse-ingest", action="store_true", help="keep WORK/home-N's snapshot when it has one "
                         "(the ingest is not re-measured; its published versions are deleted)")
     parser.add_argument("--clean", action="store_true", help="delete each size's workspace (and its next export) "
