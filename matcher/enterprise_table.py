@@ -96,13 +96,17 @@ def list_cells(column: pa.ChunkedArray) -> np.ndarray:
         return _list_cells_slow(array)  # no text (all lists empty), or a value holding the separator
     lengths = pc.fill_null(pc.list_value_length(array), 0).to_numpy(zero_copy_only=False)
     joined = pc.binary_join(array, pa.scalar(_SEPARATOR, array.type.value_type)).dictionary_encode()
-    codes = pc.fill_null(joined.indices, -1).to_numpy(zero_copy_only=False).astype(np.int64)
-    codes[lengths == 0] = -1
-    distinct, first = np.unique(codes, return_index=True)
-    table = np.empty(len(distinct), dtype=object)
-    for k, (code, row) in enumerate(zip(distinct, first)):
-        table[k] = empty if code < 0 else array[int(row)].as_py()
-    cells[:] = table[np.searchsorted(distinct, codes)]
+    n_codes = len(joined.dictionary)
+    # the empty list (and a missing one) gets the last code; no sort: codes index the dictionary
+    codes = pc.fill_null(joined.indices, n_codes).to_numpy(zero_copy_only=False).astype(np.int64)
+    codes[lengths == 0] = n_codes
+    first = np.full(n_codes + 1, -1, dtype=np.int64)
+    first[codes[::-1]] = np.arange(n - 1, -1, -1)  # the first row of every code (the last write wins)
+    table = np.empty(n_codes + 1, dtype=object)
+    table[n_codes] = empty
+    for code in np.flatnonzero(first[:n_codes] >= 0):
+        table[code] = array[int(first[code])].as_py()
+    cells[:] = table[codes]
     return cells
 
 
@@ -116,3 +120,35 @@ def _list_cells_slow(array: pa.Array) -> np.ndarray:
             cell = memo[key] = list(key)
         cells[i] = cell
     return cells
+
+
+# Per-firm arrays derived from the table (feature and filter columns), saved with a version so a
+# worker maps them instead of computing them from 10M rows at every start.
+FIRM_ARRAYS_DIR = "firm_arrays"
+_META_FILE = "meta.json"
+
+
+def write_firm_arrays(directory: Path, arrays: dict[str, np.ndarray], meta: dict) -> None:
+    """Write ``arrays`` (one ``.npy`` file each, numeric dtypes only) and ``meta`` (JSON) into
+    ``directory``, a new folder of a staged version."""
+    import json
+
+    directory.mkdir()
+    for name, array in arrays.items():
+        array = np.asarray(array)
+        if array.dtype == object:
+            raise TypeError(f"firm array '{name}' holds Python objects; put them in the meta")
+        np.save(directory / f"{name}.npy", array, allow_pickle=False)
+    (directory / _META_FILE).write_text(json.dumps(meta, ensure_ascii=False, sort_keys=True))
+
+
+def read_firm_arrays(directory: Path) -> tuple[dict[str, np.ndarray], dict] | None:
+    """The arrays and meta of :func:`write_firm_arrays`, memory-mapped (read-only: workers share
+    the pages), or None for a version published without them."""
+    import json
+
+    if not (directory / _META_FILE).is_file():
+        return None
+    arrays = {p.stem: np.load(p, mmap_mode="r", allow_pickle=False).view(np.ndarray)
+              for p in sorted(directory.glob("*.npy"))}
+    return arrays, json.loads((directory / _META_FILE).read_text())

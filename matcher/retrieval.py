@@ -59,6 +59,9 @@ def filter_mask(enterprises: pd.DataFrame, filters: Filters) -> np.ndarray:
     return mask
 
 
+_FILTER_ARRAYS = ("not_local", "open_status", "country_codes", "province_codes", "employees", "founded_year")
+
+
 @dataclass(frozen=True)
 class FilterColumns:
     """The filterable fields of ``enterprises`` as numpy arrays, built once per artifact, so a
@@ -95,6 +98,17 @@ class FilterColumns:
             employees=numbers(S.EMPLOYEES),
             founded_year=numbers(S.FOUNDED_YEAR),
         )
+
+    def arrays(self) -> tuple[dict[str, np.ndarray], dict]:
+        """These columns as named arrays and their lookups, for saving with a version
+        (:meth:`restore` maps them back)."""
+        arrays = {f"filter.{name}": getattr(self, name) for name in _FILTER_ARRAYS}
+        return arrays, {"country_lookup": self.country_lookup, "province_lookup": self.province_lookup}
+
+    @classmethod
+    def restore(cls, arrays: dict[str, np.ndarray], meta: dict) -> "FilterColumns":
+        return cls(**{name: arrays[f"filter.{name}"] for name in _FILTER_ARRAYS},
+                   country_lookup=meta["country_lookup"], province_lookup=meta["province_lookup"])
 
     def mask(self, enterprises: pd.DataFrame, filters: Filters) -> np.ndarray:
         """Same mask as ``filter_mask(enterprises, filters)`` for the table these came from."""

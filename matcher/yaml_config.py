@@ -12,6 +12,8 @@ from pydantic import BaseModel, ValidationError
 from matcher.errors import ConfigError
 
 Model = TypeVar("Model", bound=BaseModel)
+# libyaml's safe loader where PyYAML was built with it: a chain map loads in ~0.1 s, not ~1 s
+_SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def load_yaml_model(path: str | Path, model: type[Model], what: str) -> Model:
@@ -20,7 +22,7 @@ def load_yaml_model(path: str | Path, model: type[Model], what: str) -> Model:
     if not path.is_file():
         raise ConfigError(f"{path}: {what} not found")
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_SAFE_LOADER) or {}
         return model.model_validate(raw)
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {yaml_problem(exc)}") from None

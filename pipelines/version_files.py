@@ -22,7 +22,7 @@ from matcher import artifacts, catalog as C, schemas as S
 from matcher.chain_map import ChainMap
 from matcher.chains import ChainAnalysis
 from matcher.embedding import Encoder
-from matcher.enterprise_table import write_enterprise_table
+from matcher.enterprise_table import FIRM_ARRAYS_DIR, write_enterprise_table, write_firm_arrays
 from matcher.errors import ArtifactCorruptError
 from matcher.index import live_mask, save_index
 from matcher.lexical import LexicalIndex
@@ -169,6 +169,7 @@ def finish_version(config: BuildConfig, staged: Path, version: str, manifest: di
     standing = standing_prospects(catalog, config.standing_top)
     standing.to_parquet(staged / PROSPECTS_FILE, index=False)
     np.save(staged / C.KEYWORD_MOMENTS_FILE, np.stack([catalog.context.keyword_mean, catalog.context.keyword_sd]))
+    write_firm_arrays(staged / FIRM_ARRAYS_DIR, *catalog.firm_arrays_to_save())
     ranker_name = catalog.ranker_name
     del catalog  # the check below loads the version again: not two copies at once
     timings["rank_s"] = time.perf_counter() - t

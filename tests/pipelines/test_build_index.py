@@ -7,12 +7,14 @@ import json
 from datetime import datetime, timedelta, timezone
 
 import numpy as np
+import pandas as pd
 import pytest
 import yaml
 
 from matcher import artifacts
 from matcher import schemas as S
-from matcher.catalog import Catalog
+from matcher.catalog import Catalog, id_order
+from matcher.enterprise_table import FIRM_ARRAYS_DIR
 from matcher.errors import ArtifactCorruptError, ArtifactNotFoundError, ConfigError
 from matcher.retrieval import Filters
 from matcher.snapshot import ingest
@@ -138,6 +140,37 @@ def test_reloaded_catalog_answers_identically(built):
     second = Catalog.load(path).prospects("tech.tech-free", 10, Filters(countries=("CN",)))
 
     assert first.equals(second)
+
+
+def test_stored_firm_arrays_answer_as_computing_them_would(built):
+    # A version saves the per-firm feature and filter arrays its workers would otherwise compute
+    # from every row at start-up; loaded from disk they must give the very same lists.
+    home, version, manifest, _ = built
+    path = home / "models" / "matcher" / version
+    assert any(name.startswith(f"{FIRM_ARRAYS_DIR}/") for name in manifest["files"])
+    stored = Catalog.load(path)
+    computed = Catalog.load(path)
+    computed.firm_arrays = None
+    assert stored.firm_arrays is not None
+
+    for gap_id, filters in (("tech.tech-free", Filters()), (stored.gaps[0]["gap_id"], Filters(countries=("CN",), min_employees=20)),
+                            (stored.gaps[-1]["gap_id"], Filters(provinces=("zhejiang",), include_local=True))):
+        a = stored.prospects(gap_id, 15, filters, explain=True)
+        b = computed.prospects(gap_id, 15, filters, explain=True)
+        assert len(a) and a.equals(b)
+    np.testing.assert_array_equal(stored.allowed(Filters(countries=("US",))), computed.allowed(Filters(countries=("US",))))
+    assert stored.context.as_of == computed.context.as_of
+    assert list(stored.context.divisions) == list(computed.context.divisions)
+    ids = stored.enterprises[S.ENTERPRISE_ID].tolist()
+    np.testing.assert_array_equal(stored.rows_of(ids[::-1] + ["not-an-id", ""]), list(range(len(ids)))[::-1] + [-1, -1])
+
+
+def test_enterprise_id_order_is_python_string_order():
+    # Catalog.rows_of binary-searches the ids in the order Arrow sorts them: it must be the order
+    # Python compares strings in, for registry codes, Chinese ids and mixed case alike.
+    ids = pd.Series(["91310110MA1G8", "b-2", "B-2", "中芯国际", "é-1", "a", "91310110MA1G80", "Ｚ"], dtype="str")
+    order = id_order(ids)
+    assert ids.iloc[order].tolist() == sorted(ids)
 
 
 def test_rebuild_of_unchanged_data_embeds_nothing(built):
