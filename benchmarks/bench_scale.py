@@ -486,9 +486,12 @@ def bench_size(n: int, args: argparse.Namespace, steps: list[Step]) -> None:
     emit(step, steps)
 
     step = Step(n, "vectors")
-    argv = [sys.executable, "-c", VECTORS_CHILD, str(home), str(work), str(CACHE_CHUNK_ROWS)]
-    step.result = run_child(step, argv, logs)
-    step.notes = f"synthetic (YC mix), {CACHE_CHUNK_ROWS:,}-row cache shards"
+    if args.reuse_ingest and args.reuse_vectors:
+        step.notes, step.measured = "reused: the cache holds the snapshot's vectors (not re-measured)", False
+    else:
+        argv = [sys.executable, "-c", VECTORS_CHILD, str(home), str(work), str(CACHE_CHUNK_ROWS)]
+        step.result = run_child(step, argv, logs)
+        step.notes = f"synthetic (YC mix), {CACHE_CHUNK_ROWS:,}-row cache shards"
     emit(step, steps)
     if args.prepare_only:
         return
@@ -569,6 +572,8 @@ def main() -> int:
     parser.add_argument("--skip-refresh", action="store_true", help="leave out the refresh and the projected rebuild")
     parser.add_argument("--prepare-only", action="store_true", help="stop after the vectors step (sample, ingest, "
                         "cache); a later run with --reuse-ingest measures the rest")
+    parser.add_argument("--reuse-vectors", action="store_true", help="with --reuse-ingest: skip the vectors step "
+                        "(an earlier run put the snapshot's vectors in the cache)")
     parser.add_argument("--reuse-ingest", action="store_true", help="keep WORK/home-N's snapshot when it has one "
                         "(the ingest is not re-measured; its published versions are deleted)")
     parser.add_argument("--clean", action="store_true", help="delete each size's workspace (and its next export) "
