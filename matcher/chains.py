@@ -28,6 +28,7 @@ from matcher import schemas as S
 # The chain map's model is re-exported for the modules that read a map and analyse it in one
 # import (pipelines/build_index.py, matcher/catalog.py); new code imports matcher.chain_map.
 from matcher.chain_map import PRIORITY_SEVERITY, ChainMap
+from matcher.mapped import passes
 
 MAX_SEGMENTS_PER_ENTERPRISE = 3
 
@@ -166,8 +167,8 @@ def segment_stats(vectors: np.ndarray, segment_vectors: np.ndarray, chunk: int =
     """Mean and standard deviation of each segment's similarity over ``vectors`` (the universe)."""
     n_seg = segment_vectors.shape[0]
     total, total_sq, n = np.zeros(n_seg), np.zeros(n_seg), 0
-    for start in range(0, len(vectors), chunk):
-        sims = (np.asarray(vectors[start : start + chunk]) @ segment_vectors.T).astype(np.float64)
+    for _, rows in passes(vectors, chunk):  # memory-mapped vectors: a chunk resident at a time
+        sims = (np.asarray(rows) @ segment_vectors.T).astype(np.float64)
         total += sims.sum(axis=0)
         total_sq += (sims**2).sum(axis=0)
         n += len(sims)

@@ -50,6 +50,7 @@ import numpy as np
 
 from matcher.embedding_models import encoder_key, model_fingerprint, resolve_model_path, resolve_precision
 from matcher.errors import ConfigError, ModelNotFoundError
+from matcher.mapped import release
 from matcher.openvino_backend import compiled_model, openvino_available
 from matcher.settings import default
 
@@ -295,6 +296,7 @@ class EmbeddingCache:
         for positions in np.split(order, bounds):  # ascending within a shard (stable sort)
             k = int(shard[positions[0]])
             out[positions] = self._vectors(k)[rows[positions] - self._starts[k]]
+            release(out, int(positions[0]), int(positions[-1]) + 1)  # a memory-mapped out: written pages go to the file
         return out
 
     def add(self, hashes: Sequence[str], vectors: np.ndarray) -> None:

@@ -56,6 +56,7 @@ from matcher import schemas as S
 from matcher.chain_map import ChainMap
 from matcher.chains import code_profile_match, industry_code_table, industry_divisions
 from matcher.errors import ArtifactCorruptError
+from matcher.mapped import passes
 
 # The margins belong to gap fit but come last in FEATURES: published models read the first 26.
 MARGINS = ("segment_margin", "keyword_margin")
@@ -195,8 +196,8 @@ class FeatureContext:
         sums = np.zeros(len(self.keyword_vectors))
         squares = np.zeros(len(self.keyword_vectors))
         keywords = np.asarray(self.keyword_vectors, dtype=np.float32).T
-        for start in range(0, len(self.vectors), 50_000):  # bounded memory at 200k+
-            sims = (np.asarray(self.vectors[start:start + 50_000], dtype=np.float32) @ keywords).astype(np.float64)
+        for _, rows in passes(self.vectors, 50_000):  # bounded memory at 200k+ (and mapped pages released)
+            sims = (np.asarray(rows, dtype=np.float32) @ keywords).astype(np.float64)
             sums += sims.sum(axis=0)
             squares += (sims ** 2).sum(axis=0)
         n = max(len(self.vectors), 1)

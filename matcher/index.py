@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from matcher.errors import ArtifactCorruptError, ConfigError
+from matcher.mapped import passes, release
 from matcher.settings import default
 
 EXACT_FACTORY = "IDMap2,Flat"
@@ -167,11 +168,11 @@ def build_index(
     ivf = _ivf(inner)
     if not index.is_trained:
         index.train(_training_sample(vectors, ivf))
-    for start in range(0, len(vectors), ADD_CHUNK):
-        stop = min(len(vectors), start + ADD_CHUNK)
-        index.add_with_ids(np.ascontiguousarray(vectors[start:stop], dtype=np.float32), ids[start:stop])
+        release(vectors)  # the sample's rows, spread over the whole file
+    for start, rows in passes(vectors, ADD_CHUNK):  # memory-mapped vectors: a chunk resident at a time
+        index.add_with_ids(np.ascontiguousarray(rows, dtype=np.float32), ids[start:start + len(rows)])
         if progress is not None:
-            progress(stop - start)
+            progress(len(rows))
     set_search_params(index, ef_search, nprobe)
     return index
 

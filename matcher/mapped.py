@@ -1,0 +1,52 @@
+"""Memory-mapped arrays read in passes without the whole file staying in the process's memory.
+
+A pass over a version's 15 GB ``vectors.npy`` (10M firms) leaves every page it read mapped into
+the process: its resident set grows by the file's size although the kernel could drop those pages
+at any time. ``release`` tells the kernel (``madvise(MADV_DONTNEED)``) that the process is done
+with a range of rows: the pages leave the process's resident set and stay in the page cache, so
+reading them again costs a minor fault, not a disk read. Only for shared mappings (``np.load(...,
+mmap_mode="r")``, ``np.lib.format.open_memmap``), whose written pages belong to the file: a
+private copy-on-write mapping (mode ``"c"``) would lose its changes.
+"""
+
+from __future__ import annotations
+
+import mmap
+
+import numpy as np
+
+_PAGE = mmap.PAGESIZE
+
+
+def _mapping(array: np.ndarray) -> mmap.mmap | None:
+    base = array
+    while base is not None and not isinstance(base, mmap.mmap):
+        base = getattr(base, "base", None)
+    return base
+
+
+def release(array: np.ndarray, start: int = 0, stop: int | None = None) -> bool:
+    """Drop rows ``[start, stop)`` of a memory-mapped ``array`` (C-contiguous rows) from this
+    process's resident pages; whether it could (False: not a shared file mapping)."""
+    mapping = _mapping(array)
+    if mapping is None or not array.flags.c_contiguous or not hasattr(mapping, "madvise"):
+        return False
+    stop = len(array) if stop is None else min(stop, len(array))
+    if stop <= start:
+        return True
+    row_bytes = array.strides[0] if array.ndim else array.itemsize
+    origin = np.frombuffer(mapping, dtype=np.uint8).ctypes.data
+    first = array.ctypes.data - origin + start * row_bytes
+    last = array.ctypes.data - origin + stop * row_bytes
+    first -= first % _PAGE  # whole pages only: the neighbours' rows are read again on demand
+    last = min(last + (-last % _PAGE), len(mapping))
+    mapping.madvise(mmap.MADV_DONTNEED, first, last - first)
+    return True
+
+
+def passes(array: np.ndarray, chunk: int):
+    """``(start, rows)`` chunks of ``array`` in order, each chunk released once the caller has
+    used it (the next iteration): a pass over a memory-mapped array in bounded resident memory."""
+    for start in range(0, len(array), chunk):
+        yield start, array[start:start + chunk]
+        release(array, start, start + chunk)
