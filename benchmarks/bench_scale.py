@@ -356,31 +356,52 @@ def fast_sample(n: int, seed: int, work: Path, steps: list[Step]) -> Path:
 def write_next_export(source: Path, target: Path, churn: float, seed: int = 0) -> dict:
     """The next night's export of ``source``: of its n rows, churn * n / 3 get a sentence added to
     the description, churn * n / 3 are removed and churn * n / 3 new enterprises are added (copies
-    of random rows with new unique ids, names and descriptions)."""
+    of random rows with new unique ids, names and descriptions). Streamed a row group at a time
+    (a 10M-row export is ~20 GB as one pandas frame)."""
     import numpy as np
     import pandas as pd
+    import pyarrow as pa
+    import pyarrow.parquet as pq
 
     rng = np.random.default_rng(seed)
-    raw = pd.read_parquet(source)
-    n, third = len(raw), int(churn * len(raw) / 3)
+    parquet = pq.ParquetFile(source)
+    n = parquet.metadata.num_rows
+    third = int(churn * n / 3)
     picks = rng.permutation(n)
     changed, removed = picks[:third], picks[third:2 * third]
+    copied = rng.choice(picks[2 * third:], size=third, replace=False)
     extra = ["It recently opened a research centre for industrial AI inspection.",
              "In 2026 it added a subscription service for hospital laboratories.",
              "The company now also exports battery recycling equipment to Europe."]
-    scope = raw["business_scope"].fillna("")
-    raw.loc[raw.index[changed], "business_scope"] = [f"{scope.iat[i]} {extra[k % 3]}".strip()
-                                                     for k, i in enumerate(changed)]
-    new = raw.iloc[rng.choice(picks[2 * third:], size=third, replace=False)].copy()
-    new["uscc"] = [f"NEW{seed:02d}{i:013d}" for i in range(len(new))]
-    new["company_name"] = [f"{name} Newco {i}" for i, name in enumerate(new["company_name"])]
-    new["business_scope"] = [f"{text} {extra[(i + 1) % 3]}".strip()
-                             for i, text in enumerate(new["business_scope"].fillna(""))]
-    after = pd.concat([raw.drop(index=raw.index[removed]), new], ignore_index=True)
+    sentence = dict(zip(changed.tolist(), (extra[k % 3] for k in range(len(changed)))))
+    removed_set, copies = set(removed.tolist()), {}
+    copy_rows = np.sort(copied)
     target.parent.mkdir(parents=True, exist_ok=True)
-    after.to_parquet(target, index=False)
-    return {"rows_before": n, "rows_after": len(after), "description_changed": len(changed), "removed": len(removed),
-            "added": len(new)}
+    schema = parquet.schema_arrow
+    offset = 0
+    with pq.ParquetWriter(target, schema) as writer:
+        for batch in parquet.iter_batches(batch_size=250_000):
+            chunk = batch.to_pandas()
+            rows = np.arange(offset, offset + len(chunk))
+            for i in copy_rows[(copy_rows >= offset) & (copy_rows < offset + len(chunk))]:
+                copies[int(i)] = chunk.iloc[[int(i) - offset]]
+            hit = [i for i in rows if i in sentence]
+            if hit:
+                scope = chunk["business_scope"].fillna("")
+                chunk.loc[chunk.index[np.array(hit) - offset], "business_scope"] = [
+                    f"{scope.iat[i - offset]} {sentence[i]}".strip() for i in hit]
+            keep = np.array([i not in removed_set for i in rows])
+            writer.write_table(pa.Table.from_pandas(chunk[keep], schema=schema, preserve_index=False))
+            offset += len(chunk)
+        new = pd.concat([copies[int(i)] for i in copied], ignore_index=True) if third else None
+        if new is not None:
+            new["uscc"] = [f"NEW{seed:02d}{i:013d}" for i in range(len(new))]
+            new["company_name"] = [f"{name} Newco {i}" for i, name in enumerate(new["company_name"])]
+            new["business_scope"] = [f"{text} {extra[(i + 1) % 3]}".strip()
+                                     for i, text in enumerate(new["business_scope"].fillna(""))]
+            writer.write_table(pa.Table.from_pandas(new, schema=schema, preserve_index=False))
+    return {"rows_before": n, "rows_after": n - len(removed) + third, "description_changed": len(changed),
+            "removed": len(removed), "added": third}
 
 
 def profile_texts_of(source: Path, count: int) -> list[str]:
