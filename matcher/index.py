@@ -317,8 +317,8 @@ def exact_top_rows(vectors: np.ndarray, queries: np.ndarray, k: int, block: int 
     """Exact top ``k`` rows per query (:func:`top_k`'s order), reading ``vectors`` block by block:
     a score matrix over 10M rows would take gigabytes (the refresh's recall guard at scale)."""
     best = [(np.zeros(0, np.int64), np.zeros(0, np.float32)) for _ in range(len(queries))]
-    for start in range(0, len(vectors), block):
-        scores = queries @ np.asarray(vectors[start:start + block], dtype=np.float32).T
+    for start, block_rows in passes(vectors, block):  # memory-mapped: a block resident at a time
+        scores = queries @ np.asarray(block_rows, dtype=np.float32).T
         for i, (rows, kept) in enumerate(best):
             top = top_k(scores[i], k)
             rows = np.concatenate([rows, top + start])
