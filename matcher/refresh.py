@@ -85,7 +85,9 @@ def enterprise_keys(path: Path, columns: tuple[str, ...] = KEY_COLUMNS) -> pa.Ta
 def _strings(column) -> pa.Array:
     """One Arrow array of 64-bit-offset strings (a version's table and a snapshot's Parquet
     type their text columns differently)."""
-    array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    if isinstance(column, pa.ChunkedArray):  # one chunk (a version's table): no copy
+        column = column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
+    array = column
     return array if array.type == pa.large_string() else array.cast(pa.large_string())
 
 

@@ -3,6 +3,7 @@ rebuild it), analyse the chains, stage and publish, carrying the published model
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import time
@@ -109,6 +110,8 @@ def build_refreshed_version(run: Run, config: RefreshConfig, snapshot: SnapshotI
                 vectors[fresh] = cache.get(hashes)
             entry["cache_hits"] = len(fresh) - todo
         vectors.flush()
+        if encoder is None:  # made here: freed for the steps ahead (made again if a new gap text needs it)
+            encoder_box["encoder"] = None
         rec["counts"].update(embedded=embedded, reused_vectors=len(after) - embedded, profiles_to_embed=int(len(fresh)))
         entry.update(embedded=embedded, profiles=int(len(fresh)))
         timings["embed_s"] = time.perf_counter() - t
@@ -167,6 +170,12 @@ def build_refreshed_version(run: Run, config: RefreshConfig, snapshot: SnapshotI
                 manifest[key] = parent[key]
         manifest["parent_version"] = parent["version"]
         manifest["refresh"] = {"run_id": rec["run_id"], "diff": diff.counts(), "index_mode": info["mode"]}
+        # finish_version loads the staged version to rank and check it: let go of what this run
+        # built first, as a build does (at 10M the index codes, BM25 postings, the table's columns
+        # and the encoder are GBs).
+        del index, lexical, table, table_vectors, analysis
+        encoder_box.clear()
+        gc.collect()
         manifest = V.finish_version(bc, staged, version, manifest, timings, started)
         entry["version"] = version
         checkpoint("staged")  # a complete staged version, not yet published
