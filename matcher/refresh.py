@@ -87,8 +87,7 @@ def _strings(column) -> pa.Array:
     type their text columns differently)."""
     if isinstance(column, pa.ChunkedArray):  # one chunk (a version's table): no copy
         column = column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
-    array = column
-    return array if array.type == pa.large_string() else array.cast(pa.large_string())
+    return column if column.type == pa.large_string() else column.cast(pa.large_string())
 
 
 def previous_rows(previous_ids, ids) -> np.ndarray:
@@ -133,7 +132,8 @@ def diff_keys(before: pa.Table, after: pa.Table) -> SnapshotDiff:
     common_ids = new_ids.filter(present_mask)
     return SnapshotDiff(
         added=new_ids.filter(pa.array(~present)).to_pylist(), removed=old_ids.filter(gone).to_pylist(),
-        changed_text=common_ids.filter(pa.array(text)).to_pylist(), changed_other=common_ids.filter(pa.array(other)).to_pylist(),
+        changed_text=common_ids.filter(pa.array(text)).to_pylist(),
+        changed_other=common_ids.filter(pa.array(other)).to_pylist(),
         unchanged=int((~text & ~other).sum()), before=len(old_ids), after=len(new_ids),
     )
 

@@ -370,9 +370,9 @@ def _in_order(tables: Iterator[pa.Table], order: Callable[[pa.Table], np.ndarray
                                      schema=pa.schema([schema.field(S.ENTERPRISE_ID), schema.field(S.PROFILE_HASH)]))
         positions = np.asarray(order(keys), dtype=np.int64)
         del keys
-        if len(positions) != starts[-1] or (len(positions) and not np.array_equal(np.bincount(positions, minlength=starts[-1]),
-                                                                                  np.ones(starts[-1], np.int64))):
-            raise ValueError(f"{scratch.parent}: the order is not a permutation of the {starts[-1]} rows")
+        n = int(starts[-1])
+        if len(positions) != n or (n and (positions.min() < 0 or not (np.bincount(positions, minlength=n) == 1).all())):
+            raise ValueError(f"{scratch.parent}: the order is not a permutation of the {n} rows")
         for start in range(0, len(positions), ORDER_CHUNK_ROWS):
             chunk = positions[start:start + ORDER_CHUNK_ROWS]
             batch_of = np.searchsorted(starts, chunk, side="right") - 1

@@ -48,8 +48,8 @@ class VersionView:
 
     def enterprise_rows(self, ids) -> pd.DataFrame:
         """The rows of the enterprise table whose id is in ``ids``, in table order, with the
-        columns and dtypes of :func:`matcher.enterprise_table.read_enterprise_table` (list cells as lists): a change report
-        describes a few hundred firms of a 10M-row universe."""
+        columns and dtypes of :func:`matcher.enterprise_table.read_enterprise_table` (list cells
+        as lists): a change report describes a few hundred firms of a 10M-row universe."""
         table = self._table()
         wanted = pa.array(sorted(set(ids)), type=table.schema.field(S.ENTERPRISE_ID).type)
         rows = table.filter(pc.is_in(table.column(S.ENTERPRISE_ID), value_set=wanted))

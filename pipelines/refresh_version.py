@@ -80,18 +80,21 @@ def build_refreshed_version(run: Run, config: RefreshConfig, snapshot: SnapshotI
 
     with run.step("embed") as entry:
         t = time.perf_counter()
-        version = V.new_version_name(bc, now, snapshot, parent["embedding"]["key"], refreshed_factory(config, parent, diff.after))
+        factory = refreshed_factory(config, parent, diff.after)
+        version = V.new_version_name(bc, now, snapshot, parent["embedding"]["key"], factory)
         staged = artifacts.staging_dir(bc.artifacts_dir, version)
         rec["staging"].append(str(staged))
         run.save()
         after = stage_enterprise_table(snapshot.enterprises_path, staged / C.ENTERPRISES_FILE)
         ids = enterprise_keys(staged / C.ENTERPRISES_FILE, (S.ENTERPRISE_ID,))[S.ENTERPRISE_ID]
-        old_row = previous_rows(enterprise_keys(parent_dir / C.ENTERPRISES_FILE, (S.ENTERPRISE_ID,))[S.ENTERPRISE_ID], ids)
+        old_ids = enterprise_keys(parent_dir / C.ENTERPRISES_FILE, (S.ENTERPRISE_ID,))[S.ENTERPRISE_ID]
+        old_row = previous_rows(old_ids, ids)
         changed = pc.is_in(ids, value_set=pa.array(diff.changed_text, ids.type)).to_numpy(zero_copy_only=False)
-        del ids
+        del ids, old_ids
         fresh = np.flatnonzero((old_row < 0) | changed)
         dim = int(parent["embedding"]["dim"])
-        vectors = np.lib.format.open_memmap(staged / C.VECTORS_FILE, mode="w+", dtype=np.float32, shape=(len(after), dim))
+        vectors = np.lib.format.open_memmap(staged / C.VECTORS_FILE, mode="w+", dtype=np.float32,
+                                            shape=(len(after), dim))
         copy_vectors(np.load(parent_dir / C.VECTORS_FILE, mmap_mode="r"), old_row, vectors, skip=fresh)
         embedded = 0
         if len(fresh):
@@ -118,7 +121,8 @@ def build_refreshed_version(run: Run, config: RefreshConfig, snapshot: SnapshotI
 
     with run.step("index") as entry:
         t = time.perf_counter()
-        index, table, table_vectors, info = update_or_rebuild_index(config, parent, parent_dir, staged, after, vectors, diff)
+        index, table, table_vectors, info = update_or_rebuild_index(config, parent, parent_dir, staged, after, vectors,
+                                                                    diff)
         del after, vectors
         rec["index"] = info
         entry.update(info)
@@ -191,10 +195,12 @@ def refreshed_factory(config: RefreshConfig, parent: dict, n: int) -> str:
     """The index factory of the refreshed version: an IVF keeps its trained lists while the size
     drifts (:func:`matcher.index.refresh_factory`)."""
     bc = config.build
-    return refresh_factory(parent["index"]["factory"], choose_factory(n, bc.exact_index_max, bc.index_factory, bc.hnsw_index_max))
+    chosen = choose_factory(n, bc.exact_index_max, bc.index_factory, bc.hnsw_index_max)
+    return refresh_factory(parent["index"]["factory"], chosen)
 
 
-def copy_vectors(source: np.ndarray, rows: np.ndarray, out: np.ndarray, skip: np.ndarray, chunk_rows: int = COPY_CHUNK_ROWS) -> None:
+def copy_vectors(source: np.ndarray, rows: np.ndarray, out: np.ndarray, skip: np.ndarray,
+                 chunk_rows: int = COPY_CHUNK_ROWS) -> None:
     """``out[i] = source[rows[i]]`` for every row ``i`` not in ``skip`` (nor new: ``rows[i] < 0``),
     ``chunk_rows`` at a time: both may be memory-mapped 15 GB files.
 
@@ -286,7 +292,8 @@ def update_or_rebuild_index(config: RefreshConfig, parent: dict, parent_dir: Pat
             after, vectors = write_in_order(staged, row_of.rows(live_ids), vectors)
             ids = after[S.FAISS_ID].to_numpy()
         del row_of
-        info.update(removal=how, tombstones=tombstone_count(index), ntotal=int(index.ntotal), same_order_as_snapshot=same_order)
+        info.update(removal=how, tombstones=tombstone_count(index), ntotal=int(index.ntotal),
+                    same_order_as_snapshot=same_order)
         if is_approximate(factory):
             recall = index_recall(index, vectors, parent_dir)
             info["recall_at_10"] = round(recall, 4)

@@ -45,7 +45,8 @@ def pandas_diff(before: pd.DataFrame, after: pd.DataFrame) -> SnapshotDiff:
 def test_diff_of_a_version_table_and_a_snapshot_parquet_equals_the_pandas_diff(tmp_path):
     before = add_hashes(make_validated(120, seed=0))
     after = before.drop(columns=[S.PROFILE_HASH, S.CONTENT_HASH]).copy()
-    after.loc[[3, 40, 77], S.DESCRIPTION] = ["Now makes quantum sensors.", "Robots for dairy farms.", "Solid-state batteries."]
+    after.loc[[3, 40, 77], S.DESCRIPTION] = ["Now makes quantum sensors.", "Robots for dairy farms.",
+                                             "Solid-state batteries."]
     after.loc[[5, 6, 90], S.EMPLOYEES] = [900, 901, 902]
     after = add_hashes(after).drop(index=[10, 11, 12, 60])
     after = pd.concat([after, add_hashes(make_validated(5, seed=9))], ignore_index=True).sample(frac=1.0, random_state=2)
