@@ -19,9 +19,14 @@ moves with their cause read from the field deltas, and segments whose local stre
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.ipc as ipc
+import pyarrow.parquet as pq
 
 from matcher import schemas as S
 from matcher.retrieval import Filters
@@ -62,24 +67,74 @@ class SnapshotDiff:
         }
 
 
+KEY_COLUMNS = (S.ENTERPRISE_ID, S.PROFILE_HASH, S.CONTENT_HASH)
+
+
+def enterprise_keys(path: Path, columns: tuple[str, ...] = KEY_COLUMNS) -> pa.Table:
+    """The id and hash columns of an enterprise table, as Arrow: a version's table
+    (``enterprises.arrow``, memory-mapped) or a snapshot's Parquet (only these columns read).
+
+    A refresh compares two 10M-row universes through these columns only (~1 GB), never their
+    whole tables in pandas (~17 GB each)."""
+    path = Path(path)
+    if path.suffix == ".parquet":
+        return pq.read_table(path, columns=list(columns))
+    return ipc.open_file(pa.memory_map(str(path))).read_all().select(list(columns))
+
+
+def _strings(column) -> pa.Array:
+    """One Arrow array of 64-bit-offset strings (a version's table and a snapshot's Parquet
+    type their text columns differently)."""
+    if isinstance(column, pa.ChunkedArray):  # one chunk (a version's table): no copy
+        column = column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
+    return column if column.type == pa.large_string() else column.cast(pa.large_string())
+
+
+def previous_rows(previous_ids, ids) -> np.ndarray:
+    """Row of each of ``ids`` in ``previous_ids`` (Arrow arrays or lists of strings), -1 where it
+    is new: int64 array of shape (len(ids),)."""
+    previous_ids = _strings(pa.array(previous_ids) if isinstance(previous_ids, (list, np.ndarray)) else previous_ids)
+    ids = _strings(pa.array(ids) if isinstance(ids, (list, np.ndarray)) else ids)
+    found = pc.index_in(ids, value_set=previous_ids)
+    return pc.fill_null(found, -1).to_numpy(zero_copy_only=False).astype(np.int64)
+
+
+def _keys(frame: pd.DataFrame) -> pa.Table:
+    return pa.table({c: pa.array(frame[c].to_numpy(dtype=object), type=pa.large_string()) for c in KEY_COLUMNS})
+
+
 def diff_enterprises(before: pd.DataFrame, after: pd.DataFrame) -> SnapshotDiff:
     """Compare two enterprise tables (each with ``enterprise_id``, ``profile_hash``, ``content_hash``).
 
     Lists keep the order of ``after`` (added, changed) and of ``before`` (removed).
     """
-    old = before.set_index(S.ENTERPRISE_ID)[[S.PROFILE_HASH, S.CONTENT_HASH]]
-    new = after.set_index(S.ENTERPRISE_ID)[[S.PROFILE_HASH, S.CONTENT_HASH]]
-    in_old = new.index.isin(old.index)
-    added = new.index[~in_old].tolist()
-    removed = old.index[~old.index.isin(new.index)].tolist()
-    common = new.index[in_old]
-    old_common = old.loc[common]
-    new_common = new.loc[common]
-    text = old_common[S.PROFILE_HASH].to_numpy() != new_common[S.PROFILE_HASH].to_numpy()
-    other = ~text & (old_common[S.CONTENT_HASH].to_numpy() != new_common[S.CONTENT_HASH].to_numpy())
+    return diff_keys(_keys(before), _keys(after))
+
+
+def diff_keys(before: pa.Table, after: pa.Table) -> SnapshotDiff:
+    """:func:`diff_enterprises` on the key columns only (:func:`enterprise_keys`), by Arrow and
+    numpy: bounded by the ids and hashes, not the tables."""
+    old_ids, new_ids = _strings(before[S.ENTERPRISE_ID]), _strings(after[S.ENTERPRISE_ID])
+    old_row = previous_rows(old_ids, new_ids)
+    present = old_row >= 0
+    gone = pc.invert(pc.is_in(old_ids, value_set=new_ids))
+    common = pa.array(old_row[present])
+    present_mask = pa.array(present)
+
+    def differs(column: str) -> np.ndarray:
+        old = _strings(before[column]).take(common)
+        new = _strings(after[column]).filter(present_mask)
+        unequal = pc.or_(pc.fill_null(pc.not_equal(old, new), False), pc.xor(pc.is_null(old), pc.is_null(new)))
+        return unequal.to_numpy(zero_copy_only=False)
+
+    text = differs(S.PROFILE_HASH)
+    other = ~text & differs(S.CONTENT_HASH)
+    common_ids = new_ids.filter(present_mask)
     return SnapshotDiff(
-        added=added, removed=removed, changed_text=common[text].tolist(), changed_other=common[other].tolist(),
-        unchanged=int((~text & ~other).sum()), before=len(old), after=len(new),
+        added=new_ids.filter(pa.array(~present)).to_pylist(), removed=old_ids.filter(gone).to_pylist(),
+        changed_text=common_ids.filter(pa.array(text)).to_pylist(),
+        changed_other=common_ids.filter(pa.array(other)).to_pylist(),
+        unchanged=int((~text & ~other).sum()), before=len(old_ids), after=len(new_ids),
     )
 
 
@@ -87,17 +142,30 @@ def refresh_order(previous_ids: pd.Series, enterprises: pd.DataFrame, moved_ids:
     """Rows of a new snapshot in the order an in-place index update leaves them.
 
     Enterprises of the previous table keep their relative order; ``moved_ids`` (profiles whose
-    vector an HNSW index cannot replace in place) and new enterprises follow in source order. A
+    vector the index cannot replace in place) and new enterprises follow in source order. A
     full build of the resulting snapshot therefore has the same row order as the refreshed
     version, which is what makes their results identical.
     """
-    rank = pd.Series(np.arange(len(previous_ids)), index=pd.Index(previous_ids))
-    position = rank.reindex(enterprises[S.ENTERPRISE_ID]).to_numpy(dtype=float, copy=True)
-    if moved_ids:
-        position[enterprises[S.ENTERPRISE_ID].isin(moved_ids).to_numpy()] = np.nan
-    tail = np.isnan(position)
-    key = np.where(tail, len(previous_ids) + np.arange(len(enterprises)), position)
-    return enterprises.iloc[np.argsort(key, kind="stable")].reset_index(drop=True)
+    ids = enterprises[S.ENTERPRISE_ID].to_numpy(dtype=object)
+    moved = np.isin(ids, np.array(sorted(moved_ids), dtype=object)) if moved_ids else None
+    positions = refresh_positions(previous_rows(list(previous_ids), list(ids)), moved)
+    return enterprises.iloc[positions].reset_index(drop=True)
+
+
+def refresh_positions(previous_row: np.ndarray, moved: np.ndarray | None = None) -> np.ndarray:
+    """:func:`refresh_order` as positions: rows with a ``previous_row`` (:func:`previous_rows`)
+    in that order, then the new ones (-1) and the ``moved`` ones (a mask) in their own order.
+
+    Returns
+    -------
+    positions : ndarray of shape (n,), int64
+        ``rows.take(positions)`` is the refreshed order.
+    """
+    tail = previous_row < 0
+    if moved is not None:
+        tail = tail | moved
+    key = np.where(tail, np.max(previous_row, initial=-1) + 1 + np.arange(len(previous_row)), previous_row)
+    return np.argsort(key, kind="stable").astype(np.int64)
 
 
 # ------------------------------------------------------------------------------------- policies

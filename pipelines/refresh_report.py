@@ -8,22 +8,24 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.ipc as ipc
 
-from matcher import artifacts, catalog as C
+from matcher import artifacts, catalog as C, schemas as S
 from matcher.catalog import Catalog
-from matcher.enterprise_table import read_enterprise_table
+from matcher.enterprise_table import list_cells
 from matcher.refresh import PROSPECTS_FILE, ReportInputs, change_report, standing_prospects
-from matcher.snapshot import SnapshotInfo
 from pipelines.refresh_config import RefreshConfig
 
 
 @dataclass
 class VersionView:
-    """What the change report reads of a version (no index or BM25 loaded)."""
+    """What the change report reads of a version (no index or BM25 loaded; of the enterprise
+    table only the rows asked for)."""
 
     path: Path
     version: str
-    enterprises: pd.DataFrame
     gaps: list[dict]
     segments: pd.DataFrame
     assignments: pd.DataFrame
@@ -34,8 +36,28 @@ class VersionView:
         manifest = json.loads((path / artifacts.MANIFEST).read_text())
         ranker = ("cold-start" if not (path / C.RANKER_FILE).is_file()
                   else f"landing-model@{manifest.get('ranker', {}).get('trained_in')}")
-        return cls(path, manifest["version"], read_enterprise_table(path / C.ENTERPRISES_FILE), json.loads((path / C.GAPS_FILE).read_text()),
+        return cls(path, manifest["version"], json.loads((path / C.GAPS_FILE).read_text()),
                    pd.read_parquet(path / C.SEGMENTS_FILE), pd.read_parquet(path / C.ASSIGNMENTS_FILE), ranker)
+
+    def _table(self) -> pa.Table:
+        return ipc.open_file(pa.memory_map(str(self.path / C.ENTERPRISES_FILE))).read_all()
+
+    def enterprise_ids(self) -> set[str]:
+        """Every enterprise id of the version."""
+        return set(self._table().column(S.ENTERPRISE_ID).to_pylist())
+
+    def enterprise_rows(self, ids) -> pd.DataFrame:
+        """The rows of the enterprise table whose id is in ``ids``, in table order, with the
+        columns and dtypes of :func:`matcher.enterprise_table.read_enterprise_table` (list cells
+        as lists): a change report describes a few hundred firms of a 10M-row universe."""
+        table = self._table()
+        wanted = pa.array(sorted(set(ids)), type=table.schema.field(S.ENTERPRISE_ID).type)
+        rows = table.filter(pc.is_in(table.column(S.ENTERPRISE_ID), value_set=wanted))
+        lists = [c for c in S.LIST_COLUMNS if c in rows.column_names]
+        frame = rows.drop_columns(lists).to_pandas()
+        for column in lists:
+            frame.insert(rows.column_names.index(column), column, list_cells(rows.column(column)))
+        return frame
 
 
 def standing_lists(view: VersionView, config: RefreshConfig) -> pd.DataFrame:
@@ -54,12 +76,26 @@ def standing_lists(view: VersionView, config: RefreshConfig) -> pd.DataFrame:
     return standing_prospects(catalog, bc.standing_top)
 
 
-def version_change_report(config: RefreshConfig, parent_dir: Path, version: str, before: pd.DataFrame, snapshot: SnapshotInfo) -> dict:
+def reported_ids(standing_before: pd.DataFrame, standing_after: pd.DataFrame, assignments_before: pd.DataFrame,
+                 assignments_after: pd.DataFrame) -> set[str]:
+    """The enterprises a change report can describe: those on either side's standing lists and
+    those that joined or left a segment."""
+    def pairs(assignments: pd.DataFrame) -> set[tuple]:
+        return set(zip(assignments["segment_id"], assignments[S.ENTERPRISE_ID]))
+
+    moved = pairs(assignments_before) ^ pairs(assignments_after)
+    return set(standing_before[S.ENTERPRISE_ID]) | set(standing_after[S.ENTERPRISE_ID]) | {eid for _, eid in moved}
+
+
+def version_change_report(config: RefreshConfig, parent_dir: Path, version: str) -> dict:
     old = VersionView.load(parent_dir)
     new = VersionView.load(config.build.artifacts_dir / version)
+    standing_before, standing_after = standing_lists(old, config), standing_lists(new, config)
+    # Only the rows of the enterprises the report can name (not two 10M-row tables in pandas).
+    ids = reported_ids(standing_before, standing_after, old.assignments, new.assignments)
     return change_report(ReportInputs(
-        standing_before=standing_lists(old, config), standing_after=standing_lists(new, config),
-        enterprises_before=before, enterprises_after=new.enterprises,
+        standing_before=standing_before, standing_after=standing_after,
+        enterprises_before=old.enterprise_rows(ids), enterprises_after=new.enterprise_rows(ids),
         gaps_before=old.gaps, gaps_after=new.gaps, segments_before=old.segments, segments_after=new.segments,
         assignments_before=old.assignments, assignments_after=new.assignments,
         ranker_before=old.ranker_name, ranker_after=new.ranker_name,

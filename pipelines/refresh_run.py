@@ -20,18 +20,20 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from matcher import artifacts, catalog as C, schemas as S
 from matcher.artifacts import file_sha256
 from matcher.embedding import Encoder
 from matcher.embedding_models import encoder_key
-from matcher.enterprise_table import read_enterprise_table
 from matcher.errors import ArtifactNotFoundError, MatcherError
-from matcher.index import choose_factory, refresh_factory
+from matcher.index import EXACT_FACTORY, choose_factory, refresh_factory
 from matcher.mapping import load_mapping
-from matcher.refresh import diff_enterprises, refresh_order, retrain_plan
-from matcher.snapshot import SnapshotInfo, find_snapshot, ingest, list_snapshots, load_enterprises
+from matcher.refresh import diff_keys, enterprise_keys, previous_rows, refresh_positions, retrain_plan
+from matcher.snapshot import SnapshotInfo, find_snapshot, ingest, list_snapshots
 from matcher.sources import sheet_to_read
 from matcher.store import retention
 from matcher.store.repo import Actor
@@ -109,9 +111,8 @@ def _refresh(run: Run, config: RefreshConfig, source: Path, mapping_path: Path, 
         rec["quarantine"] = _quarantine_summary(snapshot, counts)
 
     with run.step("diff") as entry:
-        before = read_enterprise_table(parent_dir / C.ENTERPRISES_FILE)
-        after = load_enterprises(snapshot)
-        diff = diff_enterprises(before, after)
+        # The id and hash columns only (Arrow): neither table is read into pandas.
+        diff = diff_keys(enterprise_keys(parent_dir / C.ENTERPRISES_FILE), enterprise_keys(snapshot.enterprises_path))
         rec["counts"].update({k: v for k, v in diff.counts().items() if k not in ("before", "after")},
                              enterprises=diff.after, enterprises_before=diff.before)
         chain_sha = hashlib.sha256(bc.chain_map.read_bytes()).hexdigest()
@@ -138,8 +139,8 @@ def _refresh(run: Run, config: RefreshConfig, source: Path, mapping_path: Path, 
 
     version = parent["version"]
     if data_changed:
-        version = build_refreshed_version(run, config, snapshot, parent, parent_dir, before, after, diff, inputs_same,
-                                 encoder, progress, now)
+        version = build_refreshed_version(run, config, snapshot, parent, parent_dir, diff, inputs_same, encoder, progress,
+                                          now)
     rec["models"] = {"retrain_due": due, "reason": why}
     if model_card:
         rec["models"]["published_model"] = {
@@ -163,7 +164,7 @@ def _refresh(run: Run, config: RefreshConfig, source: Path, mapping_path: Path, 
     rec["version"] = version
     with run.step("report") as entry:
         try:
-            rec["report"] = version_change_report(config, parent_dir, version, before, snapshot)
+            rec["report"] = version_change_report(config, parent_dir, version)
         except Exception as exc:  # noqa: BLE001 - the version is published; a report failure must not hide that
             rec["report"] = {"error": f"{type(exc).__name__}: {exc}"}
         entry["gaps"] = len(rec["report"].get("gaps", []))
@@ -212,16 +213,23 @@ def _snapshot_for(run, config, source, mapping_path, parent, parent_dir, now, sh
     for info in reversed(snapshots):
         if same_read(info.manifest["source"]) and sequence[info.snapshot_id] > sequence.get(published["snapshot_id"], 0):
             return info, "reused (written by an earlier refresh of this file)"
-    previous_ids = read_enterprise_table(parent_dir / C.ENTERPRISES_FILE, columns=[S.ENTERPRISE_ID, S.PROFILE_HASH])
-    hnsw = "HNSW" in parent["index"]["factory"] and "IVF" not in parent["index"]["factory"]  # an IVF over an HNSW quantizer deletes
+    previous = enterprise_keys(parent_dir / C.ENTERPRISES_FILE, (S.ENTERPRISE_ID, S.PROFILE_HASH))
+    # Only an exact flat index overwrites a changed profile's vector where it is; HNSW and IVF
+    # remove it and add it again at the end, with the new enterprises (refresh_version).
+    replaces = parent["index"]["factory"] == EXACT_FACTORY
 
-    def order(enterprises: pd.DataFrame) -> pd.DataFrame:
-        # Profiles an HNSW index cannot overwrite are re-added at the end (see refresh_order).
-        moved = set()
-        if hnsw:
-            merged = enterprises[[S.ENTERPRISE_ID, S.PROFILE_HASH]].merge(previous_ids, on=S.ENTERPRISE_ID, suffixes=("", "_old"))
-            moved = set(merged.loc[merged[S.PROFILE_HASH] != merged[S.PROFILE_HASH + "_old"], S.ENTERPRISE_ID])
-        return refresh_order(previous_ids[S.ENTERPRISE_ID], enterprises, moved)
+    def order(keys: pa.Table) -> np.ndarray:
+        # The new rows in the order the in-place index update leaves them (see refresh_order),
+        # from the id and profile-hash columns only.
+        row = previous_rows(previous[S.ENTERPRISE_ID], keys[S.ENTERPRISE_ID])
+        moved = None
+        if not replaces:
+            known = np.flatnonzero(row >= 0)
+            old_hash = previous[S.PROFILE_HASH].take(pa.array(row[known])).cast(pa.large_string())
+            new_hash = keys[S.PROFILE_HASH].take(pa.array(known)).cast(pa.large_string())
+            moved = np.zeros(len(row), dtype=bool)
+            moved[known] = pc.not_equal(old_hash, new_hash).to_numpy(zero_copy_only=False)
+        return refresh_positions(row, moved)
 
     info = ingest(source, mapping, bc.snapshots_dir, config.max_bad_row_share, mapping_path=mapping_path, now=now, order=order,
                   sheet=sheet, chunk_rows=config.ingest_chunk_rows)
@@ -258,7 +266,7 @@ def _outcome_sources(config: RefreshConfig, model_card: dict | None, parent_dir:
 
     view = VersionView.load(parent_dir)
     known_gaps = {g["gap_id"] for g in view.gaps} | {f"{c}.{s}" for c, s in zip(view.segments["chain_id"], view.segments["segment_id"])}
-    usable, _, _ = gather_outcomes(_train_config(config, tuple(files)), set(view.enterprises[S.ENTERPRISE_ID]), known_gaps)
+    usable, _, _ = gather_outcomes(_train_config(config, tuple(files)), view.enterprise_ids(), known_gaps)
     return len(usable), tuple(files)
 
 
