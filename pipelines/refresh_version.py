@@ -26,6 +26,7 @@ from matcher.index import (
     recall_at_k, refresh_factory, removes_in_place, tombstone_count, update_index,
 )
 from matcher.lexical import LexicalIndex, chinese_share
+from matcher.mapped import passes, release
 from matcher.refresh import SnapshotDiff, enterprise_keys, index_plan, previous_rows
 from matcher.snapshot import ProfileTexts, SnapshotInfo, profile_texts
 from pipelines import build_index as B, version_files as V
@@ -221,6 +222,10 @@ def copy_vectors(source: np.ndarray, rows: np.ndarray, out: np.ndarray, skip: np
             out[start:stop] = source[rows[start:stop]]
         elif len(kept):
             out[start + kept] = source[rows[start + kept]]
+        if len(kept):  # both files' pages leave this process once copied (the page cache keeps them)
+            read = rows[start + kept]
+            release(source, int(read.min()), int(read.max()) + 1)
+        release(out, start, stop)
 
 
 def write_in_order(staged: Path, order: np.ndarray, vectors: np.ndarray,
@@ -246,8 +251,9 @@ def write_in_order(staged: Path, order: np.ndarray, vectors: np.ndarray,
     os.replace(partial, path)
     partial = staged / (C.VECTORS_FILE + ".partial.npy")
     out = np.lib.format.open_memmap(partial, mode="w+", dtype=np.float32, shape=vectors.shape)
-    for start in range(0, len(order), chunk_rows):
-        out[start:start + chunk_rows] = vectors[order[start:start + chunk_rows]]
+    for start, rows in passes(out, chunk_rows):
+        rows[:] = vectors[order[start:start + len(rows)]]
+    release(vectors)
     out.flush()
     del out
     os.replace(partial, staged / C.VECTORS_FILE)
