@@ -294,6 +294,7 @@ class Catalog:
         mask = self._masks.get(filters)
         if mask is None:
             mask = self.filter_columns.mask(self.enterprises, filters)
+            mask.flags.writeable = False  # shared by requests; the searcher keeps what it derives from it
             if len(self._masks) > 64:
                 self._masks.clear()
             # Service threads share this cache: return the local, never a re-read another

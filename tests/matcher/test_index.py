@@ -315,6 +315,25 @@ def test_ivf_filtered_search_returns_only_allowed_rows_and_exact_counts(ivf_vect
     assert found / 300 >= 0.95
 
 
+@pytest.mark.parametrize("factory", [IVF_FACTORY, "IDMap2,HNSW16"])
+def test_a_filter_reused_or_changed_between_searches_is_always_applied(ivf_vectors, ivf_ids, ivf_queries, factory):
+    # The searcher keeps the bitmap of the last read-only mask (the catalog's cached filters);
+    # another mask, or a writable one changed in place, must never be answered with it.
+    searcher = VectorSearcher(build_index(ivf_vectors, ivf_ids, factory, nprobe=8), ivf_vectors)
+    rng = np.random.default_rng(5)
+    first = rng.random(IVF_N) < 0.8
+    first.flags.writeable = False
+    second = ~first
+    for mask in (first, second, first, second):
+        rows, _ = searcher.search(ivf_queries[0], 10, mask)
+        assert len(rows) == 10 and mask[rows].all()
+    writable = np.ones(IVF_N, dtype=bool)
+    rows, _ = searcher.search(ivf_queries[1], 10, writable)
+    writable[rows] = False  # the same object, changed in place
+    again, _ = searcher.search(ivf_queries[1], 10, writable)
+    assert not set(again.tolist()) & set(rows.tolist()) and writable[again].all()
+
+
 def test_ivf_filter_with_few_allowed_returns_all_of_them(ivf_vectors, ivf_ids):
     allowed = np.zeros(IVF_N, dtype=bool)
     allowed[[5, 700, 2999]] = True
