@@ -244,7 +244,7 @@ class LexicalIndex:
         self.tfidf = tfidf
         self._vocab = set(retriever.vocab_dict)
         self.stats = stats or LexicalStats.build(self.num_docs, *self._postings(), size=sample_size)
-        self.blocks = blocks or BlockMax.build(self.num_docs, *self._postings())
+        self.blocks = blocks if blocks is not None else BlockMax.build(self.num_docs, *self._postings())
         self.exact_max = exact_max  # see :meth:`query`
 
     @classmethod

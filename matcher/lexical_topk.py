@@ -177,9 +177,8 @@ class BlockMax:
         """A token's (postings before each block, int64 relative to its column; BM25 block maxima;
         TF-IDF block maxima where ``c``), from the tables or, for a short list, from its postings."""
         row = self.slot[token] if token < len(self.slot) else -1
-        if row >= 0:
-            return (self.offsets[row].astype(np.int64), self.b_peaks[row],
-                    self.c_peaks[row] if c is not None and self.c_peaks is not None else None)
+        if row >= 0 and (c is None or self.c_peaks is not None):
+            return self.offsets[row].astype(np.int64), self.b_peaks[row], None if c is None else self.c_peaks[row]
         docs, values = postings.column(token)
         offsets, b_peaks = block_columns(docs, values, self.shift, self.blocks)
         return offsets, b_peaks, block_columns(docs, c.column(token)[1], self.shift, self.blocks)[1] if c is not None else None
