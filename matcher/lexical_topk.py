@@ -46,7 +46,10 @@ from matcher.lexical_kernels import _kernel, gather, values_at
 from matcher.lexical_stats import SAMPLE_FILE, LexicalStats, Postings  # noqa: F401  (SAMPLE_FILE re-exported)
 
 BLOCKS_FILE = "blocks.npz"  # block maxima of a lexical index's long postings lists
-BLOCK_DOCS = 4096  # documents per block (a power of two; benchmarks/bench_lexical_scale.py --block-docs)
+# Documents per block (a power of two). Measured (bench_lexical_scale.py --block-docs, YC-like text,
+# 1M and 3M): 16,384 and 65,536 as fast, 4,096 ~5 % slower, 1,024 ~60 % slower (per-block work);
+# the smaller of the two keeps the bounds finer where they prune.
+BLOCK_DOCS = 16_384
 # A token gets a saved block table when its postings are at least this many times the number of
 # blocks; a shorter list's block maxima are computed per query from its postings (one pass over
 # fewer than TABLE_FACTOR * blocks postings). Bounds the tables to 8 / TABLE_FACTOR bytes per posting.
@@ -507,56 +510,62 @@ def _visit_loop(order, bound, slack, starts, sequence, indices, data, data2, wei
                 u = sequence[k]
                 for p in range(starts[u, block], starts[u, block + 1]):
                     exact[indices[p] - base] += data[p]
+        for c0 in range(0, end, 64):  # 64 documents at a time, their maximum first: most reach no kth
+            c1 = min(c0 + 64, end)
             best = np.float32(0)
-            for j in range(end):  # vectorised: most blocks hold no document that reaches kth
-                best = max(best, exact[j])
-            if best < kth:
-                exact[:] = 0
-                continue
-        for j in range(end):
             if mixed:
-                if total[j] == 0:
-                    continue
-                v = np.float32(scale * total[j] + scale2 * total2[j] + shift_value)
+                for j in range(c0, c1):
+                    v = np.float32(scale * total[j] + scale2 * total2[j] + shift_value)
+                    best = v if v > best else best
             else:
-                v = exact[j]
-            if v < kth or not v > 0 or not allowed[base + j]:
+                for j in range(c0, c1):
+                    best = exact[j] if exact[j] > best else best
+            if best < kth or not best > 0:
                 continue
-            if count == len(docs):  # drop what fell below the depth-th best; the caller retries when not enough
-                kept = 0
-                for m in range(count):
-                    if scores[m] >= kth:
-                        docs[kept], scores[kept] = docs[m], scores[m]
-                        kept += 1
-                count = kept
-                if count > len(docs) // 2:
-                    return -1
-            docs[count], scores[count] = base + j, v
-            count += 1
-            counts[2] += 1
-            # min-heap of the depth best relevances so far (numba's partition is quadratic on many ties)
-            if filled < depth:
-                m = filled
-                heap[m] = v
-                filled += 1
-                while m > 0 and heap[(m - 1) >> 1] > heap[m]:
-                    heap[m], heap[(m - 1) >> 1] = heap[(m - 1) >> 1], heap[m]
-                    m = (m - 1) >> 1
-            elif v > heap[0]:
-                heap[0] = v
-                m = 0
-                while True:
-                    low = m
-                    if 2 * m + 1 < depth and heap[2 * m + 1] < heap[low]:
-                        low = 2 * m + 1
-                    if 2 * m + 2 < depth and heap[2 * m + 2] < heap[low]:
-                        low = 2 * m + 2
-                    if low == m:
-                        break
-                    heap[m], heap[low] = heap[low], heap[m]
-                    m = low
-            if filled == depth:
-                kth = heap[0]
+            for j in range(c0, c1):
+                if mixed:
+                    if total[j] == 0:
+                        continue
+                    v = np.float32(scale * total[j] + scale2 * total2[j] + shift_value)
+                else:
+                    v = exact[j]
+                if v < kth or not v > 0 or not allowed[base + j]:
+                    continue
+                if count == len(docs):  # drop what fell below the depth-th best; the caller retries when not enough
+                    kept = 0
+                    for m in range(count):
+                        if scores[m] >= kth:
+                            docs[kept], scores[kept] = docs[m], scores[m]
+                            kept += 1
+                    count = kept
+                    if count > len(docs) // 2:
+                        return -1
+                docs[count], scores[count] = base + j, v
+                count += 1
+                counts[2] += 1
+                # min-heap of the depth best relevances so far (numba's partition is quadratic on many ties)
+                if filled < depth:
+                    m = filled
+                    heap[m] = v
+                    filled += 1
+                    while m > 0 and heap[(m - 1) >> 1] > heap[m]:
+                        heap[m], heap[(m - 1) >> 1] = heap[(m - 1) >> 1], heap[m]
+                        m = (m - 1) >> 1
+                elif v > heap[0]:
+                    heap[0] = v
+                    m = 0
+                    while True:
+                        low = m
+                        if 2 * m + 1 < depth and heap[2 * m + 1] < heap[low]:
+                            low = 2 * m + 1
+                        if 2 * m + 2 < depth and heap[2 * m + 2] < heap[low]:
+                            low = 2 * m + 2
+                        if low == m:
+                            break
+                        heap[m], heap[low] = heap[low], heap[m]
+                        m = low
+                if filled == depth:
+                    kth = heap[0]
         if mixed:
             total[:] = 0
             total2[:] = 0
