@@ -46,13 +46,16 @@ from matcher.lexical_kernels import _kernel, gather, values_at
 from matcher.lexical_stats import SAMPLE_FILE, LexicalStats, Postings  # noqa: F401  (SAMPLE_FILE re-exported)
 
 BLOCKS_FILE = "blocks.npz"  # block maxima of a lexical index's long postings lists
-# Documents per block (a power of two). Measured (bench_lexical_scale.py --block-docs, YC-like text,
-# 1M and 3M): 16,384 and 65,536 as fast, 4,096 ~5 % slower, 1,024 ~60 % slower (per-block work);
-# the smaller of the two keeps the bounds finer where they prune.
-BLOCK_DOCS = 16_384
+# Documents per block (a power of two). Measured (bench_lexical_scale.py --block-docs; YC-like text
+# at 1M and 3M, A-share at 1M; p50): 65,536 fastest, 16,384 5-10 % slower, 4,096 10-40 % slower,
+# 1,024 ~80 % slower. On these corpora no block's bound falls below the depth-th score (every term
+# of a query has a near-maximal document in every block), so what pays is the block-sized
+# accumulator, and larger blocks read longer runs of each postings list.
+BLOCK_DOCS = 65_536
 # A token gets a saved block table when its postings are at least this many times the number of
 # blocks; a shorter list's block maxima are computed per query from its postings (one pass over
-# fewer than TABLE_FACTOR * blocks postings). Bounds the tables to 8 / TABLE_FACTOR bytes per posting.
+# fewer than TABLE_FACTOR * blocks postings). Bounds the tables to 8 / TABLE_FACTOR bytes per
+# posting (12 / TABLE_FACTOR with TF-IDF); measured far less (benchmarks/RESULTS.md).
 TABLE_FACTOR = 8
 
 RARE_SAMPLE_HITS = 16  # a term the sample would hold fewer documents of counts as rare
