@@ -47,8 +47,8 @@ from matcher.lexical_stats import SAMPLE_FILE, LexicalStats, Postings  # noqa: F
 
 BLOCKS_FILE = "blocks.npz"  # block maxima of a lexical index's long postings lists
 # Documents per block (a power of two). Measured (bench_lexical_scale.py --block-docs; YC-like text
-# at 1M and 3M, A-share at 1M; p50): 65,536 fastest, 16,384 5-10 % slower, 4,096 10-40 % slower,
-# 1,024 ~80 % slower. On these corpora no block's bound falls below the depth-th score (every term
+# at 1M and 3M, A-share at 1M; p50): 65,536 fastest, 16,384 3-12 % slower, 4,096 7-40 % slower.
+# On these corpora no block's bound falls below the depth-th score (every term
 # of a query has a near-maximal document in every block), so what pays is the block-sized
 # accumulator, and larger blocks read longer runs of each postings list.
 BLOCK_DOCS = 65_536
