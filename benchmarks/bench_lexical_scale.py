@@ -43,6 +43,9 @@ import bm25s
 import numpy as np
 import pandas as pd
 
+import matcher.lexical_topk as topk
+from matcher.lexical_topk import BLOCK_DOCS, BlockMax, Postings
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 OUT = ROOT / "benchmarks" / "out"
@@ -150,7 +153,7 @@ def synthetic_index(real, n_docs: int, chinese: bool, seed: int):
     return data, indices, indptr, tfidf, sources
 
 
-def lexical_index(vocab, data, indices, indptr, n_docs, tfidf, sample_size: int):
+def lexical_index(vocab, data, indices, indptr, n_docs, tfidf, sample_size: int, block_docs: int):
     from matcher.lexical import LexicalIndex
 
     retriever = bm25s.BM25(k1=K1, b=B)
@@ -158,7 +161,10 @@ def lexical_index(vocab, data, indices, indptr, n_docs, tfidf, sample_size: int)
     retriever.unique_token_ids_set = set(vocab.values())
     retriever.nonoccurrence_array = None
     retriever.scores = {"data": data, "indices": indices, "indptr": indptr, "num_docs": n_docs}
-    return LexicalIndex(retriever, tfidf=tfidf, sample_size=sample_size)
+    bm25 = Postings(data, indices, indptr)
+    tfidf_postings = None if tfidf is None else Postings(tfidf.matrix.data, tfidf.matrix.indices, tfidf.matrix.indptr)
+    blocks = BlockMax.build(n_docs, bm25, tfidf_postings, block_docs=block_docs)
+    return LexicalIndex(retriever, tfidf=tfidf, sample_size=sample_size, blocks=blocks)
 
 
 def real_vectors(corpus: str, texts: list[str], queries: list[str], scratch: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -175,6 +181,13 @@ def real_vectors(corpus: str, texts: list[str], queries: list[str], scratch: Pat
     return docs, encoder.encode(queries)
 
 
+def postings_of(index, tokens: list[str]) -> int:
+    """Postings of a query's distinct tokens."""
+    vocab, indptr = index.retriever.vocab_dict, index.retriever.scores["indptr"]
+    ids = np.unique([vocab[t] for t in tokens if t in vocab]).astype(np.int64)
+    return int((indptr[ids + 1] - indptr[ids]).sum())
+
+
 def percentile(values, q):
     return round(float(np.percentile(values, q)), 3) if len(values) else None
 
@@ -184,6 +197,8 @@ def run_scale(args) -> dict:
     from matcher.lexical import tokenize
     from matcher.retrieval import fuse
 
+    if args.full_scan_share is not None:
+        topk.FULL_SCAN_SHARE = args.full_scan_share
     texts, queries, chinese = real_corpus(args.corpus, args.queries, args.seed)
     t = time.perf_counter()
     tokens = tokenize(texts)
@@ -201,9 +216,19 @@ def run_scale(args) -> dict:
         data, indices, indptr, tfidf, sources = synthetic_index(real, n_docs, chinese, args.seed)
         t_gen = time.perf_counter() - t
         t = time.perf_counter()
-        index = lexical_index(vocab, data, indices, indptr, n_docs, tfidf, args.sample_size)
+        index = lexical_index(vocab, data, indices, indptr, n_docs, tfidf, args.sample_size, args.block_docs[0])
         t_stats = time.perf_counter() - t
         stats = index.stats
+        tables = {}
+        for block_docs in args.block_docs:
+            t = time.perf_counter()
+            tables[block_docs] = BlockMax.build(n_docs, *index._postings(), block_docs=block_docs)
+            blocks = tables[block_docs]
+            print(f"{block_docs}-document blocks: {blocks.blocks:,} blocks, {int((blocks.slot >= 0).sum()):,} tokens with a "
+                  f"table, {blocks.nbytes / 2**20:.1f} MB, built in {time.perf_counter() - t:.1f} s", flush=True)
+        paths = [("exact", n_docs, None)] + [(f"blocks{b}", 0, tables[b]) for b in args.block_docs]
+        if args.maxscore:
+            paths.append(("maxscore", 0, None))
         index_bytes = data.nbytes + indices.nbytes + indptr.nbytes + (
             tfidf.matrix.data.nbytes + tfidf.idf.nbytes if tfidf is not None else 0)
         stats_bytes = sum(v.nbytes for v in vars(stats).values() if isinstance(v, np.ndarray)) + sum(
@@ -228,7 +253,8 @@ def run_scale(args) -> dict:
             else:
                 dense_all, dense_pos, dense_stats = np.zeros(n_docs, np.float32), np.zeros(0, np.int64), (0.0, 0.0)
             out = {}
-            for label, exact_max in (("exact", n_docs), ("estimated", 0)):
+            for label, exact_max, blocks in paths:
+                index.blocks = blocks
                 times, cpu = [], []
                 for _ in range(args.repeat):
                     t, c = time.perf_counter(), time.process_time()
@@ -240,27 +266,44 @@ def run_scale(args) -> dict:
                     cpu.append(time.process_time() - c)
                 order, _ = fuse(candidates, dense_all[candidates], values, dense_stats, (relevance.mean, relevance.sd), weight)
                 out[label] = dict(ms=1000 * min(times), cpu_ms=1000 * min(cpu), sd=relevance.sd, lexical=lexical_pos,
-                                  fused=candidates[order[:20]])
-            e, x = out["estimated"], out["exact"]
-            rows.append(dict(
-                tokens=len(toks), exact_ms=x["ms"], estimated_ms=e["ms"], exact_cpu_ms=x["cpu_ms"], estimated_cpu_ms=e["cpu_ms"],
-                sd_ratio=e["sd"] / x["sd"] if x["sd"] else None,
-                lexical_same=bool(np.array_equal(e["lexical"], x["lexical"])),
-                lexical_overlap=len(np.intersect1d(e["lexical"], x["lexical"])) / max(1, len(x["lexical"])),
-                fused_overlap=len(np.intersect1d(e["fused"], x["fused"])) / max(1, len(x["fused"])),
-            ))
-        frame = pd.DataFrame(rows)
+                                  fused=candidates[order[:20]], counts=getattr(relevance, "visit_counts", np.zeros(3)).copy())
+            x = out["exact"]
+            for label, _, blocks in paths[1:]:
+                e = out[label]
+                rows.append(dict(
+                    path=label, tokens=len(toks), exact_ms=x["ms"], estimated_ms=e["ms"], exact_cpu_ms=x["cpu_ms"],
+                    estimated_cpu_ms=e["cpu_ms"], sd_ratio=e["sd"] / x["sd"] if x["sd"] else None,
+                    visited_share=e["counts"][0] / blocks.blocks if blocks is not None else None,
+                    read_share=e["counts"][1] / max(1, postings_of(index, toks)) if blocks is not None else None,
+                    lexical_same=bool(np.array_equal(e["lexical"], x["lexical"])),
+                    lexical_overlap=len(np.intersect1d(e["lexical"], x["lexical"])) / max(1, len(x["lexical"])),
+                    fused_overlap=len(np.intersect1d(e["fused"], x["fused"])) / max(1, len(x["fused"])),
+                ))
         summary = dict(
             size=n_docs, postings=int(len(data)), generate_s=round(t_gen, 1), statistics_s=round(t_stats, 2),
             index_mb=round(index_bytes / 2**20, 1), statistics_mb=round(stats_bytes / 2**20, 1),
-            peak_rss_mb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1), queries=len(rows),
-            exact_p50_ms=percentile(frame.exact_ms, 50), exact_p95_ms=percentile(frame.exact_ms, 95),
-            estimated_p50_ms=percentile(frame.estimated_ms, 50), estimated_p95_ms=percentile(frame.estimated_ms, 95),
-            estimated_cpu_p50_ms=percentile(frame.estimated_cpu_ms, 50), exact_cpu_p50_ms=percentile(frame.exact_cpu_ms, 50),
-            lexical_top_identical=float(frame.lexical_same.mean()), lexical_top_overlap_min=float(frame.lexical_overlap.min()),
-            fused_top20_overlap_mean=float(frame.fused_overlap.mean()), fused_top20_overlap_min=float(frame.fused_overlap.min()),
-            sd_ratio_min=float(frame.sd_ratio.min()), sd_ratio_max=float(frame.sd_ratio.max()),
+            peak_rss_mb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1), queries=len(query_tokens),
+            full_scan_share=topk.FULL_SCAN_SHARE, paths={},
         )
+        everything = pd.DataFrame(rows)
+        for label, _, blocks in paths[1:]:
+            frame = everything[everything.path == label]
+            summary["paths"][label] = dict(
+                exact_p50_ms=percentile(frame.exact_ms, 50), exact_p95_ms=percentile(frame.exact_ms, 95),
+                exact_cpu_p50_ms=percentile(frame.exact_cpu_ms, 50), exact_cpu_p95_ms=percentile(frame.exact_cpu_ms, 95),
+                estimated_p50_ms=percentile(frame.estimated_ms, 50), estimated_p95_ms=percentile(frame.estimated_ms, 95),
+                estimated_cpu_p50_ms=percentile(frame.estimated_cpu_ms, 50),
+                estimated_cpu_p95_ms=percentile(frame.estimated_cpu_ms, 95),
+                lexical_top_identical=float(frame.lexical_same.mean()), lexical_top_overlap_min=float(frame.lexical_overlap.min()),
+                fused_top20_overlap_mean=float(frame.fused_overlap.mean()), fused_top20_overlap_min=float(frame.fused_overlap.min()),
+                sd_ratio_min=float(frame.sd_ratio.min()), sd_ratio_max=float(frame.sd_ratio.max()),
+                **(dict(block_docs=1 << blocks.shift, blocks=blocks.blocks, tables_mb=round(blocks.nbytes / 2**20, 1),
+                        tabled_tokens=int((blocks.slot >= 0).sum()),
+                        visited_share_p50=percentile(frame.visited_share, 50),
+                        visited_share_p95=percentile(frame.visited_share, 95),
+                        postings_read_share_p50=percentile(frame.read_share, 50),
+                        postings_read_share_p95=percentile(frame.read_share, 95)) if blocks is not None else {}),
+            )
         print(json.dumps(summary), flush=True)
         results.append(summary)
         del index, data, indices, indptr, tfidf, sources
@@ -337,6 +380,10 @@ def main() -> int:
     scale.add_argument("--repeat", type=int, default=2, help="timings per query (the best is kept)")
     scale.add_argument("--scratch", type=Path, default=OUT, help="cache of the real documents' vectors")
     scale.add_argument("--seed", type=int, default=0)
+    scale.add_argument("--block-docs", type=lambda s: [int(x) for x in s.split(",")], default=[BLOCK_DOCS],
+                       help="documents per block of the block-max tables, e.g. 1024,4096,16384 (each timed)")
+    scale.add_argument("--maxscore", action="store_true", help="also time MaxScore with one maximum per term")
+    scale.add_argument("--full-scan-share", type=float, help="lexical_topk.FULL_SCAN_SHARE for this run")
     agree = sub.add_parser("agreement", help="a built artifact, full scoring against the estimated path")
     agree.add_argument("home", type=Path, help="workspace with a published version")
     agree.add_argument("--queries", type=Path, help="needs as JSON [{id, text}]; default: the artifact's gaps")

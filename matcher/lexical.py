@@ -53,7 +53,8 @@ import Stemmer
 from matcher.errors import ArtifactCorruptError
 from matcher.lexical_build import bm25_retriever, read_pairs, tfidf_cosine
 from matcher.lexical_tfidf import TfidfCosine
-from matcher.lexical_topk import SAMPLE_FILE, EstimatedRelevance, ExactRelevance, LexicalStats, Postings
+from matcher.lexical_topk import (BLOCKS_FILE, SAMPLE_FILE, BlockMax, EstimatedRelevance, ExactRelevance, LexicalStats,
+                                  Postings)
 from matcher.settings import default
 
 _STEMMER = Stemmer.Stemmer("english")
@@ -235,13 +236,15 @@ class LexicalIndex:
 
     def __init__(self, retriever: bm25s.BM25, words: tuple[str, ...] = (), tokenizer: str | None = None,
                  tfidf: TfidfCosine | None = None, stats: LexicalStats | None = None,
-                 sample_size: int = default("lexical_sample_size"), exact_max: int = default("lexical_exact_max")):
+                 sample_size: int = default("lexical_sample_size"), exact_max: int = default("lexical_exact_max"),
+                 blocks: BlockMax | None = None):
         self.retriever = retriever
         self.words = tuple(words)
         self.tokenizer = tokenizer or tokenizer_id(self.words)
         self.tfidf = tfidf
         self._vocab = set(retriever.vocab_dict)
         self.stats = stats or LexicalStats.build(self.num_docs, *self._postings(), size=sample_size)
+        self.blocks = blocks if blocks is not None else BlockMax.build(self.num_docs, *self._postings())
         self.exact_max = exact_max  # see :meth:`query`
 
     @classmethod
@@ -278,6 +281,7 @@ class LexicalIndex:
         if self.tfidf is not None:
             self.tfidf.save(Path(directory) / TFIDF_FILE)
         self.stats.save(Path(directory) / SAMPLE_FILE)
+        self.blocks.save(Path(directory) / BLOCKS_FILE)
         (Path(directory) / TOKENIZER_FILE).write_text(
             json.dumps({"id": self.tokenizer, "words": list(self.words)}, ensure_ascii=False, indent=1), encoding="utf-8"
         )
@@ -312,7 +316,8 @@ class LexicalIndex:
         tfidf = TfidfCosine.load(directory / TFIDF_FILE) if (directory / TFIDF_FILE).is_file() else None
         # An index saved before the statistics were stored gets them computed here (the same).
         stats = LexicalStats.load(directory / SAMPLE_FILE) if (directory / SAMPLE_FILE).is_file() else None
-        return cls(retriever, words, expected, tfidf, stats, exact_max=exact_max)
+        blocks = BlockMax.load(directory / BLOCKS_FILE) if (directory / BLOCKS_FILE).is_file() else None
+        return cls(retriever, words, expected, tfidf, stats, exact_max=exact_max, blocks=blocks)
 
     def tokens(self, text: str) -> list[str]:
         """All tokens of ``text`` with this index's tokenizer (in the vocabulary or not)."""
@@ -379,8 +384,8 @@ class LexicalIndex:
         bm25, tfidf = self._postings()
         ids = [vocab[t] for t in tokens if t in vocab and vocab[t] < len(bm25.indptr) - 1]  # "" has no column
         if chinese and tfidf is not None:
-            return EstimatedRelevance(self.stats, bm25, ids, tfidf, self.tfidf.idf)
-        return EstimatedRelevance(self.stats, bm25, ids)
+            return EstimatedRelevance(self.stats, bm25, ids, tfidf, self.tfidf.idf, self.blocks)
+        return EstimatedRelevance(self.stats, bm25, ids, blocks=self.blocks)
 
 
 def _standardised(x: np.ndarray) -> np.ndarray:

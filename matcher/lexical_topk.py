@@ -11,36 +11,52 @@ needs the query's mean and standard deviation over every document, and the lexic
   from a fixed, evenly spaced sample of documents chosen at build. A corpus no larger than the
   sample gets exact statistics. (A sample alone would give a query of rare words a spread of 0 or
   a few hits, and so a lexical signal of 0 or far too loud.)
-- **Top-k** (:meth:`EstimatedRelevance.top`): MaxScore over the query's postings. Terms are
-  taken in order of their largest possible contribution; the documents of the first ("essential")
-  terms are scored exactly, and a document without any essential term cannot reach the current
-  ``depth``-th best score once the other terms' largest contributions sum below it. Exact. A
-  query whose postings outnumber ``FULL_SCAN_SHARE`` of the documents is scored in full instead
-  (still with the saved statistics, so no pass over n for the mean and spread).
+- **Top-k** (:meth:`EstimatedRelevance.top`): block-max. The documents are cut into blocks of
+  ``BLOCK_DOCS`` consecutive positions; :class:`BlockMax` (saved with the index) holds, for each
+  token with a long postings list, its largest value in each block and where its postings of each
+  block start (a shorter list's are computed per query from its postings). A block's bound is the
+  sum of the query terms' block maxima; blocks are visited best bound first, each scored in full
+  (allowed mask applied) in a block-sized accumulator that stays in cache, until the next bound is
+  below the ``depth``-th best relevance found. Exact: the same documents in the same order as a
+  full scoring (English BM25 summed token by token in float32, as bm25s). An index without block
+  tables falls back to MaxScore with one maximum per term, or to a full scan for a query whose
+  postings outnumber ``FULL_SCAN_SHARE`` of the documents.
 - **Rows** (:meth:`EstimatedRelevance.rows`): exact scores of given documents, by looking each up
   in the query's postings (BM25 summed in the query's token order in float32, as ``bm25s`` does,
   so an English query's scores are bit-identical to a full scoring).
 
-The loops over postings are compiled with numba where it is installed (:mod:`matcher.lexical_kernels`;
-numpy otherwise, same results): in numpy each posting costs about ten fancy-indexing passes.
+The loops over postings are compiled with numba where it is installed (:mod:`matcher.lexical_kernels`,
+:func:`visit_blocks`; numpy otherwise, same results): in numpy each posting costs about ten
+fancy-indexing passes.
 
 Up to ``lexical_exact_max`` documents the full scoring stays (:class:`ExactRelevance`). Measured
-(benchmarks/bench_lexical_scale.py, benchmarks/RESULTS.md): the fused top 20 agrees with full
-scoring (≥ 0.95 overlap on every query), but on the development machine this path is not yet
-faster than full scoring up to 10M documents (the postings of a long need's essential terms are
-many, the per-term maxima loose), so the default threshold keeps full scoring at every measured
-size; block-max bounds are the next step.
+in benchmarks/bench_lexical_scale.py (figures in benchmarks/RESULTS.md).
 """
 
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 from matcher.index import top_k
-from matcher.lexical_kernels import gather, values_at
+from matcher.lexical_kernels import _kernel, gather, values_at
 from matcher.lexical_stats import SAMPLE_FILE, LexicalStats, Postings  # noqa: F401  (SAMPLE_FILE re-exported)
+
+BLOCKS_FILE = "blocks.npz"  # block maxima of a lexical index's long postings lists
+# Documents per block (a power of two). Measured (bench_lexical_scale.py --block-docs; YC-like text
+# at 1M and 3M, A-share at 1M; p50): 65,536 fastest, 16,384 3-12 % slower, 4,096 7-40 % slower.
+# On these corpora no block's bound falls below the depth-th score (every term
+# of a query has a near-maximal document in every block), so what pays is the block-sized
+# accumulator, and larger blocks read longer runs of each postings list.
+BLOCK_DOCS = 65_536
+# A token gets a saved block table when its postings are at least this many times the number of
+# blocks; a shorter list's block maxima are computed per query from its postings (one pass over
+# fewer than TABLE_FACTOR * blocks postings). Bounds the tables to 8 / TABLE_FACTOR bytes per
+# posting (12 / TABLE_FACTOR with TF-IDF); measured far less (benchmarks/RESULTS.md).
+TABLE_FACTOR = 8
 
 RARE_SAMPLE_HITS = 16  # a term the sample would hold fewer documents of counts as rare
 # Postings (as a share of the documents) above which a query's top-k scores every document
@@ -98,6 +114,96 @@ def _lookup(rows: np.ndarray, docs: np.ndarray, values: np.ndarray) -> tuple[np.
     return hit, values[at[hit]]
 
 
+def block_columns(docs: np.ndarray, values: np.ndarray, shift: int, blocks: int) -> tuple[np.ndarray, np.ndarray]:
+    """One postings list cut into blocks of ``2 ** shift`` documents: the postings before each block
+    (int64, shape (blocks + 1,), relative to the list's start) and each block's largest value
+    (float32, shape (blocks,), 0 for a block without postings)."""
+    block = docs >> shift
+    offsets = np.zeros(blocks + 1, dtype=np.int64)
+    np.cumsum(np.bincount(block, minlength=blocks), out=offsets[1:])
+    peaks = np.zeros(blocks, dtype=np.float32)
+    nonempty = np.flatnonzero(offsets[1:] > offsets[:-1])
+    if len(nonempty):
+        peaks[nonempty] = np.maximum.reduceat(values, offsets[nonempty])
+    return offsets, peaks
+
+
+@dataclass
+class BlockMax:
+    """Block maxima of the long postings lists, saved with the index: the documents are cut into
+    blocks of ``2 ** shift`` consecutive positions, and each token with at least ``TABLE_FACTOR``
+    postings per block on average gets, per block, its largest BM25 value (and TF-IDF weight for
+    a corpus with Chinese text) and where its postings of that block start.
+
+    ``slot[token]``: the token's row in the tables, -1 without one. ``offsets`` (rows, blocks + 1),
+    uint32, relative to the token's column start; ``b_peaks`` / ``c_peaks`` (rows, blocks), float32.
+    """
+
+    n: int
+    shift: int
+    slot: np.ndarray
+    offsets: np.ndarray
+    b_peaks: np.ndarray
+    c_peaks: np.ndarray | None = None
+
+    @property
+    def blocks(self) -> int:
+        return max(1, -(-self.n >> self.shift))
+
+    @property
+    def nbytes(self) -> int:
+        return sum(a.nbytes for a in (self.slot, self.offsets, self.b_peaks, self.c_peaks) if a is not None)
+
+    @classmethod
+    def build(cls, n: int, b: Postings, c: Postings | None = None, block_docs: int = BLOCK_DOCS,
+              min_postings: int | None = None) -> "BlockMax":
+        """Tables for every token of ``b`` with at least ``min_postings`` postings (default
+        ``TABLE_FACTOR`` times the number of blocks); ``c``: the TF-IDF weights on the same postings."""
+        if block_docs < 1 or block_docs & (block_docs - 1):
+            raise ValueError(f"block_docs must be a power of two, got {block_docs}")
+        shift = block_docs.bit_length() - 1
+        blocks = max(1, -(-n >> shift))
+        df = np.diff(b.indptr)
+        tabled = np.flatnonzero(df >= max(1, TABLE_FACTOR * blocks if min_postings is None else min_postings))
+        slot = np.full(len(df), -1, dtype=np.int32)
+        slot[tabled] = np.arange(len(tabled), dtype=np.int32)
+        offsets = np.zeros((len(tabled), blocks + 1), dtype=np.uint32)
+        b_peaks = np.zeros((len(tabled), blocks), dtype=np.float32)
+        c_peaks = None if c is None else np.zeros((len(tabled), blocks), dtype=np.float32)
+        for row, token in enumerate(tabled):
+            docs, values = b.column(token)
+            off, b_peaks[row] = block_columns(docs, values, shift, blocks)
+            offsets[row] = off
+            if c is not None:
+                c_peaks[row] = block_columns(docs, c.column(token)[1], shift, blocks)[1]
+        return cls(n, shift, slot, offsets, b_peaks, c_peaks)
+
+    def column(self, postings: Postings, token: int, c: Postings | None = None
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """A token's (postings before each block, int64 relative to its column; BM25 block maxima;
+        TF-IDF block maxima where ``c``), from the tables or, for a short list, from its postings."""
+        row = self.slot[token] if token < len(self.slot) else -1
+        if row >= 0 and (c is None or self.c_peaks is not None):
+            return self.offsets[row].astype(np.int64), self.b_peaks[row], None if c is None else self.c_peaks[row]
+        docs, values = postings.column(token)
+        offsets, b_peaks = block_columns(docs, values, self.shift, self.blocks)
+        return offsets, b_peaks, block_columns(docs, c.column(token)[1], self.shift, self.blocks)[1] if c is not None else None
+
+    def save(self, path: Path) -> None:
+        arrays = {"n": np.asarray(self.n), "shift": np.asarray(self.shift), "slot": self.slot, "offsets": self.offsets,
+                  "b_peaks": self.b_peaks}
+        if self.c_peaks is not None:
+            arrays["c_peaks"] = self.c_peaks
+        with open(path, "wb") as handle:
+            np.savez(handle, **arrays)
+
+    @classmethod
+    def load(cls, path: Path) -> "BlockMax":
+        with np.load(path) as saved:
+            return cls(int(saved["n"]), int(saved["shift"]), saved["slot"], saved["offsets"], saved["b_peaks"],
+                       saved["c_peaks"] if "c_peaks" in saved.files else None)
+
+
 class EstimatedRelevance:
     """A query's lexical relevance without scoring every document (see the module docstring).
 
@@ -108,8 +214,10 @@ class EstimatedRelevance:
     """
 
     def __init__(self, stats: LexicalStats, b: Postings, token_ids: list[int], c: Postings | None = None,
-                 idf: np.ndarray | None = None):
-        self.stats, self.b, self.n = stats, b, stats.n
+                 idf: np.ndarray | None = None, blocks: BlockMax | None = None):
+        self.stats, self.b, self.n, self.blocks = stats, b, stats.n, blocks
+        # of the last top(): blocks visited, postings read, documents kept (a diagnostic for benchmarks)
+        self.visit_counts = np.zeros(3, dtype=np.int64)
         self.token_ids = np.asarray(token_ids, dtype=np.int64)  # query order, repeats kept (as bm25s)
         self.terms, counts = np.unique(self.token_ids, return_counts=True)
         self.c = c if c is not None and len(self.terms) else None
@@ -219,7 +327,7 @@ class EstimatedRelevance:
                 out += contribution[t]
             return out
         signals = self._signal_rows(rows, np.ones(len(self.terms), bool))
-        return (self.scale @ signals + self.shift).astype(np.float32)
+        return (self.scale[0] * signals[0] + self.scale[1] * signals[1] + self.shift).astype(np.float32)
 
     # --- top-k ---------------------------------------------------------------------------------
 
@@ -231,10 +339,47 @@ class EstimatedRelevance:
     def top(self, allowed: np.ndarray, depth: int) -> np.ndarray:
         """Positions of the ``depth`` best allowed documents with a positive relevance, best first
         (ties: lower position first), as :func:`lexical_top` over the full relevance."""
-        if not len(self.terms) or not self.scale.any():
+        if not len(self.terms) or not self.scale.any() or depth <= 0:
             return np.zeros(0, dtype=np.int64)
+        if self.blocks is not None:
+            return self._top_blocks(allowed, depth)
         if self.b.df(self.terms).sum() > FULL_SCAN_SHARE * self.n:
             return lexical_top(self._full(), allowed, depth)
+        return self._top_maxscore(allowed, depth)
+
+    def _top_blocks(self, allowed: np.ndarray, depth: int) -> np.ndarray:
+        """Block-max top-k (:func:`visit_blocks`): an upper bound of each block's relevance (the sum
+        over the query's terms of their block maxima), blocks visited best bound first until the
+        next bound is below the ``depth``-th best relevance found; in a block, only documents with
+        one of its essential terms are scored."""
+        blocks, terms, c = self.blocks, self.terms, self.c
+        starts = np.empty((len(terms), blocks.blocks + 1), dtype=np.int64)
+        peaks = np.empty((len(terms), blocks.blocks))  # each term's largest contribution per block
+        for u, t in enumerate(terms):
+            offsets, b_peaks, c_peaks = blocks.column(self.b, int(t), c)
+            starts[u] = self.b.indptr[t] + offsets
+            np.multiply(self.scale[0] * self.weights[0][u], b_peaks, out=peaks[u])
+            if c is not None:
+                peaks[u] += (self.scale[1] * self.weights[1][u]) * c_peaks
+        bound = peaks.sum(axis=0) + self.shift
+        slack = 1e-5 * (float(np.abs(bound).max()) + abs(self.shift)) + 1e-6  # float32 sums against float64 bounds
+        order = np.argsort(-bound, kind="stable")
+        order = order[bound[order] + slack > 0]  # a block below 0 holds no positive relevance
+        sequence = np.searchsorted(terms, self.token_ids)  # English: float32 sums token by token, as bm25s
+        if c is None:
+            weights, weights2, data2, scales = self.weights[0], np.zeros(len(terms)), self.b.data, (1.0, 0.0)
+        else:
+            weights, weights2, data2, scales = self.weights[0], self.weights[1], c.data, tuple(map(float, self.scale))
+        docs, scores, self.visit_counts = visit_blocks(
+            order, bound[order], slack, starts, sequence, self.b.indices, self.b.data, data2,
+            weights, weights2, *scales, float(self.shift), c is not None, allowed, blocks.shift, self.n, depth)
+        at = np.argsort(docs)
+        docs, scores = docs[at], scores[at]
+        return docs[top_k(scores, depth)]
+
+    def _top_maxscore(self, allowed: np.ndarray, depth: int) -> np.ndarray:
+        """MaxScore over the query's postings with one maximum per term (an index without block
+        tables)."""
         bounds = self._bounds()
         order = np.argsort(-bounds, kind="stable")
         cumulative = np.cumsum(self.b.df(self.terms[order]))
@@ -334,3 +479,174 @@ def _union(columns: list[np.ndarray]) -> np.ndarray:
         return np.zeros(0, dtype=np.int64)
     docs = np.sort(np.concatenate(columns).astype(np.int64))
     return docs[np.concatenate([[True], docs[1:] != docs[:-1]])] if len(docs) else docs
+
+
+# --- visiting blocks, best bound first ------------------------------------------------------------
+# Compiled with numba where it is installed (numpy otherwise: the same documents and scores of the
+# final top, a Python loop over the blocks).
+
+
+def _visit_loop(order, bound, slack, starts, sequence, indices, data, data2, weights, weights2, scale, scale2,
+                shift_value, mixed, allowed, shift, n, depth, docs, scores, counts):
+    size = 1 << shift
+    terms = len(weights)
+    exact = np.zeros(size, np.float32)  # English: BM25 summed token by token
+    total, total2 = np.zeros(size), np.zeros(size)  # mixed: weighted BM25 and TF-IDF sums
+    heap = np.empty(depth, np.float32)
+    count, filled, kth = 0, 0, np.float32(-np.inf)
+    for i in range(len(order)):
+        if bound[i] + slack < kth:
+            break
+        counts[0] += 1
+        block = order[i]
+        base = block << shift
+        end = min(size, n - base)
+        for u in range(terms):
+            counts[1] += starts[u, block + 1] - starts[u, block]
+        if mixed:
+            for u in range(terms):
+                for p in range(starts[u, block], starts[u, block + 1]):
+                    total[indices[p] - base] += weights[u] * data[p]
+                    total2[indices[p] - base] += weights2[u] * data2[p]
+        else:
+            for k in range(len(sequence)):
+                u = sequence[k]
+                for p in range(starts[u, block], starts[u, block + 1]):
+                    exact[indices[p] - base] += data[p]
+        for c0 in range(0, end, 64):  # 64 documents at a time, their maximum first: most reach no kth
+            c1 = min(c0 + 64, end)
+            best = np.float32(0)
+            if mixed:
+                for j in range(c0, c1):
+                    v = np.float32(scale * total[j] + scale2 * total2[j] + shift_value)
+                    best = v if v > best else best
+            else:
+                for j in range(c0, c1):
+                    best = exact[j] if exact[j] > best else best
+            if best < kth or not best > 0:
+                continue
+            for j in range(c0, c1):
+                if mixed:
+                    if total[j] == 0:
+                        continue
+                    v = np.float32(scale * total[j] + scale2 * total2[j] + shift_value)
+                else:
+                    v = exact[j]
+                if v < kth or not v > 0 or not allowed[base + j]:
+                    continue
+                if count == len(docs):  # drop what fell below the depth-th best; the caller retries when not enough
+                    kept = 0
+                    for m in range(count):
+                        if scores[m] >= kth:
+                            docs[kept], scores[kept] = docs[m], scores[m]
+                            kept += 1
+                    count = kept
+                    if count > len(docs) // 2:
+                        return -1
+                docs[count], scores[count] = base + j, v
+                count += 1
+                counts[2] += 1
+                # min-heap of the depth best relevances so far (numba's partition is quadratic on many ties)
+                if filled < depth:
+                    m = filled
+                    heap[m] = v
+                    filled += 1
+                    while m > 0 and heap[(m - 1) >> 1] > heap[m]:
+                        heap[m], heap[(m - 1) >> 1] = heap[(m - 1) >> 1], heap[m]
+                        m = (m - 1) >> 1
+                elif v > heap[0]:
+                    heap[0] = v
+                    m = 0
+                    while True:
+                        low = m
+                        if 2 * m + 1 < depth and heap[2 * m + 1] < heap[low]:
+                            low = 2 * m + 1
+                        if 2 * m + 2 < depth and heap[2 * m + 2] < heap[low]:
+                            low = 2 * m + 2
+                        if low == m:
+                            break
+                        heap[m], heap[low] = heap[low], heap[m]
+                        m = low
+                if filled == depth:
+                    kth = heap[0]
+        if mixed:
+            total[:] = 0
+            total2[:] = 0
+        else:
+            exact[:] = 0
+    return count
+
+
+def visit_blocks(order, bound, slack, starts, sequence, indices, data, data2, weights, weights2, scale, scale2,
+                 shift_value, mixed, allowed, shift, n, depth):
+    """The allowed documents with a positive relevance that may belong to the top ``depth`` (every
+    document whose relevance reaches the final ``depth``-th best, and some others), their relevance
+    (float32), and what it did (int64: blocks visited, postings read, documents kept).
+
+    Blocks of ``2 ** shift`` documents are visited in ``order`` (``bound``: their upper bounds,
+    descending) until a bound plus ``slack`` is below the ``depth``-th best relevance so far; each
+    visited block is scored in full, in a block-sized accumulator (in cache, unlike an n-sized one).
+    Query term ``u``'s postings in block ``b`` are ``starts[u, b]:starts[u, b + 1]`` of ``indices``
+    / ``data`` (BM25) / ``data2`` (TF-IDF). Relevance: English (not ``mixed``) BM25 summed in
+    float32 over the query's tokens (``sequence``: their term positions, in query order, repeats
+    kept), as bm25s; ``mixed``: ``scale * sum(weights * BM25) + scale2 * sum(weights2 * TF-IDF) +
+    shift_value`` in float64, as :meth:`EstimatedRelevance.rows`.
+    """
+    compiled = _kernel(_visit_loop)
+    if compiled is not None:
+        return _with_room(lambda docs, scores, counts: compiled(
+            order, bound, slack, starts, sequence, indices, data, data2, weights, weights2, scale, scale2, shift_value,
+            mixed, allowed, shift, n, depth, docs, scores, counts), depth)
+
+    def score(block, base, end):
+        if mixed:
+            total, total2 = np.zeros(end), np.zeros(end)
+            for u in range(len(weights)):
+                s, e = starts[u, block], starts[u, block + 1]
+                total[indices[s:e] - base] += weights[u] * data[s:e]
+                total2[indices[s:e] - base] += weights2[u] * data2[s:e]
+            out = (scale * total + scale2 * total2 + shift_value).astype(np.float32)
+            out[total == 0] = 0
+            return out
+        out = np.zeros(end, np.float32)
+        for u in sequence:
+            s, e = starts[u, block], starts[u, block + 1]
+            out[indices[s:e] - base] += data[s:e]
+        return out
+
+    return _visit_numpy(order, bound, slack, score, allowed, shift, n, depth)
+
+
+def _with_room(loop, depth: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """Run a compiled loop with buffers for its candidates (allocated here: an array reassigned
+    inside a numba loop costs reference counting on every iteration), larger while it runs out
+    (many documents tied at the depth-th score)."""
+    room = 4 * depth + 1024
+    while True:
+        docs, scores, counts = np.empty(room, np.int64), np.empty(room, np.float32), np.zeros(3, np.int64)
+        count = loop(docs, scores, counts)
+        if count >= 0:
+            return docs[:count], scores[:count], counts
+        room *= 4
+
+
+def _visit_numpy(order, bound, slack, score, allowed, shift, n, depth):
+    docs, scores, kept = [], [], np.zeros(0, np.float32)
+    kth, visited = -np.inf, 0
+    for i, block in enumerate(order):
+        if len(kept) >= depth and bound[i] + slack < kth:
+            break
+        visited += 1
+        base = int(block) << shift
+        values = score(block, base, min(1 << shift, n - base))
+        hit = np.flatnonzero(values > 0)
+        hit = hit[allowed[base + hit] & (values[hit] >= kth)]
+        docs.append(base + hit)
+        scores.append(values[hit])
+        kept = np.concatenate([kept, values[hit]])
+        if len(kept) >= depth:
+            kept = np.partition(kept, len(kept) - depth)[len(kept) - depth:]
+            kth = kept.min()
+    if not docs:
+        return np.zeros(0, np.int64), np.zeros(0, np.float32), np.array([visited, 0, 0])
+    return np.concatenate(docs).astype(np.int64), np.concatenate(scores), np.array([visited, 0, 0])

@@ -1,0 +1,175 @@
+"""Block-max top-k (matcher/lexical_topk.py): the same documents in the same order as full scoring
+for English BM25, on real YC text and on the generated sample, with ties and the filter mask;
+saved with the index; the numpy loops give what the compiled ones give."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import matcher.lexical_topk as topk
+from matcher.lexical import LexicalIndex
+from matcher.lexical_topk import BLOCKS_FILE, BlockMax, lexical_top
+from tests.conftest import CHAIN_MAP, SHARED_DIR
+
+YC = SHARED_DIR / "datasets" / "yc" / "yc-companies-2024-05-11.csv"
+CN = SHARED_DIR / "datasets" / "cn-listed" / "cn-listed-companies-2025-10-25.csv"
+BLOCK_DOCS = 64  # small blocks, so a few thousand documents make many
+DEPTHS = (1, 10, 200)
+SHARES = (1.0, 0.3)
+
+
+def with_blocks(index: LexicalIndex, min_postings: int | None) -> LexicalIndex:
+    """``index`` with block tables of ``BLOCK_DOCS`` documents for lists of ``min_postings`` or more."""
+    index.blocks = BlockMax.build(index.num_docs, *index._postings(), block_docs=BLOCK_DOCS, min_postings=min_postings)
+    return index
+
+
+@pytest.fixture(scope="module")
+def yc():
+    """2,000 real YC profiles, with three profiles repeated across blocks (exact ties), and the
+    development needs plus real short descriptions as queries."""
+    if not YC.is_file():
+        pytest.skip(f"{YC} is not available")
+    frame = pd.read_csv(YC).head(2000)
+    texts = (frame.company_name.fillna("") + ". " + frame.short_description.fillna("") + ". "
+             + frame.long_description.fillna("")).tolist()
+    for source, copies in ((3, (70, 700, 1999)), (500, (501, 1200)), (64, (65, 128, 1600))):
+        for at in copies:
+            texts[at] = texts[source]
+    needs = [q["text"] for q in json.loads((SHARED_DIR / "eval" / "queries_dev.json").read_text())]
+    queries = needs + frame.short_description.dropna().iloc[::97].tolist() + [texts[3], texts[64]]
+    return LexicalIndex.build(texts), queries
+
+
+@pytest.fixture(scope="module")
+def sample(tmp_path_factory):
+    """1,500 profiles of the generated sample universe; queries: some of their own scopes."""
+    from pipelines.make_sample import write_sample
+
+    paths = write_sample(tmp_path_factory.mktemp("sample"), n=1500, seed=0, chain_map_path=CHAIN_MAP)
+    frame = pd.read_csv(paths["enterprises"], dtype=str)
+    texts = (frame.company_name.fillna("") + ". " + frame.business_scope.fillna("")).tolist()
+    queries = ["chronic disease management platform", "lithium battery cathode materials supplier",
+               "industrial robot arm vision inspection"] + texts[::150]
+    return LexicalIndex.build(texts), queries
+
+
+def assert_same_top(index: LexicalIndex, queries: list[str], seed: int = 0) -> int:
+    """Block-max top against full scoring for every query, depth and filter; returns blocks visited."""
+    visited = 0
+    for share in SHARES:
+        allowed = np.random.default_rng(seed).random(index.num_docs) < share
+        for text in queries:
+            tokens = index.query_tokens(text)
+            exact, estimated = index.query(tokens, False, 10**9), index.query(tokens, False, 0)
+            for depth in DEPTHS:
+                top = estimated.top(allowed, depth)
+                assert np.array_equal(top, exact.top(allowed, depth)), (text[:40], depth, share)
+                assert np.array_equal(estimated.rows(top), exact.relevance[top])
+                visited += estimated.visit_counts[0]
+    return visited
+
+
+@pytest.mark.parametrize("min_postings", [1, 40, 10**9])  # every list / the long ones / none has a table
+def test_block_max_top_k_is_full_scorings_on_real_yc_text(yc, min_postings):
+    index, queries = yc
+
+    visited = assert_same_top(with_blocks(index, min_postings), queries)
+
+    blocks = index.blocks.blocks
+    assert blocks == 32
+    assert visited < len(queries) * len(DEPTHS) * len(SHARES) * blocks  # blocks were skipped
+
+
+def test_block_max_top_k_is_full_scorings_on_the_sample(sample):
+    index, queries = sample
+
+    assert_same_top(with_blocks(index, 30), queries, seed=1)
+
+
+def test_ties_are_ranked_lower_position_first(yc):
+    index, queries = yc
+    with_blocks(index, 40)
+    allowed = np.ones(index.num_docs, dtype=bool)
+    allowed[700] = False
+    tokens = index.query_tokens(queries[-2])  # the text of profile 3, also at 70, 700 and 1999
+
+    exact, estimated = index.query(tokens, False, 10**9), index.query(tokens, False, 0)
+    top = estimated.top(allowed, 5)
+
+    assert top[:3].tolist() == [3, 70, 1999]
+    assert np.array_equal(top, exact.top(allowed, 5))
+    assert estimated.top(allowed, 2).tolist() == [3, 70]
+
+
+def test_without_numba_the_block_loops_give_the_same_top_k(yc, monkeypatch):
+    index, queries = yc
+    with_blocks(index, 40)
+    allowed = np.random.default_rng(3).random(index.num_docs) < 0.5
+    compiled = {q: index.query(index.query_tokens(q), False, 0).top(allowed, 30) for q in queries}
+    monkeypatch.setattr(topk, "_kernel", lambda function: None)
+
+    for q in queries:
+        assert np.array_equal(index.query(index.query_tokens(q), False, 0).top(allowed, 30), compiled[q]), q
+
+
+@pytest.mark.parametrize("numba", [True, False])
+def test_chinese_block_max_top_k_is_the_top_of_its_own_relevance(numba, monkeypatch):
+    """The Chinese relevance (BM25 and TF-IDF, standardised with estimated statistics) has no
+    full-scoring twin to be bit-identical to; its block-max top is the top of :meth:`rows`."""
+    if not CN.is_file():
+        pytest.skip(f"{CN} is not available")
+    if not numba:
+        monkeypatch.setattr(topk, "_kernel", lambda function: None)
+    frame = pd.read_csv(CN, dtype=str).head(1200)
+    texts = (frame["企业名称"].fillna("") + "。" + frame["经营范围"].fillna("") + "。" + frame["主营业务"].fillna("")).tolist()
+    index = with_blocks(LexicalIndex.build(texts), 40)
+    allowed = np.random.default_rng(2).random(index.num_docs) < 0.7
+    everyone = np.arange(index.num_docs)
+
+    for text in ["锂电池正极材料", "半导体芯片设计与封装测试", "创新药研发生产"] + [t.split("。")[0] for t in frame["主营业务"].dropna().iloc[::200]]:
+        estimated = index.query(index.query_tokens(text), True, 0)
+        for depth in (1, 20, 200):
+            assert np.array_equal(estimated.top(allowed, depth), lexical_top(estimated.rows(everyone), allowed, depth)), text
+
+
+def test_block_tables_cover_long_lists_only_and_are_saved_with_the_index(tmp_path):
+    texts = [("lidar sensor " * (i % 3 + 1) + ("battery" if i % 10 == 0 else "wallet") + (" drone" if i % 100 == 0 else ""))
+             for i in range(1000)]
+    index = LexicalIndex.build(texts)
+    index.blocks = BlockMax.build(index.num_docs, *index._postings(), block_docs=128)  # 8 blocks: tables from 64 postings
+    lidar, battery, drone = (index.retriever.vocab_dict[index.query_tokens(w)[0]] for w in ("lidar", "battery", "drone"))
+    index.save(tmp_path / "lexical")
+
+    loaded = LexicalIndex.load(tmp_path / "lexical")
+
+    assert (tmp_path / "lexical" / BLOCKS_FILE).is_file()
+    assert index.blocks.slot[lidar] >= 0 and index.blocks.slot[battery] >= 0 > index.blocks.slot[drone]  # 1,000, 100, 10 postings
+    assert index.blocks.offsets.shape == (int((index.blocks.slot >= 0).sum()), 9)
+    for name in ("slot", "offsets", "b_peaks"):
+        np.testing.assert_array_equal(getattr(loaded.blocks, name), getattr(index.blocks, name))
+    row = index.blocks.slot[battery]
+    docs, values = index._postings()[0].column(battery)
+    assert index.blocks.b_peaks[row, 0] == values[docs < 128].max()
+    assert index.blocks.offsets[row].tolist() == [int((docs < 128 * b).sum()) for b in range(9)]
+    with pytest.raises(ValueError, match="power of two"):
+        BlockMax.build(10, index._postings()[0], block_docs=100)
+
+
+@pytest.mark.parametrize("full_scan", [0.0, 1e9])
+def test_an_index_without_block_tables_keeps_maxscore_and_the_full_scan(yc, full_scan, monkeypatch):
+    monkeypatch.setattr(topk, "FULL_SCAN_SHARE", full_scan)
+    index, queries = yc
+    allowed = np.random.default_rng(5).random(index.num_docs) < 0.6
+    blocks, index.blocks = index.blocks, None
+    try:
+        for text in queries[:20]:
+            tokens = index.query_tokens(text)
+            exact, estimated = index.query(tokens, False, 10**9), index.query(tokens, False, 0)
+            assert np.array_equal(estimated.top(allowed, 25), exact.top(allowed, 25)), text
+    finally:
+        index.blocks = blocks
