@@ -132,6 +132,7 @@ class FeatureContext:
         self.nearby = {p.casefold() for p in region.nearby_provinces} | {region.province.casefold()}
         self._cell_groups: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self._policies: dict[str, np.ndarray] = {}
+        self._partner_store: tuple[np.ndarray, np.ndarray] | None = None  # (rows, their vectors), stored
         self._keyword_moments()
         if self.stored is not None:
             self._restore(*self.stored)
@@ -171,6 +172,9 @@ class FeatureContext:
         arrays.update({"code_index": self.code_index, "code_table": self.code_table, "division_index": self.division_index})
         arrays.update({f"policies.{chain.id}": self.eligible_policies(chain.id) for chain in self.chain_map.chains})
         arrays.update({f"partners.{segment_id}": rows for segment_id, rows in self.partner_rows.items()})
+        union = np.unique(np.concatenate([r[r >= 0] for r in self.partner_rows.values()] or [np.zeros(0, np.int64)]))
+        arrays.update(partner_union=union.astype(np.int64),
+                      partner_vectors=np.ascontiguousarray(self.vectors[union], dtype=np.float32))
         meta = {"as_of": None if pd.isna(self.as_of) else self.as_of.isoformat(), "divisions": list(self.divisions),
                 "rows": len(self.enterprises)}
         return arrays, meta
@@ -185,6 +189,19 @@ class FeatureContext:
         self.divisions = np.array(meta["divisions"], dtype=object)
         self._policies = {name.removeprefix("policies."): values for name, values in arrays.items() if name.startswith("policies.")}
         self.partner_rows = {name.removeprefix("partners."): rows for name, rows in arrays.items() if name.startswith("partners.")}
+        if "partner_vectors" in arrays:
+            self._partner_store = (arrays["partner_union"], arrays["partner_vectors"])
+
+    def partner_matrix(self, segment_id: str) -> np.ndarray:
+        """Vectors of a segment's local partners (:attr:`partner_rows`, known rows only). From
+        the version's compact copy of every local partner's vectors when it has one: gathered
+        from the 15 GB ``vectors.npy`` of a 10M universe on cold pages, one gap took ~15 s."""
+        rows = self.partner_rows.get(segment_id, np.zeros(0, np.int64))
+        rows = rows[rows >= 0]
+        if self._partner_store is not None:
+            union, stored = self._partner_store
+            return np.asarray(stored[np.searchsorted(union, rows)])
+        return np.asarray(self.vectors[rows], dtype=np.float32)
 
     def _keyword_moments(self) -> None:
         """Corpus mean and sd of every segment's keyword similarity, once per loaded version (a
@@ -261,20 +278,20 @@ class FeatureContext:
         return (np.asarray(self.vectors[rows], dtype=np.float64) @ self.keyword_vectors64.T - self.keyword_mean) / self.keyword_sd
 
 
-def _partner_affinity(all_vectors: np.ndarray, rows: np.ndarray, vectors: np.ndarray, partners: np.ndarray, k: int = 5) -> np.ndarray:
-    """Mean similarity of each candidate (``rows``; ``vectors`` their float64 copies) to its ``k``
-    closest local partners.
+def _partner_affinity(candidates: np.ndarray, vectors: np.ndarray, partner_vectors: np.ndarray, k: int = 5) -> np.ndarray:
+    """Mean similarity of each candidate (``candidates``, float32; ``vectors`` their float64
+    copies) to its ``k`` closest local partners (``partner_vectors``, float32).
 
     A float32 product over all partners (thousands at 200k) finds each row's k-th best similarity;
     every partner within 1e-5 of it (far above float32 noise, so near-ties at the boundary are all
     kept whatever their order) is then scored exactly in float64 and the best k averaged: the same
     value for a firm on every path, whatever the order of the partners or candidates.
     """
-    n, k = len(rows), min(k, len(partners))
-    sims = all_vectors[rows] @ all_vectors[partners].T
+    n, k = len(candidates), min(k, len(partner_vectors))
+    sims = candidates @ partner_vectors.T
     kth = np.partition(sims, sims.shape[1] - k, axis=1)[:, sims.shape[1] - k]
     r, c = np.nonzero(sims >= (kth - 1e-5)[:, None])
-    exact = np.einsum("id,id->i", vectors[r], np.asarray(all_vectors[partners[c]], dtype=np.float64))
+    exact = np.einsum("id,id->i", vectors[r], np.asarray(partner_vectors[c], dtype=np.float64))
     order = np.lexsort((-exact, r))  # by candidate, best partner first
     r, exact = r[order], exact[order]
     keep = np.arange(len(r)) - np.searchsorted(r, np.arange(n))[r] < k
@@ -346,7 +363,7 @@ def make_features(context: FeatureContext, gap: dict, gap_vector: np.ndarray, ro
     partners = partners[partners >= 0]
     out["local_partners"] = np.full(n, float(len(partners)))
     if len(partners):
-        out["partner_affinity"] = _partner_affinity(ctx.vectors, rows, vectors, partners)
+        out["partner_affinity"] = _partner_affinity(np.asarray(ctx.vectors[rows]), vectors, ctx.partner_matrix(segment_id))
     else:
         out["partner_affinity"] = np.full(n, np.nan)
     out["local_competitors"] = np.full(n, float(ctx.strength.get(segment_id, np.nan)) if segment_id else np.nan)

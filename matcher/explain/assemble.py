@@ -150,7 +150,7 @@ def explain_ranked(inputs: ExplainInputs, gap: dict, ranked: pd.DataFrame, featu
     names = dict(zip(needed.tolist(), enterprises[S.NAME].array.take(needed).to_numpy()))
     ids = dict(zip(needed.tolist(), enterprises[S.ENTERPRISE_ID].array.take(needed).to_numpy()))
     prospect_vectors = np.ascontiguousarray(vectors[rows])
-    partner_sims = prospect_vectors @ vectors[partner_rows].T if len(partner_rows) else None
+    partner_sims = prospect_vectors @ ctx.partner_matrix(segment_id).T if len(partner_rows) else None
     others_all = landed_rows[landed_rows >= 0]
     landed_sims = prospect_vectors @ inputs.landed_vectors.T if len(others_all) else None
     snapshot = inputs.snapshot_id
