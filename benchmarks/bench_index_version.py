@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-QUERIES, WARMUP, K, DEPTH = 200, 20, 10, 200
+QUERIES, WARMUP, K = 200, 20, 10  # as bench_index_scale.measure (depth 200)
 
 
 def memory_kb() -> dict[str, int]:
@@ -89,6 +89,7 @@ def main() -> int:
     from matcher.index import VectorSearcher, load_index
     from matcher.retrieval import Filters
     from matcher.settings import Settings, default
+    from bench_index_scale import measure
     from synthetic_vectors import mix
 
     path = artifacts.version_dir(Settings(home=args.home).artifacts_dir)
@@ -118,18 +119,7 @@ def main() -> int:
         if ivf is not None:
             ivf.nprobe = nprobe
         searcher = VectorSearcher(index, vectors, rerank_depth=default("ivf_rerank_depth"))
-        for q in queries[:WARMUP]:
-            searcher.search(q, DEPTH, allowed)
-        wall, cpu, found = [], [], 0
-        for q, want in zip(queries[WARMUP:], truth):
-            t, c = time.perf_counter(), time.process_time()
-            rows, _ = searcher.search(q, DEPTH, allowed)
-            wall.append(time.perf_counter() - t)
-            cpu.append(time.process_time() - c)
-            found += len(set(rows[:K].tolist()) & set(want.tolist()))
-        run = {"nprobe": nprobe, "p50_ms": round(1000 * float(np.median(wall)), 2),
-               "p95_ms": round(1000 * float(np.quantile(wall, 0.95)), 2),
-               "cpu_p50_ms": round(1000 * float(np.median(cpu)), 2), "recall_at_10": round(found / (K * QUERIES), 4)}
+        run = {"nprobe": nprobe, **measure(searcher, queries, truth, allowed)}  # bench_index_scale's loop
         runs.append(run)
         print(json.dumps(run), flush=True)
     resident = mapped_kb((INDEX_FILE, VECTORS_FILE))
