@@ -1,7 +1,8 @@
 """FAISS inner-product index over L2-normalised float32 vectors, with stable enterprise ids.
 
-The index is ``IDMap2`` around the factory's index, so each vector carries a stable 63-bit id
-derived from its ``enterprise_id`` (a refresh can remove and add by id). Searches run on positions
+The index is an id map around the factory's index (``IDMap2`` as built, saved as ``IDMap``: see
+:func:`save_index`), so each vector carries a stable 63-bit id derived from its ``enterprise_id``
+(a refresh can remove and add by id). Searches run on positions
 of the wrapped index, so filters are a bitmap over the artifact's enterprise table: row ``i`` of
 that table is the ``i``-th *live* position of the index.
 
@@ -215,7 +216,7 @@ def update_index(
     Parameters
     ----------
     index : faiss.Index
-        ``IDMap2`` index, changed in place.
+        ``IDMap`` or ``IDMap2`` index, changed in place.
     remove_ids : ndarray of shape (r,), int64
         Ids to remove (an id that is about to be re-added with a new vector belongs here too).
     vectors : ndarray of shape (a, dim), float32, L2-normalised
@@ -241,7 +242,7 @@ def update_index(
             dead = np.isin(id_map, remove_ids)
             id_map[dead] = -1 - np.flatnonzero(dead)
             faiss.copy_array_to_vector(id_map, index.id_map)
-            index.construct_rev_map()
+            _rebuild_hash(index)
             how = "tombstoned"
         elif _ivf(inner) is not None:
             if not removes_in_place(index):
@@ -257,9 +258,9 @@ def update_index(
 
 
 def _remove_ivf(index: faiss.Index, inner: faiss.Index, remove_ids: np.ndarray) -> None:
-    """Remove from an ``IDMap2`` over IVF, keeping inner ids equal to live positions.
+    """Remove from an id map over IVF, keeping inner ids equal to live positions.
 
-    FAISS's ``IndexIDMap2.remove_ids`` compacts its id map but an IVF keeps the old positions in
+    FAISS's ``IndexIDMap.remove_ids`` compacts its id map but an IVF keeps the old positions in
     its lists, so later positions would point at the wrong enterprise: renumber the lists too.
     """
     id_map = faiss.vector_to_array(index.id_map)
@@ -276,7 +277,7 @@ def _remove_ivf(index: faiss.Index, inner: faiss.Index, remove_ids: np.ndarray) 
             list_ids[:] = new_position[list_ids]
     faiss.copy_array_to_vector(id_map[~dead], index.id_map)
     index.ntotal = int((~dead).sum())
-    index.construct_rev_map()
+    _rebuild_hash(index)
 
 
 def can_replace(index: faiss.Index) -> bool:
@@ -342,14 +343,28 @@ def set_search_params(index: faiss.Index, ef_search: int, nprobe: int | None = N
             quantizer.hnsw.efSearch = max(quantizer.hnsw.efSearch, 2 * ivf.nprobe)
 
 
+# FAISS writes ``IDMap2`` and ``IDMap`` alike but for the 4-byte tag that opens the file; reading an
+# ``IDMap2`` builds its id -> position hash, which nothing here reads (searches run on positions):
+# at 10M ids that hash took most of a worker's 7.5 s ``read_index`` and 0.4 GB of its memory.
+_IDMAP2_TAG, _IDMAP_TAG = b"IxM2", b"IxMp"
+
+
 def save_index(index: faiss.Index, path: Path) -> None:
+    """Write ``index``; an ``IDMap2`` is saved as the ``IDMap`` it equals without its hash, so
+    loading it builds none (:func:`load_index`)."""
     faiss.write_index(index, str(path))
+    with open(path, "r+b") as handle:
+        if handle.read(4) == _IDMAP2_TAG:
+            handle.seek(0)
+            handle.write(_IDMAP_TAG)
 
 
 def load_index(path: Path, ef_search: int = default("hnsw_ef_search"), mmap: bool = False) -> faiss.Index:
-    """The index at ``path``; ``mmap``: an IVF index's inverted lists (its codes, most of its
-    memory: ~3.9 GB at 10M vectors) stay in the file's pages, shared by every worker that maps the
-    same version, and read-only (a refresh that updates the index in place loads it without)."""
+    """The index at ``path``, an ``IDMap`` (a version saved before :func:`save_index` dropped the
+    hash loads as ``IDMap2``; both search and update alike here). ``mmap``: an IVF index's inverted
+    lists (its codes, most of its memory: ~3.9 GB at 10M vectors) stay in the file's pages, shared
+    by every worker that maps the same version, and read-only (a refresh that updates the index in
+    place loads it without)."""
     try:
         index = faiss.read_index(str(path), faiss.IO_FLAG_MMAP if mmap else 0)
     except RuntimeError as exc:
@@ -358,13 +373,19 @@ def load_index(path: Path, ef_search: int = default("hnsw_ef_search"), mmap: boo
     return index
 
 
+def _rebuild_hash(index: faiss.Index) -> None:
+    """After the id map changed in place: an ``IDMap2``'s hash follows it; an ``IDMap`` has none."""
+    if isinstance(index, faiss.IndexIDMap2):
+        index.construct_rev_map()
+
+
 class VectorSearcher:
     """Exact-count top-k inner-product search over index positions, with an optional filter.
 
     Parameters
     ----------
     index : faiss.Index
-        ``IDMap2`` index whose ``i``-th live position is row ``i`` of ``vectors`` (positions
+        Id-map index whose ``i``-th live position is row ``i`` of ``vectors`` (positions
         with a negative id are tombstones, see :func:`update_index`).
     vectors : ndarray of shape (n, dim), float32
         The live vectors in row order, for exact scans of small filtered subsets.
