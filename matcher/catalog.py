@@ -27,7 +27,14 @@ from matcher.artifacts import verify
 from matcher.chain_map import ChainMap, load_chain_map
 from matcher.chains import FEEDBACK_DOCS, code_profile
 from matcher.embedding import Encoder
-from matcher.enterprise_table import ENTERPRISES_FILE, FIRM_ARRAYS_DIR, read_enterprise_table, read_firm_arrays
+from matcher.enterprise_table import (
+    ENTERPRISES_FILE,
+    FIRM_ARRAYS_DIR,
+    list_codes_to_save,
+    read_enterprise_table,
+    read_firm_arrays,
+    stored_list_codes,
+)
 from matcher.errors import ArtifactCorruptError, UnknownEntityError
 from matcher.explain import ExplainInputs, compare_report, explain_ranked, industry_labels, why_not_report
 from matcher.features import FeatureContext, make_features
@@ -168,7 +175,9 @@ class Catalog:
         ``rerank_depth``: IVF candidates re-scored exactly against the float32 vectors.
         """
         manifest = verify(path) if check else json.loads((path / "manifest.json").read_text())
-        enterprises = read_enterprise_table(path / ENTERPRISES_FILE)  # text columns memory-mapped
+        firm_arrays = read_firm_arrays(path / FIRM_ARRAYS_DIR)
+        # text columns memory-mapped; list cells from the codes saved with the version
+        enterprises = read_enterprise_table(path / ENTERPRISES_FILE, stored_lists=stored_list_codes(firm_arrays))
         # Memory-mapped (workers share the pages), seen as a plain ndarray: numpy.memmap's own
         # __getitem__ costs ~0.1 ms per fancy index, four of them per query.
         vectors = np.load(path / VECTORS_FILE, mmap_mode="r").view(np.ndarray)
@@ -191,7 +200,7 @@ class Catalog:
             ranker=ranker,
             growth_scores=growth,
             keyword_moments=np.load(path / KEYWORD_MOMENTS_FILE) if (path / KEYWORD_MOMENTS_FILE).is_file() else None,
-            firm_arrays=read_firm_arrays(path / FIRM_ARRAYS_DIR),
+            firm_arrays=firm_arrays,
             depth=depth,
             dense_weight=dense_weight,
             dense_weight_zh=dense_weight_zh,
@@ -259,8 +268,9 @@ class Catalog:
         with their meta, for saving with it (``FIRM_ARRAYS_DIR``; :meth:`load` maps them)."""
         arrays, meta = self.context.firm_arrays()
         filter_arrays, filter_meta = self.filter_columns.arrays()
-        return ({**arrays, **filter_arrays, "id_order": self.id_order, "dense_sample": self.dense_sample},
-                {**meta, **filter_meta})
+        list_arrays, list_meta = list_codes_to_save(self.path / ENTERPRISES_FILE)
+        return ({**arrays, **filter_arrays, **list_arrays, "id_order": self.id_order, "dense_sample": self.dense_sample},
+                {**meta, **filter_meta, **list_meta})
 
     def set_growth_scores(self, growth_scores: np.ndarray | None) -> None:
         """Replace the per-enterprise growth scores (training computes new ones); the feature

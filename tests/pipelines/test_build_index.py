@@ -14,7 +14,7 @@ import yaml
 from matcher import artifacts
 from matcher import schemas as S
 from matcher.catalog import Catalog, id_order
-from matcher.enterprise_table import FIRM_ARRAYS_DIR
+from matcher.enterprise_table import FIRM_ARRAYS_DIR, read_enterprise_table
 from matcher.errors import ArtifactCorruptError, ArtifactNotFoundError, ConfigError
 from matcher.retrieval import Filters
 from matcher.snapshot import ingest
@@ -163,6 +163,12 @@ def test_stored_firm_arrays_answer_as_computing_them_would(built):
     assert list(stored.context.divisions) == list(computed.context.divisions)
     ids = stored.enterprises[S.ENTERPRISE_ID].tolist()
     np.testing.assert_array_equal(stored.rows_of(ids[::-1] + ["not-an-id", ""]), list(range(len(ids)))[::-1] + [-1, -1])
+    # list cells come from the codes saved with the version: the same lists as grouping the rows
+    plain = read_enterprise_table(path / "enterprises.arrow")
+    for column in S.LIST_COLUMNS:
+        assert f"list.{column}" in stored.firm_arrays[0]
+        assert stored.enterprises[column].tolist() == plain[column].tolist()
+        assert len({id(cell) for cell in stored.enterprises[column]}) == len({tuple(cell) for cell in plain[column]})
 
 
 def test_enterprise_id_order_is_python_string_order():
