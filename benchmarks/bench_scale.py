@@ -14,8 +14,10 @@ ones are not), and the peak summed VmRSS of its whole process tree (JSON only). 
 1. ``sample``: ``matcher sample --fast --n N --seed 1``, cached in WORK (a rerun skips it).
 2. ``ingest``: into a fresh workspace WORK/home-N.
 3. ``vectors``: synthetic vectors for every profile of the snapshot straight into the build's
-   embedding cache (65,536 rows per shard), mixed from the YC companies' real vectors by
-   ``benchmarks/synthetic_vectors.py`` (calibrated once, cached in WORK), so the build embeds
+   embedding cache (65,536 rows per shard), mixed from every real profile vector at hand (YC 2024
+   and 2023, the A-share companies, the sample region: ``synthetic_vectors.real_pool``, about
+   30,000, more than the 16,384 IVF lists of 10M) by ``benchmarks/synthetic_vectors.py``
+   (calibrated once, cached in WORK), so the build embeds
    only the chain and gap texts. Without the YC data set (and no YC vectors cached in WORK) the
    benchmark prints why and exits 0.
 4. ``build``: ``matcher build --json`` with ``MATCHER_EMBEDDING_BACKEND=torch`` (no backend
@@ -58,21 +60,27 @@ CACHE_CHUNK_ROWS = 65_536
 STATUS_FIELDS = ("VmRSS", "RssAnon", "RssFile", "RssShmem")
 GB = 1024**2  # kB per GiB: /proc and ru_maxrss count kilobytes
 
-# Child: the YC companies' real vectors and the mixing calibrated on them (both cached in WORK).
+# Child: the real profile vectors (synthetic_vectors.real_pool) and the mixing calibrated on them (cached in WORK).
 PREPARE_CHILD = """
 import json, sys
 from pathlib import Path
-from synthetic_vectors import YC_CSV, calibrate, real_vectors
+import numpy as np
+from synthetic_vectors import YC_CSV, calibrate, real_pool
 work = Path(sys.argv[1])
 if not (work / "yc_vectors.npy").is_file() and not YC_CSV.is_file():
     print(json.dumps({"skipped": f"the YC data set ({YC_CSV}) is not here"}))
     sys.exit(0)
-real = real_vectors(work / "yc_vectors.npy")
-mixing_file = work / "yc_mixing.json"
+if not (work / "real_pool.npy").is_file():
+    real, sources = real_pool(work)
+    np.save(work / "real_pool.npy", real)
+    (work / "real_pool.json").write_text(json.dumps(sources))
+real = np.load(work / "real_pool.npy", mmap_mode="r")
+mixing_file = work / "pool_mixing.json"
 if not mixing_file.is_file():
-    mixing, check = calibrate(real)
+    mixing, check = calibrate(np.asarray(real))
     mixing_file.write_text(json.dumps({"mixing": mixing, "check": check}))
-print(json.dumps({"real_vectors": len(real), **json.loads(mixing_file.read_text())}))
+print(json.dumps({"real_vectors": len(real), "sources": json.loads((work / "real_pool.json").read_text()),
+                  **json.loads(mixing_file.read_text())}))
 """
 
 # Child: synthetic vectors for every profile hash of the newest snapshot, into the build's cache.
@@ -92,8 +100,8 @@ settings = Settings(home=home)
 snapshot = find_snapshot(settings.snapshots_dir)
 column = pq.read_table(snapshot.enterprises_path, columns=[S.PROFILE_HASH]).column(0)
 hashes = list(dict.fromkeys(column.to_pylist()))  # identical profiles share one vector
-real = np.load(work / "yc_vectors.npy")
-noise, low = json.loads((work / "yc_mixing.json").read_text())["mixing"]
+real = np.load(work / "real_pool.npy")
+noise, low = json.loads((work / "pool_mixing.json").read_text())["mixing"]
 key = encoder_key(settings.embedding_model, settings.embedding_precision)
 cache = EmbeddingCache(settings.cache_dir / "embeddings" / key, real.shape[1])
 rng = np.random.default_rng(1)
@@ -173,6 +181,15 @@ with TestClient(app) as client:
             label, _, value = line.partition(":")
             if label in ("VmRSS", "RssAnon", "RssFile", "RssShmem", "Pss", "Pss_Anon", "Pss_File"):
                 memory[label + "_kb"] = int(value.split()[0])
+    by_file, mapping = {}, None  # resident pages per mapped file: which files the file pages are
+    for line in Path("/proc/self/smaps").read_text().splitlines():
+        head = line.split()
+        if "-" in head[0] and len(head) >= 5 and ":" in head[3]:
+            mapping = head[5] if len(head) > 5 and head[5].startswith("/") else None
+        elif head[0] == "Rss:" and mapping:
+            by_file[mapping] = by_file.get(mapping, 0) + int(head[1])
+    top = sorted(by_file.items(), key=lambda kv: -kv[1])[:10]
+    memory["rss_by_file_mb"] = {path.replace(str(home), "HOME"): round(kb / 1024) for path, kb in top}
 print(json.dumps({"imported_s": round(imported_s, 1), "ready_s": round(ready_s, 1), "version": version,
                   "gaps": len(gaps), "query_cold": queries[0], "query_warm": queries[1], "memory_after_query": memory}))
 """
@@ -627,7 +644,7 @@ def main() -> int:
     args.work = args.work.resolve()
     args.work.mkdir(parents=True, exist_ok=True)
     steps: list[Step] = []
-    prepare = Step(0, "YC vectors + mixing")
+    prepare = Step(0, "real vectors + mixing")
     try:
         prepare.result = run_child(prepare, [sys.executable, "-c", PREPARE_CHILD, str(args.work)], args.work / "logs")
     except StepFailed as failure:
@@ -637,7 +654,9 @@ def main() -> int:
         print(f"skipped: {prepare.result['skipped']}; the synthetic vectors are mixed from its real vectors "
               "(or from WORK/yc_vectors.npy, absent too)")
         return 0
-    prepare.notes = f"noise {prepare.result['mixing'][0]}, weight low {prepare.result['mixing'][1]} (cached in WORK)"
+    sources = ", ".join(f"{k} {v:,}" for k, v in prepare.result["sources"].items())
+    prepare.notes = (f"{prepare.result['real_vectors']:,} real profiles ({sources}); noise {prepare.result['mixing'][0]}, "
+                     f"weight low {prepare.result['mixing'][1]} (cached in WORK)")
     emit(prepare, steps)
     failed = False
     for n in args.sizes:

@@ -69,6 +69,77 @@ def sample_vectors(cache: Path, csv: Path) -> np.ndarray:
     return vectors
 
 
+CN_CSV = Path("/work/shared/datasets/cn-listed/cn-listed-companies-2025-10-25.csv")
+YC_2023_CSV = YC_CSV.with_name("yc-companies-2023-02-27.csv")
+
+
+def real_pool(work: Path) -> tuple[np.ndarray, dict]:
+    """Every real profile vector at hand, for a universe with more IVF lists than the YC set has
+    companies (16,384 at 10M): the YC 2024 companies, the 2023 companies gone by 2024, the A-share
+    companies (企业名称。经营范围。主营业务, the Chinese benchmark's profile) and the sample region
+    (``matcher sample``, 20,000 firms), each embedded once with the build's encoder and cached in
+    ``work``; a source whose data set is absent is left out. Returns the vectors and the count per
+    source."""
+    parts, counts = [real_vectors(work / "yc_vectors.npy")], {"yc_2024": 0}
+    counts["yc_2024"] = len(parts[0])
+    if YC_2023_CSV.is_file() or (work / "yc_2023_vectors.npy").is_file():
+        parts.append(_embedded(work / "yc_2023_vectors.npy", _yc_2023_texts))
+        counts["yc_2023_only"] = len(parts[-1])
+    if CN_CSV.is_file() or (work / "cn_vectors.npy").is_file():
+        parts.append(_embedded(work / "cn_vectors.npy", _cn_texts))
+        counts["a_share"] = len(parts[-1])
+    parts.append(_embedded(work / "sample_vectors.npy", lambda: _sample_texts(work / "sample-region")))
+    counts["sample_region"] = len(parts[-1])
+    return np.concatenate(parts), counts
+
+
+def _embedded(cache: Path, texts_of) -> np.ndarray:
+    if cache.is_file():
+        return np.load(cache)
+    from matcher.embedding import Encoder
+
+    texts = sorted(set(t for t in texts_of() if len(t) > 20))
+    t = time.perf_counter()
+    vectors = np.ascontiguousarray(Encoder().encode(texts), dtype=np.float32)
+    print(f"embedded {len(texts)} profiles for {cache.name} in {time.perf_counter() - t:.0f} s")
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    np.save(cache, vectors)
+    return vectors
+
+
+def _yc_2023_texts() -> list[str]:
+    from matcher.snapshot import profile_text
+
+    now = set(pd.read_csv(YC_CSV, usecols=["company_name"])["company_name"])
+    old = pd.read_csv(YC_2023_CSV).fillna("")
+    return [profile_text(row.company_name, f"{row.short_description} {row.long_description}".strip(), None)
+            for row in old.itertuples() if row.company_name not in now]
+
+
+def _cn_texts() -> list[str]:
+    from matcher.snapshot import profile_text
+
+    cn = pd.read_csv(CN_CSV, dtype=str).fillna("")
+    return [profile_text(name, f"{scope}。{business}".strip("。"), None)
+            for name, scope, business in zip(cn["企业名称"], cn["经营范围"], cn["主营业务"])]
+
+
+def _sample_texts(directory: Path) -> list[str]:
+    """The sample region's profiles, generated with ``matcher sample`` (20,000 firms, seed 0)."""
+    import subprocess
+    import sys
+
+    csv = directory / "enterprises.csv"
+    if not csv.is_file():
+        subprocess.run([sys.executable, "-m", "pipelines", "sample", "--out", str(directory), "--home",
+                        str(directory / "home")], check=True, stdout=subprocess.DEVNULL)
+    from matcher.snapshot import profile_text
+
+    firms = pd.read_csv(csv, dtype=str).fillna("")
+    return [profile_text(name, scope, [k for k in keys.split(";") if k] or None)
+            for name, scope, keys in zip(firms["company_name"], firms["business_scope"], firms["keywords"])]
+
+
 def nn_similarities(vectors: np.ndarray, block: int = 4096) -> np.ndarray:
     """Each vector's highest cosine similarity to another vector of the same set."""
     out = np.empty(len(vectors), dtype=np.float32)
