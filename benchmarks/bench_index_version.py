@@ -4,9 +4,9 @@ vectors, one-thread query latency and recall@10 against exact search under the d
     python benchmarks/bench_index_version.py --home /scratch/scale/home-10000000 \\
         --work /scratch/scale --nprobe 64 128 256 --out /tmp/index-10m.json
 
-For the universes ``bench_scale.py`` builds (vectors mixed from the YC companies' real vectors,
+For the universes ``bench_scale.py`` builds (vectors mixed from the real profile vectors at hand,
 ``synthetic_vectors.py``): the queries are 220 fresh vectors from the same generator (WORK's
-``yc_vectors.npy`` and ``yc_mixing.json``), 20 of them warm-up. The filter is the version's own
+``real_pool.npy`` and ``pool_mixing.json``), 20 of them warm-up. The filter is the version's own
 default one (outside the district, not closed: ``Catalog.allowed(Filters())``). Truth: exact top 10
 of the allowed rows, the vectors read in blocks. Each nprobe: 200 queries one at a time through
 ``VectorSearcher`` (IVF: exact re-ranking of its candidates against the float32 vectors), FAISS on
@@ -77,7 +77,7 @@ def exact_top(vectors: np.ndarray, queries: np.ndarray, allowed: np.ndarray, k: 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--home", type=Path, required=True, help="workspace whose current version is measured")
-    parser.add_argument("--work", type=Path, required=True, help="bench_scale.py's WORK (yc_vectors.npy, yc_mixing.json)")
+    parser.add_argument("--work", type=Path, required=True, help="bench_scale.py's WORK (real_pool.npy, pool_mixing.json)")
     parser.add_argument("--nprobe", type=int, nargs="+", default=[64, 128, 256], help="IVF lists probed per query")
     parser.add_argument("--out", type=Path, help="append the result as one JSON line to this file")
     args = parser.parse_args()
@@ -104,8 +104,8 @@ def main() -> int:
     manifest = catalog.manifest
     del catalog
 
-    real = np.load(args.work / "yc_vectors.npy")
-    noise, low = json.loads((args.work / "yc_mixing.json").read_text())["mixing"]
+    real = np.load(args.work / "real_pool.npy")
+    noise, low = json.loads((args.work / "pool_mixing.json").read_text())["mixing"]
     queries = mix(real, QUERIES + WARMUP, noise, np.random.default_rng(7), low)
     t = time.perf_counter()
     truth = exact_top(vectors, queries[WARMUP:], allowed)

@@ -9,7 +9,8 @@ For each size ``n``, in order, every heavy step runs in a child process (the ``m
 ``/proc/<pid>/status`` about every 0.5 s: peak VmRSS, RssAnon and RssFile (file-backed pages,
 such as those of memory-mapped vectors, are reclaimable and shared between workers; anonymous
 ones are not), and the peak summed VmRSS of its whole process tree (JSON only). The child's own
-``ru_maxrss`` (``os.wait4``) is reported as a cross-check.
+``ru_maxrss`` (``os.wait4``) is reported as a cross-check; the samples go to
+``WORK/logs/<size>-<step>.memory.tsv``.
 
 1. ``sample``: ``matcher sample --fast --n N --seed 1``, cached in WORK (a rerun skips it).
 2. ``ingest``: into a fresh workspace WORK/home-N.
@@ -265,7 +266,9 @@ def read_status(pid: int) -> dict[str, int]:
 class MemorySampler(threading.Thread):
     """Samples a process's VmRSS, RssAnon and RssFile, and its process tree's summed VmRSS
     (``TreeRSS``), every ``interval_s``, keeping the peak of each (peaks of different fields may
-    come from different moments).
+    come from different moments) and the samples themselves (``timeline``: seconds since the start,
+    VmRSS, RssAnon, RssFile in kB), so a step's memory can be matched to its phases (a build's
+    phases are its manifest's timings, in order).
 
     The table reports the process itself: a short-lived child forked by a library (a
     ``find_library`` probe, say) counts the parent's copy-on-write pages again in the tree's sum
@@ -276,6 +279,8 @@ class MemorySampler(threading.Thread):
         self.pid = pid
         self.interval_s = interval_s
         self.peak_kb = dict.fromkeys(("VmRSS", "RssAnon", "RssFile", "TreeRSS"), 0)
+        self.timeline: list[tuple] = []
+        self._started = time.monotonic()
         self._stop_event = threading.Event()
 
     def sample(self) -> None:
@@ -284,6 +289,9 @@ class MemorySampler(threading.Thread):
         values["TreeRSS"] = sum(read_status(pid).get("VmRSS", 0) for pid in process_tree(self.pid))
         for name in self.peak_kb:
             self.peak_kb[name] = max(self.peak_kb[name], values.get(name, 0))
+        if values.get("VmRSS"):
+            self.timeline.append((round(time.monotonic() - self._started, 1),
+                                  *(values.get(name, 0) for name in ("VmRSS", "RssAnon", "RssFile"))))
 
     def run(self) -> None:
         started = time.monotonic()
@@ -331,6 +339,8 @@ def run_child(step: Step, argv: list[str], logs: Path, env: dict | None = None, 
         sampler.stop()
     step.peak_kb = sampler.peak_kb
     step.maxrss_kb = usage.ru_maxrss  # Linux: kilobytes
+    (logs / f"{stem}.memory.tsv").write_text("seconds\tVmRSS_kb\tRssAnon_kb\tRssFile_kb\n" + "".join(
+        "\t".join(map(str, sample)) + "\n" for sample in sampler.timeline))
     if child.returncode not in expect:
         errors = [line for line in err_path.read_text().splitlines() if line.strip()]
         step.notes = f"FAILED: exit {child.returncode}: {errors[-1][:300] if errors else '(no stderr)'}; see {err_path}"
