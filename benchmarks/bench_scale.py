@@ -190,9 +190,9 @@ with TestClient(app) as client:
         elif head[0] == "Rss:" and mapping:
             by_file[mapping] = by_file.get(mapping, 0) + int(head[1])
     top = sorted(by_file.items(), key=lambda kv: -kv[1])[:10]
-    memory["rss_by_file_mb"] = {path.replace(str(home), "HOME"): round(kb / 1024) for path, kb in top}
 print(json.dumps({"imported_s": round(imported_s, 1), "ready_s": round(ready_s, 1), "version": version,
-                  "gaps": len(gaps), "query_cold": queries[0], "query_warm": queries[1], "memory_after_query": memory}))
+                  "gaps": len(gaps), "query_cold": queries[0], "query_warm": queries[1], "memory_after_query": memory,
+                  "rss_by_file_mb": {path.replace(str(home), "HOME"): round(kb / 1024) for path, kb in top}}))
 """
 
 
@@ -280,7 +280,7 @@ class MemorySampler(threading.Thread):
         self.interval_s = interval_s
         self.peak_kb = dict.fromkeys(("VmRSS", "RssAnon", "RssFile", "TreeRSS"), 0)
         self.timeline: list[tuple] = []
-        self._started = time.monotonic()
+        self._t0 = time.monotonic()
         self._stop_event = threading.Event()
 
     def sample(self) -> None:
@@ -290,7 +290,7 @@ class MemorySampler(threading.Thread):
         for name in self.peak_kb:
             self.peak_kb[name] = max(self.peak_kb[name], values.get(name, 0))
         if values.get("VmRSS"):
-            self.timeline.append((round(time.monotonic() - self._started, 1),
+            self.timeline.append((round(time.monotonic() - self._t0, 1),
                                   *(values.get(name, 0) for name in ("VmRSS", "RssAnon", "RssFile"))))
 
     def run(self) -> None:
@@ -546,7 +546,7 @@ def bench_size(n: int, args: argparse.Namespace, steps: list[Step]) -> None:
     else:
         argv = [sys.executable, "-c", VECTORS_CHILD, str(home), str(work), str(CACHE_CHUNK_ROWS)]
         step.result = run_child(step, argv, logs)
-        step.notes = f"synthetic (YC mix), {CACHE_CHUNK_ROWS:,}-row cache shards"
+        step.notes = f"synthetic (real-pool mix), {CACHE_CHUNK_ROWS:,}-row cache shards"
     emit(step, steps)
     if args.prepare_only:
         return
