@@ -56,7 +56,7 @@ from matcher import schemas as S
 from matcher.chain_map import ChainMap
 from matcher.chains import code_profile_match, industry_code_table, industry_divisions
 from matcher.errors import ArtifactCorruptError
-from matcher.mapped import passes
+from matcher.mapped import gather, passes
 
 # The margins belong to gap fit but come last in FEATURES: published models read the first 26.
 MARGINS = ("segment_margin", "keyword_margin")
@@ -174,7 +174,7 @@ class FeatureContext:
         arrays.update({f"partners.{segment_id}": rows for segment_id, rows in self.partner_rows.items()})
         union = np.unique(np.concatenate([r[r >= 0] for r in self.partner_rows.values()] or [np.zeros(0, np.int64)]))
         arrays.update(partner_union=union.astype(np.int64),
-                      partner_vectors=np.ascontiguousarray(self.vectors[union], dtype=np.float32))
+                      partner_vectors=gather(self.vectors, union).astype(np.float32, copy=False))
         meta = {"as_of": None if pd.isna(self.as_of) else self.as_of.isoformat(), "divisions": list(self.divisions),
                 "rows": len(self.enterprises)}
         return arrays, meta

@@ -26,7 +26,7 @@ from matcher.index import (
     top_k,
     update_index,
 )
-from tests.factories import unit_vectors
+from tests.factories import resident_kb, unit_vectors
 
 N, DIM = 300, 24
 
@@ -313,18 +313,6 @@ def test_ivf_build_adds_in_chunks_with_progress(monkeypatch, ivf_vectors, ivf_id
     assert index.ntotal == IVF_N
 
 
-def _resident_kb(path) -> int:
-    """Resident kB of this process's mappings of ``path`` (/proc/self/smaps)."""
-    total, mapped = 0, False
-    for line in open("/proc/self/smaps"):
-        head = line.split()
-        if "-" in head[0] and len(head) >= 5 and ":" in head[3]:
-            mapped = len(head) > 5 and head[5] == str(path)
-        elif head[0] == "Rss:" and mapped:
-            total += int(head[1])
-    return total
-
-
 def test_ivf_training_does_not_hold_the_memory_mapped_vectors(monkeypatch, tmp_path, ivf_vectors, ivf_ids):
     # The training sample touches nearly every page of the vectors file; at 10M those pages
     # (15 GB) stayed in the build's resident set through the whole training.
@@ -335,12 +323,12 @@ def test_ivf_training_does_not_hold_the_memory_mapped_vectors(monkeypatch, tmp_p
     train = faiss.IndexIDMap2.train
 
     def spy(index, x):
-        resident_while_training.append(_resident_kb(path))
+        resident_while_training.append(resident_kb(path))
         return train(index, x)
 
     monkeypatch.setattr(faiss.IndexIDMap2, "train", spy)
     np.asarray(mapped).sum()  # every page resident before the build
-    assert _resident_kb(path) >= ivf_vectors.nbytes // 1024 - 8
+    assert resident_kb(path) >= ivf_vectors.nbytes // 1024 - 8
 
     index = build_index(mapped, ivf_ids, IVF_FACTORY)
 

@@ -2,23 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 
-from matcher.mapped import passes, release
-
-
-def resident_kb(path: Path) -> int:
-    """Resident kB of this process's mappings of ``path``."""
-    total, inside = 0, False
-    for line in Path("/proc/self/smaps").read_text().splitlines():
-        head = line.split()
-        if head and "-" in head[0] and not head[0].endswith(":"):
-            inside = head[-1] == str(path)
-        elif inside and line.startswith("Rss:"):
-            total += int(head[1])
-    return total
+from matcher.mapped import gather, passes, release
+from tests.factories import resident_kb
 
 
 def test_released_rows_leave_the_resident_set_and_keep_their_values(tmp_path):
@@ -51,3 +38,16 @@ def test_a_pass_holds_about_one_chunk_and_written_rows_reach_the_file(tmp_path):
 
 def test_an_array_in_memory_is_left_alone():
     assert not release(np.zeros((10, 4), dtype=np.float32))
+
+
+def test_a_gather_copies_the_rows_and_leaves_their_pages_released(tmp_path):
+    path = tmp_path / "vectors.npy"
+    expected = np.random.default_rng(1).random((20_000, 384), dtype=np.float32)
+    np.save(path, expected)
+    vectors = np.load(path, mmap_mode="r").view(np.ndarray)
+    rows = np.sort(np.random.default_rng(2).choice(20_000, 4_000, replace=False))  # pages all over the file
+
+    got = gather(vectors, rows, chunk=500)
+
+    np.testing.assert_array_equal(got, expected[rows])
+    assert resident_kb(path) < 1_000
