@@ -94,6 +94,8 @@ def read_pairs(texts: Sequence[str], tokenize: Callable[[list[str]], list[list[s
         chunk = list(texts[start:start + CHUNK_TEXTS])
         chinese = chinese or any(is_chinese(t) for t in chunk)
         pairs.add(tokenize(chunk))
+        if hasattr(texts, "release"):  # texts read from memory-mapped columns (snapshot.ProfileTexts)
+            texts.release(start, start + len(chunk))
         if progress is not None:
             progress(len(chunk))
     return pairs, chinese

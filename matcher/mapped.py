@@ -11,6 +11,8 @@ private copy-on-write mapping (mode ``"c"``) would lose its changes.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import mmap
 
 import numpy as np
@@ -63,3 +65,46 @@ def gather(array: np.ndarray, rows: np.ndarray, chunk: int = 65_536) -> np.ndarr
         out[start:start + len(part)] = array[part]
         release(array, int(part.min()), int(part.max()) + 1)
     return out
+
+
+_LIBC = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+
+
+def _file_mapped(address: int) -> bool:
+    """Whether ``address`` lies in a mapping of a file of this process (``/proc/self/maps``)."""
+    with open("/proc/self/maps") as handle:
+        for line in handle:
+            fields = line.split()
+            low, high = (int(x, 16) for x in fields[0].split("-"))
+            if low <= address < high:
+                return len(fields) >= 6 and fields[5].startswith("/")
+    return False
+
+
+def release_text(values, start: int, stop: int) -> bool:
+    """Drop the pages of rows ``[start, stop)`` of an Arrow string column that is memory-mapped from
+    a file (a version's ``enterprises.arrow``) from this process's resident set, as :func:`release`
+    does for arrays; whether it could. ``values``: a pyarrow string array with one chunk, or a
+    pandas column backed by one. A column in ordinary memory is left alone (dropping its pages
+    would lose them)."""
+    import pyarrow as pa
+
+    array = values if isinstance(values, (pa.Array, pa.ChunkedArray)) else pa.array(getattr(values, "array", values))
+    if isinstance(array, pa.ChunkedArray):
+        if array.num_chunks != 1:
+            return False
+        array = array.chunk(0)
+    if not (pa.types.is_string(array.type) or pa.types.is_large_string(array.type)):
+        return False
+    stop = min(stop, len(array))
+    if stop <= start:
+        return True
+    _, offsets, data = array.buffers()
+    if data is None or not _file_mapped(data.address):
+        return False
+    kind = np.int64 if pa.types.is_large_string(array.type) else np.int32
+    ends = np.frombuffer(offsets, dtype=kind)[array.offset:]
+    first, last = data.address + int(ends[start]), data.address + int(ends[stop])
+    first -= first % _PAGE
+    last += -last % _PAGE
+    return _LIBC.madvise(ctypes.c_void_p(first), ctypes.c_size_t(last - first), mmap.MADV_DONTNEED) == 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from matcher.mapped import gather, passes, release
+from matcher.mapped import gather, passes, release, release_text
 from tests.factories import resident_kb
 
 
@@ -51,3 +51,23 @@ def test_a_gather_copies_the_rows_and_leaves_their_pages_released(tmp_path):
 
     np.testing.assert_array_equal(got, expected[rows])
     assert resident_kb(path) < 1_000
+
+
+def test_a_memory_mapped_text_column_releases_read_rows_and_an_in_memory_one_is_untouched(tmp_path):
+    import pyarrow as pa
+    import pyarrow.ipc as ipc
+
+    texts = [f"profile {i} " + "word " * (i % 50) for i in range(60_000)]
+    path = tmp_path / "texts.arrow"
+    table = pa.table({"description": pa.array(texts, type=pa.large_string())})
+    with pa.OSFile(str(path), "wb") as sink, ipc.new_file(sink, table.schema) as writer:
+        writer.write_table(table)
+    column = ipc.open_file(pa.memory_map(str(path))).read_all().column("description")
+
+    assert sum(len(t) for t in column.to_pylist()) > 0  # every page read
+    assert resident_kb(path) > 8_000
+    assert release_text(column, 0, len(column))
+    assert resident_kb(path) < 1_000
+    assert column.to_pylist() == texts  # read again from the file
+    assert not release_text(table.column("description"), 0, 100)  # in memory: left alone
+    assert table.column("description").to_pylist()[:100] == texts[:100]
