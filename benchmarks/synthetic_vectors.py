@@ -31,42 +31,19 @@ WEIGHT_LOW_GRID = (0.0, 0.1, 0.2, 0.3, 0.4)
 
 def real_vectors(cache: Path, csv: Path = YC_CSV) -> np.ndarray:
     """The YC companies' profile vectors (name, descriptions, tags), embedded once and cached."""
-    if cache.is_file():
-        return np.load(cache)
-    from matcher.embedding import Encoder
-    from matcher.snapshot import profile_text
+    def texts() -> list[str]:
+        from matcher.snapshot import profile_text
 
-    yc = pd.read_csv(csv).fillna("")
-    texts = [
-        profile_text(row.company_name, f"{row.short_description} {row.long_description}".strip(), None)
-        for row in yc.itertuples()
-    ]
-    texts = sorted(set(t for t in texts if len(t) > 20))
-    t = time.perf_counter()
-    vectors = np.ascontiguousarray(Encoder().encode(texts), dtype=np.float32)
-    print(f"embedded {len(texts)} YC profiles in {time.perf_counter() - t:.0f} s")
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    np.save(cache, vectors)
-    return vectors
+        yc = pd.read_csv(csv).fillna("")
+        return [profile_text(row.company_name, f"{row.short_description} {row.long_description}".strip(), None)
+                for row in yc.itertuples()]
+
+    return _embedded(cache, texts)
 
 
 def sample_vectors(cache: Path, csv: Path) -> np.ndarray:
     """The sample region's profile vectors (``matcher sample`` enterprises.csv), embedded once and cached."""
-    if cache.is_file():
-        return np.load(cache)
-    from matcher.embedding import Encoder
-    from matcher.snapshot import profile_text
-
-    firms = pd.read_csv(csv, dtype=str).fillna("")
-    texts = [profile_text(name, scope, [k for k in keys.split(";") if k] or None)
-             for name, scope, keys in zip(firms["company_name"], firms["business_scope"], firms["keywords"])]
-    texts = sorted(set(t for t in texts if len(t) > 20))
-    t = time.perf_counter()
-    vectors = np.ascontiguousarray(Encoder().encode(texts), dtype=np.float32)
-    print(f"embedded {len(texts)} sample-region profiles in {time.perf_counter() - t:.0f} s")
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    np.save(cache, vectors)
-    return vectors
+    return _embedded(cache, lambda: _sample_csv_texts(csv))
 
 
 CN_CSV = Path("/work/shared/datasets/cn-listed/cn-listed-companies-2025-10-25.csv")
@@ -125,7 +102,7 @@ def _cn_texts() -> list[str]:
 
 
 def _sample_texts(directory: Path) -> list[str]:
-    """The sample region's profiles, generated with ``matcher sample`` (20,000 firms, seed 0)."""
+    """The sample region's profiles, generated with ``matcher sample`` (20,000 firms, its default seed)."""
     import subprocess
     import sys
 
@@ -133,6 +110,10 @@ def _sample_texts(directory: Path) -> list[str]:
     if not csv.is_file():
         subprocess.run([sys.executable, "-m", "pipelines", "sample", "--out", str(directory), "--home",
                         str(directory / "home")], check=True, stdout=subprocess.DEVNULL)
+    return _sample_csv_texts(csv)
+
+
+def _sample_csv_texts(csv: Path) -> list[str]:
     from matcher.snapshot import profile_text
 
     firms = pd.read_csv(csv, dtype=str).fillna("")
