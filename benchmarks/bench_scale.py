@@ -182,14 +182,8 @@ with TestClient(app) as client:
             label, _, value = line.partition(":")
             if label in ("VmRSS", "RssAnon", "RssFile", "RssShmem", "Pss", "Pss_Anon", "Pss_File"):
                 memory[label + "_kb"] = int(value.split()[0])
-    by_file, mapping = {}, None  # resident pages per mapped file: which files the file pages are
-    for line in Path("/proc/self/smaps").read_text().splitlines():
-        head = line.split()
-        if "-" in head[0] and len(head) >= 5 and ":" in head[3]:
-            mapping = head[5] if len(head) > 5 and head[5].startswith("/") else None
-        elif head[0] == "Rss:" and mapping:
-            by_file[mapping] = by_file.get(mapping, 0) + int(head[1])
-    top = sorted(by_file.items(), key=lambda kv: -kv[1])[:10]
+    from bench_scale import rss_by_file
+    top = list(rss_by_file("self").items())[:10]  # which files the file pages are
 print(json.dumps({"imported_s": round(imported_s, 1), "ready_s": round(ready_s, 1), "version": version,
                   "gaps": len(gaps), "query_cold": queries[0], "query_warm": queries[1], "memory_after_query": memory,
                   "rss_by_file_mb": {path.replace(str(home), "HOME"): round(kb / 1024) for path, kb in top}}))
@@ -249,6 +243,25 @@ def process_tree(pid: int) -> list[int]:
     return found
 
 
+def rss_by_file(pid: int | str) -> dict[str, int]:
+    """Resident kB per mapped file of a process (``/proc/<pid>/smaps``), largest first; empty
+    when the process is gone."""
+    by_file, mapping = {}, None
+    try:
+        lines = Path(f"/proc/{pid}/smaps").read_text().splitlines()
+    except OSError:
+        return {}
+    for line in lines:
+        head = line.split()
+        if not head:
+            continue
+        if "-" in head[0] and len(head) >= 5 and ":" in head[3]:
+            mapping = head[5] if len(head) > 5 and head[5].startswith("/") else None
+        elif head[0] == "Rss:" and mapping:
+            by_file[mapping] = by_file.get(mapping, 0) + int(head[1])
+    return dict(sorted(by_file.items(), key=lambda kv: -kv[1]))
+
+
 def read_status(pid: int) -> dict[str, int]:
     """The memory fields of ``/proc/<pid>/status`` in kB (empty when the process is gone)."""
     values = {}
@@ -272,14 +285,22 @@ class MemorySampler(threading.Thread):
 
     The table reports the process itself: a short-lived child forked by a library (a
     ``find_library`` probe, say) counts the parent's copy-on-write pages again in the tree's sum
-    (seen: 2.7 GB for a 1.9 GB service worker)."""
+    (seen: 2.7 GB for a 1.9 GB service worker).
 
-    def __init__(self, pid: int, interval_s: float = 0.5):
+    Which files the file pages are: at each new VmRSS peak (at most every ``files_every_s``, unless
+    it is 5 % above the last reading) the
+    resident kB per mapped file (:func:`rss_by_file`) are read again and kept with the moment
+    (``files_at_peak``)."""
+
+    def __init__(self, pid: int, interval_s: float = 0.5, files_every_s: float = 5.0):
         super().__init__(daemon=True)
         self.pid = pid
         self.interval_s = interval_s
         self.peak_kb = dict.fromkeys(("VmRSS", "RssAnon", "RssFile", "TreeRSS"), 0)
         self.timeline: list[tuple] = []
+        self.files_at_peak: dict = {}
+        self.files_every_s = files_every_s
+        self._files_read = -files_every_s
         self._t0 = time.monotonic()
         self._stop_event = threading.Event()
 
@@ -287,10 +308,18 @@ class MemorySampler(threading.Thread):
         """Add one sample."""
         values = read_status(self.pid)
         values["TreeRSS"] = sum(read_status(pid).get("VmRSS", 0) for pid in process_tree(self.pid))
+        now = time.monotonic() - self._t0
+        rss = values.get("VmRSS", 0)
+        if rss > self.peak_kb["VmRSS"] and (now - self._files_read >= self.files_every_s
+                                            or rss > 1.05 * self.files_at_peak.get("VmRSS_kb", 0)):
+            self._files_read = now
+            top = list(rss_by_file(self.pid).items())[:8]
+            self.files_at_peak = {"seconds": round(now, 1), "VmRSS_kb": values["VmRSS"],
+                                  "RssAnon_kb": values.get("RssAnon", 0), "files_kb": dict(top)}
         for name in self.peak_kb:
             self.peak_kb[name] = max(self.peak_kb[name], values.get(name, 0))
         if values.get("VmRSS"):
-            self.timeline.append((round(time.monotonic() - self._t0, 1),
+            self.timeline.append((round(now, 1),
                                   *(values.get(name, 0) for name in ("VmRSS", "RssAnon", "RssFile"))))
 
     def run(self) -> None:
@@ -339,6 +368,7 @@ def run_child(step: Step, argv: list[str], logs: Path, env: dict | None = None, 
         sampler.stop()
     step.peak_kb = sampler.peak_kb
     step.maxrss_kb = usage.ru_maxrss  # Linux: kilobytes
+    (logs / f"{stem}.files-at-peak.json").write_text(json.dumps(sampler.files_at_peak, indent=1))
     (logs / f"{stem}.memory.tsv").write_text("seconds\tVmRSS_kb\tRssAnon_kb\tRssFile_kb\n" + "".join(
         "\t".join(map(str, sample)) + "\n" for sample in sampler.timeline))
     if child.returncode not in expect:

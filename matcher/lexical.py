@@ -51,7 +51,7 @@ import numpy as np
 import Stemmer
 
 from matcher.errors import ArtifactCorruptError
-from matcher.lexical_build import bm25_retriever, read_pairs, tfidf_cosine
+from matcher.lexical_build import lexical_matrices, read_pairs
 from matcher.lexical_tfidf import TfidfCosine
 from matcher.lexical_topk import (BLOCKS_FILE, SAMPLE_FILE, BlockMax, EstimatedRelevance, ExactRelevance, LexicalStats,
                                   Postings)
@@ -259,8 +259,7 @@ class LexicalIndex:
         words = chinese_words(words)
         pairs, chinese = read_pairs(texts, lambda chunk: tokenize(chunk, words), lambda t: bool(CJK.search(t)), progress)
         df = pairs.document_frequencies()
-        retriever = bm25_retriever(pairs, df, k1, b)
-        tfidf = tfidf_cosine(pairs, df, len(retriever.vocab_dict)) if chinese else None
+        retriever, tfidf = lexical_matrices(pairs, df, k1, b, chinese)
         del pairs
         return cls(retriever, words, tfidf=tfidf, sample_size=sample_size)
 

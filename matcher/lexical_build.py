@@ -10,7 +10,9 @@ known, and a second pass over the kept pairs writes the column-major matrices in
 BM25 scores exactly as ``bm25s`` computes them (Lucene idf and term frequency, float32), and for
 Chinese corpora the TF-IDF cosine weights of :class:`matcher.lexical_tfidf.TfidfCosine`.
 
-Peak memory is the pairs (6 bytes each) plus the finished matrices (8 bytes per posting each).
+The matrices are written as the pairs are freed (a chunk at a time), so peak memory is about the
+larger of the pairs (6 bytes each) and the finished matrices (8 bytes per posting, 12 with the
+TF-IDF weights, which share the BM25 matrix's indices), not their sum.
 A token's count in one document is kept up to 65,535 (BM25's term weight has long saturated).
 """
 
@@ -61,28 +63,35 @@ class Pairs:
             df += np.bincount(tokens, minlength=len(self.vocab))
         return df
 
-    def column_major(self, df: np.ndarray, values: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
-                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """CSC arrays (data float32, indices int32, indptr int64) over (documents, vocabulary) with
-        ``values(doc, tokens, counts)`` per pair; documents ascending within each column."""
+    def column_major(self, df: np.ndarray, values: Callable[[np.ndarray, np.ndarray, np.ndarray], list[np.ndarray]],
+                     n_values: int = 1) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
+        """CSC arrays over (documents, vocabulary) with ``values(doc, tokens, counts)`` per pair:
+        ``n_values`` float32 data arrays (one per array ``values`` returns), sharing one int32 ``indices`` and
+        int64 ``indptr``; documents ascending within each column.
+
+        Consumes the pairs, a chunk at a time: the matrices are written column by column in
+        document order, so the pages they hold grow as the pairs they are made from are freed.
+        """
         indptr = np.zeros(len(df) + 1, dtype=np.int64)
         np.cumsum(df, out=indptr[1:])
         cursor = indptr[:-1].copy()
-        data = np.empty(int(indptr[-1]), dtype=np.float32)
+        datas = [np.empty(int(indptr[-1]), dtype=np.float32) for _ in range(n_values)]
         indices = np.empty(int(indptr[-1]), dtype=np.int32)
         first = 0
-        for distinct, tokens, counts in zip(self.distinct, self.tokens, self.counts):
+        while self.tokens:
+            distinct, tokens, counts = self.distinct.pop(0), self.tokens.pop(0), self.counts.pop(0)
             doc = np.repeat(np.arange(first, first + len(distinct), dtype=np.int64), distinct)
             order = np.argsort(tokens, kind="stable")  # by token; documents stay ascending
             by_token = tokens[order]
             starts = np.flatnonzero(np.r_[True, by_token[1:] != by_token[:-1]])
             rank = np.arange(len(order)) - np.repeat(starts, np.diff(np.r_[starts, len(order)]))
             where = cursor[by_token] + rank
-            data[where] = values(doc, tokens, counts)[order]
+            for data, column in zip(datas, values(doc, tokens, counts), strict=True):
+                data[where] = column[order]
             indices[where] = doc[order]
             np.add.at(cursor, by_token[starts], np.diff(np.r_[starts, len(order)]))
             first += len(distinct)
-        return data, indices, indptr
+        return datas, indices, indptr
 
 
 def read_pairs(texts: Sequence[str], tokenize: Callable[[list[str]], list[list[str]]],
@@ -101,9 +110,14 @@ def read_pairs(texts: Sequence[str], tokenize: Callable[[list[str]], list[list[s
     return pairs, chinese
 
 
-def bm25_retriever(pairs: Pairs, df: np.ndarray, k1: float, b: float) -> bm25s.BM25:
+def lexical_matrices(pairs: Pairs, df: np.ndarray, k1: float, b: float, chinese: bool
+                     ) -> tuple[bm25s.BM25, TfidfCosine | None]:
     """A ``bm25s.BM25`` (Lucene variant) over the pairs, as ``BM25(k1, b).index(tokens)`` makes it
-    (the vocabulary in first-occurrence order, the empty token last)."""
+    (the vocabulary in first-occurrence order, the empty token last), and for a Chinese corpus
+    (``chinese``) :meth:`TfidfCosine.build` of the same tokens over the same postings; the two
+    matrices share their ``indices``. Consumes the pairs (:meth:`Pairs.column_major`)."""
+    from scipy import sparse
+
     n = pairs.num_docs
     lengths = np.concatenate(pairs.lengths) if pairs.lengths else np.zeros(0, np.int32)
     avg_len = float(lengths.mean()) if n else float("nan")
@@ -113,28 +127,37 @@ def bm25_retriever(pairs: Pairs, df: np.ndarray, k1: float, b: float) -> bm25s.B
     # per document k1 * ((1 - b) + b * l_d / l_avg); bm25s computes the score in float64 (its mean
     # length is a numpy float64) and stores it as float32, as here
     norms = k1 * ((1 - b) + b * lengths.astype(np.float64) / avg_len)
-
-    def scores(doc: np.ndarray, tokens: np.ndarray, counts: np.ndarray) -> np.ndarray:
-        tf = counts.astype(np.float64)
-        return (idf[tokens] * (tf / (norms[doc] + tf))).astype(np.float32)
-
-    data, indices, indptr = pairs.column_major(df, scores)
-    retriever = bm25s.BM25(k1=k1, b=b)
+    del lengths
     vocab = dict(pairs.vocab)
     if "" not in vocab:
         vocab[""] = max(vocab.values(), default=-1) + 1
-    retriever.scores = {"data": data, "indices": indices, "indptr": indptr, "num_docs": n}
+    n_tokens = len(vocab)
+    weight, tfidf_idf = tfidf_weights(pairs, df, n_tokens) if chinese else (None, None)
+
+    def values(doc: np.ndarray, tokens: np.ndarray, counts: np.ndarray) -> list[np.ndarray]:
+        tf = counts.astype(np.float64)
+        out = [(idf[tokens] * (tf / (norms[doc] + tf))).astype(np.float32)]
+        if weight is not None:
+            out.append(weight(doc, tokens, counts))
+        return out
+
+    datas, indices, indptr = pairs.column_major(df, values, 1 if weight is None else 2)
+    retriever = bm25s.BM25(k1=k1, b=b)
+    retriever.scores = {"data": datas[0], "indices": indices, "indptr": indptr, "num_docs": n}
     retriever.vocab_dict = vocab
     retriever.unique_token_ids_set = set(vocab.values())
     retriever.nonoccurrence_array = None
-    return retriever
+    if weight is None:
+        return retriever, None
+    tfidf_indptr = np.concatenate([indptr, np.full(n_tokens + 1 - len(indptr), indptr[-1], dtype=np.int64)])
+    matrix = sparse.csc_matrix((datas[1], indices, tfidf_indptr), shape=(n, n_tokens))
+    return retriever, TfidfCosine(matrix, tfidf_idf)
 
 
-def tfidf_cosine(pairs: Pairs, df: np.ndarray, n_tokens: int) -> TfidfCosine:
-    """:meth:`TfidfCosine.build` of the same tokens, over ``n_tokens`` columns (the vocabulary
-    with its empty token)."""
-    from scipy import sparse
-
+def tfidf_weights(pairs: Pairs, df: np.ndarray, n_tokens: int
+                  ) -> tuple[Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray], np.ndarray]:
+    """The weight of each (document, token, count) in :meth:`TfidfCosine.build` of the pairs over
+    ``n_tokens`` columns (the vocabulary with its empty token), and that matrix's idf."""
     n = pairs.num_docs
     df = np.concatenate([df, np.zeros(n_tokens - len(df), dtype=np.int64)])
     idf = (np.log((1 + n) / (1 + df)) + 1).astype(np.float32)
@@ -152,5 +175,4 @@ def tfidf_cosine(pairs: Pairs, df: np.ndarray, n_tokens: int) -> TfidfCosine:
     def weight(doc: np.ndarray, tokens: np.ndarray, counts: np.ndarray) -> np.ndarray:
         return (1 + np.log(counts.astype(np.float32))) * idf[tokens] * scale[doc]
 
-    data, indices, indptr = pairs.column_major(df, weight)
-    return TfidfCosine(sparse.csc_matrix((data, indices, indptr), shape=(n, n_tokens)), idf)
+    return weight, idf

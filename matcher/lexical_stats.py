@@ -53,9 +53,10 @@ def _column_blocks(indptr: np.ndarray):
         c0 = c1
 
 
-def _column_moments(indptr: np.ndarray, pairs: list[tuple[np.ndarray, np.ndarray]]) -> tuple[list[np.ndarray], np.ndarray]:
-    """Per column: the sum of ``a * b`` for each (a, b) in ``pairs`` (float64), and the max of
-    the first pair's ``a``."""
+def _column_moments(indptr: np.ndarray, pairs: list[tuple[np.ndarray, np.ndarray | None]]
+                    ) -> tuple[list[np.ndarray], np.ndarray]:
+    """Per column: the sum of ``a * b`` for each (a, b) in ``pairs`` (float64; ``b`` None: of
+    ``a``), and the max of the first pair's ``a``."""
     n_cols = len(indptr) - 1
     sums = [np.zeros(n_cols) for _ in pairs]
     peak = np.zeros(n_cols)
@@ -63,7 +64,8 @@ def _column_moments(indptr: np.ndarray, pairs: list[tuple[np.ndarray, np.ndarray
         s, e = indptr[c0], indptr[c1]
         column = np.repeat(np.arange(c1 - c0), np.diff(indptr[c0:c1 + 1]))
         for out, (a, b) in zip(sums, pairs):
-            out[c0:c1] = np.bincount(column, weights=a[s:e].astype(np.float64) * b[s:e], minlength=c1 - c0)
+            weights = a[s:e].astype(np.float64)
+            out[c0:c1] = np.bincount(column, weights=weights if b is None else weights * b[s:e], minlength=c1 - c0)
         starts = indptr[c0:c1] - s
         nonempty = np.diff(indptr[c0:c1 + 1]) > 0
         if e > s:
@@ -109,10 +111,10 @@ class LexicalStats:
         new_row = np.zeros(n, dtype=np.int32)
         new_row[rows] = np.arange(len(rows), dtype=np.int32)
         if c is None:
-            (b1, b2), bmax = _column_moments(b.indptr, [(b.data, np.ones_like(b.data)), (b.data, b.data)])
+            (b1, b2), bmax = _column_moments(b.indptr, [(b.data, None), (b.data, b.data)])
             return cls(n, rows, b1, b2, bmax, b.take_rows(member, new_row))
-        (b1, b2, bc), bmax = _column_moments(b.indptr, [(b.data, np.ones_like(b.data)), (b.data, b.data), (b.data, c.data)])
-        (c1, c2), cmax = _column_moments(c.indptr, [(c.data, np.ones_like(c.data)), (c.data, c.data)])
+        (b1, b2, bc), bmax = _column_moments(b.indptr, [(b.data, None), (b.data, b.data), (b.data, c.data)])
+        (c1, c2), cmax = _column_moments(c.indptr, [(c.data, None), (c.data, c.data)])
         return cls(n, rows, b1, b2, bmax, b.take_rows(member, new_row), c1, c2, bc, cmax, c.take_rows(member, new_row))
 
     def save(self, path: Path) -> None:

@@ -86,8 +86,10 @@ def write_version_files(
     keyword_vectors: np.ndarray,
 ) -> None:
     """Write the searchable part of a version (row ``i`` of every table is live position ``i``)."""
-    save_index(index, staged / C.INDEX_FILE)
-    # The build writes the vectors and the table into ``staged`` before it uses them (memory-mapped).
+    # The build writes the index, the vectors and the table into ``staged`` before it uses them
+    # (memory-mapped).
+    if not (staged / C.INDEX_FILE).is_file():
+        save_index(index, staged / C.INDEX_FILE)
     if not (staged / C.VECTORS_FILE).is_file():
         np.save(staged / C.VECTORS_FILE, np.ascontiguousarray(vectors, dtype=np.float32))
     if not (staged / C.ENTERPRISES_FILE).is_file():

@@ -84,3 +84,25 @@ def test_a_loaded_index_reads_its_postings_from_the_files_pages(tmp_path):
     assert isinstance(loaded.retriever.scores["data"].base, np.memmap)
     query = loaded.query_tokens("lidar trucks")
     np.testing.assert_array_equal(loaded.scores(query), built.scores(query))
+
+
+def test_the_build_frees_each_chunk_of_pairs_as_it_is_written_and_the_tfidf_shares_the_document_ids(monkeypatch):
+    # What bounds the build's memory at national scale: the matrices grow as the pairs they are
+    # made from are freed, and a Chinese corpus keeps one array of document ids, not two.
+    monkeypatch.setattr(lexical_build, "CHUNK_TEXTS", 2)
+    pairs, chinese = lexical_build.read_pairs(TEXTS, lambda chunk: tokenize(chunk, WORDS), lambda t: True)
+    left = []
+    original = lexical_build.Pairs.column_major
+
+    def watched(self, df, values, n_values=1):
+        def counting(doc, tokens, counts):
+            left.append(len(self.tokens))
+            return values(doc, tokens, counts)
+        return original(self, df, counting, n_values)
+
+    monkeypatch.setattr(lexical_build.Pairs, "column_major", watched)
+    retriever, tfidf = lexical_build.lexical_matrices(pairs, pairs.document_frequencies(), 1.2, 0.75, chinese)
+
+    assert left == list(range(len(left) - 1, -1, -1)) and len(left) == -(-len(TEXTS) // 2)
+    assert pairs.tokens == [] and pairs.counts == []
+    assert np.shares_memory(tfidf.matrix.indices, retriever.scores["indices"])
