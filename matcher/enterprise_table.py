@@ -26,6 +26,7 @@ import pyarrow.parquet as pq
 
 from matcher import schemas as S
 from matcher.index import enterprise_faiss_ids
+from matcher.mapped import release_columns
 
 ENTERPRISES_FILE = "enterprises.arrow"
 _SEPARATOR = "\x1f"  # joins a list cell's values into one string to group equal cells
@@ -91,6 +92,7 @@ def read_enterprise_table(path: Path, columns: list[str] | None = None,
         else:
             cells = list_cells(table.column(column))
         frame.insert(table.column_names.index(column), column, cells)
+    release_columns(table)  # the numbers and lists are copied into the frame; the text stays mapped
     return frame
 
 

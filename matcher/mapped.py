@@ -108,3 +108,32 @@ def release_text(values, start: int, stop: int) -> bool:
     first -= first % _PAGE
     last += -last % _PAGE
     return _LIBC.madvise(ctypes.c_void_p(first), ctypes.c_size_t(last - first), mmap.MADV_DONTNEED) == 0
+
+
+def release_columns(table) -> int:
+    """Drop every page of ``table``'s columns (a pyarrow Table memory-mapped from a file) that are
+    not text from this process's resident set; how many buffers were released. For columns that
+    were copied out (``to_pandas`` copies numbers): their mapped pages otherwise stay resident in
+    every worker for as long as the table is open (~2 GB at 10M rows). Text columns, read lazily
+    from the mapping, are left as they are; a table in ordinary memory is left alone."""
+    import pyarrow as pa
+
+    with open("/proc/self/maps") as handle:
+        files = [tuple(int(x, 16) for x in fields[0].split("-"))
+                 for fields in (line.split() for line in handle) if len(fields) >= 6 and fields[5].startswith("/")]
+    released = 0
+    for column in table.columns:
+        if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+            continue
+        for chunk in column.chunks:
+            for buffer in chunk.buffers():
+                if buffer is None or buffer.size == 0:
+                    continue
+                if not any(low <= buffer.address and buffer.address + buffer.size <= high for low, high in files):
+                    continue
+                first, last = buffer.address, buffer.address + buffer.size
+                first -= first % _PAGE  # whole pages: a neighbour's rows are read again on demand
+                last += -last % _PAGE
+                if _LIBC.madvise(ctypes.c_void_p(first), ctypes.c_size_t(last - first), mmap.MADV_DONTNEED) == 0:
+                    released += 1
+    return released

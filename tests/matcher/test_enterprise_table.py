@@ -107,3 +107,26 @@ def test_a_list_column_with_every_cell_empty_reads_back(tmp_path):
     frame[S.QUALIFICATIONS] = [[], [], None, []]  # Arrow infers list<null>
     write_enterprise_table(frame, tmp_path / "enterprises.arrow")
     assert read_enterprise_table(tmp_path / "enterprises.arrow")[S.QUALIFICATIONS].tolist() == [[], [], [], []]
+
+
+def test_the_numbers_copied_at_load_leave_no_pages_resident_and_the_text_still_reads(tmp_path):
+    # A worker on 10M firms otherwise keeps ~2 GB of the table's number pages it has copied.
+    from tests.factories import resident_kb
+
+    n = 400_000
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({
+        S.ENTERPRISE_ID: pd.array([f"E{i}" for i in range(n)], dtype="str"),
+        S.EMPLOYEES: pd.array(rng.integers(1, 5_000, n), dtype="Int64"),
+        S.LAT: pd.array(rng.uniform(20, 40, n), dtype="Float64"),
+        S.TAGS: [["lidar"] if i % 3 else [] for i in range(n)],
+    })
+    path = tmp_path / "enterprises.arrow"
+    write_enterprise_table(frame, path)
+
+    back = read_enterprise_table(path)
+
+    assert resident_kb(path) < 1_000  # of a file of several MB
+    pd.testing.assert_series_equal(back[S.EMPLOYEES], frame[S.EMPLOYEES])
+    pd.testing.assert_series_equal(back[S.LAT], frame[S.LAT])
+    assert back[S.ENTERPRISE_ID].iloc[-1] == f"E{n - 1}" and back[S.TAGS].iloc[1] == ["lidar"]
