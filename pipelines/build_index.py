@@ -19,13 +19,13 @@ from matcher.chains import ChainAnalysis, analyse_chains, chain_words, industry_
 from matcher.embedding import EmbeddingCache, Encoder, encode_cached, encoder_key, text_hashes
 from matcher.errors import ValidationFailedError
 from matcher.gap_state import gap_states
-from matcher.index import build_index, choose_factory, load_index, save_index
+from matcher.index import build_index, choose_factory
 from matcher.lexical import LexicalIndex, chinese_share, text_language
 from matcher.enterprise_table import stage_enterprise_table
 from matcher.snapshot import ProfileTexts, SnapshotInfo, find_snapshot, snapshot_rows
 from pipelines.build_config import BuildConfig
 from pipelines.version_files import (
-    base_manifest, encoder_manifest, finish_version, new_version_name, stored_gap_rows, write_version_files,
+    base_manifest, encoder_manifest, finish_version, new_version_name, stage_index, stored_gap_rows, write_version_files,
 )
 
 Progress = Callable[[str, int], Callable[[int], None]]
@@ -121,11 +121,7 @@ def _build(config: BuildConfig, snapshot: SnapshotInfo, chain_map: ChainMap, sta
     t = time.perf_counter()
     index = build_index(vectors, enterprises[S.FAISS_ID].to_numpy(), factory, config.hnsw_ef_search,
                         progress=progress("indexing vectors", len(enterprises)))
-    # Written now and mapped back: an IVF index's codes (~3.9 GB at 10M) stay in the file's pages,
-    # not in this process's memory beside the lexical postings built next.
-    save_index(index, staged / C.INDEX_FILE)
-    del index
-    index = load_index(staged / C.INDEX_FILE, config.hnsw_ef_search, mmap=True)
+    index = stage_index(index, staged, config.hnsw_ef_search)
     timings["index_s"] = time.perf_counter() - t
 
     t = time.perf_counter()

@@ -125,6 +125,7 @@ def build_refreshed_version(run: Run, config: RefreshConfig, snapshot: SnapshotI
         index, table, table_vectors, info = update_or_rebuild_index(config, parent, parent_dir, staged, after, vectors,
                                                                     diff)
         del after, vectors
+        index = V.stage_index(index, staged, bc.hnsw_ef_search)
         rec["index"] = info
         entry.update(info)
         timings["index_s"] = time.perf_counter() - t

@@ -24,7 +24,7 @@ from matcher.chains import ChainAnalysis
 from matcher.embedding import Encoder
 from matcher.enterprise_table import FIRM_ARRAYS_DIR, write_enterprise_table, write_firm_arrays
 from matcher.errors import ArtifactCorruptError
-from matcher.index import live_mask, save_index
+from matcher.index import live_mask, load_index, save_index
 from matcher.lexical import LexicalIndex
 from matcher.refresh import PROSPECTS_FILE, standing_prospects
 from matcher.snapshot import SnapshotInfo
@@ -70,6 +70,15 @@ def new_version_name(config: BuildConfig, now: datetime, snapshot: SnapshotInfo,
         now = datetime.fromtimestamp(now.timestamp() + 1, timezone.utc)
         version = artifacts.new_version(now, fingerprint)
     return version
+
+
+def stage_index(index: faiss.Index, staged: Path, ef_search: int) -> faiss.Index:
+    """Write ``index`` into ``staged`` now and return it mapped back from there: an IVF index's
+    codes (~3.9 GB at 10M) then stay in the file's pages, not in the process's memory beside the
+    lexical postings built next (:func:`write_version_files` keeps the file)."""
+    save_index(index, staged / C.INDEX_FILE)
+    del index
+    return load_index(staged / C.INDEX_FILE, ef_search, mmap=True)
 
 
 def write_version_files(
