@@ -259,6 +259,7 @@ def standing_prospects(catalog, top: int = 50) -> pd.DataFrame:
     frames = []
     for gap in catalog.gaps:
         ranked = catalog.prospects(gap["gap_id"], top, Filters())
+        catalog.release_mapped_pages()  # bounded: not most of a 15 GB vectors file by the last gap
         if len(ranked):
             frames.append(ranked.assign(gap_id=gap["gap_id"], ranked_in=catalog.version)[list(STANDING_COLUMNS)])
     if not frames:

@@ -293,3 +293,20 @@ def test_tampered_published_file_is_refused_on_load(built):
 
     with pytest.raises(ArtifactCorruptError, match="gaps.json"):
         Catalog.load(path)
+
+
+def test_ranking_then_releasing_the_mapped_pages_leaves_the_vectors_unmapped_and_the_answers_equal(built):
+    # What keeps a build's standing lists of a 10M universe from mapping most of its vectors file.
+    from tests.factories import resident_kb
+
+    home, version, _, _ = built
+    path = home / "models" / "matcher" / version
+    catalog = Catalog.load(path)
+    gap = catalog.gaps[0]["gap_id"]
+    first = catalog.prospects(gap, 10, Filters())
+    assert resident_kb(path / "vectors.npy") > 0
+
+    catalog.release_mapped_pages()
+
+    assert resident_kb(path / "vectors.npy") == 0
+    pd.testing.assert_frame_equal(catalog.prospects(gap, 10, Filters()), first)
