@@ -41,7 +41,7 @@ from matcher.features import FeatureContext, make_features
 from matcher.gap_state import GapState, gap_states
 from matcher.index import VectorSearcher, load_index
 from matcher.lexical import LexicalIndex, text_language
-from matcher.mapped import release, release_text
+from matcher.mapped import release, release_text_columns
 from matcher.ranking import COLD_START, cold_start_score, cold_start_weights, component_scores, single_threaded
 from matcher.retrieval import FilterColumns, Filters, Retrieved, corpus_sample, result_frame, retrieve_arrays
 from matcher.settings import default
@@ -280,9 +280,7 @@ class Catalog:
         15 GB vectors file), so ranking gap after gap, as a build does for its standing lists,
         otherwise maps most of the file."""
         release(self.searcher.vectors)
-        for column in self.enterprises.columns:
-            if isinstance(self.enterprises[column].dtype, pd.StringDtype):
-                release_text(self.enterprises[column], 0, len(self.enterprises))
+        release_text_columns(self.enterprises)
 
     def set_growth_scores(self, growth_scores: np.ndarray | None) -> None:
         """Replace the per-enterprise growth scores (training computes new ones); the feature
