@@ -153,3 +153,24 @@ def release_text_columns(frame) -> None:
     for column in frame.columns:
         if isinstance(frame[column].dtype, pd.StringDtype):
             release_text(frame[column], 0, len(frame))
+
+
+def take_rows(frame, rows: np.ndarray, chunk: int = 65_536):
+    """``frame.iloc[rows]`` (``rows`` ascending) taken ``chunk`` rows at a time, the text pages of
+    each chunk's span released once its rows are copied (:func:`release_text`): taking a tenth of
+    a 10M-row table's rows, spread all over the file, otherwise maps most of its text (4.4 GB) at
+    once."""
+    import pandas as pd
+
+    rows = np.asarray(rows, dtype=np.int64)
+    text = [c for c in frame.columns if isinstance(frame[c].dtype, pd.StringDtype)]
+    parts = []
+    for start in range(0, len(rows), chunk):
+        part = rows[start:start + chunk]
+        parts.append(frame.iloc[part])
+        for column in text:
+            release_text(frame[column], int(part[0]), int(part[-1]) + 1)
+    if len(rows):  # the kernel maps the cached pages around a read, past a chunk's own span
+        for column in text:
+            release_text(frame[column], int(rows[0]), int(rows[-1]) + 1)
+    return pd.concat(parts) if len(parts) > 1 else (parts[0] if parts else frame.iloc[rows])

@@ -21,7 +21,7 @@ from matcher.errors import ValidationFailedError
 from matcher.gap_state import gap_states
 from matcher.index import build_index, choose_factory
 from matcher.lexical import LexicalIndex, chinese_share, text_language
-from matcher.mapped import gather, release_text_columns
+from matcher.mapped import gather, take_rows
 from matcher.enterprise_table import stage_enterprise_table
 from matcher.snapshot import ProfileTexts, SnapshotInfo, find_snapshot, snapshot_rows
 from pipelines.build_config import BuildConfig
@@ -207,12 +207,12 @@ def analyse(
     published, the closed ones leave the list.
     """
     local_mask = enterprises[S.IS_LOCAL].to_numpy(dtype=bool) & ~enterprises[S.STATUS_CLASS].isin(S.NOT_PROSPECTS).to_numpy()
-    local = enterprises[local_mask]  # a copy
-    # Taking the local rows (~a tenth, all over the file) read most of the table's text pages and,
-    # for their vectors, most of vectors.npy (each row read maps its neighbours): released, so a
-    # 10M build does not hold ~14 GB of file pages here.
-    release_text_columns(enterprises)
-    local_vectors = gather(vectors, np.flatnonzero(local_mask))
+    # The local rows (~a tenth, all over the files) taken a chunk at a time with the pages read
+    # released: each row read maps its neighbours too, so taking them at once mapped most of the
+    # table's text and of vectors.npy (~14 GB at 10M).
+    local_rows = np.flatnonzero(local_mask)
+    local = take_rows(enterprises, local_rows)
+    local_vectors = gather(vectors, local_rows)
     chinese = np.array([text_language(d) == "zh" for d in local[S.DESCRIPTION].fillna("")], dtype=bool)
     chinese_z = None
     if chinese.any() and lexical is not None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from matcher.mapped import gather, passes, release, release_text
+from matcher.mapped import gather, passes, release, release_text, take_rows
 from tests.factories import resident_kb
 
 
@@ -71,3 +71,23 @@ def test_a_memory_mapped_text_column_releases_read_rows_and_an_in_memory_one_is_
     assert column.to_pylist() == texts  # read again from the file
     assert not release_text(table.column("description"), 0, 100)  # in memory: left alone
     assert table.column("description").to_pylist()[:100] == texts[:100]
+
+
+def test_taking_rows_a_chunk_at_a_time_equals_a_mask_and_leaves_the_text_released(tmp_path):
+    import pandas as pd
+
+    from matcher.enterprise_table import read_enterprise_table, write_enterprise_table
+
+    n = 60_000
+    frame = pd.DataFrame({"enterprise_id": pd.array([f"E{i}" for i in range(n)], dtype="str"),
+                          "description": pd.array([f"profile {i} " + "word " * (i % 50) for i in range(n)], dtype="str"),
+                          "employees": pd.array(np.arange(n), dtype="Int64")})
+    path = tmp_path / "enterprises.arrow"
+    write_enterprise_table(frame, path)
+    table = read_enterprise_table(path)
+    mask = np.random.default_rng(3).random(n) < 0.1  # a tenth, all over the file
+
+    taken = take_rows(table, np.flatnonzero(mask), chunk=1_000)
+
+    assert resident_kb(path) < 1_000
+    pd.testing.assert_frame_equal(taken, table[mask])  # (reads every page again)
