@@ -126,6 +126,7 @@ def build_refreshed_version(run: Run, config: RefreshConfig, snapshot: SnapshotI
                                                                     diff)
         del after, vectors
         index = V.stage_index(index, staged, bc.hnsw_ef_search)
+        release(table_vectors)  # the recall guard's exact search read every row (~6 GB left mapped at 10M)
         rec["index"] = info
         entry.update(info)
         timings["index_s"] = time.perf_counter() - t
