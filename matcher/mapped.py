@@ -81,10 +81,18 @@ def _file_mapped(address: int) -> bool:
     return False
 
 
+def _drop(first: int, last: int) -> bool:
+    """``madvise(MADV_DONTNEED)`` over the whole pages holding addresses ``[first, last)`` of a
+    file mapping (a neighbour's bytes on those pages are read again on demand)."""
+    first -= first % _PAGE
+    last += -last % _PAGE
+    return _LIBC.madvise(ctypes.c_void_p(first), ctypes.c_size_t(last - first), mmap.MADV_DONTNEED) == 0
+
+
 def release_text(values, start: int, stop: int) -> bool:
-    """Drop the pages of rows ``[start, stop)`` (their text and offsets) of an Arrow string column that is memory-mapped from
-    a file (a version's ``enterprises.arrow``) from this process's resident set, as :func:`release`
-    does for arrays; whether it could. ``values``: a pyarrow string array with one chunk, or a
+    """Drop the pages of rows ``[start, stop)`` (their text and offsets) of an Arrow string column
+    that is memory-mapped from a file (a version's ``enterprises.arrow``) from this process's
+    resident set, as :func:`release` does for arrays; whether it could. ``values``: a pyarrow string array with one chunk, or a
     pandas column backed by one. A column in ordinary memory is left alone (dropping its pages
     would lose them)."""
     import pyarrow as pa
@@ -105,14 +113,9 @@ def release_text(values, start: int, stop: int) -> bool:
     kind = np.int64 if pa.types.is_large_string(array.type) else np.int32
     ends = np.frombuffer(offsets, dtype=kind)[array.offset:]
     width = np.dtype(kind).itemsize
-    spans = [(data.address + int(ends[start]), data.address + int(ends[stop])),  # the text
-             (offsets.address + (array.offset + start) * width, offsets.address + (array.offset + stop + 1) * width)]
-    done = True
-    for first, last in spans:
-        first -= first % _PAGE
-        last += -last % _PAGE
-        done = _LIBC.madvise(ctypes.c_void_p(first), ctypes.c_size_t(last - first), mmap.MADV_DONTNEED) == 0 and done
-    return done
+    text = _drop(data.address + int(ends[start]), data.address + int(ends[stop]))
+    return _drop(offsets.address + (array.offset + start) * width, offsets.address + (array.offset + stop + 1) * width) \
+        and text
 
 
 def release_columns(table) -> int:
@@ -136,11 +139,7 @@ def release_columns(table) -> int:
                     continue
                 if not any(low <= buffer.address and buffer.address + buffer.size <= high for low, high in files):
                     continue
-                first, last = buffer.address, buffer.address + buffer.size
-                first -= first % _PAGE  # whole pages: a neighbour's rows are read again on demand
-                last += -last % _PAGE
-                if _LIBC.madvise(ctypes.c_void_p(first), ctypes.c_size_t(last - first), mmap.MADV_DONTNEED) == 0:
-                    released += 1
+                released += _drop(buffer.address, buffer.address + buffer.size)
     return released
 
 
