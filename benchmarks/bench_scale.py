@@ -288,9 +288,8 @@ class MemorySampler(threading.Thread):
     (seen: 2.7 GB for a 1.9 GB service worker).
 
     Which files the file pages are: at each new VmRSS peak (at most every ``files_every_s``, unless
-    it is 5 % above the last reading) the
-    resident kB per mapped file (:func:`rss_by_file`) are read again and kept with the moment
-    (``files_at_peak``)."""
+    it is 5 % above the last reading) the resident kB per mapped file (:func:`rss_by_file`) are
+    read again and kept with the moment (``files_at_peak``)."""
 
     def __init__(self, pid: int, interval_s: float = 0.5, files_every_s: float = 5.0):
         super().__init__(daemon=True)
