@@ -76,6 +76,16 @@ def real_corpus(corpus: str, n_queries: int, seed: int) -> tuple[list[str], list
     return texts, (needs + [extra[i] for i in picked])[:n_queries], chinese
 
 
+def industry_groups(corpus: str) -> np.ndarray:
+    """A group number per real document, near codes adjacent: the A-share 行业代码 (83 CSRC
+    divisions), or a YC company's first tag."""
+    if corpus == "cn":
+        codes = pd.read_csv(CN, dtype=str)["行业代码"].fillna("")
+    else:
+        codes = pd.read_csv(YC)["tags"].fillna("").astype(str).str.split(",").str[0]
+    return np.searchsorted(np.unique(codes.to_numpy()), codes.to_numpy()).astype(np.int32)
+
+
 def token_matrix(tokens: list[list[str]]) -> tuple[dict, np.ndarray, np.ndarray, np.ndarray]:
     """Vocabulary and the real documents as CSR term counts (indptr, token ids, counts)."""
     vocab: dict[str, int] = {}
@@ -88,12 +98,15 @@ def token_matrix(tokens: list[list[str]]) -> tuple[dict, np.ndarray, np.ndarray,
     return vocab, np.asarray(indptr, np.int64), np.asarray(ids, np.int32), np.asarray(counts, np.int32)
 
 
-def mixed_chunk(real, chunk: int, count: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def mixed_chunk(real, chunk: int, count: int, seed: int, sources: np.ndarray | None = None
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Documents ``chunk * CHUNK ..`` of the synthetic corpus: (sources A, B, local doc, token, tf),
-    the entries sorted by token then document (one sort of packed integer keys, no argsort)."""
+    the entries sorted by token then document (one sort of packed integer keys, no argsort).
+    ``sources``: the documents' real sources (2, count), where the corpus is reordered."""
     indptr, ids, counts, n_vocab = real
     rng = np.random.default_rng([seed, chunk])
-    sources = rng.integers(0, len(indptr) - 1, size=(2, count))
+    drawn = rng.integers(0, len(indptr) - 1, size=(2, count))
+    sources = drawn if sources is None else sources
     keys = []
     for which, keep in ((sources[0], KEEP_A), (sources[1], KEEP_B)):
         lengths = indptr[which + 1] - indptr[which]
@@ -110,8 +123,13 @@ def mixed_chunk(real, chunk: int, count: int, seed: int) -> tuple[np.ndarray, np
     return sources[0], sources[1], pair % count, (pair // count).astype(np.int32), tf
 
 
-def synthetic_index(real, n_docs: int, chinese: bool, seed: int):
-    """The synthetic corpus's BM25 postings (and TF-IDF cosine postings when ``chinese``)."""
+def synthetic_index(real, n_docs: int, chinese: bool, seed: int, on_disk: Path | None = None,
+                    groups: np.ndarray | None = None):
+    """The synthetic corpus's BM25 postings (and TF-IDF cosine postings when ``chinese``); with
+    ``on_disk``, written into memory-mapped files there (10M Chinese: ~20 GB of postings, more
+    than this machine's memory holds beside the generator) and read back mapped, as a saved index
+    is served. ``groups``: a group number per real document (its industry): the synthetic documents
+    are then ordered by their main source's group, as a build orders profiles by industry code."""
     from scipy import sparse
 
     from matcher.lexical_tfidf import TfidfCosine
@@ -121,8 +139,17 @@ def synthetic_index(real, n_docs: int, chinese: bool, seed: int):
     df = np.zeros(n_vocab, np.int64)
     doc_len = np.zeros(n_docs, np.float32)
     sources = np.zeros((2, n_docs), np.int32)
+    ordered = None
+    if groups is not None:
+        for c, count in chunks:
+            sources[:, c * CHUNK:c * CHUNK + count] = np.random.default_rng([seed, c]).integers(0, len(real[0]) - 1, size=(2, count))
+        ordered = sources[:, np.argsort(groups[sources[0]], kind="stable")]
+
+    def chunk_of(c: int, count: int):
+        return mixed_chunk(real, c, count, seed, None if ordered is None else ordered[:, c * CHUNK:c * CHUNK + count])
+
     for c, count in chunks:  # pass 1: document frequencies and lengths
-        a, b, doc, tok, tf = mixed_chunk(real, c, count, seed)
+        a, b, doc, tok, tf = chunk_of(c, count)
         sources[:, c * CHUNK:c * CHUNK + count] = a, b
         df += np.bincount(tok, minlength=n_vocab)
         doc_len[c * CHUNK:c * CHUNK + count] = np.bincount(doc, weights=tf, minlength=count)
@@ -130,12 +157,18 @@ def synthetic_index(real, n_docs: int, chinese: bool, seed: int):
     idf = np.log(1.0 + (n_docs - df + 0.5) / (df + 0.5))
     idf_c = (np.log((1 + n_docs) / (1 + df)) + 1).astype(np.float32)
     avg_len = float(doc_len.mean())
-    indices = np.empty(indptr[-1], np.int32)
-    data = np.empty(indptr[-1], np.float32)
-    cosine = np.empty(indptr[-1], np.float32) if chinese else None
+    def array(name: str, dtype) -> np.ndarray:
+        if on_disk is None:
+            return np.empty(indptr[-1], dtype)
+        on_disk.mkdir(parents=True, exist_ok=True)
+        return np.lib.format.open_memmap(on_disk / f"{name}.npy", mode="w+", dtype=dtype, shape=(int(indptr[-1]),))
+
+    indices = array("indices", np.int32)
+    data = array("data", np.float32)
+    cosine = array("cosine", np.float32) if chinese else None
     cursor = indptr[:-1].copy()
     for c, count in chunks:  # pass 2: scores, written column by column in document order
-        _, _, doc, tok, tf = mixed_chunk(real, c, count, seed)
+        _, _, doc, tok, tf = chunk_of(c, count)
         rows = doc + c * CHUNK
         per_token = np.bincount(tok, minlength=n_vocab)
         at = np.repeat(cursor - (np.cumsum(per_token) - per_token), per_token) + np.arange(len(tok))
@@ -146,6 +179,13 @@ def synthetic_index(real, n_docs: int, chinese: bool, seed: int):
             norm = np.sqrt(np.bincount(doc, weights=w * w, minlength=count))
             cosine[at] = w / norm[doc]
         cursor += per_token
+        print(f"  postings of documents to {c * CHUNK + count:,} written", flush=True)
+    if on_disk is not None:  # flushed, then mapped read-only as a served index is
+        for written in (indices, data, cosine):
+            if written is not None:
+                written.flush()
+        indices, data = (np.load(on_disk / f"{name}.npy", mmap_mode="r").view(np.ndarray) for name in ("indices", "data"))
+        cosine = np.load(on_disk / "cosine.npy", mmap_mode="r").view(np.ndarray) if chinese else None
     tfidf = None
     if chinese:
         matrix = sparse.csc_matrix((cosine, indices, indptr), shape=(n_docs, n_vocab))
@@ -213,7 +253,9 @@ def run_scale(args) -> dict:
     for n_docs in args.sizes:
         gc.collect()
         t = time.perf_counter()
-        data, indices, indptr, tfidf, sources = synthetic_index(real, n_docs, chinese, args.seed)
+        data, indices, indptr, tfidf, sources = synthetic_index(
+            real, n_docs, chinese, args.seed, args.postings_on_disk,
+            industry_groups(args.corpus) if args.order == "industry" else None)
         t_gen = time.perf_counter() - t
         t = time.perf_counter()
         index = lexical_index(vocab, data, indices, indptr, n_docs, tfidf, args.sample_size, args.block_docs[0])
@@ -266,7 +308,7 @@ def run_scale(args) -> dict:
                     cpu.append(time.process_time() - c)
                 order, _ = fuse(candidates, dense_all[candidates], values, dense_stats, (relevance.mean, relevance.sd), weight)
                 out[label] = dict(ms=1000 * min(times), cpu_ms=1000 * min(cpu), sd=relevance.sd, lexical=lexical_pos,
-                                  fused=candidates[order[:20]], counts=getattr(relevance, "visit_counts", np.zeros(3)).copy())
+                                  fused=candidates[order[:20]], counts=getattr(relevance, "visit_counts", np.zeros(4)).copy())
             x = out["exact"]
             for label, _, blocks in paths[1:]:
                 e = out[label]
@@ -275,6 +317,7 @@ def run_scale(args) -> dict:
                     estimated_cpu_ms=e["cpu_ms"], sd_ratio=e["sd"] / x["sd"] if x["sd"] else None,
                     visited_share=e["counts"][0] / blocks.blocks if blocks is not None else None,
                     read_share=e["counts"][1] / max(1, postings_of(index, toks)) if blocks is not None else None,
+                    pruned_share=e["counts"][3] / max(1, e["counts"][0]) if blocks is not None else None,
                     lexical_same=bool(np.array_equal(e["lexical"], x["lexical"])),
                     lexical_overlap=len(np.intersect1d(e["lexical"], x["lexical"])) / max(1, len(x["lexical"])),
                     fused_overlap=len(np.intersect1d(e["fused"], x["fused"])) / max(1, len(x["fused"])),
@@ -302,7 +345,8 @@ def run_scale(args) -> dict:
                         visited_share_p50=percentile(frame.visited_share, 50),
                         visited_share_p95=percentile(frame.visited_share, 95),
                         postings_read_share_p50=percentile(frame.read_share, 50),
-                        postings_read_share_p95=percentile(frame.read_share, 95)) if blocks is not None else {}),
+                        postings_read_share_p95=percentile(frame.read_share, 95),
+                        pruned_share_p50=percentile(frame.pruned_share, 50)) if blocks is not None else {}),
             )
         print(json.dumps(summary), flush=True)
         results.append(summary)
@@ -384,6 +428,10 @@ def main() -> int:
                        help="documents per block of the block-max tables, e.g. 1024,4096,16384 (each timed)")
     scale.add_argument("--maxscore", action="store_true", help="also time MaxScore with one maximum per term")
     scale.add_argument("--full-scan-share", type=float, help="lexical_topk.FULL_SCAN_SHARE for this run")
+    scale.add_argument("--order", choices=("random", "industry"), default="random",
+                       help="document order: as drawn, or by the main source's industry (as a build orders profiles)")
+    scale.add_argument("--postings-on-disk", type=Path, metavar="DIR",
+                       help="write the synthetic postings to memory-mapped files in DIR (10M Chinese needs ~20 GB)")
     agree = sub.add_parser("agreement", help="a built artifact, full scoring against the estimated path")
     agree.add_argument("home", type=Path, help="workspace with a published version")
     agree.add_argument("--queries", type=Path, help="needs as JSON [{id, text}]; default: the artifact's gaps")

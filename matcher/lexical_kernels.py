@@ -125,3 +125,38 @@ def values_at(rows: np.ndarray, docs: np.ndarray, values: np.ndarray) -> np.ndar
     if compiled is None:
         return None
     return compiled(rows, docs, values, np.zeros(len(rows)))
+
+
+def _sample_loop(indptr, indices, data, data2, terms, weights, weights2, values, products):
+    """Per term, scatter-add ``weights * data`` into ``values[0]`` and ``weights2 * data2`` into
+    ``values[1]`` (when ``values`` has two rows), and add the term's own products to ``products``."""
+    two = values.shape[0] > 1
+    for j in range(len(terms)):
+        t = terms[j]
+        for p in range(indptr[t], indptr[t + 1]):
+            x = weights[j] * data[p]
+            values[0, indices[p]] += x
+            products[0, 0] += x * x
+            if two:
+                y = weights2[j] * data2[p]
+                values[1, indices[p]] += y
+                products[0, 1] += x * y
+                products[1, 1] += y * y
+
+
+def sample_sums(indptr, indices, data, data2, terms, weights, weights2, values, products) -> None:
+    """Each signal of the ``terms`` (weighted) summed into ``values`` (float64, (s, sample size))
+    per sample document, and the sum over terms of each term's own products of its signals
+    (``products``, (s, s), upper triangle) — what the co-occurrence estimate subtracts. ``data2`` /
+    ``weights2``: the TF-IDF signal on the same postings (ignored when ``values`` has one row)."""
+    compiled = _kernel(_sample_loop)
+    if compiled is not None:
+        compiled(indptr, indices, data, data2, terms, weights, weights2, values, products)
+        return
+    for j, t in enumerate(terms):
+        s, e = indptr[t], indptr[t + 1]
+        x = [weights[j] * data[s:e].astype(np.float64), weights2[j] * data2[s:e].astype(np.float64)][:values.shape[0]]
+        for i, xi in enumerate(x):
+            values[i, indices[s:e]] += xi
+            for k in range(i, len(x)):
+                products[i, k] += float((xi * x[k]).sum())

@@ -15,11 +15,20 @@ needs the query's mean and standard deviation over every document, and the lexic
   ``BLOCK_DOCS`` consecutive positions; :class:`BlockMax` (saved with the index) holds, for each
   token with a long postings list, its largest value in each block and where its postings of each
   block start (a shorter list's are computed per query from its postings). A block's bound is the
-  sum of the query terms' block maxima; blocks are visited best bound first, each scored in full
-  (allowed mask applied) in a block-sized accumulator that stays in cache, until the next bound is
-  below the ``depth``-th best relevance found. Exact: the same documents in the same order as a
-  full scoring (English BM25 summed token by token in float32, as bm25s). An index without block
-  tables falls back to MaxScore with one maximum per term, or to a full scan for a query whose
+  sum of the query terms' block maxima; blocks are visited best bound first until the next bound
+  is below the ``depth``-th best relevance found (the kth). Inside a block, MaxScore: the terms of
+  smallest block maxima whose sum stays below the kth are non-essential (a document holding only
+  those cannot reach it); the essential terms' postings are scattered into a block-sized
+  accumulator that stays in cache, and only the documents whose bound still reaches the kth are
+  scored exactly, by looking them up in every term's postings of the block. A long Chinese query's
+  common words and bigrams (技术, 服务, 开发…) are most of its postings and have small maxima, so
+  they are mostly looked up, not read. A block where lookups would cost more than reading is
+  scored in full. The kth starts from a guess read off the
+  statistics' sample (:meth:`EstimatedRelevance._floor`: a relevance about ``FLOOR_MARGIN *
+  depth`` documents are expected to reach), so pruning starts at the first block; fewer than
+  ``depth`` documents reaching it means the guess was too high, and the top-k runs again without
+  it. Exact: the same documents in the same order as a full scoring (English BM25 summed token by
+  token in float32, as bm25s). An index without block tables falls back to MaxScore with one maximum per term, or to a full scan for a query whose
   postings outnumber ``FULL_SCAN_SHARE`` of the documents.
 - **Rows** (:meth:`EstimatedRelevance.rows`): exact scores of given documents, by looking each up
   in the query's postings (BM25 summed in the query's token order in float32, as ``bm25s`` does,
@@ -42,7 +51,7 @@ from pathlib import Path
 import numpy as np
 
 from matcher.index import top_k
-from matcher.lexical_kernels import _kernel, gather, values_at
+from matcher.lexical_kernels import _kernel, gather, sample_sums, values_at
 from matcher.lexical_stats import SAMPLE_FILE, LexicalStats, Postings  # noqa: F401  (SAMPLE_FILE re-exported)
 
 BLOCKS_FILE = "blocks.npz"  # block maxima of a lexical index's long postings lists
@@ -63,6 +72,14 @@ RARE_SAMPLE_HITS = 16  # a term the sample would hold fewer documents of counts 
 # instead: MaxScore reads ~10-30 % of the postings at ~5x the cost of a plain scatter, a full
 # scoring pays ~4 passes over n (benchmarks/bench_lexical_scale.py).
 FULL_SCAN_SHARE = 0.25
+# Reads of postings one candidate's lookup costs (a galloping search), for choosing per block
+# between looking the non-essential terms up and scoring the block in full.
+LOOKUP_COST = 4
+# The top-k's starting threshold (:meth:`EstimatedRelevance._floor`): the relevance that about
+# FLOOR_MARGIN * depth allowed documents are expected to reach, read off the statistics' sample at
+# its FLOOR_SAMPLE_HITS-th best document at least (fewer would be noise).
+FLOOR_MARGIN = 4
+FLOOR_SAMPLE_HITS = 8
 
 
 def lexical_top(relevance: np.ndarray, allowed: np.ndarray, depth: int, stride: int = 64) -> np.ndarray:
@@ -216,8 +233,9 @@ class EstimatedRelevance:
     def __init__(self, stats: LexicalStats, b: Postings, token_ids: list[int], c: Postings | None = None,
                  idf: np.ndarray | None = None, blocks: BlockMax | None = None):
         self.stats, self.b, self.n, self.blocks = stats, b, stats.n, blocks
-        # of the last top(): blocks visited, postings read, documents kept (a diagnostic for benchmarks)
-        self.visit_counts = np.zeros(3, dtype=np.int64)
+        # of the last top(): blocks visited, postings read, documents kept, blocks where non-essential
+        # terms were only looked up (a diagnostic for benchmarks)
+        self.visit_counts = np.zeros(4, dtype=np.int64)
         self.token_ids = np.asarray(token_ids, dtype=np.int64)  # query order, repeats kept (as bm25s)
         self.terms, counts = np.unique(self.token_ids, return_counts=True)
         self.c = c if c is not None and len(self.terms) else None
@@ -253,7 +271,7 @@ class EstimatedRelevance:
         if not len(terms):
             return mean, np.zeros((k, k))
         cross = {(0, 0): st.b2, (1, 1): st.c2, (0, 1): st.bc}
-        rare = self.b.df(terms) * len(st.rows) < RARE_SAMPLE_HITS * self.n
+        rare = self._rare = self.b.df(terms) * len(st.rows) < RARE_SAMPLE_HITS * self.n
         common = ~rare
         second = np.zeros((k, k))
         for i in range(k):
@@ -265,21 +283,25 @@ class EstimatedRelevance:
             part = self._signal_rows(docs, common)
             whole = part + self._signal_rows(docs, rare)
             second += _products(whole) - _products(part)
-        # Co-occurring common terms: from the sample.
+        # Co-occurring common terms: from the sample (its values kept for the top-k's floor).
+        self._sample = self._sample_values(common)
         if common.any():
-            m = len(st.rows)
-            samples = [st.sample_b] + ([st.sample_c] if k > 1 else [])
-            values, diagonal = np.zeros((k, m)), np.zeros((k, k))
-            for u in np.flatnonzero(common):
-                parts = []
-                for i, (sample, w) in enumerate(zip(samples, self.weights)):
-                    docs_u, data_u = sample.column(terms[u])
-                    parts.append(w[u] * data_u.astype(np.float64))
-                    values[i, docs_u] += parts[-1]
-                diagonal += _products(np.array(parts))
-            second += (_products(values) - diagonal) * (self.n / m)
+            values, diagonal = self._sample
+            second += (_products(values) - diagonal) * (self.n / len(st.rows))
         second = np.triu(second) + np.triu(second, 1).T
         return mean, second / self.n
+
+    def _sample_values(self, use: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Each signal summed over the query terms where ``use``, per document of the statistics'
+        sample (float64, (s, sample size)), and the sum of each term's own signal products (s, s)."""
+        st, k = self.stats, len(self.weights)
+        values, products = np.zeros((k, len(st.rows))), np.zeros((k, k))
+        if use.any():
+            second = st.sample_c if k > 1 else st.sample_b
+            sample_sums(st.sample_b.indptr, st.sample_b.indices, st.sample_b.data, second.data, self.terms[use],
+                        self.weights[0][use], self.weights[-1][use] if k > 1 else np.zeros(int(use.sum())), values,
+                        products)
+        return values, products
 
     def _signal_rows(self, rows: np.ndarray, use: np.ndarray) -> np.ndarray:
         """Each signal (float64, shape (s, len(rows))) at sorted unique ``rows``, summed over the
@@ -370,12 +392,38 @@ class EstimatedRelevance:
             weights, weights2, data2, scales = self.weights[0], np.zeros(len(terms)), self.b.data, (1.0, 0.0)
         else:
             weights, weights2, data2, scales = self.weights[0], self.weights[1], c.data, tuple(map(float, self.scale))
-        docs, scores, self.visit_counts = visit_blocks(
-            order, bound[order], slack, starts, sequence, self.b.indices, self.b.data, data2,
-            weights, weights2, *scales, float(self.shift), c is not None, allowed, blocks.shift, self.n, depth)
+        peaks = np.ascontiguousarray(peaks.T[order])
+        floor = self._floor(allowed, depth)
+        while True:
+            docs, scores, self.visit_counts = visit_blocks(
+                order, bound[order], slack, starts, peaks, sequence, self.b.indices, self.b.data, data2,
+                weights, weights2, *scales, float(self.shift), c is not None, allowed, blocks.shift, self.n, depth, floor)
+            if len(docs) >= depth or floor == -np.inf:  # else fewer than depth reach the guess: without it
+                break
+            floor = -np.inf
         at = np.argsort(docs)
         docs, scores = docs[at], scores[at]
         return docs[top_k(scores, depth)]
+
+    def _floor(self, allowed: np.ndarray, depth: int) -> float:
+        """A guess of the ``depth``-th best relevance from the statistics' sample, low enough that
+        about ``FLOOR_MARGIN * depth`` allowed documents are expected to reach it (-inf where the
+        sample is too small to tell). Starting the top-k's threshold there lets MaxScore prune from
+        the first block; the top-k is exact either way, as :meth:`_top_blocks` checks that at
+        least ``depth`` documents reached it and runs again without it when not."""
+        st = self.stats
+        m = len(st.rows)
+        hits = max(FLOOR_SAMPLE_HITS, -(-FLOOR_MARGIN * depth * m // max(1, self.n)))
+        if hits >= m:
+            return -np.inf
+        signals = self._sample[0] + self._sample_values(self._rare)[0]  # the common terms' were kept by _moments
+        values = (self.scale[:, None] * signals).sum(axis=0)
+        matched = signals[0] > 0
+        values = values[matched & allowed[st.rows]] + self.shift
+        if len(values) < hits:
+            return -np.inf
+        guess = float(np.partition(values, len(values) - hits)[len(values) - hits])
+        return guess if guess > 0 else -np.inf
 
     def _top_maxscore(self, allowed: np.ndarray, depth: int) -> np.ndarray:
         """MaxScore over the query's postings with one maximum per term (an index without block
@@ -486,14 +534,23 @@ def _union(columns: list[np.ndarray]) -> np.ndarray:
 # final top, a Python loop over the blocks).
 
 
-def _visit_loop(order, bound, slack, starts, sequence, indices, data, data2, weights, weights2, scale, scale2,
-                shift_value, mixed, allowed, shift, n, depth, docs, scores, counts):
+def _visit_loop(order, bound, slack, starts, peaks, sequence, indices, data, data2, weights, weights2, scale, scale2,
+                shift_value, mixed, allowed, shift, n, depth, floor, docs, scores, counts):
     size = 1 << shift
     terms = len(weights)
-    exact = np.zeros(size, np.float32)  # English: BM25 summed token by token
-    total, total2 = np.zeros(size), np.zeros(size)  # mixed: weighted BM25 and TF-IDF sums
+    exact = np.zeros(size, np.float32)  # full blocks, English: BM25 summed token by token
+    total, total2 = np.zeros(size), np.zeros(size)  # full blocks, mixed: weighted BM25 and TF-IDF sums
+    partial = np.zeros(size)  # pruned blocks: the essential terms' relevance (float64, part of a bound)
+    touched = np.empty(size, np.int64)
+    dense, dense2 = np.zeros(size, np.float32), np.zeros(size, np.float32)  # one term's values, read densely
+    found_at = np.empty(size, np.int64)  # a block's candidates: position in the block, relevance
+    found_v = np.empty(size, np.float32)
+    bound_of = np.empty(size)  # a candidate's relevance from the terms read so far (float64)
+    sum1, sum2, sum32 = np.empty(size), np.empty(size), np.empty(size, np.float32)  # its exact relevance
+    coef, coef2 = scale * weights, scale2 * weights2  # a term's weight in the relevance (English: 1, 0)
+    lookups = len(sequence) if not mixed else terms  # English: summed token by token, in float32
     heap = np.empty(depth, np.float32)
-    count, filled, kth = 0, 0, np.float32(-np.inf)
+    count, filled, kth = 0, 0, np.float32(floor)
     for i in range(len(order)):
         if bound[i] + slack < kth:
             break
@@ -501,91 +558,210 @@ def _visit_loop(order, bound, slack, starts, sequence, indices, data, data2, wei
         block = order[i]
         base = block << shift
         end = min(size, n - base)
+        postings = 0
         for u in range(terms):
-            counts[1] += starts[u, block + 1] - starts[u, block]
-        if mixed:
-            for u in range(terms):
+            postings += starts[u, block + 1] - starts[u, block]
+        # MaxScore inside the block: the terms of smallest block maxima whose sum (with the shift)
+        # stays below the kth are non-essential; a document without an essential term cannot reach it.
+        by = np.argsort(peaks[i])
+        rest, skipped = 0.0, 0
+        while kth > -np.inf and skipped < terms and rest + peaks[i, by[skipped]] + shift_value + slack < kth:
+            rest += peaks[i, by[skipped]]
+            skipped += 1
+        found = 0
+        pruned = skipped > 0
+        if pruned:
+            touches = 0
+            for k in range(skipped, terms):
+                u = by[k]
+                counts[1] += starts[u, block + 1] - starts[u, block]
                 for p in range(starts[u, block], starts[u, block + 1]):
-                    total[indices[p] - base] += weights[u] * data[p]
-                    total2[indices[p] - base] += weights2[u] * data2[p]
-        else:
-            for k in range(len(sequence)):
-                u = sequence[k]
-                for p in range(starts[u, block], starts[u, block + 1]):
-                    exact[indices[p] - base] += data[p]
-        for c0 in range(0, end, 64):  # 64 documents at a time, their maximum first: most reach no kth
-            c1 = min(c0 + 64, end)
-            best = np.float32(0)
-            if mixed:
-                for j in range(c0, c1):
-                    v = np.float32(scale * total[j] + scale2 * total2[j] + shift_value)
-                    best = v if v > best else best
+                    j = indices[p] - base
+                    if partial[j] == 0:  # every posting adds a positive value
+                        touched[touches] = j
+                        touches += 1
+                    partial[j] += coef[u] * data[p] + coef2[u] * data2[p]
+            # The documents whose bound reaches the kth, in order: sorted, or found by a pass over the
+            # block where they are many (sorting tens of thousands costs more than the pass).
+            if touches * 16 < end:
+                touched[:touches] = np.sort(touched[:touches])
+                for m in range(touches):
+                    j = touched[m]
+                    if allowed[base + j] and partial[j] + rest + shift_value + slack >= kth:
+                        found_at[found], bound_of[found] = j, partial[j]
+                        found += 1
+                    partial[j] = 0.0
             else:
-                for j in range(c0, c1):
-                    best = exact[j] if exact[j] > best else best
-            if best < kth or not best > 0:
-                continue
-            for j in range(c0, c1):
-                if mixed:
-                    if total[j] == 0:
-                        continue
-                    v = np.float32(scale * total[j] + scale2 * total2[j] + shift_value)
+                for j in range(end):
+                    if partial[j] != 0:
+                        if allowed[base + j] and partial[j] + rest + shift_value + slack >= kth:
+                            found_at[found], bound_of[found] = j, partial[j]
+                            found += 1
+                        partial[j] = 0.0
+            # The non-essential terms, largest first: the candidates' values added, and those that can
+            # no longer reach the kth dropped. Then the survivors' exact relevance, term by term in
+            # order. A term's values are looked up per candidate (galloping search from the previous
+            # candidate's place) or, where the candidates are many against its postings, read densely.
+            for step in range(skipped + lookups):
+                refine = step < skipped
+                if refine:
+                    u = by[skipped - 1 - step]
+                    rest -= peaks[i, u]
                 else:
-                    v = exact[j]
-                if v < kth or not v > 0 or not allowed[base + j]:
-                    continue
-                if count == len(docs):  # drop what fell below the depth-th best; the caller retries when not enough
-                    kept = 0
-                    for m in range(count):
-                        if scores[m] >= kth:
-                            docs[kept], scores[kept] = docs[m], scores[m]
-                            kept += 1
-                    count = kept
-                    if count > len(docs) // 2:
-                        return -1
-                docs[count], scores[count] = base + j, v
-                count += 1
-                counts[2] += 1
-                # min-heap of the depth best relevances so far (numba's partition is quadratic on many ties)
-                if filled < depth:
-                    m = filled
-                    heap[m] = v
-                    filled += 1
-                    while m > 0 and heap[(m - 1) >> 1] > heap[m]:
-                        heap[m], heap[(m - 1) >> 1] = heap[(m - 1) >> 1], heap[m]
-                        m = (m - 1) >> 1
-                elif v > heap[0]:
-                    heap[0] = v
-                    m = 0
-                    while True:
-                        low = m
-                        if 2 * m + 1 < depth and heap[2 * m + 1] < heap[low]:
-                            low = 2 * m + 1
-                        if 2 * m + 2 < depth and heap[2 * m + 2] < heap[low]:
-                            low = 2 * m + 2
-                        if low == m:
+                    if step == skipped:
+                        if found * lookups * LOOKUP_COST > postings:  # scoring the block in full is cheaper
+                            pruned = False
+                            found = 0
                             break
-                        heap[m], heap[low] = heap[low], heap[m]
-                        m = low
-                if filled == depth:
-                    kth = heap[0]
-        if mixed:
-            total[:] = 0
-            total2[:] = 0
-        else:
-            exact[:] = 0
+                        counts[3] += 1
+                        sum1[:found] = 0.0
+                        sum2[:found] = 0.0
+                        sum32[:found] = 0.0
+                    u = step - skipped if mixed else sequence[step - skipped]
+                if found == 0:
+                    break
+                lo, hi = starts[u, block], starts[u, block + 1]
+                counts[1] += min(hi - lo, found)
+                read_densely = 2 * (hi - lo) < found * LOOKUP_COST
+                if read_densely:
+                    for p in range(lo, hi):
+                        dense[indices[p] - base], dense2[indices[p] - base] = data[p], data2[p]
+                p, kept = lo, 0
+                for m in range(found):
+                    j = found_at[m]
+                    if read_densely:
+                        x1, x2 = dense[j], dense2[j]
+                    else:
+                        d = base + j
+                        if p < hi and indices[p] < d:
+                            reach = 1
+                            while p + reach < hi and indices[p + reach] < d:
+                                reach *= 2
+                            low, top = p + (reach >> 1) + 1, min(p + reach, hi)
+                            while low < top:
+                                mid = (low + top) >> 1
+                                if indices[mid] < d:
+                                    low = mid + 1
+                                else:
+                                    top = mid
+                            p = low
+                        x1, x2 = (data[p], data2[p]) if p < hi and indices[p] == d else (np.float32(0), np.float32(0))
+                    if refine:
+                        bound_of[m] += coef[u] * x1 + coef2[u] * x2
+                        if bound_of[m] + rest + shift_value + slack >= kth:
+                            found_at[kept], bound_of[kept] = j, bound_of[m]
+                            kept += 1
+                    elif mixed:
+                        sum1[m] += weights[u] * x1
+                        sum2[m] += weights2[u] * x2
+                    else:
+                        sum32[m] += x1
+                if read_densely:
+                    for p in range(lo, hi):
+                        dense[indices[p] - base], dense2[indices[p] - base] = 0, 0
+                if refine:
+                    found = kept
+            for m in range(found):
+                if mixed:
+                    found_v[m] = np.float32(scale * sum1[m] + scale2 * sum2[m] + shift_value) if sum1[m] != 0 else 0
+                else:
+                    found_v[m] = sum32[m]
+        if not pruned:  # every term scattered over the block, in order
+            counts[1] += postings
+            if mixed:
+                for u in range(terms):
+                    for p in range(starts[u, block], starts[u, block + 1]):
+                        total[indices[p] - base] += weights[u] * data[p]
+                        total2[indices[p] - base] += weights2[u] * data2[p]
+            else:
+                for k in range(len(sequence)):
+                    u = sequence[k]
+                    for p in range(starts[u, block], starts[u, block + 1]):
+                        exact[indices[p] - base] += data[p]
+            for c0 in range(0, end, 64):  # 64 documents at a time, their maximum first: most reach no kth
+                c1 = min(c0 + 64, end)
+                best = np.float32(0)
+                if mixed:
+                    for j in range(c0, c1):
+                        v = np.float32(scale * total[j] + scale2 * total2[j] + shift_value)
+                        best = v if v > best else best
+                else:
+                    for j in range(c0, c1):
+                        best = exact[j] if exact[j] > best else best
+                if best < kth or not best > 0:
+                    continue
+                for j in range(c0, c1):
+                    if mixed:
+                        if total[j] == 0:
+                            continue
+                        v = np.float32(scale * total[j] + scale2 * total2[j] + shift_value)
+                    else:
+                        v = exact[j]
+                    if v >= kth and v > 0 and allowed[base + j]:
+                        found_at[found], found_v[found] = j, v
+                        found += 1
+            if mixed:
+                total[:end] = 0
+                total2[:end] = 0
+            else:
+                exact[:end] = 0
+        for m in range(found):
+            v = found_v[m]
+            if v < kth or not v > 0:
+                continue
+            if count == len(docs):  # drop what fell below the depth-th best; the caller retries when not enough
+                kept = 0
+                for q in range(count):
+                    if scores[q] >= kth:
+                        docs[kept], scores[kept] = docs[q], scores[q]
+                        kept += 1
+                count = kept
+                if count > len(docs) // 2:
+                    return -1
+            docs[count], scores[count] = base + found_at[m], v
+            count += 1
+            counts[2] += 1
+            # min-heap of the depth best relevances so far (numba's partition is quadratic on many ties)
+            if filled < depth:
+                q = filled
+                heap[q] = v
+                filled += 1
+                while q > 0 and heap[(q - 1) >> 1] > heap[q]:
+                    heap[q], heap[(q - 1) >> 1] = heap[(q - 1) >> 1], heap[q]
+                    q = (q - 1) >> 1
+            elif v > heap[0]:
+                heap[0] = v
+                q = 0
+                while True:
+                    low = q
+                    if 2 * q + 1 < depth and heap[2 * q + 1] < heap[low]:
+                        low = 2 * q + 1
+                    if 2 * q + 2 < depth and heap[2 * q + 2] < heap[low]:
+                        low = 2 * q + 2
+                    if low == q:
+                        break
+                    heap[q], heap[low] = heap[low], heap[q]
+                    q = low
+            if filled == depth and heap[0] > kth:
+                kth = heap[0]
     return count
 
 
-def visit_blocks(order, bound, slack, starts, sequence, indices, data, data2, weights, weights2, scale, scale2,
-                 shift_value, mixed, allowed, shift, n, depth):
+def visit_blocks(order, bound, slack, starts, peaks, sequence, indices, data, data2, weights, weights2, scale, scale2,
+                 shift_value, mixed, allowed, shift, n, depth, floor=-np.inf):
     """The allowed documents with a positive relevance that may belong to the top ``depth`` (every
     document whose relevance reaches the final ``depth``-th best, and some others), their relevance
-    (float32), and what it did (int64: blocks visited, postings read, documents kept).
+    (float32), and what it did (int64: blocks visited, postings read, documents kept, blocks where
+    the non-essential terms were only looked up).
 
     Blocks of ``2 ** shift`` documents are visited in ``order`` (``bound``: their upper bounds,
-    descending) until a bound plus ``slack`` is below the ``depth``-th best relevance so far; each
-    visited block is scored in full, in a block-sized accumulator (in cache, unlike an n-sized one).
+    descending) until a bound plus ``slack`` is below the ``depth``-th best relevance so far (the
+    kth). ``peaks[i, u]``: term ``u``'s largest contribution in the ``i``-th visited block. In a
+    block, the terms of smallest peaks summing (with ``shift_value``) below the kth are skipped; the
+    others are scattered into a block-sized accumulator (in cache, unlike an n-sized one), and the
+    documents whose partial relevance plus the skipped peaks reaches the kth are scored exactly by
+    binary search in each term's postings of the block. Where that would cost more than reading
+    every posting (many such documents), the block is scored in full.
     Query term ``u``'s postings in block ``b`` are ``starts[u, b]:starts[u, b + 1]`` of ``indices``
     / ``data`` (BM25) / ``data2`` (TF-IDF). Relevance: English (not ``mixed``) BM25 summed in
     float32 over the query's tokens (``sequence``: their term positions, in query order, repeats
@@ -595,8 +771,8 @@ def visit_blocks(order, bound, slack, starts, sequence, indices, data, data2, we
     compiled = _kernel(_visit_loop)
     if compiled is not None:
         return _with_room(lambda docs, scores, counts: compiled(
-            order, bound, slack, starts, sequence, indices, data, data2, weights, weights2, scale, scale2, shift_value,
-            mixed, allowed, shift, n, depth, docs, scores, counts), depth)
+            order, bound, slack, starts, peaks, sequence, indices, data, data2, weights, weights2, scale, scale2,
+            shift_value, mixed, allowed, shift, n, depth, floor, docs, scores, counts), depth)
 
     def score(block, base, end):
         if mixed:
@@ -623,7 +799,7 @@ def _with_room(loop, depth: int) -> tuple[np.ndarray, np.ndarray, int]:
     (many documents tied at the depth-th score)."""
     room = 4 * depth + 1024
     while True:
-        docs, scores, counts = np.empty(room, np.int64), np.empty(room, np.float32), np.zeros(3, np.int64)
+        docs, scores, counts = np.empty(room, np.int64), np.empty(room, np.float32), np.zeros(4, np.int64)
         count = loop(docs, scores, counts)
         if count >= 0:
             return docs[:count], scores[:count], counts
@@ -648,5 +824,5 @@ def _visit_numpy(order, bound, slack, score, allowed, shift, n, depth):
             kept = np.partition(kept, len(kept) - depth)[len(kept) - depth:]
             kth = kept.min()
     if not docs:
-        return np.zeros(0, np.int64), np.zeros(0, np.float32), np.array([visited, 0, 0])
-    return np.concatenate(docs).astype(np.int64), np.concatenate(scores), np.array([visited, 0, 0])
+        return np.zeros(0, np.int64), np.zeros(0, np.float32), np.array([visited, 0, 0, 0])
+    return np.concatenate(docs).astype(np.int64), np.concatenate(scores), np.array([visited, 0, 0, 0])

@@ -12,7 +12,7 @@ import pytest
 
 import matcher.lexical_topk as topk
 from matcher.lexical import LexicalIndex
-from matcher.lexical_topk import BLOCKS_FILE, BlockMax, lexical_top
+from matcher.lexical_topk import BLOCKS_FILE, BlockMax, EstimatedRelevance, LexicalStats, lexical_top
 from tests.conftest import CHAIN_MAP, SHARED_DIR
 
 YC = SHARED_DIR / "datasets" / "yc" / "yc-companies-2024-05-11.csv"
@@ -117,17 +117,35 @@ def test_without_numba_the_block_loops_give_the_same_top_k(yc, monkeypatch):
         assert np.array_equal(index.query(index.query_tokens(q), False, 0).top(allowed, 30), compiled[q]), q
 
 
-@pytest.mark.parametrize("numba", [True, False])
-def test_chinese_block_max_top_k_is_the_top_of_its_own_relevance(numba, monkeypatch):
+def test_a_floor_guessed_from_the_sample_keeps_the_top_k_exact(yc, monkeypatch):
+    """With a statistics sample much smaller than the corpus, the top-k starts from a threshold
+    guessed from the sample (so MaxScore prunes from the first block); the result is still the
+    full scoring's, also when the guess is above the true depth-th score (it runs again without)."""
+    index, queries = yc
+    with_blocks(index, 40)
+    monkeypatch.setattr(index, "stats", LexicalStats.build(index.num_docs, *index._postings(), size=256))
+    floors, guess = [], EstimatedRelevance._floor
+    monkeypatch.setattr(EstimatedRelevance, "_floor", lambda self, *a: floors.append(guess(self, *a)) or floors[-1])
+
+    assert_same_top(index, queries)
+
+    assert np.isfinite(floors).mean() > 0.5
+    monkeypatch.setattr(EstimatedRelevance, "_floor", lambda self, *a: 1e6)  # nothing reaches it
+    assert_same_top(index, queries)
+
+
+@pytest.mark.parametrize("numba, sample", [(True, None), (False, None), (True, 128)])
+def test_chinese_block_max_top_k_is_the_top_of_its_own_relevance(numba, sample, monkeypatch):
     """The Chinese relevance (BM25 and TF-IDF, standardised with estimated statistics) has no
-    full-scoring twin to be bit-identical to; its block-max top is the top of :meth:`rows`."""
+    full-scoring twin to be bit-identical to; its block-max top is the top of :meth:`rows`, with
+    exact statistics and with a sample of 128 documents (estimated, and a floor guessed from it)."""
     if not CN.is_file():
         pytest.skip(f"{CN} is not available")
     if not numba:
         monkeypatch.setattr(topk, "_kernel", lambda function: None)
     frame = pd.read_csv(CN, dtype=str).head(1200)
     texts = (frame["企业名称"].fillna("") + "。" + frame["经营范围"].fillna("") + "。" + frame["主营业务"].fillna("")).tolist()
-    index = with_blocks(LexicalIndex.build(texts), 40)
+    index = with_blocks(LexicalIndex.build(texts, **({"sample_size": sample} if sample else {})), 40)
     allowed = np.random.default_rng(2).random(index.num_docs) < 0.7
     everyone = np.arange(index.num_docs)
 
