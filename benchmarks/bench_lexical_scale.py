@@ -128,13 +128,18 @@ def synthetic_index(real, n_docs: int, chinese: bool, seed: int, on_disk: Path |
     """The synthetic corpus's BM25 postings (and TF-IDF cosine postings when ``chinese``); with
     ``on_disk``, written into memory-mapped files there (10M Chinese: ~20 GB of postings, more
     than this machine's memory holds beside the generator) and read back mapped, as a saved index
-    is served. ``groups``: a group number per real document (its industry): the synthetic documents
-    are then ordered by their main source's group, as a build orders profiles by industry code."""
+    is served, and reused by a later run asking for the same corpus. ``groups``: a group number
+    per real document (its industry): the synthetic documents are then ordered by their main
+    source's group."""
     from scipy import sparse
 
     from matcher.lexical_tfidf import TfidfCosine
 
     n_vocab = real[3]
+    key = dict(n_docs=n_docs, chinese=chinese, seed=seed, vocab=n_vocab, ordered=groups is not None)
+    if on_disk is not None and (on_disk / "corpus.json").is_file() and json.loads((on_disk / "corpus.json").read_text()) == key:
+        print(f"  reusing the corpus in {on_disk}", flush=True)
+        return _mapped_corpus(on_disk, n_docs, chinese)
     chunks = [(c, min(CHUNK, n_docs - c * CHUNK)) for c in range((n_docs + CHUNK - 1) // CHUNK)]
     df = np.zeros(n_vocab, np.int64)
     doc_len = np.zeros(n_docs, np.float32)
@@ -157,6 +162,7 @@ def synthetic_index(real, n_docs: int, chinese: bool, seed: int, on_disk: Path |
     idf = np.log(1.0 + (n_docs - df + 0.5) / (df + 0.5))
     idf_c = (np.log((1 + n_docs) / (1 + df)) + 1).astype(np.float32)
     avg_len = float(doc_len.mean())
+
     def array(name: str, dtype) -> np.ndarray:
         if on_disk is None:
             return np.empty(indptr[-1], dtype)
@@ -180,16 +186,34 @@ def synthetic_index(real, n_docs: int, chinese: bool, seed: int, on_disk: Path |
             cosine[at] = w / norm[doc]
         cursor += per_token
         print(f"  postings of documents to {c * CHUNK + count:,} written", flush=True)
-    if on_disk is not None:  # flushed, then mapped read-only as a served index is
-        for written in (indices, data, cosine):
-            if written is not None:
-                written.flush()
-        indices, data = (np.load(on_disk / f"{name}.npy", mmap_mode="r").view(np.ndarray) for name in ("indices", "data"))
-        cosine = np.load(on_disk / "cosine.npy", mmap_mode="r").view(np.ndarray) if chinese else None
+    if on_disk is None:
+        tfidf = TfidfCosine(sparse.csc_matrix((cosine, indices, indptr), shape=(n_docs, n_vocab)), idf_c) if chinese else None
+        return data, indices, indptr, tfidf, sources
+    for written in (indices, data, cosine):  # flushed, then mapped read-only as a served index is
+        if written is not None:
+            written.flush()
+    np.save(on_disk / "indptr.npy", indptr)
+    np.save(on_disk / "idf.npy", idf_c)
+    np.save(on_disk / "sources.npy", sources)
+    (on_disk / "corpus.json").write_text(json.dumps(key))
+    del indices, data, cosine
+    return _mapped_corpus(on_disk, n_docs, chinese)
+
+
+def _mapped_corpus(folder: Path, n_docs: int, chinese: bool):
+    """A corpus written by :func:`synthetic_index`, its postings memory-mapped."""
+    from scipy import sparse
+
+    from matcher.lexical_tfidf import TfidfCosine
+
+    def mapped(name: str) -> np.ndarray:
+        return np.load(folder / f"{name}.npy", mmap_mode="r").view(np.ndarray)
+
+    indptr, idf_c, sources = np.load(folder / "indptr.npy"), np.load(folder / "idf.npy"), np.load(folder / "sources.npy")
+    indices, data = mapped("indices"), mapped("data")
     tfidf = None
     if chinese:
-        matrix = sparse.csc_matrix((cosine, indices, indptr), shape=(n_docs, n_vocab))
-        tfidf = TfidfCosine(matrix, idf_c)
+        tfidf = TfidfCosine(sparse.csc_matrix((mapped("cosine"), indices, indptr), shape=(n_docs, len(idf_c))), idf_c)
     return data, indices, indptr, tfidf, sources
 
 
