@@ -88,7 +88,8 @@ def gather_numpy(indptr, indices, data, data2, terms, weights, weights2, allowed
 
 def _values_at_loop(rows, docs, values, out):
     """``out[i] = values[j]`` where ``docs[j] == rows[i]`` (both ascending; ``out`` zeros): a merge
-    when the lists are of similar length, else a binary search per row from the last match on."""
+    when the lists are of similar length, else a galloping search per row from the last place on
+    (steps of 1, 2, 4… then a binary search: ~log of the gap between rows, not of the list)."""
     n_rows, n_docs = len(rows), len(docs)
     if n_docs <= 16 * n_rows:
         j = 0
@@ -104,7 +105,13 @@ def _values_at_loop(rows, docs, values, out):
     lo = 0
     for i in range(n_rows):
         r = rows[i]
-        hi = n_docs
+        if lo < n_docs and docs[lo] < r:
+            reach = 1
+            while lo + reach < n_docs and docs[lo + reach] < r:
+                reach *= 2
+            lo, hi = lo + (reach >> 1) + 1, min(lo + reach, n_docs)
+        else:
+            hi = lo
         while lo < hi:
             mid = (lo + hi) >> 1
             if docs[mid] < r:

@@ -263,3 +263,44 @@ def test_without_numba_the_numpy_loops_give_the_same_top_k(english, chinese, mon
         assert np.array_equal(estimated.top(allowed, 30), exact.top(allowed, 30))
     for q in QUERIES_ZH:
         assert np.array_equal(both_ways(chinese, q, True)[1].top(np.ones(400, bool), 30), compiled_zh[q])
+
+
+@pytest.mark.parametrize("n_rows, n_docs", [(300, 1000), (50, 200_000), (2000, 500_000)])  # a merge / galloping
+def test_values_at_finds_each_row_in_a_postings_list(n_rows, n_docs):
+    from matcher.lexical_kernels import values_at
+
+    rng = np.random.default_rng(n_rows)
+    docs = np.sort(rng.choice(4 * n_docs, size=n_docs, replace=False)).astype(np.int32)
+    values = rng.random(n_docs).astype(np.float32)
+    rows = np.sort(np.concatenate([rng.choice(docs, n_rows // 2, replace=False),
+                                   rng.choice(4 * n_docs, n_rows - n_rows // 2, replace=False)]))
+    rows = np.unique(np.concatenate([[0, docs[0], docs[-1], 4 * n_docs - 1], rows])).astype(np.int64)
+
+    found = values_at(rows, docs, values)
+
+    if found is None:
+        pytest.skip("numba is not installed")
+    at = np.searchsorted(docs, rows).clip(0, n_docs - 1)
+    np.testing.assert_array_equal(found, np.where(docs[at] == rows, values[at], 0))
+
+
+def test_sample_sums_compiled_and_in_numpy_agree(chinese, monkeypatch):
+    import matcher.lexical_kernels as kernels
+
+    b, c = chinese._postings()
+    terms = np.flatnonzero(np.diff(b.indptr) > 0)[::7]
+    weights, weights2 = np.linspace(1, 2, len(terms)), np.linspace(0.5, 3, len(terms))
+
+    def sums():
+        values, products = np.zeros((2, chinese.num_docs)), np.zeros((2, 2))
+        kernels.sample_sums(b.indptr, b.indices, b.data, c.data, terms, weights, weights2, values, products)
+        return values, products
+
+    compiled = sums()
+    monkeypatch.setattr(kernels, "_kernel", lambda function: None)
+    in_numpy = sums()
+
+    for a, e in zip(compiled, in_numpy):
+        np.testing.assert_allclose(a, e, rtol=1e-9)
+    x = np.array([[w * b.column(t)[1].astype(np.float64) for w, t in zip(weights, terms)][0]])
+    assert compiled[1][0, 0] >= (x ** 2).sum() > 0  # the first term's own square is part of the sum
