@@ -75,6 +75,14 @@ FULL_SCAN_SHARE = 0.25
 # Reads of postings one candidate's lookup costs (a galloping search), for choosing per block
 # between looking the non-essential terms up and scoring the block in full.
 LOOKUP_COST = 4
+# A block is pruned (MaxScore) where the non-essential terms hold at least 1 / PRUNE_SHARE of its
+# postings; otherwise it is scored in full, which costs less per posting.
+PRUNE_SHARE = 2
+# MaxScore inside blocks and a starting threshold (_maxscore_loop) for the Chinese relevance (BM25
+# and TF-IDF), where they measured faster; English BM25 alone measured 1.5-3x slower with them
+# (short queries, few common terms), so its blocks are scored in full (_visit_loop), as before
+# (benchmarks/RESULTS.md, "Chinese lexical top-k at 10M").
+MAXSCORE_ENGLISH = False
 # The top-k's starting threshold (:meth:`EstimatedRelevance._floor`): the relevance that about
 # FLOOR_MARGIN * depth allowed documents are expected to reach, read off the statistics' sample at
 # its FLOOR_SAMPLE_HITS-th best document at least (fewer would be noise).
@@ -393,11 +401,12 @@ class EstimatedRelevance:
         else:
             weights, weights2, data2, scales = self.weights[0], self.weights[1], c.data, tuple(map(float, self.scale))
         peaks = np.ascontiguousarray(peaks.T[order])
-        floor = self._floor(allowed, depth)
+        maxscore = c is not None or MAXSCORE_ENGLISH
+        floor = self._floor(allowed, depth) if maxscore else -np.inf
         while True:
             docs, scores, self.visit_counts = visit_blocks(
-                order, bound[order], slack, starts, peaks, sequence, self.b.indices, self.b.data, data2,
-                weights, weights2, *scales, float(self.shift), c is not None, allowed, blocks.shift, self.n, depth, floor)
+                order, bound[order], slack, starts, peaks, sequence, self.b.indices, self.b.data, data2, weights,
+                weights2, *scales, float(self.shift), c is not None, allowed, blocks.shift, self.n, depth, floor, maxscore)
             if len(docs) >= depth or floor == -np.inf:  # else fewer than depth reach the guess: without it
                 break
             floor = -np.inf
@@ -534,19 +543,108 @@ def _union(columns: list[np.ndarray]) -> np.ndarray:
 # final top, a Python loop over the blocks).
 
 
-def _visit_loop(order, bound, slack, starts, peaks, sequence, indices, data, data2, weights, weights2, scale, scale2,
-                shift_value, mixed, allowed, shift, n, depth, floor, docs, scores, counts):
+def _visit_loop(order, bound, slack, starts, sequence, indices, data, data2, weights, weights2, scale, scale2,
+                shift_value, mixed, allowed, shift, n, depth, docs, scores, counts):
     size = 1 << shift
     terms = len(weights)
-    exact = np.zeros(size, np.float32)  # full blocks, English: BM25 summed token by token
-    total, total2 = np.zeros(size), np.zeros(size)  # full blocks, mixed: weighted BM25 and TF-IDF sums
-    partial = np.zeros(size)  # pruned blocks: the essential terms' relevance (float64, part of a bound)
-    touched = np.empty(size, np.int64)
-    dense, dense2 = np.zeros(size, np.float32), np.zeros(size, np.float32)  # one term's values, read densely
-    found_at = np.empty(size, np.int64)  # a block's candidates: position in the block, relevance
-    found_v = np.empty(size, np.float32)
-    bound_of = np.empty(size)  # a candidate's relevance from the terms read so far (float64)
-    sum1, sum2, sum32 = np.empty(size), np.empty(size), np.empty(size, np.float32)  # its exact relevance
+    exact = np.zeros(size, np.float32)  # English: BM25 summed token by token
+    total, total2 = np.zeros(size), np.zeros(size)  # mixed: weighted BM25 and TF-IDF sums
+    heap = np.empty(depth, np.float32)
+    count, filled, kth = 0, 0, np.float32(-np.inf)
+    for i in range(len(order)):
+        if bound[i] + slack < kth:
+            break
+        counts[0] += 1
+        block = order[i]
+        base = block << shift
+        end = min(size, n - base)
+        for u in range(terms):
+            counts[1] += starts[u, block + 1] - starts[u, block]
+        if mixed:
+            for u in range(terms):
+                for p in range(starts[u, block], starts[u, block + 1]):
+                    total[indices[p] - base] += weights[u] * data[p]
+                    total2[indices[p] - base] += weights2[u] * data2[p]
+        else:
+            for k in range(len(sequence)):
+                u = sequence[k]
+                for p in range(starts[u, block], starts[u, block + 1]):
+                    exact[indices[p] - base] += data[p]
+        for c0 in range(0, end, 64):  # 64 documents at a time, their maximum first: most reach no kth
+            c1 = min(c0 + 64, end)
+            best = np.float32(0)
+            if mixed:
+                for j in range(c0, c1):
+                    v = np.float32(scale * total[j] + scale2 * total2[j] + shift_value)
+                    best = v if v > best else best
+            else:
+                for j in range(c0, c1):
+                    best = exact[j] if exact[j] > best else best
+            if best < kth or not best > 0:
+                continue
+            for j in range(c0, c1):
+                if mixed:
+                    if total[j] == 0:
+                        continue
+                    v = np.float32(scale * total[j] + scale2 * total2[j] + shift_value)
+                else:
+                    v = exact[j]
+                if v < kth or not v > 0 or not allowed[base + j]:
+                    continue
+                if count == len(docs):  # drop what fell below the depth-th best; the caller retries when not enough
+                    kept = 0
+                    for m in range(count):
+                        if scores[m] >= kth:
+                            docs[kept], scores[kept] = docs[m], scores[m]
+                            kept += 1
+                    count = kept
+                    if count > len(docs) // 2:
+                        return -1
+                docs[count], scores[count] = base + j, v
+                count += 1
+                counts[2] += 1
+                # min-heap of the depth best relevances so far (numba's partition is quadratic on many ties)
+                if filled < depth:
+                    m = filled
+                    heap[m] = v
+                    filled += 1
+                    while m > 0 and heap[(m - 1) >> 1] > heap[m]:
+                        heap[m], heap[(m - 1) >> 1] = heap[(m - 1) >> 1], heap[m]
+                        m = (m - 1) >> 1
+                elif v > heap[0]:
+                    heap[0] = v
+                    m = 0
+                    while True:
+                        low = m
+                        if 2 * m + 1 < depth and heap[2 * m + 1] < heap[low]:
+                            low = 2 * m + 1
+                        if 2 * m + 2 < depth and heap[2 * m + 2] < heap[low]:
+                            low = 2 * m + 2
+                        if low == m:
+                            break
+                        heap[m], heap[low] = heap[low], heap[m]
+                        m = low
+                if filled == depth:
+                    kth = heap[0]
+        if mixed:
+            total[:] = 0
+            total2[:] = 0
+        else:
+            exact[:] = 0
+    return count
+
+
+def _maxscore_loop(order, bound, slack, starts, peaks, sequence, indices, data, data2, weights, weights2, scale, scale2,
+                shift_value, mixed, allowed, shift, n, depth, floor, wide, narrow, places, docs, scores, counts):
+    size = 1 << shift
+    terms = len(weights)
+    # Work arrays of a block's size, kept between queries (fresh ones would page-fault on every page
+    # they touch); the first three of ``wide`` and ``narrow`` are zeros on entry and left zeros.
+    total, total2, partial = wide[0], wide[1], wide[2]  # full blocks, mixed: weighted BM25 and TF-IDF sums;
+    bound_of, sum1, sum2 = wide[3], wide[4], wide[5]  # pruned: essential terms' relevance, a candidate's bound, its exact sums
+    exact, dense, dense2 = narrow[0], narrow[1], narrow[2]  # full blocks, English: BM25 token by token; one term's values
+    found_v, sum32 = narrow[3], narrow[4]  # a block's candidates' relevance; English exact sums
+    touched, found_at = places[0], places[1]  # documents touched by essential terms; candidates' positions
     coef, coef2 = scale * weights, scale2 * weights2  # a term's weight in the relevance (English: 1, 0)
     lookups = len(sequence) if not mixed else terms  # English: summed token by token, in float32
     heap = np.empty(depth, np.float32)
@@ -568,8 +666,11 @@ def _visit_loop(order, bound, slack, starts, peaks, sequence, indices, data, dat
         while kth > -np.inf and skipped < terms and rest + peaks[i, by[skipped]] + shift_value + slack < kth:
             rest += peaks[i, by[skipped]]
             skipped += 1
+        saved = 0  # the non-essential terms' postings: what pruning saves reading
+        for k in range(skipped):
+            saved += starts[by[k], block + 1] - starts[by[k], block]
         found = 0
-        pruned = skipped > 0
+        pruned = saved * PRUNE_SHARE > postings  # else scoring the block in full costs less
         if pruned:
             touches = 0
             for k in range(skipped, terms):
@@ -748,7 +849,7 @@ def _visit_loop(order, bound, slack, starts, peaks, sequence, indices, data, dat
 
 
 def visit_blocks(order, bound, slack, starts, peaks, sequence, indices, data, data2, weights, weights2, scale, scale2,
-                 shift_value, mixed, allowed, shift, n, depth, floor=-np.inf):
+                 shift_value, mixed, allowed, shift, n, depth, floor=-np.inf, maxscore=False):
     """The allowed documents with a positive relevance that may belong to the top ``depth`` (every
     document whose relevance reaches the final ``depth``-th best, and some others), their relevance
     (float32), and what it did (int64: blocks visited, postings read, documents kept, blocks where
@@ -756,23 +857,31 @@ def visit_blocks(order, bound, slack, starts, peaks, sequence, indices, data, da
 
     Blocks of ``2 ** shift`` documents are visited in ``order`` (``bound``: their upper bounds,
     descending) until a bound plus ``slack`` is below the ``depth``-th best relevance so far (the
-    kth). ``peaks[i, u]``: term ``u``'s largest contribution in the ``i``-th visited block. In a
-    block, the terms of smallest peaks summing (with ``shift_value``) below the kth are skipped; the
-    others are scattered into a block-sized accumulator (in cache, unlike an n-sized one), and the
+    kth). Each visited block is scored in full in a block-sized accumulator (in cache, unlike an
+    n-sized one) or, with ``maxscore`` (:func:`_maxscore_loop`), by MaxScore: ``peaks[i, u]`` is
+    term ``u``'s largest contribution in the ``i``-th visited block; the terms of smallest peaks
+    summing (with ``shift_value``) below the kth are skipped, the others scattered, and the
     documents whose partial relevance plus the skipped peaks reaches the kth are scored exactly by
-    binary search in each term's postings of the block. Where that would cost more than reading
-    every posting (many such documents), the block is scored in full.
-    Query term ``u``'s postings in block ``b`` are ``starts[u, b]:starts[u, b + 1]`` of ``indices``
-    / ``data`` (BM25) / ``data2`` (TF-IDF). Relevance: English (not ``mixed``) BM25 summed in
-    float32 over the query's tokens (``sequence``: their term positions, in query order, repeats
-    kept), as bm25s; ``mixed``: ``scale * sum(weights * BM25) + scale2 * sum(weights2 * TF-IDF) +
-    shift_value`` in float64, as :meth:`EstimatedRelevance.rows`.
+    looking them up in each term's postings of the block (the block is scored in full where that
+    would cost more); the kth starts at ``floor``. Query term ``u``'s postings in block ``b`` are
+    ``starts[u, b]:starts[u, b + 1]`` of ``indices`` / ``data`` (BM25) / ``data2`` (TF-IDF).
+    Relevance: English (not ``mixed``) BM25 summed in float32 over the query's tokens (``sequence``:
+    their term positions, in query order, repeats kept), as bm25s; ``mixed``: ``scale * sum(weights
+    * BM25) + scale2 * sum(weights2 * TF-IDF) + shift_value`` in float64, as
+    :meth:`EstimatedRelevance.rows`.
     """
-    compiled = _kernel(_visit_loop)
-    if compiled is not None:
-        return _with_room(lambda docs, scores, counts: compiled(
-            order, bound, slack, starts, peaks, sequence, indices, data, data2, weights, weights2, scale, scale2,
-            shift_value, mixed, allowed, shift, n, depth, floor, docs, scores, counts), depth)
+    if maxscore:
+        compiled = _kernel(_maxscore_loop)
+        if compiled is not None:
+            return _with_room(lambda docs, scores, counts: compiled(
+                order, bound, slack, starts, peaks, sequence, indices, data, data2, weights, weights2, scale, scale2,
+                shift_value, mixed, allowed, shift, n, depth, floor, *_workspace(1 << shift), docs, scores, counts), depth)
+    else:
+        compiled = _kernel(_visit_loop)
+        if compiled is not None:
+            return _with_room(lambda docs, scores, counts: compiled(
+                order, bound, slack, starts, sequence, indices, data, data2, weights, weights2, scale, scale2,
+                shift_value, mixed, allowed, shift, n, depth, docs, scores, counts), depth)
 
     def score(block, base, end):
         if mixed:
@@ -791,6 +900,15 @@ def visit_blocks(order, bound, slack, starts, peaks, sequence, indices, data, da
         return out
 
     return _visit_numpy(order, bound, slack, score, allowed, shift, n, depth)
+
+
+def _workspace(size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-thread work arrays of the compiled block loop (:func:`_visit_loop`): float64 (6, size),
+    float32 (5, size) and int64 (2, size), the first three rows of each float array zeros."""
+    held = getattr(_LOCAL, "blocks", None)
+    if held is None or held[0].shape[1] != size:
+        held = _LOCAL.blocks = (np.zeros((6, size)), np.zeros((5, size), np.float32), np.zeros((2, size), np.int64))
+    return held
 
 
 def _with_room(loop, depth: int) -> tuple[np.ndarray, np.ndarray, int]:

@@ -58,9 +58,10 @@ def sample(tmp_path_factory):
     return LexicalIndex.build(texts), queries
 
 
-def assert_same_top(index: LexicalIndex, queries: list[str], seed: int = 0) -> int:
-    """Block-max top against full scoring for every query, depth and filter; returns blocks visited."""
-    visited = 0
+def assert_same_top(index: LexicalIndex, queries: list[str], seed: int = 0) -> np.ndarray:
+    """Block-max top against full scoring for every query, depth and filter; returns what the
+    top-k did, summed (blocks visited, postings read, documents kept, blocks pruned by MaxScore)."""
+    visited = np.zeros(4, dtype=np.int64)
     for share in SHARES:
         allowed = np.random.default_rng(seed).random(index.num_docs) < share
         for text in queries:
@@ -70,19 +71,22 @@ def assert_same_top(index: LexicalIndex, queries: list[str], seed: int = 0) -> i
                 top = estimated.top(allowed, depth)
                 assert np.array_equal(top, exact.top(allowed, depth)), (text[:40], depth, share)
                 assert np.array_equal(estimated.rows(top), exact.relevance[top])
-                visited += estimated.visit_counts[0]
+                visited += estimated.visit_counts
     return visited
 
 
+@pytest.mark.parametrize("maxscore", [False, True])  # blocks scored in full / MaxScore inside blocks (Chinese's)
 @pytest.mark.parametrize("min_postings", [1, 40, 10**9])  # every list / the long ones / none has a table
-def test_block_max_top_k_is_full_scorings_on_real_yc_text(yc, min_postings):
+def test_block_max_top_k_is_full_scorings_on_real_yc_text(yc, min_postings, maxscore, monkeypatch):
+    monkeypatch.setattr(topk, "MAXSCORE_ENGLISH", maxscore)
     index, queries = yc
 
-    visited = assert_same_top(with_blocks(index, min_postings), queries)
+    visited, _, _, pruned = assert_same_top(with_blocks(index, min_postings), queries)
 
     blocks = index.blocks.blocks
     assert blocks == 32
     assert visited < len(queries) * len(DEPTHS) * len(SHARES) * blocks  # blocks were skipped
+    assert (pruned > 0) == maxscore
 
 
 def test_block_max_top_k_is_full_scorings_on_the_sample(sample):
@@ -120,7 +124,9 @@ def test_without_numba_the_block_loops_give_the_same_top_k(yc, monkeypatch):
 def test_a_floor_guessed_from_the_sample_keeps_the_top_k_exact(yc, monkeypatch):
     """With a statistics sample much smaller than the corpus, the top-k starts from a threshold
     guessed from the sample (so MaxScore prunes from the first block); the result is still the
-    full scoring's, also when the guess is above the true depth-th score (it runs again without)."""
+    full scoring's, also when the guess is above the true depth-th score (it runs again without).
+    English BM25 through the Chinese path's MaxScore loop, so the result must be bit-identical."""
+    monkeypatch.setattr(topk, "MAXSCORE_ENGLISH", True)
     index, queries = yc
     with_blocks(index, 40)
     monkeypatch.setattr(index, "stats", LexicalStats.build(index.num_docs, *index._postings(), size=256))
