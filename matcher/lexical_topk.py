@@ -15,21 +15,23 @@ needs the query's mean and standard deviation over every document, and the lexic
   ``BLOCK_DOCS`` consecutive positions; :class:`BlockMax` (saved with the index) holds, for each
   token with a long postings list, its largest value in each block and where its postings of each
   block start (a shorter list's are computed per query from its postings). A block's bound is the
-  sum of the query terms' block maxima; blocks are visited best bound first until the next bound
-  is below the ``depth``-th best relevance found (the kth). Inside a block, MaxScore: the terms of
-  smallest block maxima whose sum stays below the kth are non-essential (a document holding only
-  those cannot reach it); the essential terms' postings are scattered into a block-sized
+  sum of the query terms' block maxima; blocks are visited best bound first until the next bound is
+  below the ``depth``-th best relevance found (the kth), each scored in full in a block-sized
+  accumulator that stays in cache (English BM25). For the Chinese relevance (BM25 and TF-IDF),
+  MaxScore inside each block (measured faster there, slower for English: ``MAXSCORE_ENGLISH``): the
+  terms of smallest block maxima whose sum stays below the kth are non-essential (a document holding
+  only those cannot reach it); the essential terms' postings are scattered into a block-sized
   accumulator that stays in cache, and only the documents whose bound still reaches the kth are
   scored exactly, by looking them up in every term's postings of the block. A long Chinese query's
-  common words and bigrams (技术, 服务, 开发…) are most of its postings and have small maxima, so
-  they are mostly looked up, not read. A block where lookups would cost more than reading is
-  scored in full. The kth starts from a guess read off the
-  statistics' sample (:meth:`EstimatedRelevance._floor`: a relevance about ``FLOOR_MARGIN *
-  depth`` documents are expected to reach), so pruning starts at the first block; fewer than
-  ``depth`` documents reaching it means the guess was too high, and the top-k runs again without
-  it. Exact: the same documents in the same order as a full scoring (English BM25 summed token by
-  token in float32, as bm25s). An index without block tables falls back to MaxScore with one maximum per term, or to a full scan for a query whose
-  postings outnumber ``FULL_SCAN_SHARE`` of the documents.
+  common words and bigrams (技术, 服务, 开发…) are most of its postings and have small maxima, so they are
+  mostly looked up, not read. A block where lookups would cost more than reading is scored in full.
+  The kth starts from a guess read off the statistics' sample (:meth:`EstimatedRelevance._floor`: a
+  relevance about ``FLOOR_MARGIN * depth`` documents are expected to reach), so pruning starts at
+  the first block; fewer than ``depth`` documents reaching it means the guess was too high, and the
+  top-k runs again without it. Exact: the same documents in the same order as a full scoring
+  (English BM25 summed token by token in float32, as bm25s). An index without block tables falls
+  back to MaxScore with one maximum per term, or to a full scan for a query whose postings outnumber
+  ``FULL_SCAN_SHARE`` of the documents.
 - **Rows** (:meth:`EstimatedRelevance.rows`): exact scores of given documents, by looking each up
   in the query's postings (BM25 summed in the query's token order in float32, as ``bm25s`` does,
   so an English query's scores are bit-identical to a full scoring).
@@ -640,12 +642,16 @@ def _maxscore_loop(order, bound, slack, starts, peaks, sequence, indices, data, 
     terms = len(weights)
     # Work arrays of a block's size, kept between queries (fresh ones would page-fault on every page
     # they touch); the first three of ``wide`` and ``narrow`` are zeros on entry and left zeros.
-    total, total2, partial = wide[0], wide[1], wide[2]  # full blocks, mixed: weighted BM25 and TF-IDF sums;
-    bound_of, sum1, sum2 = wide[3], wide[4], wide[5]  # pruned: essential terms' relevance, a candidate's bound, its exact sums
-    exact, dense, dense2 = narrow[0], narrow[1], narrow[2]  # full blocks, English: BM25 token by token; one term's values
-    found_v, sum32 = narrow[3], narrow[4]  # a block's candidates' relevance; English exact sums
+    # Blocks scored in full: weighted BM25 and TF-IDF sums (mixed), BM25 token by token (English).
+    total, total2, exact = wide[0], wide[1], narrow[0]
+    # Pruned blocks: the essential terms' relevance; one term's values read densely; the documents
+    # the essential terms touch; the candidates (positions, radix-sorted through a second array),
+    # their bounds and exact sums (mixed: float64 per signal; English: float32).
+    partial, dense, dense2 = wide[2], narrow[1], narrow[2]
     touched, found_at, touched_sorted = places[0], places[1], places[2]
-    bucket = np.zeros(257, np.int64)  # documents touched by essential terms; candidates' positions
+    bound_of, sum1, sum2, sum32 = wide[3], wide[4], wide[5], narrow[4]
+    found_v = narrow[3]  # a block's candidates' relevance, either way
+    bucket = np.zeros(257, np.int64)
     coef, coef2 = scale * weights, scale2 * weights2  # a term's weight in the relevance (English: 1, 0)
     lookups = len(sequence) if not mixed else terms  # English: summed token by token, in float32
     heap = np.empty(depth, np.float32)
