@@ -545,14 +545,61 @@ def _union(columns: list[np.ndarray]) -> np.ndarray:
 # final top, a Python loop over the blocks).
 
 
+def _offer(v, doc, docs, scores, heap, state, kth):
+    """Keep document ``doc`` of relevance ``v`` (at least ``kth``) among the candidates ``docs`` /
+    ``scores`` and in the min-heap ``heap`` of the depth best relevances so far (numba's partition
+    is quadratic on many ties); ``state``: (candidates kept, heap size), updated. Returns the new
+    kth: the heap's least once it is full, if higher. When the candidates fill their buffer, those
+    below the kth are dropped; ``state[0]`` is -1 when that frees too little (the caller retries
+    with more room)."""
+    count, filled, depth = state[0], state[1], len(heap)
+    if count == len(docs):
+        kept = 0
+        for m in range(count):
+            if scores[m] >= kth:
+                docs[kept], scores[kept] = docs[m], scores[m]
+                kept += 1
+        count = kept
+        if count > len(docs) // 2:
+            state[0] = -1
+            return kth
+    docs[count], scores[count] = doc, v
+    count += 1
+    if filled < depth:
+        m = filled
+        heap[m] = v
+        filled += 1
+        while m > 0 and heap[(m - 1) >> 1] > heap[m]:
+            heap[m], heap[(m - 1) >> 1] = heap[(m - 1) >> 1], heap[m]
+            m = (m - 1) >> 1
+    elif v > heap[0]:
+        heap[0] = v
+        m = 0
+        while True:
+            low = m
+            if 2 * m + 1 < depth and heap[2 * m + 1] < heap[low]:
+                low = 2 * m + 1
+            if 2 * m + 2 < depth and heap[2 * m + 2] < heap[low]:
+                low = 2 * m + 2
+            if low == m:
+                break
+            heap[m], heap[low] = heap[low], heap[m]
+            m = low
+    state[0], state[1] = count, filled
+    return heap[0] if filled == depth and heap[0] > kth else kth
+
+
+_OFFER = _offer  # compiled where numba is installed (_compiled), so the loops call it compiled
+
+
 def _visit_loop(order, bound, slack, starts, sequence, indices, data, data2, weights, weights2, scale, scale2,
                 shift_value, mixed, allowed, shift, n, depth, docs, scores, counts):
     size = 1 << shift
     terms = len(weights)
     exact = np.zeros(size, np.float32)  # English: BM25 summed token by token
     total, total2 = np.zeros(size), np.zeros(size)  # mixed: weighted BM25 and TF-IDF sums
-    heap = np.empty(depth, np.float32)
-    count, filled, kth = 0, 0, np.float32(-np.inf)
+    heap, state = np.empty(depth, np.float32), np.zeros(2, np.int64)  # the depth best; (documents kept, heap size)
+    kth = np.float32(-np.inf)
     for i in range(len(order)):
         if bound[i] + slack < kth:
             break
@@ -593,47 +640,16 @@ def _visit_loop(order, bound, slack, starts, sequence, indices, data, data2, wei
                     v = exact[j]
                 if v < kth or not v > 0 or not allowed[base + j]:
                     continue
-                if count == len(docs):  # drop what fell below the depth-th best; the caller retries when not enough
-                    kept = 0
-                    for m in range(count):
-                        if scores[m] >= kth:
-                            docs[kept], scores[kept] = docs[m], scores[m]
-                            kept += 1
-                    count = kept
-                    if count > len(docs) // 2:
-                        return -1
-                docs[count], scores[count] = base + j, v
-                count += 1
+                kth = _OFFER(v, base + j, docs, scores, heap, state, kth)
+                if state[0] < 0:
+                    return -1
                 counts[2] += 1
-                # min-heap of the depth best relevances so far (numba's partition is quadratic on many ties)
-                if filled < depth:
-                    m = filled
-                    heap[m] = v
-                    filled += 1
-                    while m > 0 and heap[(m - 1) >> 1] > heap[m]:
-                        heap[m], heap[(m - 1) >> 1] = heap[(m - 1) >> 1], heap[m]
-                        m = (m - 1) >> 1
-                elif v > heap[0]:
-                    heap[0] = v
-                    m = 0
-                    while True:
-                        low = m
-                        if 2 * m + 1 < depth and heap[2 * m + 1] < heap[low]:
-                            low = 2 * m + 1
-                        if 2 * m + 2 < depth and heap[2 * m + 2] < heap[low]:
-                            low = 2 * m + 2
-                        if low == m:
-                            break
-                        heap[m], heap[low] = heap[low], heap[m]
-                        m = low
-                if filled == depth:
-                    kth = heap[0]
         if mixed:
             total[:] = 0
             total2[:] = 0
         else:
             exact[:] = 0
-    return count
+    return state[0]
 
 
 def _maxscore_loop(order, bound, slack, starts, peaks, sequence, indices, data, data2, weights, weights2, scale, scale2,
@@ -654,8 +670,8 @@ def _maxscore_loop(order, bound, slack, starts, peaks, sequence, indices, data, 
     bucket = np.zeros(257, np.int64)
     coef, coef2 = scale * weights, scale2 * weights2  # a term's weight in the relevance (English: 1, 0)
     lookups = len(sequence) if not mixed else terms  # English: summed token by token, in float32
-    heap = np.empty(depth, np.float32)
-    count, filled, kth = 0, 0, np.float32(floor)
+    heap, state = np.empty(depth, np.float32), np.zeros(2, np.int64)  # the depth best; (documents kept, heap size)
+    kth = np.float32(floor)
     for i in range(len(order)):
         if bound[i] + slack < kth:
             break
@@ -822,42 +838,11 @@ def _maxscore_loop(order, bound, slack, starts, peaks, sequence, indices, data, 
             v = found_v[m]
             if v < kth or not v > 0:
                 continue
-            if count == len(docs):  # drop what fell below the depth-th best; the caller retries when not enough
-                kept = 0
-                for q in range(count):
-                    if scores[q] >= kth:
-                        docs[kept], scores[kept] = docs[q], scores[q]
-                        kept += 1
-                count = kept
-                if count > len(docs) // 2:
-                    return -1
-            docs[count], scores[count] = base + found_at[m], v
-            count += 1
+            kth = _OFFER(v, base + found_at[m], docs, scores, heap, state, kth)
+            if state[0] < 0:
+                return -1
             counts[2] += 1
-            # min-heap of the depth best relevances so far (numba's partition is quadratic on many ties)
-            if filled < depth:
-                q = filled
-                heap[q] = v
-                filled += 1
-                while q > 0 and heap[(q - 1) >> 1] > heap[q]:
-                    heap[q], heap[(q - 1) >> 1] = heap[(q - 1) >> 1], heap[q]
-                    q = (q - 1) >> 1
-            elif v > heap[0]:
-                heap[0] = v
-                q = 0
-                while True:
-                    low = q
-                    if 2 * q + 1 < depth and heap[2 * q + 1] < heap[low]:
-                        low = 2 * q + 1
-                    if 2 * q + 2 < depth and heap[2 * q + 2] < heap[low]:
-                        low = 2 * q + 2
-                    if low == q:
-                        break
-                    heap[q], heap[low] = heap[low], heap[q]
-                    q = low
-            if filled == depth and heap[0] > kth:
-                kth = heap[0]
-    return count
+    return state[0]
 
 
 def visit_blocks(order, bound, slack, starts, peaks, sequence, indices, data, data2, weights, weights2, scale, scale2,
@@ -883,13 +868,13 @@ def visit_blocks(order, bound, slack, starts, peaks, sequence, indices, data, da
     :meth:`EstimatedRelevance.rows`.
     """
     if maxscore:
-        compiled = _kernel(_maxscore_loop)
+        compiled = _compiled(_maxscore_loop)
         if compiled is not None:
             return _with_room(lambda docs, scores, counts: compiled(
                 order, bound, slack, starts, peaks, sequence, indices, data, data2, weights, weights2, scale, scale2,
                 shift_value, mixed, allowed, shift, n, depth, floor, *_workspace(1 << shift), docs, scores, counts), depth)
     else:
-        compiled = _kernel(_visit_loop)
+        compiled = _compiled(_visit_loop)
         if compiled is not None:
             return _with_room(lambda docs, scores, counts: compiled(
                 order, bound, slack, starts, sequence, indices, data, data2, weights, weights2, scale, scale2,
@@ -912,6 +897,17 @@ def visit_blocks(order, bound, slack, starts, peaks, sequence, indices, data, da
         return out
 
     return _visit_numpy(order, bound, slack, score, allowed, shift, n, depth)
+
+
+def _compiled(loop):
+    """``loop`` compiled, calling :func:`_offer` compiled (numba resolves the global when it compiles
+    the loop), or None without numba."""
+    global _OFFER
+    offer = _kernel(_offer)
+    if offer is None:
+        return None
+    _OFFER = offer
+    return _kernel(loop)
 
 
 def _workspace(size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
