@@ -46,10 +46,13 @@ def _kernel(function):
     """``function`` compiled by numba on first use (cached on disk where numba finds a writable
     place), or None without numba. Lazy: importing numba costs ~0.2 s and every process that loads
     a catalog imports this module, while the loops run only above ``lexical_exact_max``."""
+    global _SEEK
     try:
         from numba import njit
     except ImportError:  # pragma: no cover - which branch runs depends on the environment
         return None
+    if function is not _seek:  # numba resolves the global when it compiles a caller
+        _SEEK = _kernel(_seek)
     try:
         return njit(cache=True, nogil=True)(function)
     except RuntimeError:  # no writable cache location: compile at each start instead
@@ -86,11 +89,54 @@ def gather_numpy(indptr, indices, data, data2, terms, weights, weights2, allowed
     return docs[keep], values[keep] + shift
 
 
-def _values_at_loop(rows, docs, values, out):
-    """``out[i] = values[j]`` where ``docs[j] == rows[i]`` (both ascending; ``out`` zeros): a merge
-    when the lists are of similar length, else a galloping search per row from the last place on
-    (steps of 1, 2, 4… then a binary search: ~log of the gap between rows, not of the list)."""
+def _seek(indices, low, hi, d, guess):
+    """The first place in ``indices[low:hi]`` (ascending) holding ``d`` or more (``hi`` if none),
+    searched outwards from ``guess`` (steps of 1, 2, 4… then a binary search): about twice the log
+    of the guess's error, where a search from ``low`` costs the log of the whole gap."""
+    if guess >= hi:
+        guess = hi - 1
+    if guess < low:
+        guess = low
+    if guess >= hi:
+        return hi
+    if indices[guess] < d:
+        bottom, top, reach = guess + 1, hi, 1
+        while guess + reach < hi:
+            if indices[guess + reach] < d:
+                bottom = guess + reach + 1
+                reach *= 2
+            else:
+                top = guess + reach
+                break
+    else:
+        bottom, top, reach = low, guess, 1
+        while guess - reach >= low:
+            if indices[guess - reach] >= d:
+                top = guess - reach
+                reach *= 2
+            else:
+                bottom = guess - reach + 1
+                break
+    while bottom < top:
+        mid = (bottom + top) >> 1
+        if indices[mid] < d:
+            bottom = mid + 1
+        else:
+            top = mid
+    return bottom
+
+
+_SEEK = _seek  # compiled by _kernel before the loops that call it are
+
+
+def _places_loop(rows, docs, out):
+    """``out[i] = j`` where ``docs[j] == rows[i]`` (both ascending; ``out`` -1): a merge when the
+    lists are of similar length, else a search per row from where a straight line through the
+    list's first and last document puts it (postings are spread over the corpus), no earlier than
+    the last row's place."""
     n_rows, n_docs = len(rows), len(docs)
+    if n_docs == 0:
+        return out
     if n_docs <= 16 * n_rows:
         j = 0
         for i in range(n_rows):
@@ -100,38 +146,28 @@ def _values_at_loop(rows, docs, values, out):
             if j == n_docs:
                 break
             if docs[j] == r:
-                out[i] = values[j]
+                out[i] = j
         return out
+    first, span = docs[0], max(1, docs[n_docs - 1] - docs[0])
     lo = 0
     for i in range(n_rows):
         r = rows[i]
-        if lo < n_docs and docs[lo] < r:
-            reach = 1
-            while lo + reach < n_docs and docs[lo + reach] < r:
-                reach *= 2
-            lo, hi = lo + (reach >> 1) + 1, min(lo + reach, n_docs)
-        else:
-            hi = lo
-        while lo < hi:
-            mid = (lo + hi) >> 1
-            if docs[mid] < r:
-                lo = mid + 1
-            else:
-                hi = mid
+        guess = int((r - first) * (n_docs / span))
+        lo = _SEEK(docs, lo, n_docs, r, guess)
         if lo == n_docs:
             break
         if docs[lo] == r:
-            out[i] = values[lo]
+            out[i] = lo
     return out
 
 
-def values_at(rows: np.ndarray, docs: np.ndarray, values: np.ndarray) -> np.ndarray | None:
-    """One postings list's ``values`` at the ascending ``rows`` (0 where absent), float64; None
-    without numba (the caller then looks up in numpy)."""
-    compiled = _kernel(_values_at_loop)
+def places_at(rows: np.ndarray, docs: np.ndarray) -> np.ndarray | None:
+    """Where each of the ascending ``rows`` is in one postings list's ascending ``docs`` (int64, -1
+    where absent); None without numba (the caller then looks up in numpy)."""
+    compiled = _kernel(_places_loop)
     if compiled is None:
         return None
-    return compiled(rows, docs, values, np.zeros(len(rows)))
+    return compiled(rows, docs, np.full(len(rows), -1, np.int64))
 
 
 def _sample_loop(indptr, indices, data, data2, terms, weights, weights2, values, products):

@@ -21,20 +21,26 @@ needs the query's mean and standard deviation over every document, and the lexic
   MaxScore inside each block (measured faster there, slower for English: ``MAXSCORE_ENGLISH``): the
   terms of smallest block maxima whose sum stays below the kth are non-essential (a document holding
   only those cannot reach it); the essential terms' postings are scattered into a block-sized
-  accumulator that stays in cache, and only the documents whose bound still reaches the kth are
-  scored exactly, by looking them up in every term's postings of the block. A long Chinese query's
-  common words and bigrams (技术, 服务, 开发…) are most of its postings and have small maxima, so they are
-  mostly looked up, not read. A block where lookups would cost more than reading is scored in full.
+  accumulator that stays in cache (each term's newly touched documents a sorted run, so the
+  candidates need no sort), the non-essential terms with few postings against those documents are
+  added to them in one more pass (``ADD_SHARE``), and only the documents whose bound still reaches
+  the kth are scored exactly, by looking them up in every term's postings of the block (a search
+  from where a straight line through the block puts them). A long Chinese query's common words and
+  bigrams (技术, 服务, 开发…) are most of its postings and have small maxima, so they are mostly looked up,
+  not read. A block where lookups would cost more than reading is scored in full.
   The kth starts from a guess read off the statistics' sample (:meth:`EstimatedRelevance._floor`: a
   relevance about ``FLOOR_MARGIN * depth`` documents are expected to reach), so pruning starts at
-  the first block; fewer than ``depth`` documents reaching it means the guess was too high, and the
-  top-k runs again without it. Exact: the same documents in the same order as a full scoring
+  the first block; then a pilot pass over every ``PILOT_STRIDE``-th block raises it to about the
+  relevance ``PILOT_MARGIN * depth`` documents reach, read off what the pilot found, for the other
+  blocks. Fewer than ``depth`` documents reaching a guess means it was too high, and the top-k runs
+  again without it. Exact: the same documents in the same order as a full scoring
   (English BM25 summed token by token in float32, as bm25s). An index without block tables falls
   back to MaxScore with one maximum per term, or to a full scan for a query whose postings outnumber
   ``FULL_SCAN_SHARE`` of the documents.
 - **Rows** (:meth:`EstimatedRelevance.rows`): exact scores of given documents, by looking each up
   in the query's postings (BM25 summed in the query's token order in float32, as ``bm25s`` does,
-  so an English query's scores are bit-identical to a full scoring).
+  so an English query's scores are bit-identical to a full scoring); the documents the top-k
+  scored are answered from what it kept (the same sums in the same order).
 
 The loops over postings are compiled with numba where it is installed (:mod:`matcher.lexical_kernels`,
 :func:`visit_blocks`; numpy otherwise, same results): in numpy each posting costs about ten
@@ -53,7 +59,7 @@ from pathlib import Path
 import numpy as np
 
 from matcher.index import top_k
-from matcher.lexical_kernels import _kernel, gather, sample_sums, values_at
+from matcher.lexical_kernels import _kernel, _seek, gather, places_at, sample_sums
 from matcher.lexical_stats import SAMPLE_FILE, LexicalStats, Postings  # noqa: F401  (SAMPLE_FILE re-exported)
 
 BLOCKS_FILE = "blocks.npz"  # block maxima of a lexical index's long postings lists
@@ -74,12 +80,22 @@ RARE_SAMPLE_HITS = 16  # a term the sample would hold fewer documents of counts 
 # instead: MaxScore reads ~10-30 % of the postings at ~5x the cost of a plain scatter, a full
 # scoring pays ~4 passes over n (benchmarks/bench_lexical_scale.py).
 FULL_SCAN_SHARE = 0.25
-# Reads of postings one candidate's lookup costs (a galloping search), for choosing per block
-# between looking the non-essential terms up and scoring the block in full.
+# Reads of postings one candidate's lookup costs (a search in the block's postings), for choosing per
+# block between looking the candidates up and scoring the block in full.
 LOOKUP_COST = 4
 # A block is pruned (MaxScore) where the non-essential terms hold at least 1 / PRUNE_SHARE of its
 # postings; otherwise it is scored in full, which costs less per posting.
 PRUNE_SHARE = 2
+# A non-essential term whose postings in a block are at most ADD_SHARE times the documents the
+# essential terms touched there is added to those documents in one pass over its postings, before
+# the candidates are chosen, instead of being looked up per candidate (measured at 10M: 0.5 against
+# 1, p50 alike, p95 -37 %; 2 slower at 1M; benchmarks/RESULTS.md).
+ADD_SHARE = 0.5
+# The pilot pass (_top_blocks): every PILOT_STRIDE-th block is visited first, and the relevance
+# that about PILOT_MARGIN * depth of the corpus's documents are expected to reach, read off what it
+# found, is where the other blocks' threshold starts.
+PILOT_STRIDE = 8
+PILOT_MARGIN = 1.5
 # MaxScore inside blocks and a starting threshold (_maxscore_loop) for the Chinese relevance (BM25
 # and TF-IDF), where they measured faster; English BM25 alone measured 1.5-3x slower with them
 # (short queries, few common terms), so its blocks are scored in full (_visit_loop), as before
@@ -246,6 +262,8 @@ class EstimatedRelevance:
         # of the last top(): blocks visited, postings read, documents kept, blocks where non-essential
         # terms were only looked up (a diagnostic for benchmarks)
         self.visit_counts = np.zeros(4, dtype=np.int64)
+        # documents whose exact relevance the last top() computed (sorted) and those values
+        self._known = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32))
         self.token_ids = np.asarray(token_ids, dtype=np.int64)  # query order, repeats kept (as bm25s)
         self.terms, counts = np.unique(self.token_ids, return_counts=True)
         self.c = c if c is not None and len(self.terms) else None
@@ -318,17 +336,35 @@ class EstimatedRelevance:
         query terms where ``use``."""
         out = np.zeros((len(self.weights), len(rows)))
         for u in np.flatnonzero(use):
-            for i, (postings, w) in enumerate(self._signals()):
-                out[i] += w[u] * self._at_rows(rows, *postings.column(self.terms[u]))
+            for i, values in enumerate(self._term_values(rows, u)):
+                out[i] += self.weights[i][u] * values
+        return out
+
+    def _term_values(self, rows: np.ndarray, u: int) -> list[np.ndarray]:
+        """Query term ``u``'s value in each signal (BM25, TF-IDF) at the sorted ``rows`` (float64, 0
+        where absent). The TF-IDF postings hold the same documents as BM25's (as the block loops
+        also read them), so where numba is installed each row is looked up once for both."""
+        t = self.terms[u]
+        places = places_at(rows, self.b.column(t)[0])
+        if places is None:
+            return [self._at_rows(rows, *postings.column(t)) for postings, _ in self._signals()]
+        hit = places >= 0
+        out = []
+        for postings, _ in self._signals():
+            values = np.zeros(len(rows))
+            values[hit] = postings.column(t)[1][places[hit]]
+            out.append(values)
         return out
 
     def _at_rows(self, rows: np.ndarray, docs: np.ndarray, values: np.ndarray) -> np.ndarray:
         """One postings list's ``values`` at the sorted ``rows`` (0 where absent), float64: by
         binary search when the list is much longer than ``rows``, else through the dense
         per-thread array (a scatter and a gather, no search); compiled where numba is installed."""
-        compiled = values_at(rows, docs, values)
-        if compiled is not None:
-            return compiled
+        places = places_at(rows, docs)
+        if places is not None:
+            out, hit = np.zeros(len(rows)), places >= 0
+            out[hit] = values[places[hit]]
+            return out
         if len(docs) > 16 * len(rows):
             out = np.zeros(len(rows))
             at, found = _lookup(rows, docs, values)
@@ -343,10 +379,19 @@ class EstimatedRelevance:
     # --- scores of given rows -----------------------------------------------------------------
 
     def rows(self, rows: np.ndarray) -> np.ndarray:
-        """Exact relevance of documents ``rows`` (any order, repeats allowed), float32."""
+        """Exact relevance of documents ``rows`` (any order, repeats allowed), float32. The documents
+        the last :meth:`top` scored (retrieval asks for its own top-k's) are read from what it kept:
+        the block loops compute the same sums in the same order."""
         rows = np.asarray(rows, dtype=np.int64)
         unique, back = np.unique(rows, return_inverse=True)
-        return self._rows_sorted(unique)[back]
+        known_docs, known_scores = self._known
+        at = np.minimum(np.searchsorted(known_docs, unique), max(0, len(known_docs) - 1))
+        hit = known_docs[at] == unique if len(known_docs) else np.zeros(len(unique), bool)
+        out = np.empty(len(unique), dtype=np.float32)
+        out[hit] = known_scores[at[hit]]
+        if not hit.all():
+            out[~hit] = self._rows_sorted(unique[~hit])
+        return out[back]
 
     def _rows_sorted(self, rows: np.ndarray) -> np.ndarray:
         if self.c is None:
@@ -402,18 +447,39 @@ class EstimatedRelevance:
             weights, weights2, data2, scales = self.weights[0], np.zeros(len(terms)), self.b.data, (1.0, 0.0)
         else:
             weights, weights2, data2, scales = self.weights[0], self.weights[1], c.data, tuple(map(float, self.scale))
-        peaks = np.ascontiguousarray(peaks.T[order])
+        peaks = peaks.T
         maxscore = c is not None or MAXSCORE_ENGLISH
+
+        def visit(visited: np.ndarray, floor: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+            return visit_blocks(
+                visited, bound[visited], slack, starts, np.ascontiguousarray(peaks[visited]), sequence, self.b.indices,
+                self.b.data, data2, weights, weights2, *scales, float(self.shift), c is not None, allowed, blocks.shift,
+                self.n, depth, floor, maxscore)
+
         floor = self._floor(allowed, depth) if maxscore else -np.inf
-        while True:
-            docs, scores, self.visit_counts = visit_blocks(
-                order, bound[order], slack, starts, peaks, sequence, self.b.indices, self.b.data, data2, weights,
-                weights2, *scales, float(self.shift), c is not None, allowed, blocks.shift, self.n, depth, floor, maxscore)
-            if len(docs) >= depth or floor == -np.inf:  # else fewer than depth reach the guess: without it
-                break
-            floor = -np.inf
+        docs = None
+        pilot = order[order % PILOT_STRIDE == 0]
+        if maxscore and 2 * len(pilot) <= len(order):
+            # The pilot pass: every PILOT_STRIDE-th block (an even sample of the corpus, far larger
+            # than the statistics' sample) shows where the depth-th best relevance will be; the other
+            # blocks start from there. Exact as the floor is: every document reaching the threshold
+            # is found, so at least depth of them found means the top depth are among them.
+            docs, scores, counts = visit(pilot, floor)
+            reach = int(PILOT_MARGIN * depth * len(pilot) / blocks.blocks) + 1
+            if len(scores) >= reach:
+                floor = max(floor, float(np.partition(scores, len(scores) - reach)[len(scores) - reach]))
+            more, more_scores, more_counts = visit(order[order % PILOT_STRIDE != 0], floor)
+            docs, scores = np.concatenate([docs, more]), np.concatenate([scores, more_scores])
+            self.visit_counts = counts + more_counts
+            if np.count_nonzero(scores >= floor) < depth:  # the guess was too high: without it
+                docs, floor = None, -np.inf
+        while docs is None:
+            docs, scores, self.visit_counts = visit(order, floor)
+            if len(docs) < depth and floor > -np.inf:  # fewer than depth reach the guess: without it
+                docs, floor = None, -np.inf
         at = np.argsort(docs)
         docs, scores = docs[at], scores[at]
+        self._known = (docs, scores)
         return docs[top_k(scores, depth)]
 
     def _floor(self, allowed: np.ndarray, depth: int) -> float:
@@ -488,8 +554,8 @@ class EstimatedRelevance:
     def _term_rows(self, rows: np.ndarray, u: int) -> np.ndarray:
         """Relevance contribution (float64) of query term ``u`` to each of the sorted ``rows``."""
         out = np.zeros(len(rows))
-        for scale, (postings, w) in zip(self.scale, self._signals()):
-            out += scale * w[u] * self._at_rows(rows, *postings.column(self.terms[u]))
+        for scale, w, values in zip(self.scale, self.weights, self._term_values(rows, u)):
+            out += scale * w[u] * values
         return out
 
     def _partial(self, use: np.ndarray, allowed: np.ndarray, depth: int, rest: float) -> tuple[np.ndarray, np.ndarray]:
@@ -589,7 +655,8 @@ def _offer(v, doc, docs, scores, heap, state, kth):
     return heap[0] if filled == depth and heap[0] > kth else kth
 
 
-_OFFER = _offer  # compiled where numba is installed (_compiled), so the loops call it compiled
+# compiled where numba is installed (_compiled), so the loops call them compiled
+_OFFER, _SEEK = _offer, _seek
 
 
 def _visit_loop(order, bound, slack, starts, sequence, indices, data, data2, weights, weights2, scale, scale2,
@@ -653,21 +720,20 @@ def _visit_loop(order, bound, slack, starts, sequence, indices, data, data2, wei
 
 
 def _maxscore_loop(order, bound, slack, starts, peaks, sequence, indices, data, data2, weights, weights2, scale, scale2,
-                shift_value, mixed, allowed, shift, n, depth, floor, wide, narrow, places, docs, scores, counts):
+                   shift_value, mixed, allowed, shift, n, depth, floor, wide, narrow, places, docs, scores, counts):
     size = 1 << shift
     terms = len(weights)
     # Work arrays of a block's size, kept between queries (fresh ones would page-fault on every page
-    # they touch); the first three of ``wide`` and ``narrow`` are zeros on entry and left zeros.
-    # Blocks scored in full: weighted BM25 and TF-IDF sums (mixed), BM25 token by token (English).
-    total, total2, exact = wide[0], wide[1], narrow[0]
-    # Pruned blocks: the essential terms' relevance; one term's values read densely; the documents
-    # the essential terms touch; the candidates (positions, radix-sorted through a second array),
-    # their bounds and exact sums (mixed: float64 per signal; English: float32).
-    partial, dense, dense2 = wide[2], narrow[1], narrow[2]
-    touched, found_at, touched_sorted = places[0], places[1], places[2]
-    bound_of, sum1, sum2, sum32 = wide[3], wide[4], wide[5], narrow[4]
-    found_v = narrow[3]  # a block's candidates' relevance, either way
-    bucket = np.zeros(257, np.int64)
+    # they touch); the first three of ``wide`` and the first of ``narrow`` are zeros on entry and
+    # left zeros. Blocks scored in full: weighted BM25 and TF-IDF sums (mixed), BM25 token by token
+    # (English). Pruned blocks: the essential terms' relevance; the documents they touch, in sorted
+    # runs (run_end); the candidates (their positions, kept in those runs: run_found), bounds and
+    # exact sums (mixed: float64 per signal; English: float32).
+    total, total2, partial, exact = wide[0], wide[1], wide[2], narrow[0]
+    touched, found_at = places[0], places[1]
+    run_end, run_found = np.empty(terms + 1, np.int64), np.empty(terms + 1, np.int64)
+    bound_of, sum1, sum2, sum32 = wide[3], wide[4], wide[5], narrow[2]
+    found_v = narrow[1]  # a block's candidates' relevance, either way
     coef, coef2 = scale * weights, scale2 * weights2  # a term's weight in the relevance (English: 1, 0)
     lookups = len(sequence) if not mixed else terms  # English: summed token by token, in float32
     heap, state = np.empty(depth, np.float32), np.zeros(2, np.int64)  # the depth best; (documents kept, heap size)
@@ -695,42 +761,52 @@ def _maxscore_loop(order, bound, slack, starts, peaks, sequence, indices, data, 
         found = 0
         pruned = saved * PRUNE_SHARE > postings  # else scoring the block in full costs less
         if pruned:
-            touches = 0
+            # The essential terms' postings scattered. Each term adds the documents it touches first
+            # as one sorted run, so the candidates are a few sorted runs and need no sort.
+            touches, runs = 0, 0
             for k in range(skipped, terms):
                 u = by[k]
                 counts[1] += starts[u, block + 1] - starts[u, block]
                 for p in range(starts[u, block], starts[u, block + 1]):
                     j = indices[p] - base
-                    if partial[j] == 0:  # every posting adds a positive value
-                        touched[touches] = j
-                        touches += 1
-                    partial[j] += coef[u] * data[p] + coef2[u] * data2[p]
-            # The documents whose bound reaches the kth, put in order by a radix sort of their
-            # positions (a byte at a time: a few passes over them, where a pass over the block or a
-            # comparison sort measured slower).
-            for m in range(touches):
-                j = touched[m]
-                found_at[found] = j
-                found += allowed[base + j] and partial[j] + rest + shift_value + slack >= kth
-            for low in range(0, shift, 8):
-                bucket[:] = 0
-                for m in range(found):
-                    bucket[((found_at[m] >> low) & 255) + 1] += 1
-                for k in range(256):
-                    bucket[k + 1] += bucket[k]
-                for m in range(found):
-                    k = (found_at[m] >> low) & 255
-                    touched_sorted[bucket[k]] = found_at[m]
-                    bucket[k] += 1
-                found_at[:found] = touched_sorted[:found]
-            for m in range(found):
-                bound_of[m] = partial[found_at[m]]
-            for m in range(touches):
-                partial[touched[m]] = 0.0
-            # The non-essential terms, largest first: the candidates' values added, and those that can
-            # no longer reach the kth dropped. Then the survivors' exact relevance, term by term in
-            # order. A term's values are looked up per candidate (galloping search from the previous
-            # candidate's place) or, where the candidates are many against its postings, read densely.
+                    x = partial[j]
+                    touched[touches] = j
+                    touches += x == 0  # every posting adds a positive value
+                    partial[j] = x + (coef[u] * data[p] + coef2[u] * data2[p])
+                run_end[runs] = touches
+                runs += 1
+            # The largest non-essential terms with few postings against the documents touched:
+            # added to those documents in one pass over their postings (no lookups), which tightens
+            # the bound before any candidate is kept.
+            while skipped > 0:
+                u = by[skipped - 1]
+                lo, hi = starts[u, block], starts[u, block + 1]
+                if hi - lo > touches * ADD_SHARE:
+                    break
+                counts[1] += hi - lo
+                for p in range(lo, hi):
+                    j = indices[p] - base
+                    x = partial[j]
+                    partial[j] = x + (coef[u] * data[p] + coef2[u] * data2[p] if x != 0 else 0.0)
+                rest -= peaks[i, u]
+                skipped -= 1
+            # The documents whose bound reaches the kth, each run kept in order (the accumulator
+            # is put back to zeros on the way).
+            m = 0
+            for r in range(runs):
+                for m in range(m, run_end[r]):
+                    j = touched[m]
+                    x = partial[j]
+                    partial[j] = 0.0
+                    found_at[found], bound_of[found] = j, x
+                    found += allowed[base + j] & (x + rest + shift_value + slack >= kth)
+                m = run_end[r]
+                run_found[r] = found
+            # The other non-essential terms, largest first: the candidates' values added, and those
+            # that can no longer reach the kth dropped. Then the survivors' exact relevance, term by
+            # term in order. A candidate's value is found by a search in the term's postings of the
+            # block, from where a straight line through the block puts it, no earlier than the
+            # previous candidate's place in its run.
             for step in range(skipped + lookups):
                 refine = step < skipped
                 if refine:
@@ -751,43 +827,27 @@ def _maxscore_loop(order, bound, slack, starts, peaks, sequence, indices, data, 
                     break
                 lo, hi = starts[u, block], starts[u, block + 1]
                 counts[1] += min(hi - lo, found)
-                read_densely = 2 * (hi - lo) < found * LOOKUP_COST
-                if read_densely:
-                    for p in range(lo, hi):
-                        dense[indices[p] - base], dense2[indices[p] - base] = data[p], data2[p]
-                p, kept = lo, 0
-                for m in range(found):
-                    j = found_at[m]
-                    if read_densely:
-                        x1, x2 = dense[j], dense2[j]
-                    else:
+                m, kept = 0, 0
+                for r in range(runs):
+                    p = lo
+                    for m in range(m, run_found[r]):
+                        j = found_at[m]
                         d = base + j
-                        if p < hi and indices[p] < d:
-                            reach = 1
-                            while p + reach < hi and indices[p + reach] < d:
-                                reach *= 2
-                            low, top = p + (reach >> 1) + 1, min(p + reach, hi)
-                            while low < top:
-                                mid = (low + top) >> 1
-                                if indices[mid] < d:
-                                    low = mid + 1
-                                else:
-                                    top = mid
-                            p = low
+                        p = _SEEK(indices, p, hi, d, lo + ((j * (hi - lo)) >> shift))
                         x1, x2 = (data[p], data2[p]) if p < hi and indices[p] == d else (np.float32(0), np.float32(0))
+                        if refine:
+                            bound_of[m] += coef[u] * x1 + coef2[u] * x2
+                            if bound_of[m] + rest + shift_value + slack >= kth:
+                                found_at[kept], bound_of[kept] = j, bound_of[m]
+                                kept += 1
+                        elif mixed:
+                            sum1[m] += weights[u] * x1
+                            sum2[m] += weights2[u] * x2
+                        else:
+                            sum32[m] += x1
+                    m = run_found[r]
                     if refine:
-                        bound_of[m] += coef[u] * x1 + coef2[u] * x2
-                        if bound_of[m] + rest + shift_value + slack >= kth:
-                            found_at[kept], bound_of[kept] = j, bound_of[m]
-                            kept += 1
-                    elif mixed:
-                        sum1[m] += weights[u] * x1
-                        sum2[m] += weights2[u] * x2
-                    else:
-                        sum32[m] += x1
-                if read_densely:
-                    for p in range(lo, hi):
-                        dense[indices[p] - base], dense2[indices[p] - base] = 0, 0
+                        run_found[r] = kept
                 if refine:
                     found = kept
             for m in range(found):
@@ -857,8 +917,9 @@ def visit_blocks(order, bound, slack, starts, peaks, sequence, indices, data, da
     kth). Each visited block is scored in full in a block-sized accumulator (in cache, unlike an
     n-sized one) or, with ``maxscore`` (:func:`_maxscore_loop`), by MaxScore: ``peaks[i, u]`` is
     term ``u``'s largest contribution in the ``i``-th visited block; the terms of smallest peaks
-    summing (with ``shift_value``) below the kth are skipped, the others scattered, and the
-    documents whose partial relevance plus the skipped peaks reaches the kth are scored exactly by
+    summing (with ``shift_value``) below the kth are skipped, the others scattered (then the skipped
+    terms with few postings added to the documents touched), and the documents whose partial
+    relevance plus the other skipped terms' peaks reaches the kth are scored exactly by
     looking them up in each term's postings of the block (the block is scored in full where that
     would cost more); the kth starts at ``floor``. Query term ``u``'s postings in block ``b`` are
     ``starts[u, b]:starts[u, b + 1]`` of ``indices`` / ``data`` (BM25) / ``data2`` (TF-IDF).
@@ -902,20 +963,21 @@ def visit_blocks(order, bound, slack, starts, peaks, sequence, indices, data, da
 def _compiled(loop):
     """``loop`` compiled, calling :func:`_offer` compiled (numba resolves the global when it compiles
     the loop), or None without numba."""
-    global _OFFER
+    global _OFFER, _SEEK
     offer = _kernel(_offer)
     if offer is None:
         return None
-    _OFFER = offer
+    _OFFER, _SEEK = offer, _kernel(_seek)
     return _kernel(loop)
 
 
 def _workspace(size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per-thread work arrays of the compiled block loop (:func:`_visit_loop`): float64 (6, size),
-    float32 (5, size) and int64 (3, size), the first three rows of each float array zeros."""
+    """Per-thread work arrays of the compiled MaxScore loop (:func:`_maxscore_loop`): float64 (6,
+    size), float32 (3, size) and int64 (2, size); the first three float64 rows and the first float32
+    row zeros."""
     held = getattr(_LOCAL, "blocks", None)
     if held is None or held[0].shape[1] != size:
-        held = _LOCAL.blocks = (np.zeros((6, size)), np.zeros((5, size), np.float32), np.zeros((3, size), np.int64))
+        held = _LOCAL.blocks = (np.zeros((6, size)), np.zeros((3, size), np.float32), np.zeros((2, size), np.int64))
     return held
 
 

@@ -255,7 +255,7 @@ def test_without_numba_the_numpy_loops_give_the_same_top_k(english, chinese, mon
     compiled = {q: both_ways(english, q, False)[1].top(allowed, 30) for q in QUERIES_EN}
     compiled_zh = {q: both_ways(chinese, q, True)[1].top(np.ones(400, bool), 30) for q in QUERIES_ZH}
     monkeypatch.setattr(topk, "gather", gather_numpy)
-    monkeypatch.setattr(topk, "values_at", lambda rows, docs, values: None)
+    monkeypatch.setattr(topk, "places_at", lambda rows, docs: None)
 
     for q in QUERIES_EN:
         exact, estimated = both_ways(english, q, False)
@@ -265,23 +265,57 @@ def test_without_numba_the_numpy_loops_give_the_same_top_k(english, chinese, mon
         assert np.array_equal(both_ways(chinese, q, True)[1].top(np.ones(400, bool), 30), compiled_zh[q])
 
 
-@pytest.mark.parametrize("n_rows, n_docs", [(300, 1000), (50, 200_000), (2000, 500_000)])  # a merge / galloping
-def test_values_at_finds_each_row_in_a_postings_list(n_rows, n_docs):
-    from matcher.lexical_kernels import values_at
+@pytest.mark.parametrize("n_rows, n_docs", [(300, 1000), (50, 200_000), (2000, 500_000)])  # a merge / searches
+def test_places_at_finds_each_row_in_a_postings_list(n_rows, n_docs):
+    from matcher.lexical_kernels import places_at
 
     rng = np.random.default_rng(n_rows)
     docs = np.sort(rng.choice(4 * n_docs, size=n_docs, replace=False)).astype(np.int32)
-    values = rng.random(n_docs).astype(np.float32)
     rows = np.sort(np.concatenate([rng.choice(docs, n_rows // 2, replace=False),
                                    rng.choice(4 * n_docs, n_rows - n_rows // 2, replace=False)]))
     rows = np.unique(np.concatenate([[0, docs[0], docs[-1], 4 * n_docs - 1], rows])).astype(np.int64)
 
-    found = values_at(rows, docs, values)
+    found = places_at(rows, docs)
 
     if found is None:
         pytest.skip("numba is not installed")
     at = np.searchsorted(docs, rows).clip(0, n_docs - 1)
-    np.testing.assert_array_equal(found, np.where(docs[at] == rows, values[at], 0))
+    np.testing.assert_array_equal(found, np.where(docs[at] == rows, at, -1))
+
+
+@pytest.mark.parametrize("compiled", [True, False])
+def test_seek_finds_the_first_place_at_or_above_from_any_guess(compiled):
+    """The search of the block loops and of row lookups: from a guess below, above, at or outside
+    the answer, inside any window of the list."""
+    from matcher.lexical_kernels import _kernel, _seek
+
+    seek = _kernel(_seek) if compiled else _seek
+    if seek is None:
+        pytest.skip("numba is not installed")
+    rng = np.random.default_rng(5)
+    indices = np.sort(rng.choice(10_000, size=700, replace=False)).astype(np.int32)
+    for _ in range(3000):
+        low, hi = np.sort(rng.integers(0, len(indices) + 1, size=2))
+        d = int(rng.integers(-5, 10_005))
+        guess = int(rng.integers(-10, len(indices) + 10))
+        expected = low + int(np.searchsorted(indices[low:hi], d))
+        assert seek(indices, low, hi, d, guess) == expected, (low, hi, d, guess)
+
+
+def test_places_at_finds_rows_in_lists_whose_documents_are_clustered():
+    """Row lookups guess a place from a straight line through the list; documents bunched at both
+    ends (an industry-ordered corpus) make that guess far off, and the search still finds them."""
+    from matcher.lexical_kernels import places_at
+
+    docs = np.concatenate([np.arange(0, 30_000, 3), np.arange(9_000_000, 9_060_000, 2)]).astype(np.int32)
+    rows = np.unique(np.concatenate([docs[::97], docs[::89] + 1, [5, 8_999_999, 9_059_998, 9_100_000]])).astype(np.int64)
+
+    places = places_at(rows, docs)
+
+    if places is None:
+        pytest.skip("numba is not installed")
+    at = np.searchsorted(docs, rows).clip(0, len(docs) - 1)
+    np.testing.assert_array_equal(places, np.where(docs[at] == rows, at, -1))
 
 
 def test_sample_sums_compiled_and_in_numpy_agree(chinese, monkeypatch):

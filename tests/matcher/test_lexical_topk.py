@@ -12,7 +12,7 @@ import pytest
 
 import matcher.lexical_topk as topk
 from matcher.lexical import LexicalIndex
-from matcher.lexical_topk import BLOCKS_FILE, BlockMax, EstimatedRelevance, LexicalStats, lexical_top
+from matcher.lexical_topk import BLOCKS_FILE, BlockMax, EstimatedRelevance, LexicalStats, lexical_top, visit_blocks
 from tests.conftest import CHAIN_MAP, SHARED_DIR
 
 YC = SHARED_DIR / "datasets" / "yc" / "yc-companies-2024-05-11.csv"
@@ -140,15 +140,22 @@ def test_a_floor_guessed_from_the_sample_keeps_the_top_k_exact(yc, monkeypatch):
     assert_same_top(index, queries)
 
 
-@pytest.mark.parametrize("numba, sample", [(True, None), (False, None), (True, 128)])
-def test_chinese_block_max_top_k_is_the_top_of_its_own_relevance(numba, sample, monkeypatch):
+@pytest.mark.parametrize("numba, sample, pilot_margin", [(True, None, 1.5), (False, None, 1.5), (True, 128, 1.5),
+                                                          (True, None, 0.001)])
+def test_chinese_block_max_top_k_is_the_top_of_its_own_relevance(numba, sample, pilot_margin, monkeypatch):
     """The Chinese relevance (BM25 and TF-IDF, standardised with estimated statistics) has no
     full-scoring twin to be bit-identical to; its block-max top is the top of :meth:`rows`, with
-    exact statistics and with a sample of 128 documents (estimated, and a floor guessed from it)."""
+    exact statistics and with a sample of 128 documents (estimated, and a floor guessed from it),
+    also when the pilot pass's guess is far too high (a margin of 0.001: it runs again without).
+    :meth:`rows` answers the documents the top-k scored from what it kept: the same values as
+    computing them afresh."""
     if not CN.is_file():
         pytest.skip(f"{CN} is not available")
     if not numba:
         monkeypatch.setattr(topk, "_kernel", lambda function: None)
+    monkeypatch.setattr(topk, "PILOT_MARGIN", pilot_margin)
+    visits = []
+    monkeypatch.setattr(topk, "visit_blocks", lambda *a, **k: visits.append(len(a[0])) or visit_blocks(*a, **k))
     frame = pd.read_csv(CN, dtype=str).head(1200)
     texts = (frame["企业名称"].fillna("") + "。" + frame["经营范围"].fillna("") + "。" + frame["主营业务"].fillna("")).tolist()
     index = with_blocks(LexicalIndex.build(texts, **({"sample_size": sample} if sample else {})), 40)
@@ -158,7 +165,14 @@ def test_chinese_block_max_top_k_is_the_top_of_its_own_relevance(numba, sample, 
     for text in ["锂电池正极材料", "半导体芯片设计与封装测试", "创新药研发生产"] + [t.split("。")[0] for t in frame["主营业务"].dropna().iloc[::200]]:
         estimated = index.query(index.query_tokens(text), True, 0)
         for depth in (1, 20, 200):
-            assert np.array_equal(estimated.top(allowed, depth), lexical_top(estimated.rows(everyone), allowed, depth)), text
+            top = estimated.top(allowed, depth)
+            assert np.array_equal(estimated.rows(everyone), index.query(index.query_tokens(text), True, 0).rows(everyone))
+            assert np.array_equal(top, lexical_top(estimated.rows(everyone), allowed, depth)), text
+    blocks = index.blocks.blocks
+    pilot = -(-blocks // topk.PILOT_STRIDE)
+    assert pilot in visits and blocks - pilot in visits  # the pilot pass ran, then the other blocks
+    if pilot_margin < 1:
+        assert blocks in visits  # a guess too high: everything ran again without it
 
 
 def test_block_tables_cover_long_lists_only_and_are_saved_with_the_index(tmp_path):
