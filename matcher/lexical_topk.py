@@ -25,18 +25,20 @@ needs the query's mean and standard deviation over every document, and the lexic
   candidates need no sort), the non-essential terms with few postings against those documents are
   added to them in one more pass (``ADD_SHARE``), and only the documents whose bound still reaches
   the kth are scored exactly, by looking them up in every term's postings of the block (a search
-  from where a straight line through the block puts them). A long Chinese query's common words and
+  from where a straight line through the block puts them; a term with few postings against the
+  candidates is read through instead, ``SEEK_COST``). A long Chinese query's common words and
   bigrams (技术, 服务, 开发…) are most of its postings and have small maxima, so they are mostly looked up,
   not read. A block where lookups would cost more than reading is scored in full.
   The kth starts from a guess read off the statistics' sample (:meth:`EstimatedRelevance._floor`: a
   relevance about ``FLOOR_MARGIN * depth`` documents are expected to reach), so pruning starts at
   the first block; then a pilot pass over every ``PILOT_STRIDE``-th block raises it to about the
-  relevance ``PILOT_MARGIN * depth`` documents reach, read off what the pilot found, for the other
-  blocks. Fewer than ``depth`` documents reaching a guess means it was too high, and the top-k runs
-  again without it. Exact: the same documents in the same order as a full scoring
-  (English BM25 summed token by token in float32, as bm25s). An index without block tables falls
-  back to MaxScore with one maximum per term, or to a full scan for a query whose postings outnumber
-  ``FULL_SCAN_SHARE`` of the documents.
+  relevance ``PILOT_MARGIN * depth`` documents reach, read off what the pilot found (the pilot keeps
+  only that many, so its own threshold rises as it goes), for the other blocks. Fewer than
+  ``depth`` documents reaching a guess means it was too high, and the top-k runs again without it.
+  Exact: the same documents in the same order as a full scoring (English BM25 summed token by
+  token in float32, as bm25s). An index without block tables falls back to MaxScore with one
+  maximum per term, or to a full scan for a query whose postings outnumber ``FULL_SCAN_SHARE`` of
+  the documents.
 - **Rows** (:meth:`EstimatedRelevance.rows`): exact scores of given documents, by looking each up
   in the query's postings (BM25 summed in the query's token order in float32, as ``bm25s`` does,
   so an English query's scores are bit-identical to a full scoring); the documents the top-k
@@ -91,6 +93,11 @@ PRUNE_SHARE = 2
 # the candidates are chosen, instead of being looked up per candidate (measured at 10M: 0.5 against
 # 1, p50 alike, p95 -37 %; 2 slower at 1M; benchmarks/RESULTS.md).
 ADD_SHARE = 0.5
+# A non-essential term's candidates are looked up by a search each, unless its postings in the block
+# are at most SEEK_COST times the candidates: then its postings are read through against a map of
+# the candidates. Measured at 10M (Intel Xeon): a search in a long list costs ~200 ns (cache and TLB
+# misses), reading a posting ~6 ns; 16 and 48 alike, both faster than searching only.
+SEEK_COST = 16
 # The pilot pass (_top_blocks): every PILOT_STRIDE-th block is visited first, and the relevance
 # that about PILOT_MARGIN * depth of the corpus's documents are expected to reach, read off what it
 # found, is where the other blocks' threshold starts.
@@ -450,11 +457,11 @@ class EstimatedRelevance:
         peaks = peaks.T
         maxscore = c is not None or MAXSCORE_ENGLISH
 
-        def visit(visited: np.ndarray, floor: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        def visit(visited: np.ndarray, floor: float, keep: int = depth) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
             return visit_blocks(
                 visited, bound[visited], slack, starts, np.ascontiguousarray(peaks[visited]), sequence, self.b.indices,
                 self.b.data, data2, weights, weights2, *scales, float(self.shift), c is not None, allowed, blocks.shift,
-                self.n, depth, floor, maxscore)
+                self.n, keep, floor, maxscore)
 
         floor = self._floor(allowed, depth) if maxscore else -np.inf
         docs = None
@@ -463,9 +470,11 @@ class EstimatedRelevance:
             # The pilot pass: every PILOT_STRIDE-th block (an even sample of the corpus, far larger
             # than the statistics' sample) shows where the depth-th best relevance will be; the other
             # blocks start from there. Exact as the floor is: every document reaching the threshold
-            # is found, so at least depth of them found means the top depth are among them.
-            docs, scores, counts = visit(pilot, floor)
+            # is found, so at least depth of them found means the top depth are among them. The pilot
+            # keeps its own best ``reach``, so its threshold rises as it goes; every pilot document
+            # reaching the reach-th best is still found.
             reach = int(PILOT_MARGIN * depth * len(pilot) / blocks.blocks) + 1
+            docs, scores, counts = visit(pilot, floor, reach)
             if len(scores) >= reach:
                 floor = max(floor, float(np.partition(scores, len(scores) - reach)[len(scores) - reach]))
             more, more_scores, more_counts = visit(order[order % PILOT_STRIDE != 0], floor)
@@ -494,12 +503,23 @@ class EstimatedRelevance:
         if hits >= m:
             return -np.inf
         signals = self._sample[0] + self._sample_values(self._rare)[0]  # the common terms' were kept by _moments
-        values = (self.scale[:, None] * signals).sum(axis=0)
-        matched = signals[0] > 0
-        values = values[matched & allowed[st.rows]] + self.shift
+        matched = np.flatnonzero(signals[0] > 0)
+        values = self.scale[0] * signals[0, matched]
+        if len(self.scale) > 1:
+            values += self.scale[1] * signals[1, matched]
+        # The filter read only at the best few sample documents (a gather at 65,536 places spread
+        # over the corpus costs ~1 ms at 10M): if hits of them are allowed, the hits-th best allowed
+        # document is among them; else (a narrow filter) at all of them.
+        best = len(values) - 4 * hits
+        if best > 0:
+            top = np.flatnonzero(values >= np.partition(values, best)[best])
+            allowed_top = values[top[allowed[st.rows[matched[top]]]]]
+            values = allowed_top if len(allowed_top) >= hits else values[allowed[st.rows[matched]]]
+        else:
+            values = values[allowed[st.rows[matched]]]
         if len(values) < hits:
             return -np.inf
-        guess = float(np.partition(values, len(values) - hits)[len(values) - hits])
+        guess = float(np.partition(values, len(values) - hits)[len(values) - hits]) + self.shift
         return guess if guess > 0 else -np.inf
 
     def _top_maxscore(self, allowed: np.ndarray, depth: int) -> np.ndarray:
@@ -720,11 +740,12 @@ def _visit_loop(order, bound, slack, starts, sequence, indices, data, data2, wei
 
 
 def _maxscore_loop(order, bound, slack, starts, peaks, sequence, indices, data, data2, weights, weights2, scale, scale2,
-                   shift_value, mixed, allowed, shift, n, depth, floor, wide, narrow, places, docs, scores, counts):
+                   shift_value, mixed, allowed, shift, n, depth, floor, wide, narrow, places, mark, docs, scores, counts):
     size = 1 << shift
     terms = len(weights)
     # Work arrays of a block's size, kept between queries (fresh ones would page-fault on every page
-    # they touch); the first three of ``wide`` and the first of ``narrow`` are zeros on entry and
+    # they touch); the first three of ``wide``, the first of ``narrow`` and ``mark`` (a candidate's
+    # number plus one per document, for reading a term's postings through) are zeros on entry and
     # left zeros. Blocks scored in full: weighted BM25 and TF-IDF sums (mixed), BM25 token by token
     # (English). Pruned blocks: the essential terms' relevance; the documents they touch, in sorted
     # runs (run_end); the candidates (their positions, kept in those runs: run_found), bounds and
@@ -826,6 +847,41 @@ def _maxscore_loop(order, bound, slack, starts, peaks, sequence, indices, data, 
                 if found == 0:
                     break
                 lo, hi = starts[u, block], starts[u, block + 1]
+                if hi - lo <= found * SEEK_COST:
+                    # Fewer postings than the searches would cost: the term's postings of the block
+                    # read through, against the candidates marked in a block-sized map.
+                    counts[1] += hi - lo
+                    for m in range(found):
+                        mark[found_at[m]] = m + 1
+                    if refine:
+                        for p in range(lo, hi):
+                            k = mark[indices[p] - base]
+                            if k != 0:
+                                bound_of[k - 1] += coef[u] * data[p] + coef2[u] * data2[p]
+                    elif mixed:
+                        for p in range(lo, hi):
+                            k = mark[indices[p] - base]
+                            if k != 0:
+                                sum1[k - 1] += weights[u] * data[p]
+                                sum2[k - 1] += weights2[u] * data2[p]
+                    else:
+                        for p in range(lo, hi):
+                            k = mark[indices[p] - base]
+                            if k != 0:
+                                sum32[k - 1] += data[p]
+                    for m in range(found):
+                        mark[found_at[m]] = 0
+                    if refine:  # those that can no longer reach the kth dropped, each run kept in order
+                        m, kept = 0, 0
+                        for r in range(runs):
+                            for m in range(m, run_found[r]):
+                                if bound_of[m] + rest + shift_value + slack >= kth:
+                                    found_at[kept], bound_of[kept] = found_at[m], bound_of[m]
+                                    kept += 1
+                            m = run_found[r]
+                            run_found[r] = kept
+                        found = kept
+                    continue
                 counts[1] += min(hi - lo, found)
                 m, kept = 0, 0
                 for r in range(runs):
@@ -971,13 +1027,14 @@ def _compiled(loop):
     return _kernel(loop)
 
 
-def _workspace(size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _workspace(size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Per-thread work arrays of the compiled MaxScore loop (:func:`_maxscore_loop`): float64 (6,
-    size), float32 (3, size) and int64 (2, size); the first three float64 rows and the first float32
-    row zeros."""
+    size), float32 (3, size), int64 (2, size) and int32 (size,); the first three float64 rows, the
+    first float32 row and the int32 array zeros."""
     held = getattr(_LOCAL, "blocks", None)
     if held is None or held[0].shape[1] != size:
-        held = _LOCAL.blocks = (np.zeros((6, size)), np.zeros((3, size), np.float32), np.zeros((2, size), np.int64))
+        held = _LOCAL.blocks = (np.zeros((6, size)), np.zeros((3, size), np.float32), np.zeros((2, size), np.int64),
+                                np.zeros(size, np.int32))
     return held
 
 

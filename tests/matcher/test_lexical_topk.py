@@ -175,6 +175,60 @@ def test_chinese_block_max_top_k_is_the_top_of_its_own_relevance(numba, sample, 
         assert blocks in visits  # a guess too high: everything ran again without it
 
 
+def cn_index(rows: int = 1200, **build) -> tuple[LexicalIndex, list[str]]:
+    """Real A-share profiles with 64-document block tables, and Chinese needs."""
+    if not CN.is_file():
+        pytest.skip(f"{CN} is not available")
+    frame = pd.read_csv(CN, dtype=str).head(rows)
+    texts = (frame["企业名称"].fillna("") + "。" + frame["经营范围"].fillna("") + "。" + frame["主营业务"].fillna("")).tolist()
+    needs = ["锂电池正极材料", "半导体芯片设计与封装测试", "创新药研发生产"] + [t.split("。")[0] for t in frame["主营业务"].dropna().iloc[::200]]
+    return with_blocks(LexicalIndex.build(texts, **build), 40), needs
+
+
+def test_reading_a_term_through_and_searching_it_find_the_same_top_k(monkeypatch):
+    """A non-essential term's candidates are found by a search each or, where the term has few
+    postings against them, by reading its postings through (``SEEK_COST``). Either way the top-k is
+    the top of :meth:`rows`. The MaxScore loop runs uncompiled here, so that the setting takes
+    effect (numba fixes a global's value when it compiles)."""
+    index, needs = cn_index(600)
+    monkeypatch.setattr(topk, "_compiled", lambda loop: loop)
+    allowed = np.random.default_rng(5).random(index.num_docs) < 0.8
+    everyone = np.arange(index.num_docs)
+    read = {}
+    for seek_cost in (0, 10**9):  # always search / always read through
+        monkeypatch.setattr(topk, "SEEK_COST", seek_cost)
+        read[seek_cost] = 0
+        for text in needs[:4]:
+            estimated = index.query(index.query_tokens(text), True, 0)
+            for depth in (5, 60):
+                top = estimated.top(allowed, depth)
+                assert np.array_equal(top, lexical_top(estimated.rows(everyone), allowed, depth)), (text, seek_cost)
+                read[seek_cost] += int(estimated.visit_counts[1])
+    assert read[10**9] > read[0]  # reading through reads whole lists: the other branch ran
+
+
+@pytest.mark.parametrize("share", [0.83, 0.1])  # the best sample documents hold enough allowed ones / too few
+def test_the_floor_is_the_sample_guess_whether_or_not_the_filter_is_narrow(share):
+    """The top-k's starting threshold reads the filter only at the best few sample documents; it is
+    the same guess as reading it at every sample document: the relevance the ``hits``-th best
+    allowed sample document reaches."""
+    index, needs = cn_index(1200, sample_size=256)
+    allowed = np.random.default_rng(3).random(index.num_docs) < share
+    rows = index.stats.rows
+    guessed = 0
+    for text in needs:
+        estimated = index.query(index.query_tokens(text), True, 0)
+        for depth in (1, 20):
+            signals = estimated._sample[0] + estimated._sample_values(estimated._rare)[0]
+            values = (estimated.scale[:, None] * signals).sum(axis=0)[(signals[0] > 0) & allowed[rows]] + estimated.shift
+            hits = max(topk.FLOOR_SAMPLE_HITS, -(-topk.FLOOR_MARGIN * depth * len(rows) // index.num_docs))
+            expected = np.sort(values)[-hits] if len(values) >= hits else -np.inf
+            expected = expected if expected > 0 else -np.inf
+            assert estimated._floor(allowed, depth) == pytest.approx(expected, rel=1e-9), (text, depth)
+            guessed += np.isfinite(expected)
+    assert guessed > 0
+
+
 def test_block_tables_cover_long_lists_only_and_are_saved_with_the_index(tmp_path):
     texts = [("lidar sensor " * (i % 3 + 1) + ("battery" if i % 10 == 0 else "wallet") + (" drone" if i % 100 == 0 else ""))
              for i in range(1000)]
