@@ -513,10 +513,10 @@ class EstimatedRelevance:
         best = len(values) - 4 * hits
         if best > 0:
             top = np.flatnonzero(values >= np.partition(values, best)[best])
-            allowed_top = values[top[allowed[st.rows[matched[top]]]]]
-            values = allowed_top if len(allowed_top) >= hits else values[allowed[st.rows[matched]]]
-        else:
-            values = values[allowed[st.rows[matched]]]
+            top = top[allowed[st.rows[matched[top]]]]
+        if best <= 0 or len(top) < hits:
+            top = np.flatnonzero(allowed[st.rows[matched]])
+        values = values[top]
         if len(values) < hits:
             return -np.inf
         guess = float(np.partition(values, len(values) - hits)[len(values) - hits]) + self.shift
